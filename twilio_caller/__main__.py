@@ -1,0 +1,3 @@
+from twilio_caller.cli import main
+
+raise SystemExit(main())
