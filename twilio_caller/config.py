@@ -1,0 +1,254 @@
+"""config.yaml (or config.json) in the home directory, plus secrets and overrides from the
+environment, validated against skill.yaml's configSchema: one source of truth for every key,
+its default, its environment variable (`env:`) and whether it is a secret (`secret: true`)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import stat
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from twilio_caller.errors import ConfigError
+from twilio_caller.manifest import describe, load_manifest, schema_errors
+
+HOME_ENV = "TWILIO_CALLER_HOME"
+CONFIG_NAMES = ("config.yaml", "config.yml", "config.json")
+
+
+def resolve_home(environ: Mapping[str, str] = os.environ) -> Path:
+    configured = environ.get(HOME_ENV, "").strip()
+    return Path(configured).expanduser() if configured else Path.home() / ".twilio-caller"
+
+
+def ensure_home(home: Path) -> Path:
+    """Create the home directory, private to its owner."""
+    home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return home
+
+
+@dataclass(frozen=True)
+class Config:
+    home: Path
+    values: dict[str, Any]
+    file: Path | None = None
+    from_env: dict[str, str] = field(default_factory=dict)  # dotted key → variable name
+
+    def get(self, key: str) -> Any:
+        node: Any = self.values
+        for part in key.split("."):
+            node = node[part]
+        return node
+
+    @property
+    def database_path(self) -> Path:
+        return self.home / "twilio-caller.db"
+
+    def masked(self) -> dict[str, Any]:
+        """The values with every secret replaced by a hint that shows only its last 4 chars."""
+        shown = copy.deepcopy(self.values)
+        for key in secret_keys():
+            *parents, last = key.split(".")
+            node = shown
+            for part in parents:
+                node = node[part]
+            if node.get(last):
+                node[last] = mask(str(node[last]))
+        return shown
+
+
+def mask(secret: str) -> str:
+    return "****" + secret[-4:] if len(secret) >= 12 else "****"
+
+
+def load_config(home: Path, environ: Mapping[str, str] = os.environ) -> Config:
+    schema = config_schema()
+    path = find_config_file(home)
+    from_file = _read(path) if path else {}
+    if from_file:
+        _validate(from_file, schema, path.name if path else "config")
+    values = _merge(defaults(schema), from_file)
+    from_env = _apply_environment(values, environ)
+    if from_env:
+        _validate(values, schema, "config", from_env)
+    return Config(home=home, values=values, file=path, from_env=from_env)
+
+
+def find_config_file(home: Path) -> Path | None:
+    return next((home / name for name in CONFIG_NAMES if (home / name).is_file()), None)
+
+
+def config_schema() -> dict[str, Any]:
+    return load_manifest().config_schema
+
+
+def defaults(schema: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: _default(sub) for key, sub in schema["properties"].items()}
+
+
+def secret_keys() -> list[str]:
+    return [key for key, spec in _leaves(config_schema()) if spec.get("secret")]
+
+
+def environment_keys() -> dict[str, str]:
+    """Environment variable → dotted config key it overrides."""
+    return {spec["env"]: key for key, spec in _leaves(config_schema()) if "env" in spec}
+
+
+def world_readable_secrets(config: Config) -> bool:
+    """True when the config file holds a secret and others may read it."""
+    if config.file is None:
+        return False
+    mode = config.file.stat().st_mode
+    in_file = _read(config.file)
+    has_secret = any(_lookup(in_file, key) for key in secret_keys())
+    return has_secret and bool(mode & (stat.S_IRGRP | stat.S_IROTH))
+
+
+def _default(schema: Mapping[str, Any]) -> Any:
+    if schema.get("type") == "object" and "properties" in schema:
+        return defaults(schema)
+    return copy.deepcopy(schema.get("default"))
+
+
+def _leaves(schema: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
+    for key, sub in schema["properties"].items():
+        dotted = f"{prefix}{key}"
+        if sub.get("type") == "object" and "properties" in sub:
+            yield from _leaves(sub, dotted + ".")
+        else:
+            yield dotted, sub
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from exc
+    data = _parse_json(text, path) if path.suffix == ".json" else _parse_yaml(text, path)
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of keys to values")
+    return data
+
+
+def _parse_yaml(text: str, path: Path) -> Any:
+    import yaml
+
+    try:
+        return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{path}{where}: YAML syntax error: {exc.problem}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: YAML syntax error: {exc}") from exc
+
+
+def _parse_json(text: str, path: Path) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path} line {exc.lineno}, column {exc.colno}: {exc.msg}") from exc
+
+
+def _validate(
+    data: Mapping[str, Any],
+    schema: Mapping[str, Any],
+    source: str,
+    from_env: Mapping[str, str] | None = None,
+) -> None:
+    errors = schema_errors(schema, data)
+    if not errors:
+        return
+    lines = []
+    for error in errors[:10]:
+        key = ".".join(str(part) for part in error.absolute_path)
+        variable = (from_env or {}).get(key)
+        lines.append(f"{variable} (config key {key})" if variable else source)
+        lines[-1] += f": {describe(error)}"
+    more = f"\n(and {len(errors) - 10} more)" if len(errors) > 10 else ""
+    raise ConfigError("invalid configuration:\n" + "\n".join(lines) + more)
+
+
+def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _apply_environment(values: dict[str, Any], environ: Mapping[str, str]) -> dict[str, str]:
+    applied = {}
+    for variable, key in environment_keys().items():
+        value = environ.get(variable, "").strip()
+        if not value:
+            continue
+        *parents, last = key.split(".")
+        node = values
+        for part in parents:
+            node = node[part]
+        node[last] = value
+        applied[key] = variable
+    return applied
+
+
+def _lookup(data: Mapping[str, Any], key: str) -> Any:
+    node: Any = data
+    for part in key.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def write_example(home: Path, *, force: bool = False) -> Path:
+    """Write config.yaml with every key at its default, each explained by a comment."""
+    ensure_home(home)
+    path = home / "config.yaml"
+    existing = find_config_file(home)
+    if existing and not force:
+        raise ConfigError(f"{existing} already exists; use --force to replace it with the example")
+    text = example_text()
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
+        stream.write(text)
+    return path
+
+
+def example_text() -> str:
+    header = [
+        "# twilio-caller configuration, every key at its default.",
+        "# Secrets belong in the environment: TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN,",
+        "# NGROK_AUTHTOKEN, ELEVENLABS_API_KEY (they win over this file).",
+        "",
+    ]
+    return "\n".join(header + list(_example_lines(config_schema(), 0))) + "\n"
+
+
+def _example_lines(schema: Mapping[str, Any], depth: int) -> Iterator[str]:
+    import yaml
+
+    indent = "  " * depth
+    for key, sub in schema["properties"].items():
+        if "description" in sub:
+            yield f"{indent}# {sub['description']}"
+        if sub.get("type") == "object" and "properties" in sub:
+            yield f"{indent}{key}:"
+            yield from _example_lines(sub, depth + 1)
+            continue
+        rendered = yaml.safe_dump(
+            {key: sub.get("default")}, default_flow_style=True, sort_keys=False, width=10_000
+        ).strip()[1:-1]
+        if sub.get("secret"):
+            yield f"{indent}# {rendered}   # set {sub['env']} instead"
+        else:
+            yield f"{indent}{rendered}"

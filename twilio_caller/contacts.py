@@ -1,0 +1,300 @@
+"""The contact book: the allowlist of people who may be called. Names are unique regardless
+of case, numbers are stored in E.164 and must be real, dialable numbers."""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import re
+import sqlite3
+import unicodedata
+import zoneinfo
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from twilio_caller import numbers
+from twilio_caller.clock import Clock, isoformat
+from twilio_caller.errors import ConflictError, InvalidInputError, NotFoundError
+from twilio_caller.store import Store
+
+NAME_MAX = 64
+CSV_COLUMNS = ("name", "number", "timezone", "voice", "notes")
+_VOICE = re.compile(r"^(man|woman|alice|(Polly|Google)\.[A-Za-z0-9_-]+)$")
+_UNSET: Any = object()
+
+
+@dataclass(frozen=True)
+class Contact:
+    id: int
+    name: str
+    number: str
+    timezone: str | None
+    voice: str | None
+    notes: str | None
+    created_at: str
+    updated_at: str
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        del data["id"]
+        return data
+
+
+@dataclass(frozen=True)
+class ContactFields:
+    """A contact's values, each checked and normalised, ready to store."""
+
+    name: str
+    number: str
+    timezone: str | None
+    voice: str | None
+    notes: str | None
+
+
+class ContactBook:
+    def __init__(self, store: Store, clock: Clock, region: str) -> None:
+        self._store = store
+        self._clock = clock
+        self._region = region
+
+    def list(self) -> list[Contact]:
+        rows = self._store.query("SELECT * FROM contacts ORDER BY name_key")
+        return [Contact(**_columns(row)) for row in rows]
+
+    def get(self, name: str) -> Contact:
+        rows = self._store.query("SELECT * FROM contacts WHERE name_key = ?", (_key(name),))
+        if not rows:
+            raise NotFoundError(f"no contact named {name.strip()!r}{self._closest(name)}")
+        return Contact(**_columns(rows[0]))
+
+    def find_by_number(self, e164: str) -> Contact | None:
+        rows = self._store.query("SELECT * FROM contacts WHERE number = ?", (e164,))
+        return Contact(**_columns(rows[0])) if rows else None
+
+    def add(
+        self,
+        name: str,
+        number: str,
+        timezone: str | None = None,
+        voice: str | None = None,
+        notes: str | None = None,
+    ) -> Contact:
+        fields = self.check(name, number, timezone, voice, notes)
+        with self._store.transaction() as connection:
+            return self._insert(connection, fields)
+
+    def update(
+        self,
+        name: str,
+        *,
+        new_name: str | None = None,
+        number: str | None = None,
+        timezone: str | None = _UNSET,
+        voice: str | None = _UNSET,
+        notes: str | None = _UNSET,
+    ) -> Contact:
+        current = self.get(name)
+        fields = self.check(
+            new_name if new_name is not None else current.name,
+            number if number is not None else current.number,
+            current.timezone if timezone is _UNSET else timezone,
+            current.voice if voice is _UNSET else voice,
+            current.notes if notes is _UNSET else notes,
+        )
+        with self._store.transaction() as connection:
+            self._ensure_unique(connection, fields, current.id)
+            connection.execute(
+                "UPDATE contacts SET name = ?, name_key = ?, number = ?, timezone = ?,"
+                " voice = ?, notes = ?, updated_at = ? WHERE id = ?",
+                (fields.name, _key(fields.name), fields.number, fields.timezone, fields.voice,
+                 fields.notes, isoformat(self._clock.now()), current.id),
+            )
+        return self.get(fields.name)
+
+    def remove(self, name: str) -> Contact:
+        contact = self.get(name)
+        with self._store.transaction() as connection:
+            connection.execute("DELETE FROM contacts WHERE id = ?", (contact.id,))
+        return contact
+
+    def import_csv(self, path: Path) -> list[Contact]:
+        """Every row, or none: all rows are checked before the first is written."""
+        rows = _read_csv(path)
+        checked: list[ContactFields] = []
+        problems: list[str] = []
+        for line, row in rows:
+            if row.get(None):  # type: ignore[call-overload]
+                problems.append(f"line {line}: more values than the header has columns")
+                continue
+            try:
+                fields = self.check(*(row.get(column) for column in CSV_COLUMNS))
+            except InvalidInputError as exc:
+                problems.append(f"line {line}: {exc.message}")
+                continue
+            clash = _clash(fields, checked)
+            if clash:
+                problems.append(f"line {line}: {clash} appears earlier in the file")
+            checked.append(fields)
+        if problems:
+            raise InvalidInputError(
+                f"{path}: nothing imported; fix these rows:\n" + "\n".join(problems[:20])
+                + (f"\n(and {len(problems) - 20} more)" if len(problems) > 20 else "")
+            )
+        try:
+            with self._store.transaction() as connection:
+                return [self._insert(connection, fields) for fields in checked]
+        except ConflictError as exc:
+            raise ConflictError(f"{path}: nothing imported; {exc.message}") from exc
+
+    def check(
+        self,
+        name: str | None,
+        number: str | None,
+        timezone: str | None = None,
+        voice: str | None = None,
+        notes: str | None = None,
+    ) -> ContactFields:
+        return ContactFields(
+            name=check_name(name or ""),
+            number=numbers.parse_regular(number or "", self._region, "a contact").e164,
+            timezone=check_timezone(timezone),
+            voice=check_voice(voice),
+            notes=(notes or "").strip() or None,
+        )
+
+    def _insert(self, connection: sqlite3.Connection, fields: ContactFields) -> Contact:
+        self._ensure_unique(connection, fields, None)
+        now = isoformat(self._clock.now())
+        cursor = connection.execute(
+            "INSERT INTO contacts (name, name_key, number, timezone, voice, notes,"
+            " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (fields.name, _key(fields.name), fields.number, fields.timezone, fields.voice,
+             fields.notes, now, now),
+        )
+        return Contact(id=cursor.lastrowid or 0, **asdict(fields), created_at=now, updated_at=now)
+
+    def _ensure_unique(
+        self, connection: sqlite3.Connection, fields: ContactFields, own_id: int | None
+    ) -> None:
+        for column, value, label in (
+            ("name_key", _key(fields.name), "the name"),
+            ("number", fields.number, "the number"),
+        ):
+            row = connection.execute(
+                f"SELECT name FROM contacts WHERE {column} = ? AND id IS NOT ?", (value, own_id)
+            ).fetchone()
+            if row:
+                shown = fields.name if column == "name_key" else fields.number
+                raise ConflictError(
+                    f"{label} {shown!r} is already taken by contact {row['name']!r}",
+                    field="name" if column == "name_key" else "number",
+                )
+
+    def _closest(self, name: str) -> str:
+        names = [contact.name for contact in self.list()]
+        by_key = {_key(n): n for n in names}
+        close = difflib.get_close_matches(_key(name), list(by_key), n=3, cutoff=0.5)
+        if close:
+            return f"; did you mean {', '.join(repr(by_key[k]) for k in close)}?"
+        return "; no contacts yet (add one with `twilio-caller add`)" if not names else ""
+
+
+def check_name(raw: str) -> str:
+    name = " ".join(unicodedata.normalize("NFC", raw).split())
+    if not name:
+        raise InvalidInputError("the contact name must not be empty", field="name")
+    if len(name) > NAME_MAX:
+        raise InvalidInputError(f"the contact name is longer than {NAME_MAX} characters", field="name")
+    if any(unicodedata.category(ch).startswith("C") for ch in name):
+        raise InvalidInputError("the contact name contains control characters", field="name")
+    if not any(ch.isalpha() for ch in name):
+        raise InvalidInputError(
+            f"the contact name {name!r} needs at least one letter (it must not look like a number)",
+            field="name",
+        )
+    return name
+
+
+def check_timezone(raw: str | None) -> str | None:
+    value = (raw or "").strip()
+    if not value:
+        return None
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        close = difflib.get_close_matches(value, sorted(zoneinfo.available_timezones()), n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else " (use an IANA name such as America/Chicago)"
+        raise InvalidInputError(f"unknown time zone {value!r}{hint}", field="timezone") from None
+    return value
+
+
+def check_voice(raw: str | None) -> str | None:
+    value = (raw or "").strip()
+    if not value:
+        return None
+    if not _VOICE.match(value):
+        raise InvalidInputError(
+            f"{value!r} is not a Twilio voice name (e.g. Polly.Brian, Polly.Joanna-Neural, Google.en-US-Neural2-A)",
+            field="voice",
+        )
+    return value
+
+
+def _key(name: str) -> str:
+    return " ".join(unicodedata.normalize("NFC", name).split()).casefold()
+
+
+def _columns(row: sqlite3.Row) -> dict[str, Any]:
+    return {key: row[key] for key in row.keys() if key != "name_key"}
+
+
+def _clash(fields: ContactFields, earlier: Iterable[ContactFields]) -> str | None:
+    for other in earlier:
+        if _key(other.name) == _key(fields.name):
+            return f"the name {fields.name!r}"
+        if other.number == fields.number:
+            return f"the number {fields.number}"
+    return None
+
+
+def _read_csv(path: Path) -> list[tuple[int, Mapping[str, str | None]]]:
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as stream:
+            reader = csv.DictReader(stream)
+            header = [(column or "").strip().lower() for column in reader.fieldnames or []]
+            _check_header(path, header)
+            reader.fieldnames = header
+            rows = [(reader.line_num, row) for row in reader if not _blank(row)]
+    except FileNotFoundError:
+        raise InvalidInputError(f"no such file: {path}", field="path") from None
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise InvalidInputError(f"cannot read {path} as CSV: {exc}", field="path") from exc
+    if not rows:
+        raise InvalidInputError(f"{path} has a header but no contacts", field="path")
+    return rows
+
+
+def _blank(row: Mapping[str | None, object]) -> bool:
+    return not any(isinstance(value, str) and value.strip() for value in row.values())
+
+
+def _check_header(path: Path, header: list[str]) -> None:
+    if not header:
+        raise InvalidInputError(
+            f"{path} is empty; its first row must name the columns: {', '.join(CSV_COLUMNS)}",
+            field="path",
+        )
+    unknown = [column for column in header if column not in CSV_COLUMNS]
+    missing = [column for column in ("name", "number") if column not in header]
+    if unknown or missing:
+        problems = []
+        if missing:
+            problems.append(f"missing column(s) {', '.join(missing)}")
+        if unknown:
+            problems.append(f"unknown column(s) {', '.join(map(repr, unknown))}")
+        raise InvalidInputError(
+            f"{path}: {'; '.join(problems)}; the columns are: {', '.join(CSV_COLUMNS)}",
+            field="path",
+        )

@@ -1,0 +1,53 @@
+"""What a tool needs to run: the home directory, its config, the store and the clock —
+each opened on first use, so a command pays only for what it touches."""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from twilio_caller.calls import CallLog
+from twilio_caller.clock import Clock, SystemClock
+from twilio_caller.config import Config, ensure_home, load_config, resolve_home
+from twilio_caller.contacts import ContactBook
+from twilio_caller.store import Store
+
+
+class Runtime:
+    def __init__(
+        self,
+        home: Path,
+        *,
+        clock: Clock | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        self.home = home
+        self.clock: Clock = clock or SystemClock()
+        self.environ: Mapping[str, str] = os.environ if environ is None else environ
+
+    @classmethod
+    def from_environment(cls, clock: Clock | None = None) -> Runtime:
+        return cls(resolve_home(os.environ), clock=clock)
+
+    @functools.cached_property
+    def config(self) -> Config:
+        return load_config(self.home, self.environ)
+
+    @functools.cached_property
+    def store(self) -> Store:
+        ensure_home(self.home)
+        return Store(self.config.database_path)
+
+    @functools.cached_property
+    def contacts(self) -> ContactBook:
+        return ContactBook(self.store, self.clock, self.config.get("phone_region"))
+
+    @functools.cached_property
+    def calls(self) -> CallLog:
+        return CallLog(self.store, self.clock, self.config.get("safety.timezone"))
+
+    def close(self) -> None:
+        if "store" in self.__dict__:
+            self.store.close()
