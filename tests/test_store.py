@@ -1,0 +1,97 @@
+from __future__ import annotations
+
+import multiprocessing
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from twilio_caller.errors import ConflictError
+from twilio_caller.store import MIGRATIONS, Migration, Store
+
+
+def test_a_new_database_is_in_wal_mode_with_every_migration_recorded(tmp_path: Path) -> None:
+    store = Store(tmp_path / "db.sqlite")
+    assert store.applied_migrations() == [m.name for m in MIGRATIONS]
+    assert store.query("PRAGMA journal_mode")[0][0] == "wal"
+    tables = {row["name"] for row in store.query("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert {"contacts", "calls", "turns", "events", "safety_decisions"} <= tables
+    store.close()
+
+
+def test_reopening_applies_only_new_migrations_in_order(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite"
+    Store(path).close()
+    later = Migration("0002_extra", ("CREATE TABLE extra (x INTEGER)",))
+    store = Store(path, (*MIGRATIONS, later))
+    assert store.applied_migrations() == [m.name for m in MIGRATIONS] + ["0002_extra"]
+    store.close()
+
+
+def test_a_failing_migration_leaves_nothing_behind(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite"
+    Store(path).close()
+    broken = Migration("0002_broken", ("CREATE TABLE half (x INTEGER)", "CREATE TABLE nonsense ("))
+    with pytest.raises(Exception):
+        Store(path, (*MIGRATIONS, broken))
+    connection = sqlite3.connect(path)
+    tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
+    applied = {row[0] for row in connection.execute("SELECT name FROM schema_migrations")}
+    connection.close()
+    assert "half" not in tables
+    assert "0002_broken" not in applied
+
+
+def test_a_transaction_that_raises_writes_nothing(tmp_path: Path) -> None:
+    store = Store(tmp_path / "db.sqlite")
+    with pytest.raises(RuntimeError):
+        with store.transaction() as connection:
+            connection.execute(
+                "INSERT INTO contacts (name, name_key, number, created_at, updated_at)"
+                " VALUES ('A', 'a', '+13125550123', 'now', 'now')"
+            )
+            raise RuntimeError("boom")
+    assert store.query("SELECT COUNT(*) FROM contacts")[0][0] == 0
+    store.close()
+
+
+def _add_contacts(home: str, worker: int, results: "multiprocessing.Queue[str]") -> None:
+    from twilio_caller.errors import ConflictError as Conflict
+    from twilio_caller.runtime import Runtime
+
+    runtime = Runtime(Path(home), environ={})
+    for index in range(5):
+        runtime.contacts.add(f"Worker{worker}-{index}", f"+1312555{worker:02d}{index:02d}")
+    try:
+        runtime.contacts.add("Shared", "+13125559999")
+        results.put("added")
+    except Conflict:
+        results.put("conflict")
+    runtime.close()
+
+
+def test_several_processes_share_one_database_safely(home: Path) -> None:
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    workers = [context.Process(target=_add_contacts, args=(str(home), n, results)) for n in range(4)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=120)
+        assert worker.exitcode == 0
+    outcomes = sorted(results.get(timeout=5) for _ in workers)
+    assert outcomes == ["added", "conflict", "conflict", "conflict"]
+    store = Store(home / "twilio-caller.db")
+    assert store.query("SELECT COUNT(*) FROM contacts")[0][0] == 4 * 5 + 1
+    assert store.applied_migrations() == [m.name for m in MIGRATIONS]
+    store.close()
+
+
+def test_conflict_error_is_raised_not_a_raw_integrity_error(tmp_path: Path) -> None:
+    from twilio_caller.clock import SystemClock
+    from twilio_caller.contacts import ContactBook
+
+    book = ContactBook(Store(tmp_path / "db.sqlite"), SystemClock(), "US")
+    book.add("Contact1", "312-555-0101")
+    with pytest.raises(ConflictError):
+        book.add("Other", "+1 (312) 555-0101")

@@ -1,0 +1,66 @@
+"""Switches that make the simulator misbehave the ways Twilio sometimes does."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from twilio_caller.simulator.errors import INTERNAL_SERVER_ERROR, TOO_MANY_REQUESTS, ApiError
+
+
+@dataclass(frozen=True)
+class _Failure:
+    status: int
+    code: int
+    message: str
+
+
+_FAILURES = {
+    429: _Failure(429, TOO_MANY_REQUESTS, "Too Many Requests"),
+    500: _Failure(500, INTERNAL_SERVER_ERROR, "Internal Server Error"),
+}
+
+
+class Chaos:
+    """Thread-safe: tests flip switches from their own thread while the simulator runs."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._create_failures: list[_Failure] = []
+        self._stalls = 0
+        self.duplicate_status_callbacks = False
+        self.reorder_status_callbacks = False
+
+    def fail_next_creates(self, count: int, status: int = 429) -> None:
+        """The next `count` create requests answer `status` (429 or 500) and place no call."""
+        if status not in _FAILURES:
+            raise ValueError(f"status must be one of {sorted(_FAILURES)}")
+        with self._lock:
+            self._create_failures.extend([_FAILURES[status]] * count)
+
+    def stall_next_webhooks(self, count: int) -> None:
+        """The next `count` TwiML requests are sent, but their answers arrive after the
+        HTTP limit, so Twilio gives up with 11200."""
+        with self._lock:
+            self._stalls += count
+
+    def reset(self) -> None:
+        with self._lock:
+            self._create_failures.clear()
+            self._stalls = 0
+            self.duplicate_status_callbacks = False
+            self.reorder_status_callbacks = False
+
+    def take_create_failure(self) -> ApiError | None:
+        with self._lock:
+            if not self._create_failures:
+                return None
+            failure = self._create_failures.pop(0)
+        return ApiError(failure.status, failure.code, failure.message)
+
+    def take_stall(self) -> bool:
+        with self._lock:
+            if self._stalls == 0:
+                return False
+            self._stalls -= 1
+            return True
