@@ -27,7 +27,13 @@ def resolve_home(environ: Mapping[str, str] = os.environ) -> Path:
 
 def ensure_home(home: Path) -> Path:
     """Create the home directory, private to its owner."""
-    home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot use {home} as the twilio-caller home ({exc.strerror}); "
+            f"set {HOME_ENV} to a writable directory"
+        ) from exc
     return home
 
 

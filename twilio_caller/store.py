@@ -102,12 +102,11 @@ class Store:
 
     def __init__(self, path: Path, migrations: Sequence[Migration] = MIGRATIONS) -> None:
         self.path = path
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._lock = threading.RLock()
         try:
             self._connection = _connect(path)
             self._migrate(migrations)
-        except sqlite3.DatabaseError as exc:
+        except (sqlite3.DatabaseError, OSError) as exc:
             raise InternalError(f"cannot open the database {path}: {exc}") from exc
 
     def close(self) -> None:
