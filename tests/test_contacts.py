@@ -37,7 +37,7 @@ def test_a_contact_keeps_its_details(runtime: Runtime, clock: ManualClock) -> No
                    timezone="America/New_York", voice="Polly.Joanna", notes="sister")
     assert contact == {
         "name": "Contact1", "number": "+13125550101", "timezone": "America/New_York",
-        "voice": "Polly.Joanna", "notes": "sister",
+        "voice": "Polly.Joanna", "notes": "sister", "opted_out_at": None,
         "created_at": "2026-11-24T15:00:00+00:00", "updated_at": "2026-11-24T15:00:00+00:00",
     }
     assert tool(runtime, "list_contacts") == {"contacts": [contact]}

@@ -92,6 +92,7 @@ def record(row: sqlite3.Row, turns: Sequence[sqlite3.Row]) -> dict[str, Any]:
         "duration_seconds": row["duration_seconds"],
         "ended": row["status"] in TERMINAL_STATUSES,
         "voicemail_left": bool(row["voicemail_left"]),
+        "opted_out": bool(row["opted_out"]),
         "message": row["message"],
         "created_at": row["created_at"],
     }
@@ -99,3 +100,98 @@ def record(row: sqlite3.Row, turns: Sequence[sqlite3.Row]) -> dict[str, Any]:
 
 def _start_of(day: date, zone: ZoneInfo) -> datetime:
     return datetime.combine(day, time.min, tzinfo=zone)
+
+
+STATUS_RANK = {"pending": 0, "queued": 1, "initiated": 2, "ringing": 3, "in-progress": 4}
+TERMINAL_RANK = 5
+
+
+def status_rank(status: str) -> int:
+    return TERMINAL_RANK if status in TERMINAL_STATUSES else STATUS_RANK.get(status, 0)
+
+
+class CallWriter:
+    """Every write to a call's record: one short transaction each, done before Twilio gets
+    its answer, so what Twilio was told is always on disk."""
+
+    def __init__(self, store: Store, clock: Clock) -> None:
+        self._store = store
+        self._clock = clock
+
+    def insert(self, connection: sqlite3.Connection, fields: dict[str, Any]) -> None:
+        """Inside safety's reservation transaction: the call exists from the moment it is allowed."""
+        row = {**fields, "status": "pending", "created_at": isoformat(self._clock.now())}
+        columns = ", ".join(row)
+        connection.execute(
+            f"INSERT INTO calls ({columns}) VALUES ({', '.join('?' * len(row))})", list(row.values())
+        )
+
+    def placed(self, call_id: str, twilio_sid: str, status: str) -> None:
+        with self._store.transaction() as connection:
+            connection.execute(
+                "UPDATE calls SET twilio_sid = ?, status = CASE WHEN status = 'pending'"
+                " THEN ? ELSE status END WHERE id = ?",
+                (twilio_sid, status, call_id),
+            )
+
+    def not_placed(self, call_id: str, error: str) -> None:
+        """Twilio refused the call: it failed, and it does not count against any cap."""
+        with self._store.transaction() as connection:
+            connection.execute(
+                "UPDATE calls SET status = 'failed', placed = 0, error = ?, ended_at = ?"
+                " WHERE id = ?",
+                (error, isoformat(self._clock.now()), call_id),
+            )
+
+    def turn(self, call_id: str, speaker: str, text: str, confidence: float | None = None,
+             dedupe_key: str | None = None) -> bool:
+        """Record a transcript line; False when `dedupe_key` was recorded before (a replay)."""
+        with self._store.transaction() as connection:
+            cursor = connection.execute(
+                "INSERT OR IGNORE INTO turns (call_id, speaker, text, confidence, at, dedupe_key)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (call_id, speaker, text, confidence, isoformat(self._clock.now()), dedupe_key),
+            )
+            return cursor.rowcount == 1
+
+    def event(self, call_id: str, kind: str, status: str | None, sequence: int | None,
+              payload: dict[str, Any]) -> bool:
+        """Record a status callback; False for a duplicate (same kind and SequenceNumber)."""
+        import json
+
+        with self._store.transaction() as connection:
+            cursor = connection.execute(
+                "INSERT OR IGNORE INTO events (call_id, kind, status, sequence_number, payload, at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (call_id, kind, status, sequence, json.dumps(payload), isoformat(self._clock.now())),
+            )
+            return cursor.rowcount == 1
+
+    def advance(self, call_id: str, status: str, **fields: Any) -> str:
+        """Move the call forward to `status` (never back; a terminal state is final) and set
+        `fields` (answered_by, duration_seconds, no_reply_reason, ...). Returns the status now."""
+        with self._store.transaction() as connection:
+            current = connection.execute("SELECT status FROM calls WHERE id = ?", (call_id,)).fetchone()
+            if current is None:
+                return status
+            now_status = current["status"]
+            if status_rank(status) > status_rank(now_status):
+                now_status = status
+                if status in TERMINAL_STATUSES:
+                    fields["ended_at"] = isoformat(self._clock.now())
+            sets = {"status": now_status, **{k: v for k, v in fields.items() if v is not None}}
+            assignments = ", ".join(f"{column} = ?" for column in sets)
+            connection.execute(
+                f"UPDATE calls SET {assignments} WHERE id = ?", [*sets.values(), call_id]
+            )
+            return now_status
+
+    def get(self, call_id: str) -> dict[str, Any] | None:
+        rows = self._store.query("SELECT * FROM calls WHERE id = ?", (call_id,))
+        if not rows:
+            return None
+        turns = self._store.query(
+            "SELECT speaker, text, confidence, at FROM turns WHERE call_id = ? ORDER BY id",
+            (call_id,),
+        )
+        return record(rows[0], turns)

@@ -33,6 +33,7 @@ class Contact:
     timezone: str | None
     voice: str | None
     notes: str | None
+    opted_out_at: str | None
     created_at: str
     updated_at: str
 
@@ -94,6 +95,7 @@ class ContactBook:
         timezone: str | None = _UNSET,
         voice: str | None = _UNSET,
         notes: str | None = _UNSET,
+        opt_in: bool = False,
     ) -> Contact:
         current = self.get(name)
         fields = self.check(
@@ -106,12 +108,23 @@ class ContactBook:
         with self._store.transaction() as connection:
             self._ensure_unique(connection, fields, current.id)
             connection.execute(
-                "UPDATE contacts SET name = ?, name_key = ?, number = ?, timezone = ?,"
-                " voice = ?, notes = ?, updated_at = ? WHERE id = ?",
+                "UPDATE contacts SET name = ?, name_key = ?, number = ?, timezone = ?, voice = ?,"
+                " notes = ?, opted_out_at = CASE WHEN ? THEN NULL ELSE opted_out_at END,"
+                " updated_at = ? WHERE id = ?",
                 (fields.name, _key(fields.name), fields.number, fields.timezone, fields.voice,
-                 fields.notes, isoformat(self._clock.now()), current.id),
+                 fields.notes, opt_in, isoformat(self._clock.now()), current.id),
             )
         return self.get(fields.name)
+
+    def opt_out(self, e164: str) -> None:
+        """The callee asked not to be called again: refuse calls until the owner opts them in."""
+        now = isoformat(self._clock.now())
+        with self._store.transaction() as connection:
+            connection.execute(
+                "UPDATE contacts SET opted_out_at = COALESCE(opted_out_at, ?), updated_at = ?"
+                " WHERE number = ?",
+                (now, now, e164),
+            )
 
     def remove(self, name: str) -> Contact:
         contact = self.get(name)
@@ -173,7 +186,10 @@ class ContactBook:
             (fields.name, _key(fields.name), fields.number, fields.timezone, fields.voice,
              fields.notes, now, now),
         )
-        return Contact(id=cursor.lastrowid or 0, **asdict(fields), created_at=now, updated_at=now)
+        return Contact(
+            id=cursor.lastrowid or 0, **asdict(fields), opted_out_at=None,
+            created_at=now, updated_at=now,
+        )
 
     def _ensure_unique(
         self, connection: sqlite3.Connection, fields: ContactFields, own_id: int | None

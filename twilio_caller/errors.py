@@ -90,3 +90,21 @@ class NotFoundError(TwilioCallerError):
 class ServerUnavailableError(TwilioCallerError):
     code = "server_unavailable"
     exit_code = 7
+
+
+def from_dict(document: dict[str, Any]) -> TwilioCallerError:
+    """The error an error document describes (the control API's answers, read by clients)."""
+    body = document.get("error", {})
+    code = body.get("code")
+    if code == "refused":
+        return RefusedError(body.get("rule", "unknown"), body.get("reason", ""), body.get("next_allowed_at"))
+    kinds: dict[str, type[TwilioCallerError]] = {
+        cls.code: cls
+        for cls in (InvalidInputError, UnknownToolError, ConflictError, TelephonyError,
+                    ConfigError, NotFoundError, ServerUnavailableError, InternalError)
+    }
+    kind = kinds.get(code or "", InternalError)
+    error = kind(body.get("message", "the server gave no reason"))
+    if isinstance(error, InvalidInputError):
+        error.field = body.get("field")
+    return error

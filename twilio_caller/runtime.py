@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 from twilio_caller.calls import CallLog
 from twilio_caller.clock import Clock, SystemClock
@@ -26,6 +27,9 @@ class Runtime:
         self.home = home
         self.clock: Clock = clock or SystemClock()
         self.environ: Mapping[str, str] = os.environ if environ is None else environ
+        self.simulate = self.environ.get("TWILIO_CALLER_SIMULATE", "") in ("1", "true", "yes")
+        self.callee: dict[str, Any] | None = None  # simulate mode: the callee script for `call`
+        self.progress: Callable[[dict[str, Any]], None] | None = None  # live call progress
 
     @classmethod
     def from_environment(cls, clock: Clock | None = None) -> Runtime:

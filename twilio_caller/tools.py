@@ -30,6 +30,7 @@ def update_contact(
     name: str,
     new_name: str | None = None,
     number: str | None = None,
+    opt_in: bool = False,
     timezone: str | None = _KEEP,
     voice: str | None = _KEEP,
     notes: str | None = _KEEP,
@@ -39,7 +40,7 @@ def update_contact(
         for key, value in {"timezone": timezone, "voice": voice, "notes": notes}.items()
         if value is not _KEEP
     }
-    return rt.contacts.update(name, new_name=new_name, number=number, **given).to_dict()
+    return rt.contacts.update(name, new_name=new_name, number=number, opt_in=opt_in, **given).to_dict()
 
 
 def remove_contact(rt: Runtime, *, name: str) -> dict[str, Any]:
@@ -66,3 +67,107 @@ def list_calls(
     contact_id = rt.contacts.get(contact).id if contact is not None else None
     calls = rt.calls.list(contact_id=contact_id, status=status, since=since, limit=limit)
     return {"calls": calls}
+
+
+def call(
+    rt: Runtime,
+    *,
+    to: str,
+    message: str,
+    interactive: bool = False,
+    voice: str | None = None,
+    language: str | None = None,
+    keep_open: bool = False,
+    closing: str | None = None,
+    dry_run: bool = False,
+    wait: bool = True,
+    timeout_seconds: float = 50,
+) -> dict[str, Any]:
+    arguments = {
+        "to": to, "message": message, "interactive": interactive, "keep_open": keep_open,
+        "wait": wait, "timeout_seconds": timeout_seconds, "voice": voice, "language": language,
+        "closing": closing,
+    }
+    arguments = {key: value for key, value in arguments.items() if value is not None}
+    if dry_run:
+        return _dry_run(rt, arguments)
+    from twilio_caller.server.client import ensure_server
+
+    server = ensure_server(rt.home, simulate=rt.simulate)
+    extra = {"callee": rt.callee} if rt.callee else None
+    return server.invoke("call", arguments, wait_seconds=timeout_seconds, extra=extra,
+                         progress=rt.progress)
+
+
+def say(rt: Runtime, *, call_id: str, message: str, expect_reply: bool = True,
+        timeout_seconds: float = 50) -> dict[str, Any]:
+    arguments = {"call_id": call_id, "message": message, "expect_reply": expect_reply,
+                 "timeout_seconds": timeout_seconds}
+    return _live_call(rt, "say", arguments, timeout_seconds)
+
+
+def wait(rt: Runtime, *, call_id: str, until: str = "reply", timeout_seconds: float = 50) -> dict[str, Any]:
+    arguments = {"call_id": call_id, "until": until, "timeout_seconds": timeout_seconds}
+    return _live_call(rt, "wait", arguments, timeout_seconds)
+
+
+def hangup(rt: Runtime, *, call_id: str, message: str | None = None) -> dict[str, Any]:
+    arguments = {"call_id": call_id, **({"message": message} if message else {})}
+    return _live_call(rt, "hangup", arguments, 30)
+
+
+def call_status(rt: Runtime, *, call_id: str) -> dict[str, Any]:
+    from twilio_caller.server.client import find_server
+
+    server = find_server(rt.home)
+    if server is not None:
+        return server.invoke("call_status", {"call_id": call_id}, wait_seconds=5)
+    return _stored_call(rt, call_id)
+
+
+def _live_call(rt: Runtime, tool: str, arguments: dict[str, Any], wait_seconds: float) -> dict[str, Any]:
+    from twilio_caller.errors import InvalidInputError, ServerUnavailableError
+    from twilio_caller.server.client import find_server
+
+    server = find_server(rt.home)
+    if server is not None:
+        return server.invoke(tool, arguments, wait_seconds=wait_seconds)
+    record = _stored_call(rt, arguments["call_id"])
+    if record["ended"]:
+        raise InvalidInputError(f"call {record['call_id']} has ended (status: {record['status']})",
+                                field="call_id")
+    raise ServerUnavailableError(
+        f"call {record['call_id']} is not live: the server that placed it is no longer running"
+    )
+
+
+def _stored_call(rt: Runtime, call_id: str) -> dict[str, Any]:
+    from twilio_caller.calls import CallWriter
+    from twilio_caller.errors import NotFoundError
+
+    record = CallWriter(rt.store, rt.clock).get(call_id)
+    if record is None:
+        raise NotFoundError(f"no call with call_id {call_id!r} (list_calls shows recent calls)")
+    return record
+
+
+def _dry_run(rt: Runtime, arguments: dict[str, Any]) -> dict[str, Any]:
+    from twilio_caller import parser, safety
+
+    config = rt.config
+    request = parser.from_arguments(rt.contacts, config, arguments)
+    decision, _ = safety.reserve(rt.store, request, rt.clock.now(), safety.Rules.from_config(config),
+                                 tool="call (dry run)", record_call=None)
+    if not decision.allowed:
+        raise decision.refusal()
+    return {
+        "dry_run": True,
+        "allowed": True,
+        "to": {"name": request.to_name, "number": request.to_number},
+        "mode": "interactive" if request.interactive else "notify",
+        "keep_open": request.keep_open,
+        "opening": safety.opening_text(config),
+        "message": request.message,
+        "voice": request.voice,
+        "language": request.language,
+    }

@@ -1,0 +1,244 @@
+"""The agent's side of calls, inside the server: the one pipeline that places a call —
+parser → safety → telephony, nothing around it — and say / wait / hangup / status on live
+calls. Results have the architecture's shape; waiting never outlasts `timeout_seconds`."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from twilio_caller import parser, safety, twiml
+from twilio_caller.calls import CallWriter
+from twilio_caller.conversation import Budgets, Conversation
+from twilio_caller.errors import InvalidInputError, NotFoundError, TelephonyError
+from twilio_caller.runtime import Runtime
+from twilio_caller.sessions import CallSession, HangUp, Outcome, Registry, Speak
+from twilio_caller.telephony import Telephony
+
+MAX_DURATION_GRACE_SECONDS = 5
+ENDED_SESSION_KEEP_SECONDS = 900
+
+
+class Dialer:
+    def __init__(self, runtime: Runtime, telephony: Telephony, base_url: str) -> None:
+        self._rt = runtime
+        self._config = runtime.config
+        self._telephony = telephony
+        self._base_url = base_url.rstrip("/")
+        self._writer = CallWriter(runtime.store, runtime.clock)
+        self.registry = Registry()
+        self._timers: set[asyncio.Task[None]] = set()
+        self.conversation = Conversation(
+            self._writer, runtime.contacts, runtime.clock,
+            Budgets(
+                hold_seconds=self._config.get("conversation.hold_budget_seconds"),
+                unsteered_seconds=self._config.get("conversation.unsteered_limit_seconds"),
+                reprompts=self._config.get("gather.reprompts"),
+            ),
+            safety.opening_text(self._config),
+            self.url_for,
+        )
+
+    def url_for(self, session: CallSession, route: str, query: Mapping[str, str]) -> str:
+        url = f"{self._base_url}/twilio/{session.call_id}/{session.token}/{route}"
+        return url + ("?" + "&".join(f"{k}={v}" for k, v in query.items()) if query else "")
+
+    # -- placing a call: the one pipeline ----------------------------------------------------
+
+    def check(self, arguments: Mapping[str, Any]) -> tuple[parser.CallRequest, safety.Rules]:
+        request = parser.from_arguments(self._rt.contacts, self._config, arguments)
+        return request, safety.Rules.from_config(self._config)
+
+    async def call(
+        self, arguments: Mapping[str, Any], before_dial: Callable[[str], None] | None = None
+    ) -> CallSession:
+        """Place the call and return its session at once (progress can be followed on it);
+        `first_result` then waits for what the agent needs."""
+        request, rules = self.check(arguments)
+        call_id, token = "call_" + secrets.token_hex(8), secrets.token_urlsafe(24)
+        decision, approval = safety.reserve(
+            self._rt.store, request, self._rt.clock.now(), rules, tool="call",
+            record_call=lambda connection: self._record(connection, call_id, token, request),
+        )
+        if approval is None:
+            raise decision.refusal()
+        session = self._session(call_id, token, request)
+        self.registry.add(session)
+        self._prune()
+        session.emit({"event": "dialing", "to": request.to_name or request.to_number})
+        if before_dial is not None:
+            before_dial(request.to_number)
+        try:
+            placed = await asyncio.to_thread(
+                self._telephony.create_call, approval,
+                url=self.url_for(session, "voice", {}),
+                status_callback=self.url_for(session, "status", {}),
+                ring_timeout=self._config.get("twilio.ring_timeout_seconds"),
+            )
+        except TelephonyError as exc:
+            self._writer.not_placed(call_id, exc.message)
+            await session.end("failed")
+            self.registry.discard(call_id)
+            raise
+        session.twilio_sid = placed.sid
+        self._writer.placed(call_id, placed.sid, placed.status)
+        self._guard_duration(session, approval.time_limit)
+        return session
+
+    async def first_result(self, session: CallSession, *, wait: bool, timeout: float) -> dict[str, Any]:
+        if not wait:
+            return self.result(session, [], timed_out=False)
+        if session.interactive:
+            ready = await session.wait_until(lambda: session.new_outcomes() or session.ended, timeout)
+        else:
+            ready = await session.wait_until(lambda: session.ended, timeout)
+        return self.result(session, session.take_outcomes(), timed_out=not ready)
+
+    # -- a live call ---------------------------------------------------------------------------
+
+    async def say(self, call_id: str, message: str, expect_reply: bool, timeout: float) -> dict[str, Any]:
+        session = self._live(call_id)
+        text = parser.check_message(message)
+        session.take_outcomes()  # what came before this turn was already reported or is in the transcript
+        action = Speak(text, expect_reply)
+        session.idle_since = self._rt.clock.monotonic()
+        session.submit(action)
+        if expect_reply:
+            ready = await session.wait_until(lambda: session.new_outcomes() or session.ended, timeout)
+        else:
+            ready = await self._delivered(action.delivered, timeout)
+        return self.result(session, session.take_outcomes(), timed_out=not ready)
+
+    async def wait(self, call_id: str, until: str, timeout: float) -> dict[str, Any]:
+        session = self._session_or_record(call_id)
+        if isinstance(session, dict):
+            return session
+        session.idle_since = self._rt.clock.monotonic()
+        if until == "end":
+            ready = await session.wait_until(lambda: session.ended, timeout)
+        else:
+            ready = await session.wait_until(lambda: session.new_outcomes() or session.ended, timeout)
+        return self.result(session, session.take_outcomes(), timed_out=not ready)
+
+    async def hangup(self, call_id: str, message: str | None) -> dict[str, Any]:
+        session = self._live(call_id)
+        text = parser.check_message(message) if message else None
+        if session.holding:
+            action = HangUp(text)
+            session.submit(action)
+            await self._delivered(action.delivered, 5)
+        else:
+            await self._end_by_api(session, text)
+        await session.wait_until(lambda: session.ended, 10)
+        return self.result(session, [], timed_out=False)
+
+    def status(self, call_id: str) -> dict[str, Any]:
+        found = self._session_or_record(call_id)
+        if isinstance(found, dict):
+            return found
+        return self.result(found, [], timed_out=False)
+
+    def result(self, session: CallSession, fresh: list[Outcome], *, timed_out: bool) -> dict[str, Any]:
+        record = self._writer.get(session.call_id)
+        assert record is not None
+        replies = [o for o in fresh if o.kind == "reply"]
+        if replies:
+            last = replies[-1]
+            record["reply"] = {"text": last.text, "confidence": last.confidence, "untrusted": True}
+            record["no_reply_reason"] = None
+        elif fresh:
+            record["reply"], record["no_reply_reason"] = None, "no-speech"
+        elif timed_out and not session.ended:
+            record["reply"], record["no_reply_reason"] = None, "timeout"
+        return record
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    def _record(self, connection: Any, call_id: str, token: str, request: parser.CallRequest) -> str:
+        self._writer.insert(connection, {
+            "id": call_id, "token": token,
+            "contact_id": request.contact.id if request.contact else None,
+            "to_name": request.to_name, "to_number": request.to_number,
+            "message": request.message, "mode": "interactive" if request.interactive else "notify",
+            "keep_open": int(request.keep_open), "voice": request.voice, "language": request.language,
+        })
+        return call_id
+
+    def _session(self, call_id: str, token: str, request: parser.CallRequest) -> CallSession:
+        gather = lambda key: self._config.get(f"gather.{key}")  # noqa: E731
+        speech = twiml.Speech(
+            voice=request.voice,
+            language=None if request.voice.startswith(("Polly.", "Google.")) else request.language,
+            recognition_language=request.language,
+            speech_timeout=str(gather("speech_timeout")),
+            timeout=gather("timeout"),
+            speech_model=gather("speech_model"),
+            hints=tuple(gather("hints")),
+        )
+        return CallSession(
+            call_id=call_id, token=token, to_number=request.to_number, to_name=request.to_name,
+            message=request.message, interactive=request.interactive, keep_open=request.keep_open,
+            closing=request.closing or self._config.get("conversation.closing"),
+            speech=speech, reprompts_left=gather("reprompts"),
+            idle_since=self._rt.clock.monotonic(),
+        )
+
+    def _live(self, call_id: str) -> CallSession:
+        found = self._session_or_record(call_id)
+        if isinstance(found, dict) or found.ended:
+            status = found["status"] if isinstance(found, dict) else found.status
+            raise InvalidInputError(f"call {call_id} has ended (status: {status})", field="call_id")
+        return found
+
+    def _session_or_record(self, call_id: str) -> CallSession | dict[str, Any]:
+        session = self.registry.get(call_id)
+        if session is not None:
+            return session
+        record = self._writer.get(call_id)
+        if record is None:
+            raise NotFoundError(f"no call with call_id {call_id!r} (list_calls shows recent calls)")
+        return record
+
+    @staticmethod
+    async def _delivered(delivered: asyncio.Event, timeout: float) -> bool:
+        """True once the held webhook request took the action (or the call ended)."""
+        try:
+            await asyncio.wait_for(delivered.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    async def _end_by_api(self, session: CallSession, text: str | None) -> None:
+        if session.status in ("pending", "queued", "initiated", "ringing"):
+            fields: dict[str, Any] = {"status": "canceled" if session.status != "pending" else "completed"}
+        elif text:
+            self._writer.turn(session.call_id, "assistant", text)
+            fields = {"twiml": twiml.notify(session.speech, [text])}
+        else:
+            fields = {"status": "completed"}
+        session.hung_up_by_us = True
+        if session.twilio_sid:
+            await asyncio.to_thread(self._telephony.update_call, session.twilio_sid, **fields)
+
+    def _guard_duration(self, session: CallSession, limit: int) -> None:
+        """Twilio's TimeLimit ends the call; should it not, the server does."""
+        async def guard() -> None:
+            await asyncio.sleep(limit + MAX_DURATION_GRACE_SECONDS)
+            if not session.ended and session.twilio_sid:
+                await asyncio.to_thread(self._telephony.update_call, session.twilio_sid, status="completed")
+
+        task = asyncio.create_task(guard())
+        self._timers.add(task)
+        task.add_done_callback(self._timers.discard)
+
+    def _prune(self) -> None:
+        now = self._rt.clock.monotonic()
+        for session in [s for s in self.registry.all() if s.ended]:
+            if now - session.idle_since > ENDED_SESSION_KEEP_SECONDS:
+                self.registry.discard(session.call_id)
+
+    async def close(self) -> None:
+        for task in list(self._timers):
+            task.cancel()

@@ -1,0 +1,102 @@
+"""The command parser: the raw arguments of `call` → a `CallRequest`. A contact name is
+looked up (regardless of case); a number in any common form becomes E.164. Emergency and
+short numbers are not errors here: they reach safety, which refuses them (`never_dial`)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from twilio_caller import numbers
+from twilio_caller.config import Config
+from twilio_caller.contacts import Contact, ContactBook, check_voice
+from twilio_caller.errors import InvalidInputError
+
+MESSAGE_MAX = 1000
+LANGUAGE_PATTERN = r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$"
+
+
+@dataclass(frozen=True)
+class CallRequest:
+    number: numbers.PhoneNumber
+    contact: Contact | None
+    message: str
+    interactive: bool
+    keep_open: bool
+    voice: str
+    language: str
+    closing: str | None
+
+    @property
+    def to_number(self) -> str:
+        return self.number.e164
+
+    @property
+    def to_name(self) -> str | None:
+        return self.contact.name if self.contact else None
+
+
+def parse_call(
+    book: ContactBook,
+    *,
+    to: str,
+    message: str,
+    region: str,
+    default_voice: str,
+    default_language: str,
+    interactive: bool = False,
+    keep_open: bool = False,
+    voice: str | None = None,
+    language: str | None = None,
+    closing: str | None = None,
+) -> CallRequest:
+    number, contact = resolve_target(book, to, region)
+    return CallRequest(
+        number=number,
+        contact=contact,
+        message=check_message(message),
+        interactive=interactive or keep_open,
+        keep_open=keep_open,
+        voice=check_voice(voice) or (contact.voice if contact and contact.voice else default_voice),
+        language=(language or default_language).strip(),
+        closing=check_message(closing, "closing") if closing is not None else None,
+    )
+
+
+def from_arguments(book: ContactBook, config: Config, arguments: Mapping[str, Any]) -> CallRequest:
+    """A CallRequest from a `call` tool's validated arguments and the config's defaults."""
+    return parse_call(
+        book,
+        to=arguments["to"], message=arguments["message"],
+        region=config.get("phone_region"),
+        default_voice=config.get("voice.default"),
+        default_language=config.get("voice.language"),
+        interactive=arguments.get("interactive", False),
+        keep_open=arguments.get("keep_open", False),
+        voice=arguments.get("voice"), language=arguments.get("language"),
+        closing=arguments.get("closing"),
+    )
+
+
+def resolve_target(book: ContactBook, to: str, region: str) -> tuple[numbers.PhoneNumber, Contact | None]:
+    target = to.strip()
+    if not target:
+        raise InvalidInputError("to: say whom to call: a contact name or a phone number", field="to")
+    if numbers.looks_like_number(target):
+        number = numbers.parse(target, region)
+        return number, book.find_by_number(number.e164)
+    contact = book.get(target)
+    return numbers.parse(contact.number, region), contact
+
+
+def check_message(text: str, field: str = "message") -> str:
+    cleaned = " ".join(text.split())
+    if not cleaned:
+        raise InvalidInputError(f"{field}: must not be empty: say what the call should say", field=field)
+    if len(cleaned) > MESSAGE_MAX:
+        raise InvalidInputError(
+            f"{field}: is {len(cleaned)} characters long; at most {MESSAGE_MAX} fit in a call",
+            field=field,
+        )
+    return cleaned

@@ -1,0 +1,412 @@
+"""The safety validator: a `CallRequest`, the store and the clock → allowed, or refused with
+a stable rule id, a reason and, where one exists, the earliest time the call would pass.
+
+`reserve()` is the gate: it counts usage, decides, audits the decision and — when allowed —
+records the call, all in one IMMEDIATE transaction, so no burst of requests from threads or
+processes can exceed a cap. Its `Approval` is what telephony demands before it dials."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import phonenumbers
+from phonenumbers import PhoneNumberType, timezone as number_timezones
+
+from twilio_caller import numbers
+from twilio_caller.clock import isoformat
+from twilio_caller.config import Config
+from twilio_caller.errors import InvalidInputError, RefusedError
+from twilio_caller.parser import CallRequest
+from twilio_caller.store import Store
+
+LIVE_STATUSES = ("pending", "queued", "initiated", "ringing", "in-progress")
+NEVER_DIAL_TYPES = {
+    PhoneNumberType.PREMIUM_RATE: "a premium-rate number",
+    PhoneNumberType.SHARED_COST: "a shared-cost number",
+    PhoneNumberType.UAN: "a universal access number",
+    PhoneNumberType.PAGER: "a pager",
+    PhoneNumberType.VOICEMAIL: "a voicemail access number",
+    PhoneNumberType.PERSONAL_NUMBER: "a personal (forwarding) number",
+}
+AUDITED_MESSAGE_MAX = 200
+_AI = re.compile(r"\b(AI|A\.I\.|artificial intelligence)\b", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Window:
+    """Daily hours such as 07:00-23:00; 00:00-24:00 is the whole day; may wrap midnight."""
+
+    start: time
+    end: time | None  # None: midnight at the end of the day (24:00)
+
+    @classmethod
+    def parse(cls, text: str) -> Window:
+        first, second = text.split("-")
+        return cls(time.fromisoformat(first), None if second == "24:00" else time.fromisoformat(second))
+
+    def __str__(self) -> str:
+        return f"{self.start:%H:%M}-{'24:00' if self.end is None else f'{self.end:%H:%M}'}"
+
+    def contains(self, moment: datetime, zone: ZoneInfo) -> bool:
+        local = moment.astimezone(zone).time()
+        if self.end is None:
+            return local >= self.start
+        if self.start <= self.end:
+            return self.start <= local < self.end
+        return local >= self.start or local < self.end
+
+    def starts_after(self, moment: datetime, zone: ZoneInfo, days: int = 3) -> list[datetime]:
+        today = moment.astimezone(zone).date()
+        starts = (_local(today + timedelta(days=n), self.start, zone) for n in range(days + 1))
+        return [start for start in starts if start > moment]
+
+
+@dataclass(frozen=True)
+class Rules:
+    owner_zone: ZoneInfo
+    calling_hours: Window
+    callee_hours: Window | None
+    per_contact_per_day: int
+    per_day: int
+    concurrent: int
+    min_gap: timedelta
+    allowed_countries: frozenset[str]
+    blocked: frozenset[str]
+    disclosure_required: bool
+    opening: str
+    assistant_name: str
+    max_duration_seconds: int
+
+    @classmethod
+    def from_config(cls, config: Config) -> Rules:
+        region = config.get("phone_region")
+        callee_hours = config.get("safety.callee_hours")
+        return cls(
+            owner_zone=ZoneInfo(config.get("safety.timezone")),
+            calling_hours=Window.parse(config.get("safety.calling_hours")),
+            callee_hours=Window.parse(callee_hours) if callee_hours else None,
+            per_contact_per_day=config.get("safety.max_calls_per_contact_per_day"),
+            per_day=config.get("safety.max_calls_per_day"),
+            concurrent=config.get("safety.max_concurrent_calls"),
+            min_gap=timedelta(seconds=config.get("safety.min_seconds_between_calls_to_contact")),
+            allowed_countries=frozenset(config.get("safety.allowed_countries")),
+            blocked=frozenset(_normalise_blocked(config.get("safety.blocked"), region)),
+            disclosure_required=config.get("safety.disclosure_required"),
+            opening=opening_text(config),
+            assistant_name=config.get("identity.assistant_name"),
+            max_duration_seconds=config.get("safety.max_duration_seconds"),
+        )
+
+
+@dataclass(frozen=True)
+class Usage:
+    live_calls: int
+    calls_today: int
+    contact_calls_today: int
+    last_contact_call_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    rule: str | None
+    reason: str
+    next_allowed_at: datetime | None = None
+
+    def refusal(self) -> RefusedError:
+        assert self.rule is not None
+        at = isoformat(self.next_allowed_at) if self.next_allowed_at else None
+        return RefusedError(self.rule, self.reason, at)
+
+
+@dataclass(frozen=True)
+class Approval:
+    """Proof that safety allowed this call: its audited decision and the recorded call."""
+
+    decision_id: int
+    call_id: str
+    to_number: str
+    time_limit: int
+
+
+ALLOW = Decision(True, None, "all safety rules pass")
+
+
+def opening_text(config: Config) -> str:
+    return config.get("identity.opening").format(
+        assistant=config.get("identity.assistant_name"), owner=config.get("identity.owner_name")
+    )
+
+
+def evaluate(request: CallRequest, usage: Usage, now: datetime, rules: Rules) -> Decision:
+    """The first rule that refuses, in order of precedence; else ALLOW. Pure: no I/O."""
+    for check in (_blocked, _never_dial, _country, _allowlist, _opted_out, _disclosure,
+                  _hours, _concurrency, _global_cap, _contact_cap, _gap):
+        decision = check(request, usage, now, rules)
+        if decision is not None:
+            return decision
+    return ALLOW
+
+
+def reserve(
+    store: Store,
+    request: CallRequest,
+    now: datetime,
+    rules: Rules,
+    *,
+    tool: str,
+    record_call: Callable[[sqlite3.Connection], str] | None,
+) -> tuple[Decision, Approval | None]:
+    """Decide and audit; when allowed and `record_call` is given, record the call in the same
+    transaction and return the approval telephony needs. A dry run passes no `record_call`."""
+    with store.transaction() as connection:
+        decision = evaluate(request, usage(connection, request, now, rules.owner_zone), now, rules)
+        call_id = record_call(connection) if decision.allowed and record_call else None
+        decision_id = _audit(connection, request, decision, now, tool, call_id)
+    approval = (
+        Approval(decision_id, call_id, request.to_number, rules.max_duration_seconds)
+        if call_id
+        else None
+    )
+    return decision, approval
+
+
+def usage(connection: sqlite3.Connection, request: CallRequest, now: datetime, zone: ZoneInfo) -> Usage:
+    start, end = day_bounds(now, zone)
+    live = f"status IN ({', '.join('?' * len(LIVE_STATUSES))})"
+    live_calls = connection.execute(
+        f"SELECT COUNT(*) FROM calls WHERE placed = 1 AND {live}", LIVE_STATUSES
+    ).fetchone()[0]
+    today = "placed = 1 AND created_at >= ? AND created_at < ?"
+    calls_today = connection.execute(f"SELECT COUNT(*) FROM calls WHERE {today}", (start, end)).fetchone()[0]
+    target, value = _target(request)
+    contact_today, last = connection.execute(
+        f"SELECT SUM(created_at >= ? AND created_at < ?), MAX(created_at) FROM calls"
+        f" WHERE placed = 1 AND {target} = ?",
+        (start, end, value),
+    ).fetchone()
+    return Usage(
+        live_calls=live_calls,
+        calls_today=calls_today,
+        contact_calls_today=contact_today or 0,
+        last_contact_call_at=datetime.fromisoformat(last) if last else None,
+    )
+
+
+def day_bounds(now: datetime, zone: ZoneInfo) -> tuple[str, str]:
+    """The owner's calendar day around `now`, as UTC timestamps comparable with the store's."""
+    day = now.astimezone(zone).date()
+    return _utc(_local(day, time.min, zone)), _utc(_local(day + timedelta(days=1), time.min, zone))
+
+
+def callee_zone(request: CallRequest) -> ZoneInfo | list[str]:
+    """The callee's zone: the contact's, else the number's own when it has exactly one;
+    otherwise the candidate zones (empty when unknown)."""
+    if request.contact and request.contact.timezone:
+        return ZoneInfo(request.contact.timezone)
+    parsed = phonenumbers.parse(request.to_number)
+    zones = [z for z in number_timezones.time_zones_for_number(parsed) if z != "Etc/Unknown"]
+    return ZoneInfo(zones[0]) if len(zones) == 1 else zones
+
+
+def _target(request: CallRequest) -> tuple[str, Any]:
+    return ("contact_id", request.contact.id) if request.contact else ("to_number", request.to_number)
+
+
+def _blocked(request: CallRequest, usage: Usage, now: datetime, rules: Rules) -> Decision | None:
+    if request.to_number in rules.blocked:
+        return Decision(False, "blocked", f"{request.to_number} is on the blocked list (safety.blocked)")
+    return None
+
+
+def _never_dial(request: CallRequest, usage: Usage, now: datetime, rules: Rules) -> Decision | None:
+    kind = request.number.kind
+    if kind is numbers.Kind.EMERGENCY:
+        return Decision(False, "never_dial",
+                        f"{request.to_number} is an emergency number; an assistant never dials it. "
+                        "If there is an emergency, the user must call it themselves.")
+    if kind is numbers.Kind.SHORT:
+        return Decision(False, "never_dial",
+                        f"{request.to_number} is a short code or service number; these are never dialled")
+    number_type = phonenumbers.number_type(phonenumbers.parse(request.to_number))
+    if number_type in NEVER_DIAL_TYPES:
+        return Decision(False, "never_dial",
+                        f"{request.to_number} is {NEVER_DIAL_TYPES[number_type]}; such numbers are never dialled")
+    return None
+
+
+def _country(request: CallRequest, usage: Usage, now: datetime, rules: Rules) -> Decision | None:
+    region = request.number.region
+    if region not in rules.allowed_countries:
+        allowed = ", ".join(sorted(rules.allowed_countries))
+        return Decision(False, "country",
+                        f"{request.to_number} is in {region or 'an unknown country'}; only {allowed} "
+                        "may be called (safety.allowed_countries)")
+    return None
+
+
+def _allowlist(request: CallRequest, usage: Usage, now: datetime, rules: Rules) -> Decision | None:
+    if request.contact is None:
+        return Decision(False, "allowlist",
+                        f"{request.to_number} is not in the contact book; only contacts may be called. "
+                        "Ask the user to add it first (add_contact).")
+    return None
+
+
+def _opted_out(request: CallRequest, usage: Usage, now: datetime, rules: Rules) -> Decision | None:
+    if request.contact and request.contact.opted_out_at:
+        return Decision(False, "opted_out",
+                        f"{request.contact.name} asked not to be called again "
+                        f"(on {request.contact.opted_out_at}); only the owner can opt them back in "
+                        f"(`twilio-caller update \"{request.contact.name}\" --opt-in`)")
+    return None
+
+
+def _disclosure(request: CallRequest, usage: Usage, now: datetime, rules: Rules) -> Decision | None:
+    if not rules.disclosure_required:
+        return None
+    if rules.assistant_name.casefold() in rules.opening.casefold() and _AI.search(rules.opening):
+        return None
+    return Decision(False, "disclosure",
+                    f"the opening {rules.opening!r} must name the assistant "
+                    f"({rules.assistant_name}) and say it is an AI (identity.opening)")
+
+
+def _hours(request: CallRequest, usage: Usage, now: datetime, rules: Rules) -> Decision | None:
+    zone = callee_zone(request)
+    if rules.callee_hours and not isinstance(zone, ZoneInfo):
+        return Decision(False, "callee_timezone_unknown",
+                        f"{request.to_number} spans several time zones, so its local time is unknown; "
+                        f"set the contact's timezone (update \"{request.to_name}\" --timezone ZONE)")
+    if not rules.calling_hours.contains(now, rules.owner_zone):
+        return Decision(False, "calling_hours",
+                        f"it is {_clock_time(now, rules.owner_zone)}, outside the calling hours "
+                        f"{rules.calling_hours} ({rules.owner_zone.key})", _next_open(now, request, rules))
+    assert rules.callee_hours is None or isinstance(zone, ZoneInfo)
+    if rules.callee_hours and not rules.callee_hours.contains(now, zone):
+        return Decision(False, "callee_hours",
+                        f"it is {_clock_time(now, zone)} for the callee, outside "
+                        f"{rules.callee_hours} in their time zone ({zone.key})",
+                        _next_open(now, request, rules))
+    return None
+
+
+def _concurrency(request: CallRequest, usage: Usage, now: datetime, rules: Rules) -> Decision | None:
+    if usage.live_calls >= rules.concurrent:
+        return Decision(False, "concurrency",
+                        f"{usage.live_calls} calls are live; at most {rules.concurrent} at once "
+                        "(try again when one ends)")
+    return None
+
+
+def _global_cap(request: CallRequest, usage: Usage, now: datetime, rules: Rules) -> Decision | None:
+    if usage.calls_today >= rules.per_day:
+        return Decision(False, "global_daily_cap",
+                        f"{usage.calls_today} calls placed today; at most {rules.per_day} a day",
+                        _next_open(_next_midnight(now, rules.owner_zone), request, rules))
+    return None
+
+
+def _contact_cap(request: CallRequest, usage: Usage, now: datetime, rules: Rules) -> Decision | None:
+    if usage.contact_calls_today >= rules.per_contact_per_day:
+        return Decision(False, "daily_cap",
+                        f"{request.to_name} was called {usage.contact_calls_today} times today; "
+                        f"at most {rules.per_contact_per_day} a day",
+                        _next_open(_next_midnight(now, rules.owner_zone), request, rules))
+    return None
+
+
+def _gap(request: CallRequest, usage: Usage, now: datetime, rules: Rules) -> Decision | None:
+    last = usage.last_contact_call_at
+    if last is not None and now < last + rules.min_gap:
+        wait = int((last + rules.min_gap - now).total_seconds()) + 1
+        return Decision(False, "min_gap",
+                        f"{request.to_name} was called {int((now - last).total_seconds())} s ago; "
+                        f"wait {wait} s between calls to the same contact",
+                        _next_open(last + rules.min_gap, request, rules))
+    return None
+
+
+def _next_open(after: datetime, request: CallRequest, rules: Rules) -> datetime | None:
+    """The earliest moment at or after `after` when every hours window is open."""
+    windows = [(rules.calling_hours, rules.owner_zone)]
+    zone = callee_zone(request)
+    if rules.callee_hours and isinstance(zone, ZoneInfo):
+        windows.append((rules.callee_hours, zone))
+    candidates = [after] + sorted(s for w, z in windows for s in w.starts_after(after, z, days=8))
+    return next((c for c in candidates if all(w.contains(c, z) for w, z in windows)), None)
+
+
+def _next_midnight(now: datetime, zone: ZoneInfo) -> datetime:
+    return _local(now.astimezone(zone).date() + timedelta(days=1), time.min, zone)
+
+
+def _local(day: date, clock_time: time, zone: ZoneInfo) -> datetime:
+    """A wall-clock time on a day in `zone`. A time that DST skips lands just as far past the
+    gap (02:30 on a spring-forward day → 03:30); a repeated one takes its first occurrence."""
+    moment = datetime.combine(day, clock_time, tzinfo=zone)
+    return moment.astimezone(timezone.utc).astimezone(zone)
+
+
+def _utc(moment: datetime) -> str:
+    return isoformat(moment.astimezone(timezone.utc))
+
+
+def _clock_time(now: datetime, zone: ZoneInfo) -> str:
+    return now.astimezone(zone).strftime("%H:%M %Z")
+
+
+def _normalise_blocked(entries: list[str], region: str) -> set[str]:
+    blocked = set()
+    for entry in entries:
+        try:
+            blocked.add(numbers.parse(entry, region).e164)
+        except InvalidInputError:  # an unparsable entry still blocks its exact digits
+            blocked.add("".join(ch for ch in entry if ch.isdigit() or ch == "+"))
+    return blocked
+
+
+def _audit(
+    connection: sqlite3.Connection,
+    request: CallRequest,
+    decision: Decision,
+    now: datetime,
+    tool: str,
+    call_id: str | None,
+) -> int:
+    message = request.message
+    if len(message) > AUDITED_MESSAGE_MAX:
+        message = message[: AUDITED_MESSAGE_MAX - 1] + "…"
+    cursor = connection.execute(
+        "INSERT INTO safety_decisions (call_id, tool, to_number, contact_id, allowed, rule,"
+        " reason, message, decided_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (call_id, tool, request.to_number, request.contact.id if request.contact else None,
+         int(decision.allowed), decision.rule, decision.reason, message, isoformat(now)),
+    )
+    return cursor.lastrowid or 0
+
+
+_OPT_OUT = re.compile(
+    r"\b(?:(?:don'?t|do not|never|stop)\s+(?:ever\s+)?(?:call|calling|ring|ringing|phone|phoning|contact|contacting)"
+    r"\s+(?:me|us|here|this number)"
+    r"|stop\s+calling"
+    r"|take\s+(?:me|us|my number|this number)\s+off"
+    r"|(?:remove|delete)\s+(?:me|us|my number|this number)"
+    r"|no more calls"
+    r"|unsubscribe"
+    r"|opt\s*(?:me\s+)?out"
+    r"|leave me alone)\b",
+    re.IGNORECASE,
+)
+
+
+def is_opt_out(speech: str) -> bool:
+    """Whether the callee asked not to be called again. Errs towards yes: the owner can
+    opt a contact back in, but an unwanted call cannot be taken back."""
+    return bool(_OPT_OUT.search(speech.replace("’", "'")))

@@ -1,0 +1,200 @@
+"""Finding the server, starting it when needed, and talking to its control API.
+
+A client reads run/server.json and checks health with its token. When no healthy server of
+this version and mode runs, it starts one — under an exclusive lock, so a burst of clients
+starts exactly one — and waits for its health before going on. A stale file is replaced."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from twilio_caller import __version__
+from twilio_caller.errors import ServerUnavailableError, from_dict
+from twilio_caller.server.runner import read_run_file, run_file
+
+START_TIMEOUT_SECONDS = 30.0
+HEALTH_TIMEOUT_SECONDS = 3.0
+Progress = Callable[[dict[str, Any]], None]
+
+
+class ServerClient:
+    def __init__(self, info: dict[str, Any]) -> None:
+        self.info = info
+        self._base = f"http://127.0.0.1:{info['control_port']}"
+        self._headers = {"Authorization": f"Bearer {info['token']}"}
+
+    def health(self) -> dict[str, Any] | None:
+        try:
+            response = httpx.get(f"{self._base}/control/health", headers=self._headers,
+                                 timeout=HEALTH_TIMEOUT_SECONDS, trust_env=False)
+        except httpx.HTTPError:
+            return None
+        return response.json() if response.status_code == 200 else None
+
+    def invoke(self, name: str, arguments: dict[str, Any], *, wait_seconds: float,
+               extra: dict[str, Any] | None = None, progress: Progress | None = None) -> dict[str, Any]:
+        """Run a server-side tool. The HTTP timeout outlasts the tool's own wait."""
+        body = {"arguments": arguments, **(extra or {})}
+        url = f"{self._base}/control/tools/{name}" + ("?stream=1" if progress else "")
+        timeout = httpx.Timeout(wait_seconds + 30, connect=HEALTH_TIMEOUT_SECONDS)
+        try:
+            with httpx.Client(timeout=timeout, trust_env=False) as client:
+                if progress is None:
+                    return _answer(client.post(url, json=body, headers=self._headers))
+                with client.stream("POST", url, json=body, headers=self._headers) as response:
+                    if response.status_code != 200:
+                        response.read()
+                        return _answer(response)
+                    return _follow(response, progress)
+        except httpx.HTTPError as exc:
+            raise ServerUnavailableError(
+                f"lost the connection to the twilio-caller server ({type(exc).__name__}); "
+                "`twilio-caller server logs` may say why"
+            ) from exc
+
+    def stop(self) -> None:
+        try:
+            httpx.post(f"{self._base}/control/shutdown", headers=self._headers,
+                       timeout=HEALTH_TIMEOUT_SECONDS, trust_env=False)
+        except httpx.HTTPError:
+            pass
+
+
+def find_server(home: Path) -> ServerClient | None:
+    info = read_run_file(home)
+    if info is None or not _alive(info.get("pid")):
+        return None
+    client = ServerClient(info)
+    return client if client.health() is not None else None
+
+
+def ensure_server(home: Path, *, simulate: bool, environ: dict[str, str] | None = None) -> ServerClient:
+    mode = "simulate" if simulate else "live"
+    running = find_server(home)
+    if running and _fits(running, mode):
+        return running
+    with _start_lock(home):
+        running = find_server(home)
+        if running and _fits(running, mode):
+            return running
+        if running:
+            _replace(running, mode)
+        return _start(home, simulate, environ)
+
+
+def _fits(client: ServerClient, mode: str) -> bool:
+    return client.info.get("version") == __version__ and client.info.get("mode") == mode
+
+
+def _replace(client: ServerClient, mode: str) -> None:
+    health = client.health() or {}
+    if health.get("live_calls"):
+        raise ServerUnavailableError(
+            f"a twilio-caller server in {client.info.get('mode')} mode (version "
+            f"{client.info.get('version')}) has {health['live_calls']} live call(s); wait for them "
+            f"to end, or stop it with `twilio-caller server stop`, before using {mode} mode"
+        )
+    client.stop()
+    deadline = time.monotonic() + 10
+    while _alive(client.info.get("pid")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def _start(home: Path, simulate: bool, environ: dict[str, str] | None) -> ServerClient:
+    logs = home / "logs"
+    logs.mkdir(mode=0o700, parents=True, exist_ok=True)
+    run_file(home).unlink(missing_ok=True)
+    command = [sys.executable, "-m", "twilio_caller", "serve", "--background"]
+    if simulate:
+        command.append("--simulate")
+    env = {**(environ or os.environ), "TWILIO_CALLER_HOME": str(home)}
+    with (logs / "server.log").open("ab") as log:
+        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                   env=env, start_new_session=True)
+    deadline = time.monotonic() + START_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise ServerUnavailableError(
+                f"the twilio-caller server did not start: {_last_error(logs / 'server.log')}"
+            )
+        client = find_server(home)
+        if client is not None and client.info.get("pid") == process.pid:
+            return client
+        time.sleep(0.05)
+    process.terminate()
+    raise ServerUnavailableError(
+        f"the twilio-caller server did not answer within {START_TIMEOUT_SECONDS:.0f} s; "
+        "see `twilio-caller server logs`"
+    )
+
+
+@contextmanager
+def _start_lock(home: Path) -> Iterator[None]:
+    path = home / "run" / "server.lock"
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _alive(pid: Any) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _answer(response: httpx.Response) -> dict[str, Any]:
+    try:
+        document = response.json()
+    except ValueError:
+        raise ServerUnavailableError(
+            f"the server answered HTTP {response.status_code} without JSON"
+        ) from None
+    if response.status_code != 200 or "error" in document:
+        raise from_dict(document)
+    return document
+
+
+def _follow(response: httpx.Response, progress: Progress) -> dict[str, Any]:
+    for line in response.iter_lines():
+        if not line.strip():
+            continue
+        document = json.loads(line)
+        if "progress" in document:
+            progress(document["progress"])
+        elif "result" in document:
+            return document["result"]
+        elif "error" in document:
+            raise from_dict(document)
+    raise ServerUnavailableError("the server closed the connection before the call's result")
+
+
+def _last_error(log: Path) -> str:
+    try:
+        lines = [line for line in log.read_text(errors="replace").splitlines() if line.strip()]
+    except OSError:
+        return "no log"
+    return lines[-1] if lines else "no output; see `twilio-caller server logs`"
+
+
+

@@ -1,0 +1,158 @@
+"""The control API: how tools in other processes reach live calls. It listens on its own
+127.0.0.1 port (never the tunnelled one) and every request carries the server's token."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import secrets
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from twilio_caller import __version__
+from twilio_caller.dialer import Dialer
+from twilio_caller.errors import InternalError, InvalidInputError, TwilioCallerError
+from twilio_caller.manifest import load_manifest
+
+log = logging.getLogger("twilio_caller.control")
+SERVER_TOOLS = ("call", "say", "wait", "hangup", "call_status")
+HTTP_STATUS = {1: 500, 2: 400, 3: 403, 4: 502, 5: 500, 6: 404, 7: 503}
+BeforeDial = Callable[[str, dict[str, Any]], None]
+
+
+class Activity:
+    """When the server last did something for anyone (for the idle exit)."""
+
+    def __init__(self, now: Callable[[], float]) -> None:
+        self._now = now
+        self.in_flight = 0
+        self.last = now()
+
+    def touch(self) -> None:
+        self.last = self._now()
+
+    def idle_for(self) -> float:
+        return 0.0 if self.in_flight else self._now() - self.last
+
+
+def build_control_app(
+    dialer: Dialer,
+    token: str,
+    mode: str,
+    activity: Activity,
+    shutdown: asyncio.Event,
+    before_dial: BeforeDial | None = None,
+) -> Starlette:
+    def allowed(request: Request) -> bool:
+        given = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        return secrets.compare_digest(given, token)
+
+    async def health(request: Request) -> Response:
+        if not allowed(request):
+            return JSONResponse({"error": {"code": "forbidden", "message": "wrong token"}}, 403)
+        return JSONResponse({"version": __version__, "mode": mode, "pid": os.getpid(),
+                             "live_calls": len(dialer.registry.live())})
+
+    async def stop(request: Request) -> Response:
+        if not allowed(request):
+            return Response(status_code=403)
+        shutdown.set()
+        return JSONResponse({"stopping": True})
+
+    async def tool(request: Request) -> Response:
+        if not allowed(request):
+            return JSONResponse({"error": {"code": "forbidden", "message": "wrong token"}}, 403)
+        activity.in_flight += 1
+        try:
+            body = await _json(request)
+            name = request.path_params["name"]
+            if name not in SERVER_TOOLS:
+                raise InvalidInputError(f"{name!r} is not a tool the server runs")
+            arguments = load_manifest().tool(name).validate_arguments(body.get("arguments", {}))
+            if name == "call":
+                return await _call(dialer, arguments, body, request.query_params.get("stream") == "1",
+                                   before_dial)
+            return JSONResponse(await _run(dialer, name, arguments))
+        except TwilioCallerError as exc:
+            return _error(exc)
+        except Exception:
+            log.exception("control request failed")
+            return _error(InternalError("the server failed on this request; see `twilio-caller server logs`"))
+        finally:
+            activity.in_flight -= 1
+            activity.touch()
+
+    return Starlette(routes=[
+        Route("/control/health", health),
+        Route("/control/shutdown", stop, methods=["POST"]),
+        Route("/control/tools/{name}", tool, methods=["POST"]),
+    ])
+
+
+async def _run(dialer: Dialer, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    match name:
+        case "say":
+            return await dialer.say(arguments["call_id"], arguments["message"],
+                                    arguments["expect_reply"], arguments["timeout_seconds"])
+        case "wait":
+            return await dialer.wait(arguments["call_id"], arguments["until"], arguments["timeout_seconds"])
+        case "hangup":
+            return await dialer.hangup(arguments["call_id"], arguments.get("message"))
+        case _:
+            return dialer.status(arguments["call_id"])
+
+
+async def _call(dialer: Dialer, arguments: dict[str, Any], body: dict[str, Any], stream: bool,
+                before_dial: BeforeDial | None) -> Response:
+    callee = body.get("callee")
+    hook = (lambda number: before_dial(number, callee)) if before_dial and callee else None
+    session = await dialer.call(arguments, before_dial=hook)
+    outcome = asyncio.ensure_future(
+        dialer.first_result(session, wait=arguments["wait"], timeout=arguments["timeout_seconds"])
+    )
+    if not stream:
+        return JSONResponse(await outcome)
+
+    async def lines() -> AsyncIterator[bytes]:
+        sent = 0
+        while True:
+            session.progressed.clear()
+            for event in session.events[sent:]:
+                yield _line({"progress": event})
+            sent = len(session.events)
+            if outcome.done():
+                break
+            waiter = asyncio.ensure_future(session.progressed.wait())
+            await asyncio.wait([outcome, waiter], return_when=asyncio.FIRST_COMPLETED)
+            waiter.cancel()
+        for event in session.events[sent:]:
+            yield _line({"progress": event})
+        yield _line({"result": outcome.result()})
+
+    return StreamingResponse(lines(), media_type="application/x-ndjson")
+
+
+async def _json(request: Request) -> dict[str, Any]:
+    try:
+        body = json.loads(await request.body() or b"{}")
+    except json.JSONDecodeError as exc:
+        raise InvalidInputError(f"the request body is not JSON: {exc.msg}") from exc
+    if not isinstance(body, dict):
+        raise InvalidInputError("the request body must be a JSON object")
+    return body
+
+
+def _error(error: TwilioCallerError) -> JSONResponse:
+    return JSONResponse(error.to_dict(), status_code=HTTP_STATUS.get(error.exit_code, 500))
+
+
+def _line(document: dict[str, Any]) -> bytes:
+    return json.dumps(document, ensure_ascii=False).encode() + b"\n"
+

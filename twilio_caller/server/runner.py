@@ -1,0 +1,192 @@
+"""The server process: the webhook listener (what a tunnel forwards), the control listener
+(127.0.0.1 only), and in simulate mode the simulator — one event loop owning every live call.
+It announces itself in run/server.json (0600) and exits after idling."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import secrets
+import signal
+import threading
+from collections.abc import Mapping
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any
+
+from twilio_caller import __version__
+from twilio_caller.clock import isoformat
+from twilio_caller.dialer import Dialer
+from twilio_caller.errors import ConfigError, InvalidInputError
+from twilio_caller.runtime import Runtime
+from twilio_caller.serving import Listener, PortInUse, base_url, bind
+from twilio_caller.telephony import Credentials, Telephony
+
+log = logging.getLogger("twilio_caller.server")
+SIMULATED_FROM_NUMBER = "+13125550100"
+
+
+def run_file(home: Path) -> Path:
+    return home / "run" / "server.json"
+
+
+class ServerRunner:
+    def __init__(
+        self,
+        runtime: Runtime,
+        *,
+        simulate: bool,
+        idle_exit: bool,
+        time_scale: float = 1.0,
+        callees: Mapping[str, Any] | None = None,
+        interactive_callee: Any = None,
+    ) -> None:
+        self._rt = runtime
+        self._simulate = simulate
+        self._idle_exit = idle_exit
+        self._time_scale = time_scale
+        self._callees = callees or {}
+        self._interactive_callee = interactive_callee
+        self.shutdown = asyncio.Event()
+        self.info: dict[str, Any] = {}
+        self.dialer: Dialer | None = None
+        self.simulator: Any = None
+
+    @property
+    def mode(self) -> str:
+        return "simulate" if self._simulate else "live"
+
+    async def run(self, ready: threading.Event | None = None) -> None:
+        config = self._rt.config
+        async with AsyncExitStack() as stack:
+            credentials = await self._credentials(stack)
+            webhook_socket = _bind(config.get("webhook.host"), config.get("webhook.port"), "webhook.port")
+            control_socket = _bind("127.0.0.1", 0, None)
+            public = _public_base_url(config, webhook_socket)
+            self.dialer = Dialer(self._rt, Telephony(credentials, self._rt.store), public)
+            stack.push_async_callback(self.dialer.close)
+            token = secrets.token_urlsafe(32)
+            from twilio_caller.server.control import Activity, build_control_app
+            from twilio_caller.server.webhook import build_webhook_app
+
+            activity = Activity(self._rt.clock.monotonic)
+            webhook = Listener(build_webhook_app(self.dialer, credentials.auth_token, public), webhook_socket)
+            control = Listener(
+                build_control_app(self.dialer, token, self.mode, activity, self.shutdown,
+                                  self._set_callee if self._simulate else None),
+                control_socket,
+            )
+            for listener in (webhook, control):
+                await listener.start()
+                stack.push_async_callback(listener.stop)
+            self.info = {
+                "pid": os.getpid(), "webhook_port": webhook.port, "control_port": control.port,
+                "token": token, "version": __version__, "mode": self.mode,
+                "started_at": isoformat(self._rt.clock.now()),
+            }
+            _write_run_file(self._rt.home, self.info)
+            stack.callback(_remove_run_file, self._rt.home, os.getpid())
+            log.info("serving: webhook %s, control port %s, mode %s", public, control.port, self.mode)
+            if ready is not None:
+                ready.set()
+            await self._until_stopped(activity)
+
+    async def _credentials(self, stack: AsyncExitStack) -> Credentials:
+        if not self._simulate:
+            return Credentials.from_config(self._rt.config)
+        from twilio_caller.simulator import FriendlyCallee, Simulator, SimulatorServer
+
+        self.simulator = Simulator(
+            time_scale=self._time_scale,
+            default_callee=self._interactive_callee or FriendlyCallee(),
+        )
+        for number, script in self._callees.items():
+            self._set_callee(number, script)
+        server = SimulatorServer(self.simulator)
+        await stack.enter_async_context(server)
+        return Credentials(
+            account_sid=self.simulator.account_sid, auth_token=self.simulator.auth_token,
+            from_number=self._rt.config.get("twilio.from_number") or SIMULATED_FROM_NUMBER,
+            api_base_url=server.base_url,
+        )
+
+    def _set_callee(self, number: str, script: Mapping[str, Any]) -> None:
+        from twilio_caller.simulator import CalleeScript
+        from twilio_caller.simulator.errors import ScriptError
+
+        try:
+            self.simulator.set_callee(number, CalleeScript.from_dict(script, name=number))
+        except ScriptError as exc:
+            raise InvalidInputError(f"callee script: {exc}") from exc
+
+    async def _until_stopped(self, activity: Any) -> None:
+        limit = self._rt.config.get("server.idle_exit_seconds")
+        while not self.shutdown.is_set():
+            try:
+                await asyncio.wait_for(self.shutdown.wait(), 1.0)
+            except TimeoutError:
+                pass
+            assert self.dialer is not None
+            if self.dialer.registry.live():
+                activity.touch()
+            elif self._idle_exit and activity.idle_for() >= limit:
+                log.info("no calls for %s s: exiting", limit)
+                return
+
+
+def serve_forever(runner: ServerRunner) -> None:
+    """Run in the foreground of this process until SIGINT/SIGTERM or the idle exit."""
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, runner.shutdown.set)
+        await runner.run()
+
+    asyncio.run(main())
+
+
+def read_run_file(home: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(run_file(home).read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _bind(host: str, port: int, key: str | None) -> Any:
+    try:
+        return bind(host, port)
+    except PortInUse:
+        raise ConfigError(
+            f"port {port} on {host} is already in use by another program; "
+            f"set {key} in config.yaml to a free port, or 0 to pick one"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {host}:{port} ({exc.strerror}); check {key}") from None
+
+
+def _public_base_url(config: Any, webhook_socket: Any) -> str:
+    if config.get("tunnel.provider") == "ngrok":
+        raise ConfigError(
+            "tunnel.provider ngrok is not available in this version; run your own tunnel "
+            "and set public_url (or TWILIO_CALLER_PUBLIC_URL) to its https address"
+        )
+    return str(config.get("public_url") or base_url(webhook_socket)).rstrip("/")
+
+
+def _write_run_file(home: Path, info: Mapping[str, Any]) -> None:
+    path = run_file(home)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    temporary = path.with_suffix(f".{os.getpid()}.tmp")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as stream:
+        json.dump(dict(info), stream)
+    os.replace(temporary, path)
+
+
+def _remove_run_file(home: Path, pid: int) -> None:
+    info = read_run_file(home)
+    if info is not None and info.get("pid") == pid:
+        run_file(home).unlink(missing_ok=True)

@@ -1,0 +1,107 @@
+"""The Twilio-facing app: /twilio/{call_id}/{token}/voice|gather|hold|status.
+
+The call_id is public; the per-call token is the secret part (wrong → 404, nothing
+recorded). Every request must carry a valid X-Twilio-Signature, computed over the public
+URL Twilio used — not the loopback URL this app sees (forged or missing → 403)."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Mapping
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from twilio.request_validator import RequestValidator
+
+from twilio_caller.dialer import Dialer
+from twilio_caller.sessions import CallSession
+
+log = logging.getLogger("twilio_caller.webhook")
+MAX_BODY_BYTES = 64 * 1024
+TWIML = "application/xml"
+
+
+def build_webhook_app(dialer: Dialer, auth_token: str, public_base_url: str) -> Starlette:
+    validator = RequestValidator(auth_token)
+    base = public_base_url.rstrip("/")
+
+    async def authorised(request: Request) -> tuple[CallSession, dict[str, str]] | Response:
+        session = dialer.registry.get(request.path_params["call_id"])
+        if session is None or not secrets.compare_digest(session.token, request.path_params["token"]):
+            return Response(status_code=404)
+        body = await request.body()
+        if len(body) > MAX_BODY_BYTES:
+            return Response(status_code=413)
+        form = await request.form() if request.method == "POST" else {}
+        params = {key: value for key, value in form.items() if isinstance(value, str)}
+        url = base + request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        signature = request.headers.get("X-Twilio-Signature", "")
+        if not validator.validate(url, params if request.method == "POST" else {}, signature):
+            log.warning("rejected a request with a bad signature for call %s", session.call_id)
+            return Response(status_code=403)
+        sid = params.get("CallSid") or request.query_params.get("CallSid")
+        if session.twilio_sid and sid and sid != session.twilio_sid:
+            return Response(status_code=404)
+        if sid and not session.twilio_sid:
+            session.twilio_sid = sid
+        return session, params
+
+    async def voice(request: Request) -> Response:
+        checked = await authorised(request)
+        if isinstance(checked, Response):
+            return checked
+        session, _ = checked
+        return Response(await dialer.conversation.voice(session), media_type=TWIML)
+
+    async def gather(request: Request) -> Response:
+        checked = await authorised(request)
+        if isinstance(checked, Response):
+            return checked
+        session, params = checked
+        number = request.query_params.get("n", "")
+        if not number.isdigit():
+            return Response(status_code=400)
+        answer = await dialer.conversation.gather(
+            session, int(number), params.get("SpeechResult"), _confidence(params),
+            dedupe_key=f"{session.call_id}:gather:{number}",
+        )
+        return Response(answer, media_type=TWIML)
+
+    async def hold(request: Request) -> Response:
+        checked = await authorised(request)
+        if isinstance(checked, Response):
+            return checked
+        return Response(await dialer.conversation.hold(checked[0]), media_type=TWIML)
+
+    async def status(request: Request) -> Response:
+        checked = await authorised(request)
+        if isinstance(checked, Response):
+            return checked
+        session, params = checked
+        call_status = params.get("CallStatus", "")
+        sequence = params.get("SequenceNumber", "")
+        if not call_status:
+            return Response(status_code=400)
+        await dialer.conversation.status(
+            session, call_status, int(sequence) if sequence.isdigit() else None, params
+        )
+        return Response(status_code=204)
+
+    prefix = "/twilio/{call_id}/{token}"
+    return Starlette(routes=[
+        Route(f"{prefix}/voice", voice, methods=["GET", "POST"]),
+        Route(f"{prefix}/gather", gather, methods=["POST"]),
+        Route(f"{prefix}/hold", hold, methods=["POST"]),
+        Route(f"{prefix}/status", status, methods=["POST"]),
+    ])
+
+
+def _confidence(params: Mapping[str, str]) -> float | None:
+    try:
+        value = float(params["Confidence"])
+    except (KeyError, ValueError):
+        return None
+    return value if 0.0 <= value <= 1.0 else None

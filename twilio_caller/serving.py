@@ -1,0 +1,68 @@
+"""Serving ASGI apps with uvicorn on sockets bound beforehand, so a port is known (and a
+busy one reported clearly) before anything is built around it."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import socket
+
+import uvicorn
+from starlette.types import ASGIApp
+
+
+class PortInUse(OSError):
+    pass
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening TCP socket; port 0 picks a free one."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError as error:
+        sock.close()
+        if error.errno == errno.EADDRINUSE:
+            raise PortInUse(error.errno, f"port {port} on {host} is already in use") from None
+        raise
+    sock.setblocking(False)
+    return sock
+
+
+def base_url(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+class Listener:
+    """One uvicorn server on one bound socket, inside the running event loop."""
+
+    def __init__(self, app: ASGIApp, sock: socket.socket) -> None:
+        self.socket = sock
+        config = uvicorn.Config(
+            app, lifespan="off", log_level="warning", access_log=False,
+            timeout_graceful_shutdown=2, timeout_keep_alive=30,
+        )
+        config.load()
+        self._server = uvicorn.Server(config)
+        self._server.lifespan = config.lifespan_class(config)
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def port(self) -> int:
+        return int(self.socket.getsockname()[1])
+
+    async def start(self) -> None:
+        await self._server.startup(sockets=[self.socket])
+        self._task = asyncio.create_task(self._server.main_loop())
+
+    async def stop(self) -> None:
+        if self._task is None:
+            return
+        self._server.should_exit = True
+        await self._task
+        await self._server.shutdown(sockets=[self.socket])
+        self._task = None

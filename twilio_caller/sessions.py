@@ -1,0 +1,140 @@
+"""Live calls in the server: one `CallSession` per call, holding what the agent and the
+webhook hand each other. No polling anywhere: a waiting tool call sleeps on the session's
+condition and wakes the moment a reply, a silence or the end of the call is recorded."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from twilio_caller.twiml import Speech
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one listening turn produced: words, or nothing."""
+
+    kind: Literal["reply", "no-speech"]
+    text: str | None = None
+    confidence: float | None = None
+
+
+@dataclass(frozen=True)
+class Speak:
+    text: str
+    expect_reply: bool
+    delivered: asyncio.Event = field(default_factory=asyncio.Event, compare=False)
+
+
+@dataclass(frozen=True)
+class HangUp:
+    text: str | None
+    delivered: asyncio.Event = field(default_factory=asyncio.Event, compare=False)
+
+
+Action = Speak | HangUp
+
+
+@dataclass
+class CallSession:
+    call_id: str
+    token: str
+    to_number: str
+    to_name: str | None
+    message: str
+    interactive: bool
+    keep_open: bool
+    closing: str
+    speech: Speech
+    reprompts_left: int
+    twilio_sid: str | None = None
+    status: str = "pending"
+    ended: bool = False
+    hung_up_by_us: bool = False
+    gather_number: int = 0
+    holding: bool = False
+    outcomes: list[Outcome] = field(default_factory=list)
+    seen: int = 0  # outcomes already handed to the agent
+    last_prompt: list[str] = field(default_factory=list)
+    answers: dict[str, asyncio.Future[str]] = field(default_factory=dict)  # replays: same TwiML
+    opted_out: bool = False
+    idle_since: float = 0.0
+    events: list[dict[str, object]] = field(default_factory=list)  # progress, for the CLI
+
+    def __post_init__(self) -> None:
+        self._changed = asyncio.Condition()
+        self._actions: asyncio.Queue[Action] = asyncio.Queue()
+        self.progressed = asyncio.Event()
+
+    def emit(self, event: dict[str, object]) -> None:
+        self.events.append(event)
+        self.progressed.set()
+
+    async def notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def wait_until(self, ready: Callable[[], bool], timeout: float) -> bool:
+        """True once `ready()` holds; False when `timeout` seconds pass first."""
+        async with self._changed:
+            try:
+                await asyncio.wait_for(self._changed.wait_for(ready), timeout)
+            except TimeoutError:
+                return ready()
+        return True
+
+    async def record_outcome(self, outcome: Outcome) -> None:
+        self.outcomes.append(outcome)
+        await self.notify()
+
+    async def end(self, status: str) -> None:
+        self.status = status
+        self.ended = True
+        self.progressed.set()
+        await self.notify()
+        while not self._actions.empty():  # nobody will take them now
+            self._actions.get_nowait().delivered.set()
+
+    def new_outcomes(self) -> bool:
+        return len(self.outcomes) > self.seen
+
+    def take_outcomes(self) -> list[Outcome]:
+        fresh = self.outcomes[self.seen:]
+        self.seen = len(self.outcomes)
+        return fresh
+
+    def submit(self, action: Action) -> None:
+        self._actions.put_nowait(action)
+
+    async def next_action(self, timeout: float) -> Action | None:
+        self.holding = True
+        try:
+            return await asyncio.wait_for(self._actions.get(), timeout)
+        except TimeoutError:
+            return None
+        finally:
+            self.holding = False
+
+
+class Registry:
+    """The live calls of this server, by call_id."""
+
+    def __init__(self) -> None:
+        self._sessions: dict[str, CallSession] = {}
+
+    def add(self, session: CallSession) -> None:
+        self._sessions[session.call_id] = session
+
+    def get(self, call_id: str) -> CallSession | None:
+        return self._sessions.get(call_id)
+
+    def discard(self, call_id: str) -> None:
+        self._sessions.pop(call_id, None)
+
+    def all(self) -> list[CallSession]:
+        return list(self._sessions.values())
+
+    def live(self) -> list[CallSession]:
+        return [s for s in self._sessions.values() if not s.ended]
