@@ -87,6 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     update = command("update", _update, "change a contact (an empty value clears a field)")
     update.add_argument("name")
     update.add_argument("--number")
+    update.add_argument("--opt-in", action="store_true",
+                        help="let a contact who opted out be called again (on their word only)")
     _contact_options(update)
 
     remove = command("remove", _remove, "remove a contact")
@@ -112,8 +114,70 @@ def build_parser() -> argparse.ArgumentParser:
                       help="the arguments as a JSON object, or - to read them from stdin")
 
     command("tools", _tools, "list the tools of skill.yaml")
+
+    call = command("call", _call, "phone someone: call Contact1 \"I'll be late\" [--interactive]")
+    call.add_argument("positional", nargs="*", metavar="TO MESSAGE",
+                      help="a contact name or number, then the message")
+    call.add_argument("--to", "--number", dest="to", help="contact name or phone number")
+    call.add_argument("--message")
+    call.add_argument("--interactive", nargs="?", const=True, default=False, type=_boolean,
+                      help="listen for the answer (also --interactive=false)")
+    call.add_argument("--keep-open", action="store_true", help="keep the call open for say/hangup")
+    call.add_argument("--voice")
+    call.add_argument("--language", help="speech-recognition language, e.g. en-US")
+    call.add_argument("--closing", help="said before hanging up after the answer")
+    call.add_argument("--dry-run", action="store_true", help="check contact and safety only")
+    call.add_argument("--no-wait", action="store_true", help="return once the call is placed")
+    call.add_argument("--timeout", type=float, default=50, help="longest wait in seconds (default 50)")
+    _simulate_options(call)
+
+    say = command("say", _say, "speak into a live call and return the next reply")
+    say.add_argument("call_id")
+    say.add_argument("message")
+    say.add_argument("--no-reply", action="store_true", help="do not wait for a reply")
+    say.add_argument("--timeout", type=float, default=50)
+
+    wait = command("wait", _wait, "listen to a live call until the next reply or its end")
+    wait.add_argument("call_id")
+    wait.add_argument("--until", choices=["reply", "end"], default="reply")
+    wait.add_argument("--timeout", type=float, default=50)
+
+    hangup = command("hangup", _hangup, "end a live call, optionally with a goodbye")
+    hangup.add_argument("call_id")
+    hangup.add_argument("message", nargs="?")
+
+    status = command("status", _status, "the state of a call")
+    status.add_argument("call_id")
+
+    serve = command("serve", _serve, "run the server in the foreground (webhook, control API)")
+    serve.add_argument("--background", action="store_true", help=argparse.SUPPRESS)
+    serve.add_argument("--time-scale", type=float, default=1.0,
+                       help="simulate mode: speed up the simulated callee")
+    serve.add_argument("--simulate", action="store_true",
+                       help="place calls on the built-in offline Twilio simulator")
+
+    server = command("server", _server, "the background server: status, stop, logs")
+    server.add_argument("action", choices=["status", "stop", "logs"])
+
+    demo = command("demo", _demo, "a simulated call, offline, with no account")
+    demo.add_argument("--type", action="store_true", help="you play the callee: type what they say")
     commands.add_parser("simulator", help="run the offline Twilio simulator (see simulator --help)")
     return parser
+
+
+def _simulate_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--simulate", action="store_true",
+                        help="use the built-in offline Twilio simulator (no account needed)")
+    parser.add_argument("--callee", metavar="FILE", help="simulate mode: a callee script (YAML)")
+
+
+def _boolean(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("true", "yes", "1", "on"):
+        return True
+    if value in ("false", "no", "0", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, not {text!r}")
 
 
 def _contact_options(parser: argparse.ArgumentParser) -> None:
@@ -169,8 +233,12 @@ def _contacts(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Calla
 def _update(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable[[Any], str]]:
     changes = {"number": options.number, "timezone": options.timezone,
                "voice": options.voice, "notes": options.notes}
-    if all(value is None for value in changes.values()):
-        raise InvalidInputError("nothing to change: give --number, --timezone, --voice or --notes")
+    if all(value is None for value in changes.values()) and not options.opt_in:
+        raise InvalidInputError(
+            "nothing to change: give --number, --timezone, --voice, --notes or --opt-in"
+        )
+    if options.opt_in:
+        changes["opt_in"] = True
     contact = _invoke(runtime, "update_contact", {"name": options.name, **changes})
     return contact, lambda c: f"updated {c['name']}\n" + _contact_table([c])
 
@@ -236,6 +304,147 @@ def _tools(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable
     return {"tools": tools}, lambda r: "\n".join(
         f"{t['name']:<16} {t['description']}" for t in r["tools"]
     )
+
+
+def _call(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable[[Any], str]]:
+    given = list(options.positional)
+    to = options.to or (given.pop(0) if given else None)
+    message = options.message or (" ".join(given) if given else None)
+    if not to or not message:
+        raise InvalidInputError(
+            "call needs someone to call and a message: call Contact1 \"I'll be late\" "
+            "or call --number=3125550123 --message=\"Thanks!\""
+        )
+    if options.message and given and options.to is None:
+        raise InvalidInputError(f"unexpected words {' '.join(given)!r}: the message is given by --message")
+    _simulation(options, runtime)
+    if not options.json and not options.dry_run:
+        runtime.progress = _show_progress
+    result = _invoke(runtime, "call", {
+        "to": to, "message": message, "interactive": options.interactive,
+        "keep_open": options.keep_open, "voice": options.voice, "language": options.language,
+        "closing": options.closing, "dry_run": options.dry_run, "wait": not options.no_wait,
+        "timeout_seconds": options.timeout,
+    })
+    return result, _call_text
+
+
+def _simulation(options: argparse.Namespace, runtime: Runtime) -> None:
+    if options.callee and not options.simulate:
+        raise InvalidInputError("--callee needs --simulate (it scripts the simulated callee)")
+    if options.simulate:
+        runtime.simulate = True
+    if options.callee:
+        runtime.callee = _callee_script(options.callee)
+
+
+def _callee_script(path: str) -> dict[str, Any]:
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8") as stream:
+            script = yaml.safe_load(stream)
+    except OSError as exc:
+        raise InvalidInputError(f"cannot read the callee script {path}: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise InvalidInputError(f"the callee script {path} is not valid YAML: {exc}") from exc
+    if not isinstance(script, dict):
+        raise InvalidInputError(f"the callee script {path} must be a mapping (answer:, replies:, ...)")
+    return script
+
+
+def _say(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable[[Any], str]]:
+    result = _invoke(runtime, "say", {"call_id": options.call_id, "message": options.message,
+                                      "expect_reply": not options.no_reply,
+                                      "timeout_seconds": options.timeout})
+    return result, _call_text
+
+
+def _wait(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable[[Any], str]]:
+    result = _invoke(runtime, "wait", {"call_id": options.call_id, "until": options.until,
+                                       "timeout_seconds": options.timeout})
+    return result, _call_text
+
+
+def _hangup(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable[[Any], str]]:
+    result = _invoke(runtime, "hangup", {"call_id": options.call_id, "message": options.message})
+    return result, _call_text
+
+
+def _status(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable[[Any], str]]:
+    return _invoke(runtime, "call_status", {"call_id": options.call_id}), _call_text
+
+
+def _serve(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable[[Any], str]]:
+    from twilio_caller.server.runner import ServerRunner, serve_forever
+
+    if options.time_scale <= 0:
+        raise InvalidInputError("--time-scale must be positive")
+    runner = ServerRunner(runtime, simulate=options.simulate, idle_exit=options.background,
+                          time_scale=options.time_scale)
+    if not options.background:
+        print(f"twilio-caller server ({runner.mode} mode) starting; Ctrl-C stops it", file=sys.stderr)
+    serve_forever(runner)
+    return {"stopped": True, **runner.info}, lambda r: "server stopped"
+
+
+def _server(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable[[Any], str]]:
+    from twilio_caller.server.client import find_server
+
+    running = find_server(runtime.home)
+    if options.action == "logs":
+        log = runtime.home / "logs" / "server.log"
+        text = log.read_text(errors="replace")[-20_000:] if log.exists() else ""
+        return {"path": str(log), "log": text}, lambda r: r["log"].rstrip() or f"no log yet at {r['path']}"
+    if running is None:
+        return {"running": False}, lambda r: "no server is running"
+    if options.action == "stop":
+        running.stop()
+        return {"running": False, "stopped": running.info["pid"]}, lambda r: f"stopped server {r['stopped']}"
+    health = running.health() or {}
+    info = {key: value for key, value in running.info.items() if key != "token"}
+    status = {"running": True, **info, "live_calls": health.get("live_calls", 0)}
+    return status, lambda r: (f"server {r['pid']} ({r['mode']} mode, version {r['version']}): "
+                              f"webhook port {r['webhook_port']}, {r['live_calls']} live call(s)")
+
+
+def _demo(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable[[Any], str]]:
+    from twilio_caller.demo import run_demo
+
+    result = run_demo(typed=options.type, show=_show_progress)
+    return result, lambda r: "\nthe tool result an agent gets:\n" + json.dumps(r, indent=2, ensure_ascii=False)
+
+
+def _show_progress(event: dict[str, Any]) -> None:
+    kind = event.get("event")
+    text = {
+        "dialing": f"dialing {event.get('to')} …",
+        "said": f"  assistant: {event.get('text')}",
+        "heard": f"  callee:    \"{event.get('text')}\"" + (
+            f" (confidence {event['confidence']:.2f})" if event.get("confidence") is not None else ""),
+        "silence": "  (no answer heard)",
+        "answered": "answered",
+        "opted-out": "the callee asked not to be called again: contact marked opted out",
+        "unsteered": "nobody steered the call: closing it politely",
+    }.get(str(kind), str(kind))
+    print(text, file=sys.stderr, flush=True)
+
+
+def _call_text(result: dict[str, Any]) -> str:
+    if result.get("dry_run"):
+        to = result["to"]["name"] or result["to"]["number"]
+        return (f"dry run: a call to {to} ({result['to']['number']}) is allowed now\n"
+                f"  would say: {result['opening']} {result['message']}")
+    to = result["to"]["name"] or result["to"]["number"]
+    state = result["status"] + ("" if result["ended"] else " (still live)")
+    lines = [f"{result['call_id']} to {to} ({result['to']['number']}): {state}"]
+    if result["reply"]:
+        lines.append(f"reply (untrusted): \"{result['reply']['text']}\"")
+    elif result["no_reply_reason"]:
+        lines.append(f"no reply: {result['no_reply_reason']}")
+    if result.get("opted_out"):
+        lines.append("the callee opted out: later calls to them are refused")
+    return "\n".join(lines)
 
 
 def _contact_table(contacts: list[dict[str, Any]]) -> str:

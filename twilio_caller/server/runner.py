@@ -41,14 +41,14 @@ class ServerRunner:
         idle_exit: bool,
         time_scale: float = 1.0,
         callees: Mapping[str, Any] | None = None,
-        interactive_callee: Any = None,
+        default_callee: Any = None,
     ) -> None:
         self._rt = runtime
         self._simulate = simulate
         self._idle_exit = idle_exit
         self._time_scale = time_scale
         self._callees = callees or {}
-        self._interactive_callee = interactive_callee
+        self._default_callee = default_callee
         self.shutdown = asyncio.Event()
         self.info: dict[str, Any] = {}
         self.dialer: Dialer | None = None
@@ -100,7 +100,7 @@ class ServerRunner:
 
         self.simulator = Simulator(
             time_scale=self._time_scale,
-            default_callee=self._interactive_callee or FriendlyCallee(),
+            default_callee=self._default_callee or FriendlyCallee(),
         )
         for number, script in self._callees.items():
             self._set_callee(number, script)
@@ -113,12 +113,11 @@ class ServerRunner:
         )
 
     def _set_callee(self, number: str, script: Mapping[str, Any]) -> None:
-        from twilio_caller.simulator import CalleeScript
-        from twilio_caller.simulator.errors import ScriptError
+        from twilio_caller.simulator import CalleeScript, CalleeScriptError
 
         try:
             self.simulator.set_callee(number, CalleeScript.from_dict(script, name=number))
-        except ScriptError as exc:
+        except CalleeScriptError as exc:
             raise InvalidInputError(f"callee script: {exc}") from exc
 
     async def _until_stopped(self, activity: Any) -> None:
@@ -190,3 +189,48 @@ def _remove_run_file(home: Path, pid: int) -> None:
     info = read_run_file(home)
     if info is not None and info.get("pid") == pid:
         run_file(home).unlink(missing_ok=True)
+
+
+class ServerThread:
+    """A server in a background thread of this process (the demo, tests). Clients find it
+    through run/server.json exactly as they find a background server."""
+
+    def __init__(self, runner: ServerRunner) -> None:
+        self.runner = runner
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread = threading.Thread(target=self._main, name="twilio-caller server", daemon=True)
+
+    def start(self, timeout: float = 30) -> ServerThread:
+        self._thread.start()
+        while not self._ready.wait(0.05):
+            if not self._thread.is_alive() or timeout <= 0:
+                break
+            timeout -= 0.05
+        if self._error is not None:
+            raise self._error
+        if not self._ready.is_set():
+            raise RuntimeError("the server thread did not start")
+        return self
+
+    def stop(self) -> None:
+        if self._loop is not None and self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self.runner.shutdown.set)
+        self._thread.join(30)
+
+    def _main(self) -> None:
+        async def main() -> None:
+            self._loop = asyncio.get_running_loop()
+            await self.runner.run(self._ready)
+
+        try:
+            asyncio.run(main())
+        except BaseException as exc:  # handed to start(), which raises it in the caller
+            self._error = exc
+
+    def __enter__(self) -> ServerThread:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
