@@ -51,3 +51,61 @@ def write_config(home: Path):
         return path
 
     return write
+
+
+TEST_CONFIG = """\
+safety:
+  calling_hours: "00:00-24:00"
+  callee_hours: null
+  max_concurrent_calls: 50
+  max_calls_per_day: 1000
+  max_calls_per_contact_per_day: 100
+  min_seconds_between_calls_to_contact: 0
+webhook:
+  port: 0
+conversation:
+  hold_budget_seconds: {hold}
+  unsteered_limit_seconds: {unsteered}
+"""
+
+CONTACTS = {f"Contact{n}": f"+1312555{n:04d}" for n in range(1, 26)}
+
+
+class LiveServer:
+    """A server in simulate mode in a thread of the test process, and a client runtime."""
+
+    def __init__(self, home: Path, *, time_scale: float, hold: float, unsteered: float) -> None:
+        from twilio_caller.server.runner import ServerRunner, ServerThread
+
+        home.mkdir(parents=True, exist_ok=True)
+        (home / "config.yaml").write_text(TEST_CONFIG.format(hold=hold, unsteered=unsteered))
+        self.runtime = Runtime(home, environ={})
+        for name, number in CONTACTS.items():
+            self.runtime.contacts.add(name, number, "America/Chicago")
+        self.runtime.simulate = True
+        self.runner = ServerRunner(Runtime(home, environ={}), simulate=True, idle_exit=False,
+                                   time_scale=time_scale)
+        self.thread = ServerThread(self.runner)
+
+    @property
+    def simulator(self):
+        return self.runner.simulator
+
+    def script(self, name: str, **script) -> None:
+        from twilio_caller.simulator import CalleeScript
+
+        self.simulator.set_callee(CONTACTS[name], CalleeScript.from_dict(script))
+
+    def tool(self, name: str, /, **arguments):
+        from twilio_caller.manifest import invoke
+
+        return invoke(name, arguments, self.runtime)
+
+
+@pytest.fixture
+def live_server(home: Path) -> Iterator[LiveServer]:
+    server = LiveServer(home, time_scale=50, hold=0.3, unsteered=1.5)
+    server.thread.start()
+    yield server
+    server.thread.stop()
+    server.runtime.close()

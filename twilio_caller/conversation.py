@@ -75,7 +75,7 @@ class Conversation:
             duration_seconds=int(duration) if duration and duration.isdigit() else None,
         )
         if now in TERMINAL_STATUSES and not session.ended:
-            if not any(o.kind == "reply" for o in session.outcomes):
+            if not session.outcomes:  # else the outcome already said reply or no-speech
                 reason = None if not session.interactive and now == "completed" else NO_REPLY_BY_STATUS[now]
                 self._writer.advance(session.call_id, now, no_reply_reason=reason)
             session.emit({"event": now})

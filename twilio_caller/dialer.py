@@ -11,7 +11,7 @@ from typing import Any
 
 from twilio_caller import parser, safety, twiml
 from twilio_caller.calls import CallWriter
-from twilio_caller.conversation import Budgets, Conversation
+from twilio_caller.conversation import NO_REPLY_BY_STATUS, Budgets, Conversation
 from twilio_caller.errors import InvalidInputError, NotFoundError, TelephonyError
 from twilio_caller.runtime import Runtime
 from twilio_caller.sessions import CallSession, HangUp, Outcome, Registry, Speak
@@ -118,8 +118,8 @@ class Dialer:
         session.idle_since = self._rt.clock.monotonic()
         if until == "end":
             ready = await session.wait_until(lambda: session.ended, timeout)
-        else:
-            ready = await session.wait_until(lambda: session.new_outcomes() or session.ended, timeout)
+            return self.result(session, session.take_outcomes(), timed_out=not ready, this_turn=False)
+        ready = await session.wait_until(lambda: session.new_outcomes() or session.ended, timeout)
         return self.result(session, session.take_outcomes(), timed_out=not ready)
 
     async def hangup(self, call_id: str, message: str | None) -> dict[str, Any]:
@@ -132,15 +132,18 @@ class Dialer:
         else:
             await self._end_by_api(session, text)
         await session.wait_until(lambda: session.ended, 10)
-        return self.result(session, [], timed_out=False)
+        return self.result(session, [], timed_out=False, this_turn=False)
 
     def status(self, call_id: str) -> dict[str, Any]:
         found = self._session_or_record(call_id)
         if isinstance(found, dict):
             return found
-        return self.result(found, [], timed_out=False)
+        return self.result(found, [], timed_out=False, this_turn=False)
 
-    def result(self, session: CallSession, fresh: list[Outcome], *, timed_out: bool) -> dict[str, Any]:
+    def result(self, session: CallSession, fresh: list[Outcome], *, timed_out: bool,
+               this_turn: bool = True) -> dict[str, Any]:
+        """The call record; with `this_turn`, `reply` is what came since the agent last heard
+        (None with a reason when nothing did), else the call's latest reply overall."""
         record = self._writer.get(session.call_id)
         assert record is not None
         replies = [o for o in fresh if o.kind == "reply"]
@@ -152,6 +155,9 @@ class Dialer:
             record["reply"], record["no_reply_reason"] = None, "no-speech"
         elif timed_out and not session.ended:
             record["reply"], record["no_reply_reason"] = None, "timeout"
+        elif this_turn and session.ended and session.interactive:
+            record["reply"] = None
+            record["no_reply_reason"] = NO_REPLY_BY_STATUS[session.status]
         return record
 
     # -- helpers ---------------------------------------------------------------------------------

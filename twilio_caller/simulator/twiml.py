@@ -128,7 +128,7 @@ SSML_TAGS = frozenset({"break", "emphasis", "lang", "p", "phoneme", "prosody", "
 
 def parse(text: str | bytes) -> Document:
     try:
-        root = ET.fromstring(text)
+        root = ET.fromstring(text.encode() if isinstance(text, str) else text)
     except ET.ParseError as error:
         raise CallFailure(DOCUMENT_PARSE_FAILURE, f"Document parse failure: {error}") from None
     if root.tag != "Response":
