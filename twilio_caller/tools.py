@@ -92,7 +92,10 @@ def call(
     if dry_run:
         return _dry_run(rt, arguments)
     from twilio_caller.server.client import ensure_server
+    from twilio_caller.telephony import Credentials
 
+    if not rt.simulate:
+        Credentials.from_config(rt.config)  # no account: say which variables to set, now
     server = ensure_server(rt.home, simulate=rt.simulate)
     extra = {"callee": rt.callee} if rt.callee else None
     return server.invoke("call", arguments, wait_seconds=timeout_seconds, extra=extra,

@@ -63,12 +63,17 @@ class ServerClient:
                 "`twilio-caller server logs` may say why"
             ) from exc
 
-    def stop(self) -> None:
+    def stop(self, wait_seconds: float = 15) -> bool:
+        """Ask the server to exit; True once its process is gone."""
         try:
             httpx.post(f"{self._base}/control/shutdown", headers=self._headers,
                        timeout=HEALTH_TIMEOUT_SECONDS, trust_env=False)
         except httpx.HTTPError:
             pass
+        deadline = time.monotonic() + wait_seconds
+        while _alive(self.info.get("pid")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return not _alive(self.info.get("pid"))
 
 
 def find_server(home: Path) -> ServerClient | None:
@@ -105,10 +110,11 @@ def _replace(client: ServerClient, mode: str) -> None:
             f"{client.info.get('version')}) has {health['live_calls']} live call(s); wait for them "
             f"to end, or stop it with `twilio-caller server stop`, before using {mode} mode"
         )
-    client.stop()
-    deadline = time.monotonic() + 10
-    while _alive(client.info.get("pid")) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    if not client.stop():
+        raise ServerUnavailableError(
+            f"the old server (pid {client.info.get('pid')}) did not stop; "
+            "stop it with `twilio-caller server stop` or kill it"
+        )
 
 
 def _start(home: Path, simulate: bool, environ: dict[str, str] | None) -> ServerClient:
