@@ -159,6 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
     server = command("server", _server, "the background server: status, stop, logs")
     server.add_argument("action", choices=["status", "stop", "logs"])
 
+    command("safety", _safety, "the safety rules in force and today's usage per contact")
+
     demo = command("demo", _demo, "a simulated call, offline, with no account")
     demo.add_argument("--type", action="store_true", help="you play the callee: type what they say")
     commands.add_parser("simulator", help="run the offline Twilio simulator (see simulator --help)")
@@ -406,6 +408,30 @@ def _server(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callabl
     status = {"running": True, **info, "live_calls": health.get("live_calls", 0)}
     return status, lambda r: (f"server {r['pid']} ({r['mode']} mode, version {r['version']}): "
                               f"webhook port {r['webhook_port']}, {r['live_calls']} live call(s)")
+
+
+def _safety(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable[[Any], str]]:
+    return _invoke(runtime, "safety_rules", {}), _safety_text
+
+
+def _safety_text(report: dict[str, Any]) -> str:
+    rules, now, today = report["rules"], report["now"], report["today"]
+    lines = [
+        f"calling hours {rules['calling_hours']} ({rules['timezone']}), now {now['owner_time']}"
+        + ("" if now["within_calling_hours"] else " — outside them"),
+        f"callee's local hours: {rules['callee_hours'] or 'not checked'}",
+        f"caps: {rules['max_calls_per_contact_per_day']} per contact a day, {rules['max_calls_per_day']}"
+        f" in total, {rules['max_concurrent_calls']} at once, "
+        f"{rules['min_seconds_between_calls_to_contact']:g} s between calls to a contact",
+        f"longest call {rules['max_duration_seconds']} s; countries {', '.join(rules['allowed_countries'])};"
+        f" blocked: {', '.join(rules['blocked']) or 'none'}",
+        f"today: {today['calls']} calls placed, {today['remaining']} left, {today['live_calls']} live",
+    ]
+    rows = [[c["name"], c["number"], str(c["calls"]), str(c["remaining"]),
+             "opted out" if c["opted_out"] else ""] for c in today["contacts"]]
+    if rows:
+        lines += ["", _table(["CONTACT", "NUMBER", "TODAY", "LEFT", ""], rows)]
+    return "\n".join(lines)
 
 
 def _demo(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable[[Any], str]]:

@@ -410,3 +410,55 @@ def is_opt_out(speech: str) -> bool:
     """Whether the callee asked not to be called again. Errs towards yes: the owner can
     opt a contact back in, but an unwanted call cannot be taken back."""
     return bool(_OPT_OUT.search(speech.replace("’", "'")))
+
+
+def report(store: Store, rules: Rules, now: datetime) -> dict[str, Any]:
+    """The rules in force and today's usage, per contact."""
+    start, end = day_bounds(now, rules.owner_zone)
+    counts = {
+        row["contact_id"]: row["n"]
+        for row in store.query(
+            "SELECT contact_id, COUNT(*) AS n FROM calls WHERE placed = 1 AND created_at >= ?"
+            " AND created_at < ? AND contact_id IS NOT NULL GROUP BY contact_id", (start, end))
+    }
+    contacts = store.query("SELECT id, name, number, opted_out_at FROM contacts ORDER BY name_key")
+    total = sum(counts.values())
+    live = store.query(
+        f"SELECT COUNT(*) FROM calls WHERE placed = 1 AND status IN ({', '.join('?' * len(LIVE_STATUSES))})",
+        LIVE_STATUSES,
+    )[0][0]
+    return {
+        "rules": {
+            "timezone": rules.owner_zone.key,
+            "calling_hours": str(rules.calling_hours),
+            "callee_hours": str(rules.callee_hours) if rules.callee_hours else None,
+            "max_calls_per_contact_per_day": rules.per_contact_per_day,
+            "max_calls_per_day": rules.per_day,
+            "max_concurrent_calls": rules.concurrent,
+            "min_seconds_between_calls_to_contact": rules.min_gap.total_seconds(),
+            "max_duration_seconds": rules.max_duration_seconds,
+            "allowed_countries": sorted(rules.allowed_countries),
+            "blocked": sorted(rules.blocked),
+            "disclosure_required": rules.disclosure_required,
+            "opening": rules.opening,
+        },
+        "now": {
+            "owner_time": now.astimezone(rules.owner_zone).isoformat(timespec="seconds"),
+            "within_calling_hours": rules.calling_hours.contains(now, rules.owner_zone),
+        },
+        "today": {
+            "calls": total,
+            "remaining": max(rules.per_day - total, 0),
+            "live_calls": live,
+            "contacts": [
+                {
+                    "name": row["name"],
+                    "number": row["number"],
+                    "calls": counts.get(row["id"], 0),
+                    "remaining": max(rules.per_contact_per_day - counts.get(row["id"], 0), 0),
+                    "opted_out": row["opted_out_at"] is not None,
+                }
+                for row in contacts
+            ],
+        },
+    }

@@ -174,3 +174,9 @@ def _dry_run(rt: Runtime, arguments: dict[str, Any]) -> dict[str, Any]:
         "voice": request.voice,
         "language": request.language,
     }
+
+
+def safety_rules(rt: Runtime) -> dict[str, Any]:
+    from twilio_caller import safety
+
+    return safety.report(rt.store, safety.Rules.from_config(rt.config), rt.clock.now())
