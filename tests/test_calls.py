@@ -166,3 +166,16 @@ def test_list_calls_shows_calls_with_transcripts(live_server) -> None:
     assert [c["call_id"] for c in calls] == [placed["call_id"]]
     assert calls[0]["reply"]["text"] == "Thanks!" and calls[0]["status"] == "completed"
     assert live_server.tool("list_calls", status="busy")["calls"] == []
+
+
+def test_twilio_api_errors_become_telephony_errors_and_free_the_cap(live_server) -> None:
+    from twilio_caller.errors import TelephonyError
+
+    live_server.simulator.chaos.fail_next_creates(1, status=500)
+    with pytest.raises(TelephonyError, match="HTTP 500"):
+        live_server.tool("call", to="Contact14", message="Hi")
+    failed = live_server.tool("list_calls", contact="Contact14")["calls"]
+    assert [c["status"] for c in failed] == ["failed"]
+    placed = live_server.runtime.store.query("SELECT placed FROM calls")
+    assert [row["placed"] for row in placed] == [0]
+    assert live_server.tool("call", to="Contact14", message="Hi")["status"] == "completed"

@@ -34,7 +34,9 @@ def test_skill_md_frontmatter_follows_the_agentskills_rules() -> None:
 
 def test_skill_md_declares_every_environment_variable_the_code_reads() -> None:
     declared = {var["name"] for var in frontmatter(ROOT / "SKILL.md")["metadata"]["openclaw"]["envVars"]}
-    read = set(config.environment_keys()) | {config.HOME_ENV}
+    from twilio_caller.runtime import SIMULATE_ENV
+
+    read = set(config.environment_keys()) | {config.HOME_ENV, SIMULATE_ENV}
     assert read <= declared
 
 

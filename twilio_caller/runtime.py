@@ -16,6 +16,9 @@ from twilio_caller.contacts import ContactBook
 from twilio_caller.store import Store
 
 
+SIMULATE_ENV = "TWILIO_CALLER_SIMULATE"  # 1: calls go to the built-in simulator
+
+
 class Runtime:
     def __init__(
         self,
@@ -27,7 +30,7 @@ class Runtime:
         self.home = home
         self.clock: Clock = clock or SystemClock()
         self.environ: Mapping[str, str] = os.environ if environ is None else environ
-        self.simulate = self.environ.get("TWILIO_CALLER_SIMULATE", "") in ("1", "true", "yes")
+        self.simulate = self.environ.get(SIMULATE_ENV, "") in ("1", "true", "yes")
         self.callee: dict[str, Any] | None = None  # simulate mode: the callee script for `call`
         self.progress: Callable[[dict[str, Any]], None] | None = None  # live call progress
 
