@@ -285,7 +285,7 @@ def test_telephony_refuses_without_an_approved_decision(book) -> None:
 )
 def test_no_refused_request_ever_reaches_telephony(book, minutes: int, target: str, prior_calls: int) -> None:
     rt = book("safety: {max_calls_per_contact_per_day: 3, min_seconds_between_calls_to_contact: 0}\n")
-    if not rt.contacts.list():
+    if not rt.contacts.all():
         rt.contacts.add("Contact1", "312-555-0101")
         rt.contacts.add("Contact2", "212-555-0102", "America/New_York")
     rt.store.query("DELETE FROM safety_decisions")

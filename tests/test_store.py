@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from twilio_caller.errors import ConflictError
+from twilio_caller.errors import ConflictError, InternalError
 from twilio_caller.store import MIGRATIONS, Migration, Store
 
 
@@ -32,7 +32,7 @@ def test_a_failing_migration_leaves_nothing_behind(tmp_path: Path) -> None:
     path = tmp_path / "db.sqlite"
     Store(path).close()
     broken = Migration("0002_broken", ("CREATE TABLE half (x INTEGER)", "CREATE TABLE nonsense ("))
-    with pytest.raises(Exception):
+    with pytest.raises(InternalError, match="cannot open the database"):
         Store(path, (*MIGRATIONS, broken))
     connection = sqlite3.connect(path)
     tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}

@@ -29,7 +29,8 @@ class CallLog:
         since: str | None = None,
         limit: int = 20,
     ) -> list[dict[str, Any]]:
-        clauses, parameters = [], []
+        clauses: list[str] = []
+        parameters: list[object] = []
         if contact_id is not None:
             clauses.append("contact_id = ?")
             parameters.append(contact_id)

@@ -60,7 +60,7 @@ class ContactBook:
         self._clock = clock
         self._region = region
 
-    def list(self) -> list[Contact]:
+    def all(self) -> list[Contact]:
         rows = self._store.query("SELECT * FROM contacts ORDER BY name_key")
         return [Contact(**_columns(row)) for row in rows]
 
@@ -209,7 +209,7 @@ class ContactBook:
                 )
 
     def _closest(self, name: str) -> str:
-        names = [contact.name for contact in self.list()]
+        names = [contact.name for contact in self.all()]
         by_key = {_key(n): n for n in names}
         close = difflib.get_close_matches(_key(name), list(by_key), n=3, cutoff=0.5)
         if close:
@@ -275,7 +275,7 @@ def _clash(fields: ContactFields, earlier: Iterable[ContactFields]) -> str | Non
     return None
 
 
-def _read_csv(path: Path) -> list[tuple[int, Mapping[str, str | None]]]:
+def _read_csv(path: Path) -> list[tuple[int, dict[str | None, Any]]]:
     try:
         with path.open(newline="", encoding="utf-8-sig") as stream:
             reader = csv.DictReader(stream)

@@ -13,7 +13,7 @@ from twilio_caller.calls import TERMINAL_STATUSES, CallWriter
 from twilio_caller.clock import Clock
 from twilio_caller.contacts import ContactBook
 from twilio_caller.safety import is_opt_out
-from twilio_caller.sessions import Action, CallSession, HangUp, Outcome, Speak
+from twilio_caller.sessions import Action, CallSession, HangUp, Outcome
 
 NOTIFY_GOODBYE = "Goodbye."
 SILENCE_GOODBYE = "Sorry I couldn't hear you. Goodbye."

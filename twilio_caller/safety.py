@@ -288,8 +288,7 @@ def _hours(request: CallRequest, usage: Usage, now: datetime, rules: Rules) -> D
         return Decision(False, "calling_hours",
                         f"it is {_clock_time(now, rules.owner_zone)}, outside the calling hours "
                         f"{rules.calling_hours} ({rules.owner_zone.key})", _next_open(now, request, rules))
-    assert rules.callee_hours is None or isinstance(zone, ZoneInfo)
-    if rules.callee_hours and not rules.callee_hours.contains(now, zone):
+    if rules.callee_hours and isinstance(zone, ZoneInfo) and not rules.callee_hours.contains(now, zone):
         return Decision(False, "callee_hours",
                         f"it is {_clock_time(now, zone)} for the callee, outside "
                         f"{rules.callee_hours} in their time zone ({zone.key})",

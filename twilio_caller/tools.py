@@ -48,7 +48,7 @@ def remove_contact(rt: Runtime, *, name: str) -> dict[str, Any]:
 
 
 def list_contacts(rt: Runtime) -> dict[str, Any]:
-    return {"contacts": [contact.to_dict() for contact in rt.contacts.list()]}
+    return {"contacts": [contact.to_dict() for contact in rt.contacts.all()]}
 
 
 def import_contacts(rt: Runtime, *, path: str) -> dict[str, Any]:

@@ -4,16 +4,15 @@ inside a running event loop (`Server`), or in a background thread (`ThreadedServ
 from __future__ import annotations
 
 import asyncio
-import errno
 import socket
 import threading
 from collections.abc import Coroutine
 from types import TracebackType
 from typing import Any, TypeVar
 
-import uvicorn
 from starlette.types import ASGIApp
 
+from twilio_caller import serving
 from twilio_caller.simulator.core import Simulator
 from twilio_caller.simulator.errors import ServeError
 
@@ -23,19 +22,12 @@ STARTUP_SECONDS = 10.0
 
 def bind(host: str, port: int) -> socket.socket:
     """A listening TCP socket; port 0 picks a free one. A taken port is a ServeError."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
     try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        sock.listen(128)
+        return serving.bind(host, port)
+    except serving.PortInUse:
+        raise ServeError(f"port {port} on {host} is already in use; pick another with --port") from None
     except OSError as error:
-        sock.close()
-        if error.errno == errno.EADDRINUSE:
-            raise ServeError(f"port {port} on {host} is already in use; pick another with --port") from None
         raise ServeError(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
-    sock.setblocking(False)
-    return sock
 
 
 class Server:
@@ -47,8 +39,7 @@ class Server:
         self.app = app
         self.host = host
         self.port = port
-        self._uvicorn: uvicorn.Server | None = None
-        self._socket: socket.socket | None = None
+        self._listener: serving.Listener | None = None
 
     @property
     def base_url(self) -> str:
@@ -58,20 +49,13 @@ class Server:
     async def start(self) -> None:
         sock = bind(self.host, self.port)
         self.port = sock.getsockname()[1]
-        config = uvicorn.Config(
-            self.app, lifespan="off", log_level="warning", access_log=False, timeout_graceful_shutdown=2
-        )
-        config.load()
-        server = uvicorn.Server(config)
-        server.lifespan = config.lifespan_class(config)
-        await server.startup(sockets=[sock])
-        self._uvicorn, self._socket = server, sock
+        self._listener = serving.Listener(self.app, sock)
+        await self._listener.start()
 
     async def stop(self) -> None:
-        if self._uvicorn is None:
-            return
-        await self._uvicorn.shutdown(sockets=[self._socket] if self._socket else None)
-        self._uvicorn = self._socket = None
+        if self._listener is not None:
+            await self._listener.stop()
+            self._listener = None
 
     async def __aenter__(self) -> Server:
         await self.start()
