@@ -179,3 +179,21 @@ def test_twilio_api_errors_become_telephony_errors_and_free_the_cap(live_server)
     placed = live_server.runtime.store.query("SELECT placed FROM calls")
     assert [row["placed"] for row in placed] == [0]
     assert live_server.tool("call", to="Contact14", message="Hi")["status"] == "completed"
+
+
+def test_a_callee_who_opts_out_is_never_called_again(live_server) -> None:
+    from twilio_caller.errors import RefusedError
+
+    live_server.script("Contact15", replies=[{"say": "Please don't call me again"}])
+    result = live_server.tool("call", to="Contact15", message="Hello", interactive=True)
+    assert result["opted_out"] is True
+    assert result["reply"]["text"] == "Please don't call me again"
+    final = live_server.tool("wait", call_id=result["call_id"], until="end", timeout_seconds=20)
+    assert said(final, "assistant")[-1] == "Understood. You won't get calls from me again. Goodbye."
+    contact = [c for c in live_server.tool("list_contacts")["contacts"] if c["name"] == "Contact15"][0]
+    assert contact["opted_out_at"] is not None
+    with pytest.raises(RefusedError) as refused:
+        live_server.tool("call", to="Contact15", message="Hello again")
+    assert refused.value.rule == "opted_out"
+    live_server.tool("update_contact", name="Contact15", opt_in=True)
+    assert live_server.tool("call", to="Contact15", message="Sorry", dry_run=True)["allowed"] is True

@@ -219,6 +219,11 @@ class ServerThread:
             self._loop.call_soon_threadsafe(self.runner.shutdown.set)
         self._thread.join(30)
 
+    def join(self, timeout: float) -> bool:
+        """Wait for the server to exit by itself (the idle exit); True once it has."""
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
     def _main(self) -> None:
         async def main() -> None:
             self._loop = asyncio.get_running_loop()
