@@ -171,9 +171,10 @@ def test_list_calls_shows_calls_with_transcripts(live_server) -> None:
 def test_twilio_api_errors_become_telephony_errors_and_free_the_cap(live_server) -> None:
     from twilio_caller.errors import TelephonyError
 
-    live_server.simulator.chaos.fail_next_creates(1, status=500)
+    live_server.simulator.chaos.fail_next_creates(3, status=500)
     with pytest.raises(TelephonyError, match="HTTP 500"):
         live_server.tool("call", to="Contact14", message="Hi")
+    assert live_server.simulator.calls == []
     failed = live_server.tool("list_calls", contact="Contact14")["calls"]
     assert [c["status"] for c in failed] == ["failed"]
     placed = live_server.runtime.store.query("SELECT placed FROM calls")
@@ -197,3 +198,18 @@ def test_a_callee_who_opts_out_is_never_called_again(live_server) -> None:
     assert refused.value.rule == "opted_out"
     live_server.tool("update_contact", name="Contact15", opt_in=True)
     assert live_server.tool("call", to="Contact15", message="Sorry", dry_run=True)["allowed"] is True
+
+
+@pytest.mark.parametrize("status", [429, 500])
+def test_api_faults_on_create_are_retried(live_server, status: int) -> None:
+    live_server.simulator.chaos.fail_next_creates(2, status=status)
+    result = live_server.tool("call", to="Contact16", message="Hi")
+    assert result["status"] == "completed"
+    assert len(live_server.simulator.calls) == 1
+
+
+def test_a_fault_after_twilio_created_the_call_never_dials_twice(live_server) -> None:
+    live_server.simulator.chaos.fail_after_next_creates(1, status=500)
+    result = live_server.tool("call", to="Contact17", message="Hi")
+    assert result["status"] == "completed"
+    assert [call.sid for call in live_server.simulator.calls] == [result["twilio_sid"]]

@@ -76,6 +76,10 @@ class TelephonyError(TwilioCallerError):
     code = "telephony"
     exit_code = 4
 
+    def __init__(self, message: str, *, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.retryable = retryable  # a fault that may pass (429, 5xx, a lost connection)
+
 
 class ConfigError(TwilioCallerError):
     code = "config"

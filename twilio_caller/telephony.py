@@ -4,8 +4,10 @@ second half of the safety gate: it dials only with an `Approval` that the store 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from twilio_caller.config import Config
@@ -16,7 +18,10 @@ from twilio_caller.store import Store
 if TYPE_CHECKING:
     from twilio.rest import Client
 
+log = logging.getLogger("twilio_caller.telephony")
 REQUEST_TIMEOUT_SECONDS = 15
+CREATE_ATTEMPTS = 3
+CLOCK_SKEW_SECONDS = 5
 STATUS_EVENTS = ["initiated", "ringing", "answered", "completed"]
 
 
@@ -50,10 +55,21 @@ class PlacedCall:
 
 
 class Telephony:
-    def __init__(self, credentials: Credentials, store: Store) -> None:
+    def __init__(
+        self,
+        credentials: Credentials,
+        store: Store,
+        *,
+        backoff_seconds: float = 0.5,
+        sleep: Callable[[float], None] = time.sleep,
+        now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+    ) -> None:
         self._credentials = credentials
         self._store = store
         self._client: Client | None = None
+        self._backoff = backoff_seconds
+        self._sleep = sleep
+        self._now = now
 
     @property
     def from_number(self) -> str:
@@ -68,22 +84,31 @@ class Telephony:
         ring_timeout: int,
         extra: Mapping[str, Any] | None = None,
     ) -> PlacedCall:
+        """Dial. A 429, a 5xx or a lost connection is retried with backoff — but only after
+        the account's recent calls show the failed attempt created no call; when it did,
+        that call is adopted instead, so a fault never dials twice."""
         self._confirm(approval)
-        call = self._request(
-            lambda client: client.calls.create(
-                to=approval.to_number,
-                from_=self._credentials.from_number,
-                url=url,
-                method="POST",
-                status_callback=status_callback,
-                status_callback_method="POST",
-                status_callback_event=STATUS_EVENTS,
-                time_limit=approval.time_limit,
-                timeout=ring_timeout,
-                **(extra or {}),
-            )
+        fields = dict(
+            to=approval.to_number, from_=self._credentials.from_number, url=url, method="POST",
+            status_callback=status_callback, status_callback_method="POST",
+            status_callback_event=STATUS_EVENTS, time_limit=approval.time_limit,
+            timeout=ring_timeout, **(extra or {}),
         )
-        return PlacedCall(sid=call.sid, status=call.status)
+        for attempt in range(1, CREATE_ATTEMPTS + 1):
+            started = self._now()
+            try:
+                call = self._request(lambda client: client.calls.create(**fields))
+                return PlacedCall(sid=call.sid, status=call.status)
+            except TelephonyError as exc:
+                if not exc.retryable or attempt == CREATE_ATTEMPTS:
+                    raise
+                created = self._created_since(approval.to_number, started)
+                if created is not None:
+                    log.warning("create failed (%s) but Twilio created %s; adopting it", exc.message, created.sid)
+                    return created
+                log.warning("create failed (%s); retry %d of %d", exc.message, attempt, CREATE_ATTEMPTS - 1)
+                self._sleep(self._backoff * 2 ** (attempt - 1))
+        raise AssertionError("unreachable")
 
     def update_call(self, sid: str, **fields: Any) -> str:
         """Redirect (twiml=/url=) or end (status="completed"/"canceled") a live call."""
@@ -110,6 +135,22 @@ class Telephony:
         ):
             raise InternalError("refusing to dial: no approved safety decision for this call")
 
+    def _created_since(self, number: str, started: datetime) -> PlacedCall | None:
+        """A call to `number` from our number that Twilio created at or after `started`."""
+        try:
+            recent = self._request(lambda client: client.calls.list(
+                to=number, from_=self._credentials.from_number, limit=20))
+        except TelephonyError as exc:
+            raise TelephonyError(
+                f"{exc.message}; and the recent calls could not be checked, so the call is not "
+                "retried (it might exist): look at call_status or the Twilio console"
+            ) from exc
+        skew = timedelta(seconds=CLOCK_SKEW_SECONDS)
+        for call in recent:
+            if call.date_created is not None and call.date_created >= started - skew:
+                return PlacedCall(sid=call.sid, status=call.status)
+        return None
+
     def _request(self, action: Any) -> Any:
         from twilio.base.exceptions import TwilioException, TwilioRestException
 
@@ -119,10 +160,11 @@ class Telephony:
             if exc.status == 404:
                 raise NotFoundError(f"Twilio does not know this call (error {exc.code})") from exc
             raise TelephonyError(
-                f"Twilio refused the request (error {exc.code}, HTTP {exc.status}): {exc.msg}"
+                f"Twilio refused the request (error {exc.code}, HTTP {exc.status}): {exc.msg}",
+                retryable=exc.status == 429 or exc.status >= 500,
             ) from exc
         except (TwilioException, OSError) as exc:  # requests' errors are OSErrors
-            raise TelephonyError(f"cannot reach Twilio: {type(exc).__name__}") from exc
+            raise TelephonyError(f"cannot reach Twilio: {type(exc).__name__}", retryable=True) from exc
 
     def _sdk(self) -> Client:
         if self._client is None:

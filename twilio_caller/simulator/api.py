@@ -76,6 +76,9 @@ class _CallsApi:
             raise failure
         dialing = parse_create(form, self._simulator.policy)
         record = self._simulator.place_call(dialing, str(request.base_url))
+        failure = self._simulator.chaos.take_failure_after_create()
+        if failure is not None:
+            raise failure
         return JSONResponse(record.to_json(), status_code=201)
 
     async def fetch(self, request: Request) -> Response:

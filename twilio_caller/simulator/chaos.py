@@ -27,6 +27,7 @@ class Chaos:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._create_failures: list[_Failure] = []
+        self._failures_after_create: list[_Failure] = []
         self._stalls = 0
         self.duplicate_status_callbacks = False
         self.reorder_status_callbacks = False
@@ -38,6 +39,14 @@ class Chaos:
         with self._lock:
             self._create_failures.extend([_FAILURES[status]] * count)
 
+    def fail_after_next_creates(self, count: int, status: int = 500) -> None:
+        """The next `count` creates place the call, then answer `status` anyway — the fault
+        (a timeout or 5xx after the fact) that makes a blind retry dial twice."""
+        if status not in _FAILURES:
+            raise ValueError(f"status must be one of {sorted(_FAILURES)}")
+        with self._lock:
+            self._failures_after_create.extend([_FAILURES[status]] * count)
+
     def stall_next_webhooks(self, count: int) -> None:
         """The next `count` TwiML requests are sent, but their answers arrive after the
         HTTP limit, so Twilio gives up with 11200."""
@@ -47,6 +56,7 @@ class Chaos:
     def reset(self) -> None:
         with self._lock:
             self._create_failures.clear()
+            self._failures_after_create.clear()
             self._stalls = 0
             self.duplicate_status_callbacks = False
             self.reorder_status_callbacks = False
@@ -56,6 +66,13 @@ class Chaos:
             if not self._create_failures:
                 return None
             failure = self._create_failures.pop(0)
+        return ApiError(failure.status, failure.code, failure.message)
+
+    def take_failure_after_create(self) -> ApiError | None:
+        with self._lock:
+            if not self._failures_after_create:
+                return None
+            failure = self._failures_after_create.pop(0)
         return ApiError(failure.status, failure.code, failure.message)
 
     def take_stall(self) -> bool:
