@@ -65,6 +65,8 @@ class ServerRunner:
             webhook_socket = _bind(config.get("webhook.host"), config.get("webhook.port"), "webhook.port")
             control_socket = _bind("127.0.0.1", 0, None)
             public = _public_base_url(config, webhook_socket)
+            if self.simulator is not None and public != base_url(webhook_socket):
+                self.simulator.add_tunnel(public, base_url(webhook_socket))  # as the tunnel would
             self.dialer = Dialer(self._rt, Telephony(credentials, self._rt.store), public)
             stack.push_async_callback(self.dialer.close)
             token = secrets.token_urlsafe(32)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Mapping
+from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -21,6 +22,9 @@ from twilio_caller.sessions import CallSession
 
 log = logging.getLogger("twilio_caller.webhook")
 MAX_BODY_BYTES = 64 * 1024
+MAX_FIELDS = 200
+MAX_FIELD_CHARS = 8 * 1024
+MAX_SPEECH_CHARS = 2000
 TWIML = "application/xml"
 
 
@@ -32,11 +36,9 @@ def build_webhook_app(dialer: Dialer, auth_token: str, public_base_url: str) -> 
         session = dialer.registry.get(request.path_params["call_id"])
         if session is None or not secrets.compare_digest(session.token, request.path_params["token"]):
             return Response(status_code=404)
-        body = await request.body()
-        if len(body) > MAX_BODY_BYTES:
-            return Response(status_code=413)
-        form = await request.form() if request.method == "POST" else {}
-        params = {key: value for key, value in form.items() if isinstance(value, str)}
+        params = await _form(request)
+        if isinstance(params, Response):
+            return params
         url = base + request.url.path + (f"?{request.url.query}" if request.url.query else "")
         signature = request.headers.get("X-Twilio-Signature", "")
         if not validator.validate(url, params if request.method == "POST" else {}, signature):
@@ -64,8 +66,9 @@ def build_webhook_app(dialer: Dialer, auth_token: str, public_base_url: str) -> 
         number = request.query_params.get("n", "")
         if not number.isdigit():
             return Response(status_code=400)
+        speech = params.get("SpeechResult", "")[:MAX_SPEECH_CHARS]
         answer = await dialer.conversation.gather(
-            session, int(number), params.get("SpeechResult"), _confidence(params),
+            session, int(number), speech, _confidence(params),
             dedupe_key=f"{session.call_id}:gather:{number}",
         )
         return Response(answer, media_type=TWIML)
@@ -97,6 +100,32 @@ def build_webhook_app(dialer: Dialer, auth_token: str, public_base_url: str) -> 
         Route(f"{prefix}/hold", hold, methods=["POST"]),
         Route(f"{prefix}/status", status, methods=["POST"]),
     ])
+
+
+async def _form(request: Request) -> dict[str, str] | Response:
+    """Twilio's form parameters, or the 4xx that a body we will not parse deserves."""
+    if request.method != "POST":
+        return {}
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        return Response(status_code=413)
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            return Response(status_code=413)
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if body and media_type != "application/x-www-form-urlencoded":
+        return Response(status_code=415)
+    try:
+        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=bool(body),
+                          encoding="utf-8", errors="strict",
+                          max_num_fields=MAX_FIELDS)
+    except (UnicodeDecodeError, ValueError):
+        return Response(status_code=400)
+    if any(len(value) > MAX_FIELD_CHARS for _, value in pairs):
+        return Response(status_code=413)
+    return dict(pairs)
 
 
 def _confidence(params: Mapping[str, str]) -> float | None:

@@ -64,6 +64,13 @@ class Simulator:
             self._app = build_app(self)
         return self._app
 
+    # -- the network ---------------------------------------------------------------------
+
+    def add_tunnel(self, public_base_url: str, local_base_url: str) -> None:
+        """Deliver requests for `public_base_url` to `local_base_url`, as a tunnel (ngrok, a
+        reverse proxy) would; they are still signed over the public URL."""
+        self._webhooks.tunnels[public_base_url] = local_base_url
+
     # -- callees -------------------------------------------------------------------------
 
     def set_callee(self, number: str, callee: CalleeProfile) -> None:

@@ -72,6 +72,7 @@ class WebhookClient:
         self._validator = RequestValidator(auth_token)
         self._chaos = chaos
         self._http: httpx.AsyncClient | None = None
+        self.tunnels: dict[str, str] = {}  # public base URL → the local address it forwards to
 
     async def aclose(self) -> None:
         if self._http is not None:
@@ -131,9 +132,18 @@ class WebhookClient:
         if method == "GET":
             full = _with_query(target.url, params)
             headers["X-Twilio-Signature"] = self._validator.compute_signature(full, {})
-            return self._client().build_request("GET", full, headers=headers, timeout=timeout)
+            return self._client().build_request("GET", self._through_tunnel(full), headers=headers, timeout=timeout)
         headers["X-Twilio-Signature"] = self._validator.compute_signature(target.url, params)
-        return self._client().build_request("POST", target.url, data=params, headers=headers, timeout=timeout)
+        return self._client().build_request(
+            "POST", self._through_tunnel(target.url), data=params, headers=headers, timeout=timeout
+        )
+
+    def _through_tunnel(self, url: str) -> str:
+        """Where a public URL really goes: signed as public, delivered to the local end."""
+        for public, local in self.tunnels.items():
+            if url == public or url.startswith(public.rstrip("/") + "/"):
+                return local.rstrip("/") + url[len(public.rstrip("/")):]
+        return url
 
     def _client(self) -> httpx.AsyncClient:
         if self._http is None:
