@@ -213,3 +213,32 @@ def test_a_fault_after_twilio_created_the_call_never_dials_twice(live_server) ->
     result = live_server.tool("call", to="Contact17", message="Hi")
     assert result["status"] == "completed"
     assert [call.sid for call in live_server.simulator.calls] == [result["twilio_sid"]]
+
+
+def test_purge_deletes_transcripts_of_ended_calls_only(live_server) -> None:
+    live_server.script("Contact18", replies=[{"say": "Private words"}])
+    ended = live_server.tool("call", to="Contact18", message="Hi", interactive=True)
+    live_server.tool("wait", call_id=ended["call_id"], until="end", timeout_seconds=20)
+    live = live_server.tool("call", to="Contact19", message="Hi", keep_open=True)
+    assert live_server.tool("purge_calls", contact="Contact18")["purged"]["turns"] == 4
+    assert live_server.tool("call_status", call_id=ended["call_id"])["transcript"] == []
+    assert live_server.tool("purge_calls", older_than_days=0)["purged"]["turns"] == 0  # live: kept
+    assert live_server.tool("call_status", call_id=live["call_id"])["transcript"] != []
+    live_server.tool("hangup", call_id=live["call_id"])
+    with pytest.raises(InvalidInputError, match="say what to purge"):
+        live_server.tool("purge_calls")
+
+
+def test_retention_purges_old_transcripts(runtime, clock) -> None:
+    from twilio_caller.calls import CallWriter
+
+    runtime.contacts.add("Contact1", "312-555-0101")
+    writer = CallWriter(runtime.store, clock)
+    with runtime.store.transaction() as connection:
+        writer.insert(connection, {"id": "call_old", "token": "t", "to_number": "+13125550101", "mode": "notify"})
+    writer.turn("call_old", "callee", "old words")
+    writer.advance("call_old", "completed")
+    clock.advance(89 * 86400)
+    assert runtime.calls.purge_expired(90) == {"turns": 0, "events": 0}
+    clock.advance(2 * 86400)
+    assert runtime.calls.purge_expired(90)["turns"] == 1

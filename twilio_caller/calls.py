@@ -66,6 +66,26 @@ class CallLog:
             ) from None
         return moment if moment.tzinfo else moment.replace(tzinfo=self._zone)
 
+    def purge(self, *, before: datetime | None = None, contact_id: int | None = None) -> dict[str, int]:
+        """Delete the transcripts (turns and callback payloads) of ended calls placed before
+        `before` and/or to one contact. The call rows stay, for the caps and the audit."""
+        clauses = [f"status IN ({', '.join('?' * len(TERMINAL_STATUSES))})"]
+        parameters: list[object] = sorted(TERMINAL_STATUSES)
+        if before is not None:
+            clauses.append("created_at < ?")
+            parameters.append(isoformat(before.astimezone(timezone.utc)))
+        if contact_id is not None:
+            clauses.append("contact_id = ?")
+            parameters.append(contact_id)
+        calls = f"SELECT id FROM calls WHERE {' AND '.join(clauses)}"
+        with self._store.transaction() as connection:
+            turns = connection.execute(f"DELETE FROM turns WHERE call_id IN ({calls})", parameters).rowcount
+            events = connection.execute(f"DELETE FROM events WHERE call_id IN ({calls})", parameters).rowcount
+        return {"turns": turns, "events": events}
+
+    def purge_expired(self, retention_days: int) -> dict[str, int]:
+        return self.purge(before=self._clock.now() - timedelta(days=retention_days))
+
     def _turns(self, call_id: str) -> Sequence[sqlite3.Row]:
         return self._store.query(
             "SELECT speaker, text, confidence, at FROM turns WHERE call_id = ? ORDER BY id",

@@ -98,7 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
     rename.add_argument("old")
     rename.add_argument("new")
 
-    calls = command("calls", _calls, "the call log, newest first")
+    calls = command("calls", _calls, "the call log, newest first; `calls purge` deletes transcripts")
+    calls.add_argument("action", nargs="?", choices=["list", "purge"], default="list")
+    calls.add_argument("--older-than", type=int, metavar="DAYS", help="purge: calls older than DAYS")
     calls.add_argument("--contact")
     calls.add_argument("--status")
     calls.add_argument("--since", help="ISO date or time, today or yesterday")
@@ -256,6 +258,11 @@ def _rename(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callabl
 
 
 def _calls(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable[[Any], str]]:
+    if options.action == "purge":
+        result = _invoke(runtime, "purge_calls", {"older_than_days": options.older_than,
+                                                  "contact": options.contact})
+        return result, lambda r: (f"purged {r['purged']['turns']} transcript lines "
+                                  f"and {r['purged']['events']} status records")
     result = _invoke(runtime, "list_calls", {
         "contact": options.contact, "status": options.status,
         "since": options.since, "limit": options.limit,

@@ -180,3 +180,15 @@ def safety_rules(rt: Runtime) -> dict[str, Any]:
     from twilio_caller import safety
 
     return safety.report(rt.store, safety.Rules.from_config(rt.config), rt.clock.now())
+
+
+def purge_calls(rt: Runtime, *, older_than_days: int | None = None, contact: str | None = None) -> dict[str, Any]:
+    from datetime import timedelta
+
+    from twilio_caller.errors import InvalidInputError
+
+    if older_than_days is None and contact is None:
+        raise InvalidInputError("say what to purge: older_than_days, contact, or both")
+    contact_id = rt.contacts.get(contact).id if contact is not None else None
+    before = rt.clock.now() - timedelta(days=older_than_days) if older_than_days is not None else None
+    return {"purged": rt.calls.purge(before=before, contact_id=contact_id)}

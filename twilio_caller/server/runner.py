@@ -26,6 +26,7 @@ from twilio_caller.telephony import Credentials, Telephony
 
 log = logging.getLogger("twilio_caller.server")
 SIMULATED_FROM_NUMBER = "+13125550100"
+PURGE_EVERY_SECONDS = 3600  # transcripts older than retention.days go at start and hourly
 
 
 def run_file(home: Path) -> Path:
@@ -124,7 +125,12 @@ class ServerRunner:
 
     async def _until_stopped(self, activity: Any) -> None:
         limit = self._rt.config.get("server.idle_exit_seconds")
+        retention = self._rt.config.get("retention.days")
+        purged_at = -PURGE_EVERY_SECONDS
         while not self.shutdown.is_set():
+            if self._rt.clock.monotonic() - purged_at >= PURGE_EVERY_SECONDS:
+                purged_at = self._rt.clock.monotonic()
+                await asyncio.to_thread(self._rt.calls.purge_expired, retention)
             try:
                 await asyncio.wait_for(self.shutdown.wait(), 1.0)
             except TimeoutError:
