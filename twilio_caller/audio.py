@@ -30,7 +30,7 @@ import secrets
 import struct
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -338,8 +338,8 @@ class AudioLibrary:
         self.directory = home / "audio"
         self.settings = settings
         self.format = settings.format
-        self._client = ElevenLabs(settings, timeout=request_timeout, transport=transport) \
-            if settings.unavailable() is None else None
+        self._request_timeout, self._transport = request_timeout, transport
+        self._client: ElevenLabs | None = None  # made on first use: listing the cache opens no connection
         self._pending: dict[str, asyncio.Task[Audio]] = {}
         self._token: str | None = None
 
@@ -373,6 +373,9 @@ class AudioLibrary:
     async def generate(self, text: str) -> Audio:
         """Audio for `text`, however long it takes (pre-generation, `phrases generate`).
         InvalidInputError for bad text, SynthesisError when the API gives no audio."""
+        unavailable = self.settings.unavailable()
+        if unavailable is not None:
+            raise SynthesisError(unavailable.reason, unavailable.detail)
         key = self.key_for(text)
         hit = self.cached(key)
         if hit is not None:
@@ -459,14 +462,15 @@ class AudioLibrary:
         return task
 
     async def _generate(self, key: str, text: str) -> Audio:
-        assert self._client is not None
+        if self._client is None:
+            self._client = ElevenLabs(self.settings, timeout=self._request_timeout, transport=self._transport)
         data = await self._client.synthesize(text)
         path = self._ensure_directory() / f"{key}.{self.format.extension}"
         meta = {
             "key": key, "file": path.name, "text": text, "voice_id": self.settings.voice_id,
             "model": self.settings.model, "output_format": self.format.name,
             "media_type": self.format.media_type,
-            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
         await asyncio.to_thread(_store, path, data, meta)
         return Audio(key, path, self.format.media_type, from_cache=False)

@@ -127,7 +127,7 @@ _LEADING = re.compile(
     r"i'd like you to|go ahead and|quickly)\b[,]?\s+)*",
     re.IGNORECASE,
 )
-_TRAILING = re.compile(r"(?:[\s,]+(?:please|for me|thanks|thank you|now))+\s*$", re.IGNORECASE)
+_TRAILING = re.compile(r"(?:\s*,\s*(?:please|thanks|thank you|cheers))+\s*$", re.IGNORECASE)
 _ENDING = re.compile(r"[\s.!?]+$")
 
 
@@ -234,12 +234,19 @@ def _unknown(said: str, context: Context) -> tuple[str, str, list[str]]:
     if partial:
         return ("ambiguous_contact" if len(partial) > 1 else "unknown_contact",
                 f"Which contact do you mean by {said!r}?", sorted(partial))
-    close = [by_key[k] for k in difflib.get_close_matches(key, list(by_key), n=3, cutoff=0.6)]
+    close = [by_key[k] for k in _closest(key, list(by_key))]
     if close:
         return "unknown_contact", f"There is no contact named {said!r}. Did you mean {_or(close)}?", close
     return ("unknown_contact",
             f"There is no contact named {said!r}. Only contacts can be called: add them first, "
             f"for example \"add {said} at 312-555-0123\".", [])
+
+
+def _closest(key: str, candidates: list[str], n: int = 3, cutoff: float = 0.6) -> list[str]:
+    """The most similar candidates, best first; ties in alphabetical order (stable output)."""
+    scored = [(difflib.SequenceMatcher(None, key, candidate).ratio(), candidate) for candidate in candidates]
+    ranked = sorted((pair for pair in scored if pair[0] >= cutoff), key=lambda pair: (-pair[0], pair[1]))
+    return [candidate for _, candidate in ranked[:n]]
 
 
 def _or(names: Sequence[str]) -> str:

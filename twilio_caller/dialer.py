@@ -5,19 +5,22 @@ calls. Results have the architecture's shape; waiting never outlasts `timeout_se
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from twilio_caller import parser, safety, twiml
-from twilio_caller.calls import CallWriter
+from twilio_caller import numbers, parser, safety, twiml
+from twilio_caller.calls import TERMINAL_STATUSES, CallWriter
 from twilio_caller.conversation import NO_REPLY_BY_STATUS, Budgets, Conversation
-from twilio_caller.errors import InvalidInputError, NotFoundError, TelephonyError
+from twilio_caller.errors import InvalidInputError, NotFoundError, TelephonyError, TwilioCallerError
 from twilio_caller.runtime import Runtime
 from twilio_caller.sessions import CallSession, HangUp, Outcome, Registry, Speak
 from twilio_caller.telephony import Telephony
 
+log = logging.getLogger("twilio_caller.dialer")
 MAX_DURATION_GRACE_SECONDS = 5
+RECOVERED_GOODBYE = "Sorry, I have to go now. Goodbye."
 ENDED_SESSION_KEEP_SECONDS = 900
 
 
@@ -159,6 +162,66 @@ class Dialer:
             record["reply"] = None
             record["no_reply_reason"] = NO_REPLY_BY_STATUS[session.status]
         return record
+
+    # -- after a crash -----------------------------------------------------------------------
+
+    async def recover(self) -> list[str]:
+        """Reconcile the calls the store says are live with Twilio: complete the records of
+        calls that ended while no server ran, and take back the ones still live — point them
+        at this server (its public URL may have changed) and let the agent steer again
+        (keep_open), or close them politely. Returns the call_ids taken back."""
+        rows = self._rt.store.query(
+            "SELECT * FROM calls WHERE placed = 1 AND status IN "
+            f"({', '.join('?' * len(safety.LIVE_STATUSES))})", safety.LIVE_STATUSES,
+        )
+        taken_back = []
+        for row in rows:
+            try:
+                if await self._recover(row):
+                    taken_back.append(row["id"])
+            except TwilioCallerError as exc:
+                log.warning("could not reconcile call %s: %s", row["id"], exc.message)
+        return taken_back
+
+    async def _recover(self, row: Any) -> bool:
+        if row["twilio_sid"] is None:
+            self._writer.not_placed(row["id"], "the server stopped before Twilio took the call")
+            return False
+        state = await asyncio.to_thread(self._telephony.fetch_call, row["twilio_sid"])
+        if state["status"] in TERMINAL_STATUSES:
+            duration = state["duration"]
+            self._writer.advance(
+                row["id"], state["status"], answered_by=state["answered_by"],
+                duration_seconds=int(duration) if duration and str(duration).isdigit() else None,
+                no_reply_reason=None if row["no_reply_reason"] else NO_REPLY_BY_STATUS[state["status"]],
+            )
+            return False
+        session = self._session_from(row, state["status"])
+        self.registry.add(session)
+        if session.status == "in-progress":
+            fields = (
+                {"url": self.url_for(session, "hold", {}), "method": "POST"} if session.keep_open
+                else {"twiml": twiml.notify(session.speech, [RECOVERED_GOODBYE])}
+            )
+            if not session.keep_open:
+                self._writer.turn(session.call_id, "assistant", RECOVERED_GOODBYE)
+        else:  # not answered yet: it will ask for its first TwiML here
+            fields = {"url": self.url_for(session, "voice", {}), "method": "POST"}
+        fields.update(status_callback=self.url_for(session, "status", {}), status_callback_method="POST")
+        await asyncio.to_thread(self._telephony.update_call, row["twilio_sid"], **fields)
+        self._writer.advance(row["id"], state["status"])
+        return True
+
+    def _session_from(self, row: Any, status: str) -> CallSession:
+        request = parser.CallRequest(
+            number=numbers.parse(row["to_number"], self._config.get("phone_region")),
+            contact=None, message=row["message"] or "", interactive=row["mode"] == "interactive",
+            keep_open=bool(row["keep_open"]), voice=row["voice"] or self._config.get("voice.default"),
+            language=row["language"] or self._config.get("voice.language"), closing=None,
+        )
+        session = self._session(row["id"], row["token"], request)
+        session.to_name, session.twilio_sid, session.status = row["to_name"], row["twilio_sid"], status
+        return session
 
     # -- helpers ---------------------------------------------------------------------------------
 

@@ -161,7 +161,7 @@ def check_voice(name: str) -> str:
     voice = find(name)
     if voice is not None:
         return voice.name
-    raise InvalidInputError(f"unknown Twilio voice {name.strip()!r}{_hint(name)}", field="voice")
+    raise InvalidInputError(f"{name.strip()!r} is not a Twilio voice name{_hint(name)}", field="voice")
 
 
 def say_language(voice: str, requested: str | None = None) -> str | None:

@@ -84,6 +84,9 @@ class ServerRunner:
             for listener in (webhook, control):
                 await listener.start()
                 stack.push_async_callback(listener.stop)
+            recovered = await self.dialer.recover()
+            if recovered:
+                log.info("took back %d live call(s) after a restart: %s", len(recovered), ", ".join(recovered))
             self.info = {
                 "pid": os.getpid(), "webhook_port": webhook.port, "control_port": control.port,
                 "token": token, "version": __version__, "mode": self.mode,
