@@ -149,3 +149,10 @@ def test_secrets_in_a_readable_file_are_noticed(home: Path, write_config) -> Non
 def test_home_defaults_to_the_users_directory() -> None:
     assert config.resolve_home({}) == Path.home() / ".twilio-caller"
     assert config.resolve_home({"TWILIO_CALLER_HOME": "/tmp/x"}) == Path("/tmp/x")
+
+
+def test_an_invalid_secret_is_named_but_never_shown(home: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        config.load_config(home, {"TWILIO_ACCOUNT_SID": "ACsecret-looking-value"})
+    assert "TWILIO_ACCOUNT_SID" in caught.value.message
+    assert "secret-looking" not in caught.value.message

@@ -161,6 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
     server = command("server", _server, "the background server: status, stop, logs")
     server.add_argument("action", choices=["status", "stop", "logs"])
 
+    doctor = command("doctor", _doctor, "check this machine is ready for real calls, with fixes")
+    doctor.add_argument("--online", action="store_true", help="also check the credentials with Twilio")
+
     command("safety", _safety, "the safety rules in force and today's usage per contact")
 
     demo = command("demo", _demo, "a simulated call, offline, with no account")
@@ -415,6 +418,23 @@ def _server(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callabl
     status = {"running": True, **info, "live_calls": health.get("live_calls", 0)}
     return status, lambda r: (f"server {r['pid']} ({r['mode']} mode, version {r['version']}): "
                               f"webhook port {r['webhook_port']}, {r['live_calls']} live call(s)")
+
+
+def _doctor(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable[[Any], str]]:
+    from twilio_caller import doctor
+
+    return doctor.run(runtime, online=options.online), _doctor_text
+
+
+def _doctor_text(report: dict[str, Any]) -> str:
+    marks = {True: "ok  ", False: "FAIL", None: "--  "}
+    lines = []
+    for check in report["checks"]:
+        lines.append(f"{marks[check['ok']]} {check['name']}: {check['detail']}")
+        if check["fix"] and check["ok"] is False:
+            lines.append(f"     fix: {check['fix']}")
+    lines.append("ready for real calls" if report["ok"] else "not ready yet: fix the FAIL lines above")
+    return "\n".join(lines)
 
 
 def _safety(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable[[Any], str]]:

@@ -173,11 +173,13 @@ def _validate(
     if not errors:
         return
     lines = []
+    secrets = set(secret_keys())
     for error in errors[:10]:
         key = ".".join(str(part) for part in error.absolute_path)
         variable = (from_env or {}).get(key)
         lines.append(f"{variable} (config key {key})" if variable else source)
-        lines[-1] += f": {describe(error)}"
+        shown = f"field {key!r}: the value (a secret, not shown) is not valid" if key in secrets else describe(error)
+        lines[-1] += f": {shown}"
     more = f"\n(and {len(errors) - 10} more)" if len(errors) > 10 else ""
     raise ConfigError("invalid configuration:\n" + "\n".join(lines) + more)
 

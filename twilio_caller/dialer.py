@@ -44,6 +44,10 @@ class Dialer:
             self.url_for,
         )
 
+    @property
+    def public_url(self) -> str:
+        return self._base_url
+
     def url_for(self, session: CallSession, route: str, query: Mapping[str, str]) -> str:
         url = f"{self._base_url}/twilio/{session.call_id}/{session.token}/{route}"
         return url + ("?" + "&".join(f"{k}={v}" for k, v in query.items()) if query else "")

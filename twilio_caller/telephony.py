@@ -114,6 +114,10 @@ class Telephony:
         """Redirect (twiml=/url=) or end (status="completed"/"canceled") a live call."""
         return self._request(lambda client: client.calls(sid).update(**fields)).status
 
+    def recent_calls(self, limit: int = 20) -> list[str]:
+        """The SIDs of the account's latest calls (also proves the credentials work)."""
+        return [call.sid for call in self._request(lambda client: client.calls.list(limit=limit))]
+
     def fetch_call(self, sid: str) -> dict[str, Any]:
         call = self._request(lambda client: client.calls(sid).fetch())
         return {"status": call.status, "duration": call.duration, "answered_by": call.answered_by}
@@ -163,7 +167,9 @@ class Telephony:
                 f"Twilio refused the request (error {exc.code}, HTTP {exc.status}): {exc.msg}",
                 retryable=exc.status == 429 or exc.status >= 500,
             ) from exc
-        except (TwilioException, OSError) as exc:  # requests' errors are OSErrors
+        except TwilioException as exc:
+            raise _page_error(exc) from exc
+        except OSError as exc:  # requests' errors are OSErrors
             raise TelephonyError(f"cannot reach Twilio: {type(exc).__name__}", retryable=True) from exc
 
     def _sdk(self) -> Client:
@@ -181,3 +187,23 @@ class Telephony:
             client.api.base_url = self._credentials.api_base_url.rstrip("/")
             self._client = client
         return self._client
+
+
+def _page_error(exc: Exception) -> TelephonyError:
+    """The SDK's list calls raise a bare TwilioException("Unable to fetch page", response):
+    recover Twilio's status and code from the response it carries."""
+    import json
+
+    response = exc.args[1] if len(exc.args) > 1 else None
+    status = getattr(response, "status_code", None)
+    if status is None:
+        return TelephonyError(f"cannot reach Twilio: {exc}", retryable=True)
+    try:
+        body = json.loads(response.text)
+    except (ValueError, AttributeError):
+        body = {}
+    return TelephonyError(
+        f"Twilio refused the request (error {body.get('code', 'unknown')}, HTTP {status}): "
+        f"{body.get('message', 'no details')}",
+        retryable=status == 429 or status >= 500,
+    )

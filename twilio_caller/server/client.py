@@ -42,6 +42,14 @@ class ServerClient:
             return None
         return response.json() if response.status_code == 200 else None
 
+    def reachability(self) -> dict[str, Any] | None:
+        try:
+            response = httpx.get(f"{self._base}/control/reachability", headers=self._headers,
+                                 timeout=15, trust_env=False)
+        except httpx.HTTPError:
+            return None
+        return response.json() if response.status_code == 200 else None
+
     def invoke(self, name: str, arguments: dict[str, Any], *, wait_seconds: float,
                extra: dict[str, Any] | None = None, progress: Progress | None = None) -> dict[str, Any]:
         """Run a server-side tool. The HTTP timeout outlasts the tool's own wait."""

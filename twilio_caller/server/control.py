@@ -66,6 +66,11 @@ def build_control_app(
         shutdown.set()
         return JSONResponse({"stopping": True})
 
+    async def reachability(request: Request) -> Response:
+        if not allowed(request):
+            return Response(status_code=403)
+        return JSONResponse(await _reachable(dialer.public_url))
+
     async def tool(request: Request) -> Response:
         if not allowed(request):
             return JSONResponse({"error": {"code": "forbidden", "message": "wrong token"}}, 403)
@@ -92,6 +97,7 @@ def build_control_app(
     return Starlette(routes=[
         Route("/control/health", health),
         Route("/control/shutdown", stop, methods=["POST"]),
+        Route("/control/reachability", reachability),
         Route("/control/tools/{name}", tool, methods=["POST"]),
     ])
 
@@ -137,6 +143,21 @@ async def _call(dialer: Dialer, arguments: dict[str, Any], body: dict[str, Any],
         yield _line({"result": outcome.result()})
 
     return StreamingResponse(lines(), media_type="application/x-ndjson")
+
+
+async def _reachable(public_url: str) -> dict[str, Any]:
+    """Whether the public URL leads back here, asked the way Twilio would reach it."""
+    import httpx
+
+    url = f"{public_url}/twilio/ping"
+    try:
+        async with httpx.AsyncClient(timeout=5, trust_env=False, follow_redirects=True) as client:
+            response = await client.get(url)
+    except httpx.HTTPError as exc:
+        return {"url": url, "reachable": False, "detail": type(exc).__name__}
+    ours = response.status_code == 200 and response.text == "twilio-caller"
+    return {"url": url, "reachable": ours,
+            "detail": "ok" if ours else f"HTTP {response.status_code} from something else"}
 
 
 async def _json(request: Request) -> dict[str, Any]:

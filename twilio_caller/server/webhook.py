@@ -93,8 +93,12 @@ def build_webhook_app(dialer: Dialer, auth_token: str, public_base_url: str) -> 
         )
         return Response(status_code=204)
 
+    async def ping(request: Request) -> Response:
+        return Response("twilio-caller", media_type="text/plain")
+
     prefix = "/twilio/{call_id}/{token}"
     return Starlette(routes=[
+        Route("/twilio/ping", ping, methods=["GET"]),
         Route(f"{prefix}/voice", voice, methods=["GET", "POST"]),
         Route(f"{prefix}/gather", gather, methods=["POST"]),
         Route(f"{prefix}/hold", hold, methods=["POST"]),

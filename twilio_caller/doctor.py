@@ -1,0 +1,123 @@
+"""`twilio-caller doctor`: is this machine ready to place real calls? Each check says what it
+found and, when something is off, how to fix it. Secrets are checked, never shown."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from twilio_caller.errors import TwilioCallerError
+from twilio_caller.runtime import Runtime
+
+_SID = re.compile(r"^AC[0-9a-f]{32}$")
+_TOKEN = re.compile(r"^[0-9a-f]{32}$")
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool | None  # None: not checked (it did not apply, or an earlier check failed)
+    detail: str
+    fix: str | None = None
+
+
+def run(rt: Runtime, *, online: bool) -> dict[str, Any]:
+    try:
+        rt.config
+    except TwilioCallerError as exc:
+        check = Check("configuration", False, exc.message, "fix config.yaml or the environment as it says")
+        return {"ok": False, "checks": [asdict(check)]}
+    checks = [_credentials(rt), _from_number(rt), _tunnel(rt), _clock(rt)]
+    checks.append(_account(rt) if online else Check(
+        "twilio account", None, "not contacted (run `doctor --online` to check the credentials with Twilio)"))
+    checks.append(_reachable(rt))
+    return {"ok": all(c.ok is not False for c in checks), "checks": [asdict(c) for c in checks]}
+
+
+def _credentials(rt: Runtime) -> Check:
+    sid, token = rt.config.get("twilio.account_sid"), rt.config.get("twilio.auth_token")
+    problems = []
+    if not sid:
+        problems.append("TWILIO_ACCOUNT_SID is not set")
+    elif not _SID.match(sid):
+        problems.append("TWILIO_ACCOUNT_SID does not look like an account SID (AC + 32 hex digits)")
+    if not token:
+        problems.append("TWILIO_AUTH_TOKEN is not set")
+    elif not _TOKEN.match(token):
+        problems.append("TWILIO_AUTH_TOKEN does not look like an auth token (32 hex digits)")
+    if problems:
+        return Check("credentials", False, "; ".join(problems),
+                     "copy the Account SID and Auth Token from console.twilio.com into the environment")
+    return Check("credentials", True, f"account {sid[:6]}…, auth token set")
+
+
+def _from_number(rt: Runtime) -> Check:
+    from twilio_caller import numbers
+
+    value = rt.config.get("twilio.from_number")
+    if not value:
+        return Check("caller id", False, "TWILIO_FROM_NUMBER is not set",
+                     "set it to a number of your Twilio account (or a verified caller ID), e.g. +13125550100")
+    try:
+        number = numbers.parse_regular(value, rt.config.get("phone_region"), "a caller ID")
+    except TwilioCallerError as exc:
+        return Check("caller id", False, exc.message, "use the E.164 form of a number your account owns")
+    return Check("caller id", True, f"{number.e164} ({number.region}); Twilio must own or have verified it")
+
+
+def _tunnel(rt: Runtime) -> Check:
+    provider, public = rt.config.get("tunnel.provider"), rt.config.get("public_url")
+    if provider == "ngrok":
+        if not rt.config.get("tunnel.authtoken"):
+            return Check("tunnel", False, "tunnel.provider is ngrok but NGROK_AUTHTOKEN is not set",
+                         "copy your authtoken from dashboard.ngrok.com into NGROK_AUTHTOKEN")
+        found = shutil.which("ngrok")
+        return Check("tunnel", True, f"ngrok, authtoken set; ngrok binary: {found or 'pyngrok will download it'}")
+    if public:
+        if not public.startswith("https://"):
+            return Check("tunnel", False, f"public_url {public} is not https",
+                         "Twilio needs a public https URL; put an https reverse proxy or tunnel in front")
+        return Check("tunnel", True, f"public_url {public}")
+    return Check("tunnel", False, "no tunnel and no public_url: Twilio cannot reach this machine",
+                 "set tunnel.provider: ngrok (with NGROK_AUTHTOKEN), or public_url to your own https tunnel")
+
+
+def _clock(rt: Runtime) -> Check:
+    from twilio_caller.safety import Rules
+
+    rules = Rules.from_config(rt.config)
+    now = rt.clock.now()
+    local = now.astimezone(rules.owner_zone)
+    detail = (f"owner time {local:%Y-%m-%d %H:%M %Z} ({rules.owner_zone.key}); calling hours "
+              f"{rules.calling_hours}: {'open' if rules.calling_hours.contains(now, rules.owner_zone) else 'closed'} now")
+    return Check("clock", True, detail)
+
+
+def _account(rt: Runtime) -> Check:
+    from twilio_caller.telephony import Credentials, Telephony
+
+    try:
+        telephony = Telephony(Credentials.from_config(rt.config), rt.store)
+        telephony.recent_calls(limit=1)
+    except TwilioCallerError as exc:
+        return Check("twilio account", False, exc.message,
+                     "check the credentials; error 20003 means Twilio rejected them")
+    return Check("twilio account", True, "Twilio accepted the credentials")
+
+
+def _reachable(rt: Runtime) -> Check:
+    from twilio_caller.server.client import find_server
+
+    server = find_server(rt.home)
+    if server is None:
+        return Check("public url", None, "no server is running; start one (`twilio-caller serve`) and run doctor again")
+    answer = server.reachability()
+    if answer is None:
+        return Check("public url", False, "the server did not answer the reachability check")
+    if answer["reachable"]:
+        return Check("public url", True, f"{answer['url']} reaches this server")
+    return Check("public url", False, f"{answer['url']} does not reach this server: {answer['detail']}",
+                 "check the tunnel or reverse proxy forwards to the webhook port")
+
