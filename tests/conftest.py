@@ -14,7 +14,7 @@ from twilio_caller.runtime import Runtime
 
 ISOLATED_VARIABLES = (
     "TWILIO_CALLER_HOME", "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_FROM_NUMBER",
-    "TWILIO_API_BASE_URL", "TWILIO_CALLER_PUBLIC_URL", "NGROK_AUTHTOKEN", "ELEVENLABS_API_KEY",
+    "TWILIO_API_BASE_URL", "TWILIO_CALLER_PUBLIC_URL", "NGROK_AUTHTOKEN", "ELEVENLABS_API_KEY", "ELEVENLABS_API_BASE_URL", "TWILIO_CALLER_SIMULATE",
     "TWILIO_REGION", "TWILIO_EDGE", "HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy",
 )
 
@@ -74,11 +74,12 @@ CONTACTS = {f"Contact{n}": f"+1312555{n:04d}" for n in range(1, 26)}
 class LiveServer:
     """A server in simulate mode in a thread of the test process, and a client runtime."""
 
-    def __init__(self, home: Path, *, time_scale: float, hold: float, unsteered: float) -> None:
+    def __init__(self, home: Path, *, time_scale: float, hold: float, unsteered: float,
+                 extra_config: str = "") -> None:
         from twilio_caller.server.runner import ServerRunner, ServerThread
 
         home.mkdir(parents=True, exist_ok=True)
-        (home / "config.yaml").write_text(TEST_CONFIG.format(hold=hold, unsteered=unsteered))
+        (home / "config.yaml").write_text(TEST_CONFIG.format(hold=hold, unsteered=unsteered) + extra_config)
         self.runtime = Runtime(home, environ={})
         for name, number in CONTACTS.items():
             self.runtime.contacts.add(name, number, "America/Chicago")

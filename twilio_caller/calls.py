@@ -45,7 +45,7 @@ class CallLog:
             f"SELECT * FROM calls {where} ORDER BY created_at DESC, rowid DESC LIMIT ?",
             [*parameters, limit],
         )
-        return [record(row, self._turns(row["id"])) for row in rows]
+        return [record(row, self._turns(row["id"]), audio_fallbacks(self._store, row["id"])) for row in rows]
 
     def parse_since(self, text: str) -> datetime:
         """`today`, `yesterday`, an ISO date (its start in the owner's zone) or date-time."""
@@ -93,7 +93,17 @@ class CallLog:
         )
 
 
-def record(row: sqlite3.Row, turns: Sequence[sqlite3.Row]) -> dict[str, Any]:
+def audio_fallbacks(store: Store, call_id: str) -> list[dict[str, str]]:
+    """The lines that were to be played with pre-generated audio but were <Say>ed, and why."""
+    import json
+
+    rows = store.query("SELECT payload FROM events WHERE call_id = ? AND kind = 'audio' ORDER BY id", (call_id,))
+    return [{key: str(value) for key, value in json.loads(row["payload"]).items()
+             if key in ("text", "reason", "detail")} for row in rows]
+
+
+def record(row: sqlite3.Row, turns: Sequence[sqlite3.Row],
+           fallbacks: list[dict[str, str]] | None = None) -> dict[str, Any]:
     transcript = [dict(turn) for turn in turns]
     heard = [turn for turn in transcript if turn["speaker"] == "callee"]
     reply = (
@@ -114,6 +124,7 @@ def record(row: sqlite3.Row, turns: Sequence[sqlite3.Row]) -> dict[str, Any]:
         "ended": row["status"] in TERMINAL_STATUSES,
         "voicemail_left": bool(row["voicemail_left"]),
         "opted_out": bool(row["opted_out"]),
+        "audio_fallbacks": fallbacks or [],
         "message": row["message"],
         "created_at": row["created_at"],
     }
@@ -215,4 +226,4 @@ class CallWriter:
             "SELECT speaker, text, confidence, at FROM turns WHERE call_id = ? ORDER BY id",
             (call_id,),
         )
-        return record(rows[0], turns)
+        return record(rows[0], turns, audio_fallbacks(self._store, call_id))

@@ -31,6 +31,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         from twilio_caller.simulator.cli import main as simulator_main
 
         return simulator_main(arguments[1:])
+    if arguments[:1] == ["mcp"] and not {"-h", "--help"} & set(arguments):
+        from twilio_caller.mcp_server import serve_stdio
+
+        serve_stdio()  # stdout is the MCP channel: nothing else may be printed on it
+        return 0
     as_json = "--json" in arguments
     runtime: Runtime | None = None
     try:
@@ -115,7 +120,18 @@ def build_parser() -> argparse.ArgumentParser:
     tool.add_argument("--args", default="{}", metavar="JSON",
                       help="the arguments as a JSON object, or - to read them from stdin")
 
-    command("tools", _tools, "list the tools of skill.yaml")
+    tools = command("tools", _tools, "list the tools of skill.yaml, or export their definitions")
+    tools.add_argument("--format", choices=["manifest", "openai", "anthropic", "mcp"],
+                       help="print the tool definitions for this runtime, as JSON")
+
+    do = command("do", _do, "do what a sentence says: do \"call Contact1 and tell her I'll be late\"")
+    do.add_argument("text", nargs="+", help="the sentence (quoted, or as separate words)")
+    do.add_argument("--dry-run", action="store_true",
+                    help="parse only; for a call, check the contact and the safety rules")
+    do.add_argument("--simulate", action="store_true",
+                    help="use the built-in offline Twilio simulator (no account needed)")
+
+    commands.add_parser("mcp", help="serve every tool over MCP on stdin/stdout (for MCP clients)")
 
     call = command("call", _call, "phone someone: call Contact1 \"I'll be late\" [--interactive]")
     call.add_argument("positional", nargs="*", metavar="TO MESSAGE",
@@ -131,6 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
     call.add_argument("--dry-run", action="store_true", help="check contact and safety only")
     call.add_argument("--no-wait", action="store_true", help="return once the call is placed")
     call.add_argument("--timeout", type=float, default=50, help="longest wait in seconds (default 50)")
+    call.add_argument("--send-digits", metavar="DIGITS",
+                      help="DTMF tones once answered, before speaking (a phone menu; w = pause)")
     _simulate_options(call)
 
     say = command("say", _say, "speak into a live call and return the next reply")
@@ -147,6 +165,13 @@ def build_parser() -> argparse.ArgumentParser:
     hangup = command("hangup", _hangup, "end a live call, optionally with a goodbye")
     hangup.add_argument("call_id")
     hangup.add_argument("message", nargs="?")
+
+    press = command("press", _press, "press keys (DTMF) in a live call, e.g. a phone menu")
+    press.add_argument("call_id")
+    press.add_argument("digits")
+
+    phrases = command("phrases", _phrases, "ElevenLabs phrase library: phrases generate | phrases list")
+    phrases.add_argument("action", nargs="?", choices=["list", "generate"], default="list")
 
     status = command("status", _status, "the state of a call")
     status.add_argument("call_id")
@@ -306,7 +331,11 @@ def _tool(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, None]:
     return invoke(options.name, arguments, runtime), None
 
 
-def _tools(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable[[Any], str]]:
+def _tools(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable[[Any], str] | None]:
+    if options.format:
+        from twilio_caller.export import export
+
+        return export(options.format), None  # always JSON: it is meant for a program
     from twilio_caller.manifest import load_manifest
 
     tools = [
@@ -336,7 +365,7 @@ def _call(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable[
         "to": to, "message": message, "interactive": options.interactive,
         "keep_open": options.keep_open, "voice": options.voice, "language": options.language,
         "closing": options.closing, "dry_run": options.dry_run, "wait": not options.no_wait,
-        "timeout_seconds": options.timeout,
+        "timeout_seconds": options.timeout, "send_digits": options.send_digits,
     })
     return result, _call_text
 
@@ -381,6 +410,52 @@ def _wait(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable[
 def _hangup(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable[[Any], str]]:
     result = _invoke(runtime, "hangup", {"call_id": options.call_id, "message": options.message})
     return result, _call_text
+
+
+def _press(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable[[Any], str]]:
+    result = _invoke(runtime, "press", {"call_id": options.call_id, "digits": options.digits})
+    return result, _call_text
+
+
+def _phrases(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable[[Any], str]]:
+    import asyncio
+
+    from twilio_caller import audio
+    from twilio_caller.conversation import NOTIFY_GOODBYE, REPROMPT, SILENCE_GOODBYE
+
+    library = audio.AudioLibrary.from_config(runtime.config)
+    if options.action == "list":
+        return {"phrases": audio.list_cached(library)}, _phrase_table
+    texts = audio.phrases_from_config(runtime.config, extra=[NOTIFY_GOODBYE, REPROMPT, SILENCE_GOODBYE])
+
+    async def generate() -> list[dict[str, Any]]:
+        try:
+            return await audio.generate_phrases(library, texts, _phrase_progress)
+        finally:
+            await library.aclose()
+
+    return {"phrases": asyncio.run(generate())}, _phrase_summary
+
+
+def _phrase_progress(done: int, total: int, text: str) -> None:
+    bar = "#" * (24 * done // total)
+    end = "\n" if done == total or not sys.stderr.isatty() else ""
+    print(f"\r[{bar:<24}] {done}/{total} {text[:40]:<40}", end=end, file=sys.stderr, flush=True)
+
+
+def _phrase_summary(result: dict[str, Any]) -> str:
+    rows = result["phrases"]
+    counts = {s: sum(r["status"] == s for r in rows) for s in ("generated", "cached", "failed")}
+    lines = [f"{counts['generated']} generated, {counts['cached']} already cached, {counts['failed']} failed"]
+    lines += [f"  failed ({r['reason']}): {r['text']} — {r['detail']}" for r in rows if r["status"] == "failed"]
+    return "\n".join(lines)
+
+
+def _phrase_table(result: dict[str, Any]) -> str:
+    rows = [[r["text"], r["file"], str(r["bytes"]), "yes" if r["current"] else "no"] for r in result["phrases"]]
+    if not rows:
+        return "no audio cached yet; run: twilio-caller phrases generate"
+    return _table(["TEXT", "FILE", "BYTES", "CURRENT"], rows)
 
 
 def _status(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable[[Any], str]]:
@@ -478,6 +553,8 @@ def _show_progress(event: dict[str, Any]) -> None:
         "silence": "  (no answer heard)",
         "answered": "answered",
         "opted-out": "the callee asked not to be called again: contact marked opted out",
+        "voicemail": "an answering machine picked up: leaving the message after the beep",
+        "pressed": f"  pressed {event.get('digits')}",
         "unsteered": "nobody steered the call: closing it politely",
     }.get(str(kind), str(kind))
     print(text, file=sys.stderr, flush=True)
@@ -497,7 +574,34 @@ def _call_text(result: dict[str, Any]) -> str:
         lines.append(f"no reply: {result['no_reply_reason']}")
     if result.get("opted_out"):
         lines.append("the callee opted out: later calls to them are refused")
+    if result.get("voicemail_left"):
+        lines.append("left the message on voicemail")
+    for fallback in result.get("audio_fallbacks", []):
+        lines.append(f"spoken with the Twilio voice ({fallback['reason']}): {fallback['text']}")
     return "\n".join(lines)
+
+
+def _do(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable[[Any], str]]:
+    if options.simulate:
+        runtime.simulate = True
+    if not options.json and not options.dry_run:
+        runtime.progress = _show_progress
+    result = _invoke(runtime, "run_command", {"text": " ".join(options.text), "dry_run": options.dry_run})
+    return result, _do_text
+
+
+def _do_text(result: dict[str, Any]) -> str:
+    parsed = result["parsed"]
+    if "clarify" in parsed:
+        question = parsed["clarify"]
+        return "\n".join([question["question"], *(f"  - {option}" for option in question["options"])])
+    line = f"{parsed['tool']} {json.dumps(parsed['arguments'], ensure_ascii=False)}"
+    outcome = result["result"]
+    if outcome is None:
+        return f"{line}\n(dry run: nothing changed)"
+    if "call_id" in outcome or outcome.get("dry_run"):
+        return f"{line}\n{_call_text(outcome)}"
+    return f"{line}\n{json.dumps(outcome, indent=2, ensure_ascii=False)}"
 
 
 def _contact_table(contacts: list[dict[str, Any]]) -> str:

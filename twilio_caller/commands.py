@@ -237,9 +237,9 @@ def _unknown(said: str, context: Context) -> tuple[str, str, list[str]]:
     close = [by_key[k] for k in _closest(key, list(by_key))]
     if close:
         return "unknown_contact", f"There is no contact named {said!r}. Did you mean {_or(close)}?", close
-    return ("unknown_contact",
-            f"There is no contact named {said!r}. Only contacts can be called: add them first, "
-            f"for example \"add {said} at 312-555-0123\".", [])
+    advice = (f"There is no contact named {said!r}. Only contacts can be called: add them first, "
+              f"for example \"add {said} at 312-555-0123\".")
+    return "unknown_contact", advice, []
 
 
 def _closest(key: str, candidates: list[str], n: int = 3, cutoff: float = 0.6) -> list[str]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import difflib
-import re
 import sqlite3
 import unicodedata
 import zoneinfo
@@ -21,7 +20,6 @@ from twilio_caller.store import Store
 
 NAME_MAX = 64
 CSV_COLUMNS = ("name", "number", "timezone", "voice", "notes")
-_VOICE = re.compile(r"^(man|woman|alice|(Polly|Google)\.[A-Za-z0-9_-]+)$")
 _UNSET: Any = object()
 
 
@@ -247,15 +245,10 @@ def check_timezone(raw: str | None) -> str | None:
 
 
 def check_voice(raw: str | None) -> str | None:
+    from twilio_caller import voices
+
     value = (raw or "").strip()
-    if not value:
-        return None
-    if not _VOICE.match(value):
-        raise InvalidInputError(
-            f"{value!r} is not a Twilio voice name (e.g. Polly.Brian, Polly.Joanna-Neural, Google.en-US-Neural2-A)",
-            field="voice",
-        )
-    return value
+    return voices.check_voice(value) if value else None
 
 
 def _key(name: str) -> str:

@@ -5,15 +5,19 @@ answer goes back; the agent's waiting tool calls are woken through the session."
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from twilio_caller import twiml
 from twilio_caller.calls import TERMINAL_STATUSES, CallWriter
 from twilio_caller.clock import Clock
 from twilio_caller.contacts import ContactBook
 from twilio_caller.safety import is_opt_out
-from twilio_caller.sessions import Action, CallSession, HangUp, Outcome
+from twilio_caller.sessions import Action, CallSession, HangUp, Outcome, Press
+
+if TYPE_CHECKING:
+    from twilio_caller.audio import Audio, AudioLibrary
 
 NOTIFY_GOODBYE = "Goodbye."
 SILENCE_GOODBYE = "Sorry I couldn't hear you. Goodbye."
@@ -21,6 +25,14 @@ REPROMPT = "Sorry, I didn't catch that."
 OPT_OUT_GOODBYE = "Understood. You won't get calls from me again. Goodbye."
 NO_REPLY_BY_STATUS = {"busy": "busy", "no-answer": "no-answer", "failed": "failed",
                       "canceled": "canceled", "completed": "hung-up"}
+ANSWER_SECONDS = 13.5  # how long an answer may take in all, inside Twilio's 15 s limit
+
+
+def answered_by(raw: str | None) -> str | None:
+    """Twilio's AnsweredBy values, as the result reports them: human, machine, fax, unknown."""
+    if not raw:
+        return None
+    return "machine" if raw.startswith("machine") else raw
 
 
 @dataclass(frozen=True)
@@ -28,6 +40,15 @@ class Budgets:
     hold_seconds: float
     unsteered_seconds: float
     reprompts: int
+    audio_seconds: float = 1.5
+
+
+@dataclass(frozen=True)
+class Voicing:
+    """Pre-generated audio for the lines the assistant says (ElevenLabs), if configured."""
+
+    library: AudioLibrary
+    url: Callable[[Audio], str]
 
 
 class Conversation:
@@ -39,6 +60,9 @@ class Conversation:
         budgets: Budgets,
         opening: str,
         url_for: Callable[[CallSession, str, Mapping[str, str]], str],
+        *,
+        voicemail_mode: str = "leave-message",
+        voicing: Voicing | None = None,
     ) -> None:
         self._writer = writer
         self._contacts = contacts
@@ -46,9 +70,15 @@ class Conversation:
         self._budgets = budgets
         self._opening = opening
         self._url_for = url_for
+        self._voicemail_mode = voicemail_mode
+        self._voicing = voicing
 
-    async def voice(self, session: CallSession) -> str:
-        return await self._once(session, "voice", lambda: self._open(session))
+    @property
+    def opening(self) -> str:
+        return self._opening
+
+    async def voice(self, session: CallSession, answered: str | None = None) -> str:
+        return await self._once(session, "voice", lambda: self._open(session, answered))
 
     async def gather(self, session: CallSession, number: int, speech: str | None,
                      confidence: float | None, dedupe_key: str) -> str:
@@ -62,7 +92,7 @@ class Conversation:
     async def hold(self, session: CallSession) -> str:
         if session.ended:
             return twiml.notify(session.speech, [])
-        return await self._wait_for_agent(session)
+        return await self._wait_for_agent(session, self._deadline())
 
     async def status(self, session: CallSession, status: str, sequence: int | None,
                      params: Mapping[str, str]) -> None:
@@ -71,7 +101,7 @@ class Conversation:
         duration = params.get("CallDuration")
         now = self._writer.advance(
             session.call_id, status,
-            answered_by=params.get("AnsweredBy"),
+            answered_by=answered_by(params.get("AnsweredBy")),
             duration_seconds=int(duration) if duration and duration.isdigit() else None,
         )
         if now in TERMINAL_STATUSES and not session.ended:
@@ -93,71 +123,88 @@ class Conversation:
             session.answers[key] = pending
         return await asyncio.shield(pending)
 
-    async def _open(self, session: CallSession) -> str:
+    async def _open(self, session: CallSession, answered: str | None) -> str:
+        deadline = self._deadline()
+        who = answered_by(answered) or ("unknown" if session.digits_sent else None)
+        if who is not None:
+            self._writer.advance(session.call_id, session.status, answered_by=who)
+        if who in ("machine", "fax"):
+            return await self._voicemail(session, who, deadline)
         lines = [self._opening, session.message]
-        self._say(session, lines)
         if not session.interactive:
-            self._say(session, [NOTIFY_GOODBYE])
-            session.hung_up_by_us = True
-            return twiml.notify(session.speech, [*lines, NOTIFY_GOODBYE])
-        return self._ask(session, lines, prompt=[session.message])
+            return await self._goodbye(session, [*lines, NOTIFY_GOODBYE], deadline)
+        return await self._ask(session, lines, prompt=[session.message], deadline=deadline)
+
+    async def _voicemail(self, session: CallSession, who: str, deadline: float) -> str:
+        """A machine answered, after its beep (DetectMessageEnd): leave the message, or not."""
+        if who == "fax" or self._voicemail_mode == "hang-up":
+            session.emit({"event": f"{who} answered: hanging up"})
+            return await self._goodbye(session, [], deadline)
+        session.emit({"event": "voicemail"})
+        self._writer.advance(session.call_id, session.status, voicemail_left=1)
+        lines = [self._opening, f"I'm calling with a message: {session.message}", NOTIFY_GOODBYE]
+        return await self._goodbye(session, lines, deadline)
 
     async def _heard(self, session: CallSession, speech: str | None, confidence: float | None,
                      dedupe_key: str) -> str:
+        deadline = self._deadline()
         text = " ".join((speech or "").split())
         if text:
             self._writer.turn(session.call_id, "callee", text, confidence, dedupe_key)
             session.emit({"event": "heard", "text": text, "confidence": confidence})
             if is_opt_out(text):
-                return await self._opt_out(session, text, confidence)
+                return await self._opt_out(session, text, confidence, deadline)
             await self._outcome(session, Outcome("reply", text, confidence))
-            return await self._after_listening(session, heard=True)
+            return await self._after_listening(session, heard=True, deadline=deadline)
         if session.reprompts_left > 0:
             session.reprompts_left -= 1
-            self._say(session, [REPROMPT, *session.last_prompt])
-            return self._ask(session, [REPROMPT, *session.last_prompt], prompt=session.last_prompt)
+            return await self._ask(session, [REPROMPT, *session.last_prompt],
+                                   prompt=session.last_prompt, deadline=deadline)
         self._writer.advance(session.call_id, session.status, no_reply_reason="no-speech")
         session.emit({"event": "silence"})
         await self._outcome(session, Outcome("no-speech"))
-        return await self._after_listening(session, heard=False)
+        return await self._after_listening(session, heard=False, deadline=deadline)
 
-    async def _after_listening(self, session: CallSession, *, heard: bool) -> str:
+    async def _after_listening(self, session: CallSession, *, heard: bool, deadline: float) -> str:
         if session.keep_open:
-            return await self._wait_for_agent(session)
-        return self._goodbye(session, session.closing if heard else SILENCE_GOODBYE)
+            return await self._wait_for_agent(session, deadline)
+        return await self._goodbye(session, [session.closing if heard else SILENCE_GOODBYE], deadline)
 
-    async def _wait_for_agent(self, session: CallSession) -> str:
+    async def _wait_for_agent(self, session: CallSession, deadline: float) -> str:
         idle = self._clock.monotonic() - session.idle_since
         remaining = self._budgets.unsteered_seconds - idle
         if remaining <= 0:
             session.emit({"event": "unsteered"})
-            return self._goodbye(session, session.closing)
+            return await self._goodbye(session, [session.closing], deadline)
         action = await session.next_action(min(self._budgets.hold_seconds, remaining))
         if action is None:
             return twiml.hold(self._url_for(session, "hold", {}))
-        return self._perform(session, action)
-
-    def _perform(self, session: CallSession, action: Action) -> str:
-        session.idle_since = self._clock.monotonic()
-        if isinstance(action, HangUp):
-            answer = self._goodbye(session, action.text)
-        elif action.expect_reply:
-            session.reprompts_left = self._budgets.reprompts
-            self._say(session, [action.text])
-            answer = self._ask(session, [action.text], prompt=[action.text])
-        else:
-            self._say(session, [action.text])
-            answer = twiml.say_then_hold(session.speech, [action.text], self._url_for(session, "hold", {}))
+        answer = await self._perform(session, action, deadline)
         action.delivered.set()
         return answer
 
-    async def _opt_out(self, session: CallSession, text: str, confidence: float | None) -> str:
+    async def _perform(self, session: CallSession, action: Action, deadline: float) -> str:
+        session.idle_since = self._clock.monotonic()
+        if isinstance(action, HangUp):
+            return await self._goodbye(session, [action.text] if action.text else [], deadline)
+        if isinstance(action, Press):
+            self._writer.event(session.call_id, "digits", None, None, {"digits": action.digits})
+            session.emit({"event": "pressed", "digits": action.digits})
+            return twiml.press(action.digits, self._url_for(session, "hold", {}))
+        if action.expect_reply:
+            session.reprompts_left = self._budgets.reprompts
+            return await self._ask(session, [action.text], prompt=[action.text], deadline=deadline)
+        lines = await self._spoken(session, [action.text], deadline)
+        return twiml.say_then_hold(session.speech, lines, self._url_for(session, "hold", {}))
+
+    async def _opt_out(self, session: CallSession, text: str, confidence: float | None,
+                       deadline: float) -> str:
         session.opted_out = True
         self._contacts.opt_out(session.to_number)
         self._writer.advance(session.call_id, session.status, opted_out=1)
         session.emit({"event": "opted-out"})
         await self._outcome(session, Outcome("reply", text, confidence))
-        return self._goodbye(session, OPT_OUT_GOODBYE)
+        return await self._goodbye(session, [OPT_OUT_GOODBYE], deadline)
 
     async def _stale(self, session: CallSession) -> str:
         """A Gather result we no longer expect (the call moved on): keep the call steady."""
@@ -169,19 +216,40 @@ class Conversation:
         session.idle_since = self._clock.monotonic()
         await session.record_outcome(outcome)
 
-    def _ask(self, session: CallSession, lines: list[str], *, prompt: list[str]) -> str:
+    async def _ask(self, session: CallSession, texts: list[str], *, prompt: list[str],
+                   deadline: float) -> str:
+        lines = await self._spoken(session, texts, deadline)
         session.gather_number += 1
         session.last_prompt = prompt
         action = self._url_for(session, "gather", {"n": str(session.gather_number)})
         return twiml.ask(session.speech, lines, action)
 
-    def _goodbye(self, session: CallSession, text: str | None) -> str:
+    async def _goodbye(self, session: CallSession, texts: list[str], deadline: float) -> str:
         session.hung_up_by_us = True
-        if text:
-            self._say(session, [text])
-        return twiml.notify(session.speech, [text] if text else [])
+        return twiml.notify(session.speech, await self._spoken(session, texts, deadline))
 
-    def _say(self, session: CallSession, lines: list[str]) -> None:
-        for line in lines:
-            self._writer.turn(session.call_id, "assistant", line)
-            session.emit({"event": "said", "text": line})
+    async def _spoken(self, session: CallSession, texts: Sequence[str], deadline: float) -> list[twiml.Spoken]:
+        """Record each line in the transcript, and voice it with pre-generated audio when that
+        is ready within the budget (never past the request's deadline); else it is <Say>ed."""
+        for text in texts:
+            self._writer.turn(session.call_id, "assistant", text)
+            session.emit({"event": "said", "text": text})
+        if self._voicing is None or not texts:
+            return list(texts)
+        from twilio_caller.audio import Audio
+
+        budget = max(0.0, min(self._budgets.audio_seconds, deadline - self._clock.monotonic()))
+        answers = await asyncio.gather(
+            *(self._voicing.library.get_or_generate(text, budget) for text in texts))
+        lines: list[twiml.Spoken] = []
+        for text, answer in zip(texts, answers, strict=True):
+            if isinstance(answer, Audio):
+                lines.append(twiml.Line(text, self._voicing.url(answer)))
+                continue
+            if answer.reason != "disabled":
+                self._writer.event(session.call_id, "audio", "fallback", None, {"text": text, **answer.to_dict()})
+            lines.append(text)
+        return lines
+
+    def _deadline(self) -> float:
+        return self._clock.monotonic() + ANSWER_SECONDS

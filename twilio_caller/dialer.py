@@ -8,15 +8,18 @@ import asyncio
 import logging
 import secrets
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from twilio_caller import numbers, parser, safety, twiml
+from twilio_caller import numbers, parser, safety, twiml, voices
 from twilio_caller.calls import TERMINAL_STATUSES, CallWriter
-from twilio_caller.conversation import NO_REPLY_BY_STATUS, Budgets, Conversation
+from twilio_caller.conversation import NO_REPLY_BY_STATUS, Budgets, Conversation, Voicing
 from twilio_caller.errors import InvalidInputError, NotFoundError, TelephonyError, TwilioCallerError
 from twilio_caller.runtime import Runtime
-from twilio_caller.sessions import CallSession, HangUp, Outcome, Registry, Speak
+from twilio_caller.sessions import CallSession, HangUp, Outcome, Press, Registry, Speak
 from twilio_caller.telephony import Telephony
+
+if TYPE_CHECKING:
+    from twilio_caller.audio import AudioLibrary
 
 log = logging.getLogger("twilio_caller.dialer")
 MAX_DURATION_GRACE_SECONDS = 5
@@ -25,12 +28,14 @@ ENDED_SESSION_KEEP_SECONDS = 900
 
 
 class Dialer:
-    def __init__(self, runtime: Runtime, telephony: Telephony, base_url: str) -> None:
+    def __init__(self, runtime: Runtime, telephony: Telephony, base_url: str,
+                 audio: AudioLibrary | None = None) -> None:
         self._rt = runtime
         self._config = runtime.config
         self._telephony = telephony
         self._base_url = base_url.rstrip("/")
         self._writer = CallWriter(runtime.store, runtime.clock)
+        self._audio = audio if audio is not None and audio.settings.voice_id else None
         self.registry = Registry()
         self._timers: set[asyncio.Task[None]] = set()
         self.conversation = Conversation(
@@ -39,10 +44,19 @@ class Dialer:
                 hold_seconds=self._config.get("conversation.hold_budget_seconds"),
                 unsteered_seconds=self._config.get("conversation.unsteered_limit_seconds"),
                 reprompts=self._config.get("gather.reprompts"),
+                audio_seconds=self._config.get("elevenlabs.budget_seconds"),
             ),
             safety.opening_text(self._config),
             self.url_for,
+            voicemail_mode=self._config.get("voicemail.mode"),
+            voicing=self._voicing(),
         )
+
+    def _voicing(self) -> Voicing | None:
+        library = self._audio
+        if library is None:
+            return None
+        return Voicing(library, lambda clip: library.url_for(clip, self._base_url))
 
     @property
     def public_url(self) -> str:
@@ -77,12 +91,17 @@ class Dialer:
         session.emit({"event": "dialing", "to": request.to_name or request.to_number})
         if before_dial is not None:
             before_dial(request.to_number)
+        await self._pregenerate(request)
+        send_digits = arguments.get("send_digits")
+        session.digits_sent = bool(send_digits)
+        extra = {"send_digits": send_digits} if send_digits else {"machine_detection": "DetectMessageEnd"}
         try:
             placed = await asyncio.to_thread(
                 self._telephony.create_call, approval,
                 url=self.url_for(session, "voice", {}),
                 status_callback=self.url_for(session, "status", {}),
                 ring_timeout=self._config.get("twilio.ring_timeout_seconds"),
+                extra=extra,
             )
         except TelephonyError as exc:
             self._writer.not_placed(call_id, exc.message)
@@ -117,6 +136,23 @@ class Dialer:
         else:
             ready = await self._delivered(action.delivered, timeout)
         return self.result(session, session.take_outcomes(), timed_out=not ready)
+
+    async def press(self, call_id: str, digits: str) -> dict[str, Any]:
+        """Send DTMF tones into a live call (a phone menu), then carry on as before."""
+        session = self._live(call_id)
+        if session.status != "in-progress":
+            raise InvalidInputError(f"call {call_id} is {session.status}: digits can be pressed once it is answered",
+                                    field="call_id")
+        action = Press(digits)
+        session.idle_since = self._rt.clock.monotonic()
+        if session.holding:
+            session.submit(action)
+            await self._delivered(action.delivered, 5)
+        else:
+            self._writer.event(call_id, "digits", None, None, {"digits": digits})
+            document = twiml.press(digits, self.url_for(session, "hold", {}))
+            await asyncio.to_thread(self._telephony.update_call, session.twilio_sid, twiml=document)
+        return self.result(session, [], timed_out=False, this_turn=False)
 
     async def wait(self, call_id: str, until: str, timeout: float) -> dict[str, Any]:
         session = self._session_or_record(call_id)
@@ -166,6 +202,15 @@ class Dialer:
             record["reply"] = None
             record["no_reply_reason"] = NO_REPLY_BY_STATUS[session.status]
         return record
+
+    async def _pregenerate(self, request: parser.CallRequest) -> None:
+        """The opening and the message are known before dialing: voice them now, while the
+        phone has not rung yet (bounded; a failure only means <Say>)."""
+        if self._audio is None:
+            return
+        seconds = self._config.get("elevenlabs.pregenerate_seconds")
+        await asyncio.gather(*(self._audio.get_or_generate(text, seconds)
+                               for text in (self.conversation.opening, request.message)))
 
     # -- after a crash -----------------------------------------------------------------------
 
@@ -243,7 +288,7 @@ class Dialer:
         gather = lambda key: self._config.get(f"gather.{key}")  # noqa: E731
         speech = twiml.Speech(
             voice=request.voice,
-            language=None if request.voice.startswith(("Polly.", "Google.")) else request.language,
+            language=voices.say_language(request.voice, request.language),
             recognition_language=request.language,
             speech_timeout=str(gather("speech_timeout")),
             timeout=gather("timeout"),

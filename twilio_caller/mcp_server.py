@@ -16,7 +16,7 @@ import traceback
 from typing import Any
 
 import anyio
-import mcp.types as types
+from mcp import types
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel.server import Server
 from mcp.server.stdio import stdio_server
@@ -82,7 +82,7 @@ def run_tool(name: str, arguments: Any) -> tuple[dict[str, Any], bool]:
         return invoke(name, arguments, runtime), False
     except TwilioCallerError as exc:
         return exc.to_dict(), True
-    except Exception as exc:  # the boundary: no traceback reaches the agent
+    except Exception as exc:  # noqa: BLE001 - the boundary: no traceback reaches the agent
         where = _log_crash(runtime)
         return InternalError(f"internal error ({type(exc).__name__}); {where}").to_dict(), True
     finally:

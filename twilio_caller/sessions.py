@@ -34,7 +34,13 @@ class HangUp:
     delivered: asyncio.Event = field(default_factory=asyncio.Event, compare=False)
 
 
-Action = Speak | HangUp
+@dataclass(frozen=True)
+class Press:
+    digits: str
+    delivered: asyncio.Event = field(default_factory=asyncio.Event, compare=False)
+
+
+Action = Speak | HangUp | Press
 
 
 @dataclass
@@ -60,6 +66,7 @@ class CallSession:
     last_prompt: list[str] = field(default_factory=list)
     answers: dict[str, asyncio.Future[str]] = field(default_factory=dict)  # replays: same TwiML
     opted_out: bool = False
+    digits_sent: bool = False  # SendDigits on create: Twilio turns answering-machine detection off
     idle_since: float = 0.0
     events: list[dict[str, object]] = field(default_factory=list)  # progress, for the CLI
 

@@ -82,11 +82,12 @@ def call(
     dry_run: bool = False,
     wait: bool = True,
     timeout_seconds: float = 50,
+    send_digits: str | None = None,
 ) -> dict[str, Any]:
     arguments = {
         "to": to, "message": message, "interactive": interactive, "keep_open": keep_open,
         "wait": wait, "timeout_seconds": timeout_seconds, "voice": voice, "language": language,
-        "closing": closing,
+        "closing": closing, "send_digits": send_digits,
     }
     arguments = {key: value for key, value in arguments.items() if value is not None}
     if dry_run:
@@ -117,6 +118,10 @@ def wait(rt: Runtime, *, call_id: str, until: str = "reply", timeout_seconds: fl
 def hangup(rt: Runtime, *, call_id: str, message: str | None = None) -> dict[str, Any]:
     arguments = {"call_id": call_id, **({"message": message} if message else {})}
     return _live_call(rt, "hangup", arguments, 30)
+
+
+def press(rt: Runtime, *, call_id: str, digits: str) -> dict[str, Any]:
+    return _live_call(rt, "press", {"call_id": call_id, "digits": digits}, 30)
 
 
 def call_status(rt: Runtime, *, call_id: str) -> dict[str, Any]:

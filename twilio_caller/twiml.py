@@ -10,6 +10,18 @@ from twilio.twiml.voice_response import Gather, VoiceResponse
 
 
 @dataclass(frozen=True)
+class Line:
+    """A line the assistant says: `text` for the transcript, and pre-generated audio to
+    <Play> in its place when there is some (else it is <Say>ed)."""
+
+    text: str
+    audio_url: str | None = None
+
+
+Spoken = str | Line
+
+
+@dataclass(frozen=True)
 class Speech:
     """How the assistant sounds and how it listens."""
 
@@ -22,7 +34,7 @@ class Speech:
     hints: Sequence[str]
 
 
-def notify(speech: Speech, lines: Sequence[str]) -> str:
+def notify(speech: Speech, lines: Sequence[Spoken]) -> str:
     """Say every line, then hang up."""
     response = VoiceResponse()
     for line in lines:
@@ -31,7 +43,7 @@ def notify(speech: Speech, lines: Sequence[str]) -> str:
     return str(response)
 
 
-def ask(speech: Speech, lines: Sequence[str], action: str) -> str:
+def ask(speech: Speech, lines: Sequence[Spoken], action: str) -> str:
     """Say the lines inside a speech Gather; the result (or its absence) is posted to
     `action` — actionOnEmptyResult makes silence a post too, so the server decides."""
     response = VoiceResponse()
@@ -51,7 +63,7 @@ def ask(speech: Speech, lines: Sequence[str], action: str) -> str:
     return str(response)
 
 
-def say_then_hold(speech: Speech, lines: Sequence[str], hold_url: str) -> str:
+def say_then_hold(speech: Speech, lines: Sequence[Spoken], hold_url: str) -> str:
     """Speak without listening, then come back for what the agent does next."""
     response = VoiceResponse()
     for line in lines:
@@ -68,5 +80,17 @@ def hold(hold_url: str, pause_seconds: int = 1) -> str:
     return str(response)
 
 
-def _say(parent: VoiceResponse | Gather, speech: Speech, text: str) -> None:
-    parent.say(text, voice=speech.voice, language=speech.language)
+def press(digits: str, hold_url: str) -> str:
+    """Send DTMF tones into the call (a phone menu), then come back for the next action."""
+    response = VoiceResponse()
+    response.play(digits=digits)
+    response.redirect(hold_url, method="POST")
+    return str(response)
+
+
+def _say(parent: VoiceResponse | Gather, speech: Speech, line: Spoken) -> None:
+    if isinstance(line, Line) and line.audio_url:
+        parent.play(line.audio_url)
+    else:
+        parent.say(line.text if isinstance(line, Line) else line, voice=speech.voice,
+                   language=speech.language)

@@ -22,7 +22,7 @@ from twilio_caller.errors import InternalError, InvalidInputError, TwilioCallerE
 from twilio_caller.manifest import load_manifest
 
 log = logging.getLogger("twilio_caller.control")
-SERVER_TOOLS = ("call", "say", "wait", "hangup", "call_status")
+SERVER_TOOLS = ("call", "say", "wait", "hangup", "press", "call_status")
 HTTP_STATUS = {1: 500, 2: 400, 3: 403, 4: 502, 5: 500, 6: 404, 7: 503}
 BeforeDial = Callable[[str, dict[str, Any]], None]
 
@@ -111,6 +111,8 @@ async def _run(dialer: Dialer, name: str, arguments: dict[str, Any]) -> dict[str
             return await dialer.wait(arguments["call_id"], arguments["until"], arguments["timeout_seconds"])
         case "hangup":
             return await dialer.hangup(arguments["call_id"], arguments.get("message"))
+        case "press":
+            return await dialer.press(arguments["call_id"], arguments["digits"])
         case _:
             return dialer.status(arguments["call_id"])
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from twilio_caller import __version__
+from twilio_caller.audio import AudioLibrary
 from twilio_caller.clock import isoformat
 from twilio_caller.dialer import Dialer
 from twilio_caller.errors import ConfigError, InvalidInputError
@@ -68,14 +69,18 @@ class ServerRunner:
             public = _public_base_url(config, webhook_socket)
             if self.simulator is not None and public != base_url(webhook_socket):
                 self.simulator.add_tunnel(public, base_url(webhook_socket))  # as the tunnel would
-            self.dialer = Dialer(self._rt, Telephony(credentials, self._rt.store), public)
+            _check_default_voice(config)
+            audio = AudioLibrary.from_config(config)
+            stack.push_async_callback(audio.aclose)
+            self.dialer = Dialer(self._rt, Telephony(credentials, self._rt.store), public, audio)
             stack.push_async_callback(self.dialer.close)
             token = secrets.token_urlsafe(32)
             from twilio_caller.server.control import Activity, build_control_app
             from twilio_caller.server.webhook import build_webhook_app
 
             activity = Activity(self._rt.clock.monotonic)
-            webhook = Listener(build_webhook_app(self.dialer, credentials.auth_token, public), webhook_socket)
+            webhook = Listener(build_webhook_app(self.dialer, credentials.auth_token, public, audio),
+                               webhook_socket)
             control = Listener(
                 build_control_app(self.dialer, token, self.mode, activity, self.shutdown,
                                   self._set_callee if self._simulate else None),
@@ -163,6 +168,15 @@ def read_run_file(home: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
+
+
+def _check_default_voice(config: Any) -> None:
+    from twilio_caller import voices
+
+    try:
+        voices.check_voice(config.get("voice.default"))
+    except InvalidInputError as exc:
+        raise ConfigError(f"voice.default: {exc.message}") from exc
 
 
 def _bind(host: str, port: int, key: str | None) -> Any:

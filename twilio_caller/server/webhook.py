@@ -17,6 +17,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from twilio.request_validator import RequestValidator
 
+from twilio_caller.audio import AudioLibrary, audio_routes
 from twilio_caller.dialer import Dialer
 from twilio_caller.sessions import CallSession
 
@@ -28,7 +29,8 @@ MAX_SPEECH_CHARS = 2000
 TWIML = "application/xml"
 
 
-def build_webhook_app(dialer: Dialer, auth_token: str, public_base_url: str) -> Starlette:
+def build_webhook_app(dialer: Dialer, auth_token: str, public_base_url: str,
+                      audio: AudioLibrary | None = None) -> Starlette:
     validator = RequestValidator(auth_token)
     base = public_base_url.rstrip("/")
 
@@ -55,8 +57,9 @@ def build_webhook_app(dialer: Dialer, auth_token: str, public_base_url: str) -> 
         checked = await authorised(request)
         if isinstance(checked, Response):
             return checked
-        session, _ = checked
-        return Response(await dialer.conversation.voice(session), media_type=TWIML)
+        session, params = checked
+        answered = params.get("AnsweredBy") or request.query_params.get("AnsweredBy")
+        return Response(await dialer.conversation.voice(session, answered), media_type=TWIML)
 
     async def gather(request: Request) -> Response:
         checked = await authorised(request)
@@ -103,6 +106,7 @@ def build_webhook_app(dialer: Dialer, auth_token: str, public_base_url: str) -> 
         Route(f"{prefix}/gather", gather, methods=["POST"]),
         Route(f"{prefix}/hold", hold, methods=["POST"]),
         Route(f"{prefix}/status", status, methods=["POST"]),
+        *(audio_routes(audio) if audio is not None else []),
     ])
 
 
