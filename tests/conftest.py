@@ -57,8 +57,8 @@ TEST_CONFIG = """\
 safety:
   calling_hours: "00:00-24:00"
   callee_hours: null
-  max_concurrent_calls: 50
-  max_calls_per_day: 1000
+  max_calls_per_day: 100000
+  max_concurrent_calls: 1000
   max_calls_per_contact_per_day: 100
   min_seconds_between_calls_to_contact: 0
 webhook:
@@ -93,9 +93,12 @@ class LiveServer:
         return self.runner.simulator
 
     def script(self, name: str, **script) -> None:
+        self.script_number(CONTACTS[name], **script)
+
+    def script_number(self, number: str, **script) -> None:
         from twilio_caller.simulator import CalleeScript
 
-        self.simulator.set_callee(CONTACTS[name], CalleeScript.from_dict(script))
+        self.simulator.set_callee(number, CalleeScript.from_dict(script))
 
     def tool(self, name: str, /, **arguments):
         from twilio_caller.manifest import invoke

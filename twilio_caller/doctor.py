@@ -29,7 +29,7 @@ def run(rt: Runtime, *, online: bool) -> dict[str, Any]:
     except TwilioCallerError as exc:
         check = Check("configuration", False, exc.message, "fix config.yaml or the environment as it says")
         return {"ok": False, "checks": [asdict(check)]}
-    checks = [_credentials(rt), _from_number(rt), _tunnel(rt), _clock(rt)]
+    checks = [_credentials(rt), _config_file(rt), _from_number(rt), _tunnel(rt), _clock(rt)]
     checks.append(_account(rt) if online else Check(
         "twilio account", None, "not contacted (run `doctor --online` to check the credentials with Twilio)"))
     checks.append(_reachable(rt))
@@ -51,6 +51,17 @@ def _credentials(rt: Runtime) -> Check:
         return Check("credentials", False, "; ".join(problems),
                      "copy the Account SID and Auth Token from console.twilio.com into the environment")
     return Check("credentials", True, f"account {sid[:6]}…, auth token set")
+
+
+def _config_file(rt: Runtime) -> Check:
+    from twilio_caller.config import world_readable_secrets
+
+    file = rt.config.file
+    if file is None:
+        return Check("config file", True, "none (defaults and the environment)")
+    if world_readable_secrets(rt.config):
+        return Check("config file", False, f"{file} holds secrets and others can read it", f"chmod 600 {file}")
+    return Check("config file", True, str(file))
 
 
 def _from_number(rt: Runtime) -> Check:
