@@ -132,7 +132,7 @@ def test_twenty_concurrent_calls_are_kept_apart(live_server) -> None:
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=20) as pool:
         results = list(pool.map(place, names))
-    for name, result in zip(names, results):
+    for name, result in zip(names, results, strict=True):
         assert result["to"]["name"] == name
         assert result["reply"]["text"] == f"This is {name} answering"
         assert said(result, "assistant")[1] == f"Hello {name}"

@@ -86,7 +86,7 @@ def test_an_empty_file_means_defaults(home: Path, write_config) -> None:
 
 
 def test_environment_wins_over_the_file(home: Path, write_config) -> None:
-    write_config(f"twilio:\n  auth_token: from-file-token-1234\n  from_number: '+13125550100'\n")
+    write_config("twilio:\n  auth_token: from-file-token-1234\n  from_number: '+13125550100'\n")
     environ = {"TWILIO_AUTH_TOKEN": TOKEN, "TWILIO_ACCOUNT_SID": SID,
                "TWILIO_API_BASE_URL": "http://127.0.0.1:8099"}
     loaded = config.load_config(home, environ)

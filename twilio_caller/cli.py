@@ -11,7 +11,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from twilio_caller import __version__
+from twilio_caller import __version__, render
 from twilio_caller.errors import InternalError, InvalidInputError, TwilioCallerError
 
 if TYPE_CHECKING:
@@ -259,7 +259,7 @@ def _contacts(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Calla
         return result, lambda r: f"imported {len(r['imported'])} contacts"
     if options.file:
         raise InvalidInputError(f"unexpected argument {options.file!r} for `contacts`")
-    return _invoke(runtime, "list_contacts", {}), lambda r: _contact_table(r["contacts"])
+    return _invoke(runtime, "list_contacts", {}), lambda r: render.contact_table(r["contacts"])
 
 
 def _update(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable[[Any], str]]:
@@ -272,7 +272,7 @@ def _update(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callabl
     if options.opt_in:
         changes["opt_in"] = True
     contact = _invoke(runtime, "update_contact", {"name": options.name, **changes})
-    return contact, lambda c: f"updated {c['name']}\n" + _contact_table([c])
+    return contact, lambda c: f"updated {c['name']}\n" + render.contact_table([c])
 
 
 def _remove(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable[[Any], str]]:
@@ -295,7 +295,7 @@ def _calls(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable
         "contact": options.contact, "status": options.status,
         "since": options.since, "limit": options.limit,
     })
-    return result, lambda r: _call_table(r["calls"])
+    return result, lambda r: render.call_table(r["calls"])
 
 
 def _config(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable[[Any], str]]:
@@ -317,7 +317,7 @@ def _config(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callabl
     if config_module.world_readable_secrets(loaded):
         print(f"warning: {loaded.file} holds secrets and others can read it: "
               f"chmod 600 {loaded.file}", file=sys.stderr)
-    return shown, _config_text
+    return shown, render.config_text
 
 
 def _tool(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, None]:
@@ -360,14 +360,14 @@ def _call(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable[
         raise InvalidInputError(f"unexpected words {' '.join(given)!r}: the message is given by --message")
     _simulation(options, runtime)
     if not options.json and not options.dry_run:
-        runtime.progress = _show_progress
+        runtime.progress = render.show_progress
     result = _invoke(runtime, "call", {
         "to": to, "message": message, "interactive": options.interactive,
         "keep_open": options.keep_open, "voice": options.voice, "language": options.language,
         "closing": options.closing, "dry_run": options.dry_run, "wait": not options.no_wait,
         "timeout_seconds": options.timeout, "send_digits": options.send_digits,
     })
-    return result, _call_text
+    return result, render.call_text
 
 
 def _simulation(options: argparse.Namespace, runtime: Runtime) -> None:
@@ -398,23 +398,23 @@ def _say(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable[[
     result = _invoke(runtime, "say", {"call_id": options.call_id, "message": options.message,
                                       "expect_reply": not options.no_reply,
                                       "timeout_seconds": options.timeout})
-    return result, _call_text
+    return result, render.call_text
 
 
 def _wait(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable[[Any], str]]:
     result = _invoke(runtime, "wait", {"call_id": options.call_id, "until": options.until,
                                        "timeout_seconds": options.timeout})
-    return result, _call_text
+    return result, render.call_text
 
 
 def _hangup(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable[[Any], str]]:
     result = _invoke(runtime, "hangup", {"call_id": options.call_id, "message": options.message})
-    return result, _call_text
+    return result, render.call_text
 
 
 def _press(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable[[Any], str]]:
     result = _invoke(runtime, "press", {"call_id": options.call_id, "digits": options.digits})
-    return result, _call_text
+    return result, render.call_text
 
 
 def _phrases(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable[[Any], str]]:
@@ -425,41 +425,20 @@ def _phrases(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callab
 
     library = audio.AudioLibrary.from_config(runtime.config)
     if options.action == "list":
-        return {"phrases": audio.list_cached(library)}, _phrase_table
+        return {"phrases": audio.list_cached(library)}, render.phrase_table
     texts = audio.phrases_from_config(runtime.config, extra=[NOTIFY_GOODBYE, REPROMPT, SILENCE_GOODBYE])
 
     async def generate() -> list[dict[str, Any]]:
         try:
-            return await audio.generate_phrases(library, texts, _phrase_progress)
+            return await audio.generate_phrases(library, texts, render.phrase_progress)
         finally:
             await library.aclose()
 
-    return {"phrases": asyncio.run(generate())}, _phrase_summary
-
-
-def _phrase_progress(done: int, total: int, text: str) -> None:
-    bar = "#" * (24 * done // total)
-    end = "\n" if done == total or not sys.stderr.isatty() else ""
-    print(f"\r[{bar:<24}] {done}/{total} {text[:40]:<40}", end=end, file=sys.stderr, flush=True)
-
-
-def _phrase_summary(result: dict[str, Any]) -> str:
-    rows = result["phrases"]
-    counts = {s: sum(r["status"] == s for r in rows) for s in ("generated", "cached", "failed")}
-    lines = [f"{counts['generated']} generated, {counts['cached']} already cached, {counts['failed']} failed"]
-    lines += [f"  failed ({r['reason']}): {r['text']} — {r['detail']}" for r in rows if r["status"] == "failed"]
-    return "\n".join(lines)
-
-
-def _phrase_table(result: dict[str, Any]) -> str:
-    rows = [[r["text"], r["file"], str(r["bytes"]), "yes" if r["current"] else "no"] for r in result["phrases"]]
-    if not rows:
-        return "no audio cached yet; run: twilio-caller phrases generate"
-    return _table(["TEXT", "FILE", "BYTES", "CURRENT"], rows)
+    return {"phrases": asyncio.run(generate())}, render.phrase_summary
 
 
 def _status(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable[[Any], str]]:
-    return _invoke(runtime, "call_status", {"call_id": options.call_id}), _call_text
+    return _invoke(runtime, "call_status", {"call_id": options.call_id}), render.call_text
 
 
 def _serve(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable[[Any], str]]:
@@ -498,144 +477,27 @@ def _server(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callabl
 def _doctor(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable[[Any], str]]:
     from twilio_caller import doctor
 
-    return doctor.run(runtime, online=options.online), _doctor_text
-
-
-def _doctor_text(report: dict[str, Any]) -> str:
-    marks = {True: "ok  ", False: "FAIL", None: "--  "}
-    lines = []
-    for check in report["checks"]:
-        lines.append(f"{marks[check['ok']]} {check['name']}: {check['detail']}")
-        if check["fix"] and check["ok"] is False:
-            lines.append(f"     fix: {check['fix']}")
-    lines.append("ready for real calls" if report["ok"] else "not ready yet: fix the FAIL lines above")
-    return "\n".join(lines)
+    return doctor.run(runtime, online=options.online), render.doctor_text
 
 
 def _safety(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable[[Any], str]]:
-    return _invoke(runtime, "safety_rules", {}), _safety_text
-
-
-def _safety_text(report: dict[str, Any]) -> str:
-    rules, now, today = report["rules"], report["now"], report["today"]
-    lines = [
-        f"calling hours {rules['calling_hours']} ({rules['timezone']}), now {now['owner_time']}"
-        + ("" if now["within_calling_hours"] else " — outside them"),
-        f"callee's local hours: {rules['callee_hours'] or 'not checked'}",
-        f"caps: {rules['max_calls_per_contact_per_day']} per contact a day, {rules['max_calls_per_day']}"
-        f" in total, {rules['max_concurrent_calls']} at once, "
-        f"{rules['min_seconds_between_calls_to_contact']:g} s between calls to a contact",
-        f"longest call {rules['max_duration_seconds']} s; countries {', '.join(rules['allowed_countries'])};"
-        f" blocked: {', '.join(rules['blocked']) or 'none'}",
-        f"today: {today['calls']} calls placed, {today['remaining']} left, {today['live_calls']} live",
-    ]
-    rows = [[c["name"], c["number"], str(c["calls"]), str(c["remaining"]),
-             "opted out" if c["opted_out"] else ""] for c in today["contacts"]]
-    if rows:
-        lines += ["", _table(["CONTACT", "NUMBER", "TODAY", "LEFT", ""], rows)]
-    return "\n".join(lines)
+    return _invoke(runtime, "safety_rules", {}), render.safety_text
 
 
 def _demo(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable[[Any], str]]:
     from twilio_caller.demo import run_demo
 
-    result = run_demo(typed=options.type, show=_show_progress)
+    result = run_demo(typed=options.type, show=render.show_progress)
     return result, lambda r: "\nthe tool result an agent gets:\n" + json.dumps(r, indent=2, ensure_ascii=False)
-
-
-def _show_progress(event: dict[str, Any]) -> None:
-    kind = event.get("event")
-    text = {
-        "dialing": f"dialing {event.get('to')} …",
-        "said": f"  assistant: {event.get('text')}",
-        "heard": f"  callee:    \"{event.get('text')}\"" + (
-            f" (confidence {event['confidence']:.2f})" if event.get("confidence") is not None else ""),
-        "silence": "  (no answer heard)",
-        "answered": "answered",
-        "opted-out": "the callee asked not to be called again: contact marked opted out",
-        "voicemail": "an answering machine picked up: leaving the message after the beep",
-        "pressed": f"  pressed {event.get('digits')}",
-        "unsteered": "nobody steered the call: closing it politely",
-    }.get(str(kind), str(kind))
-    print(text, file=sys.stderr, flush=True)
-
-
-def _call_text(result: dict[str, Any]) -> str:
-    if result.get("dry_run"):
-        to = result["to"]["name"] or result["to"]["number"]
-        return (f"dry run: a call to {to} ({result['to']['number']}) is allowed now\n"
-                f"  would say: {result['opening']} {result['message']}")
-    to = result["to"]["name"] or result["to"]["number"]
-    state = result["status"] + ("" if result["ended"] else " (still live)")
-    lines = [f"{result['call_id']} to {to} ({result['to']['number']}): {state}"]
-    if result["reply"]:
-        lines.append(f"reply (untrusted): \"{result['reply']['text']}\"")
-    elif result["no_reply_reason"]:
-        lines.append(f"no reply: {result['no_reply_reason']}")
-    if result.get("opted_out"):
-        lines.append("the callee opted out: later calls to them are refused")
-    if result.get("voicemail_left"):
-        lines.append("left the message on voicemail")
-    for fallback in result.get("audio_fallbacks", []):
-        lines.append(f"spoken with the Twilio voice ({fallback['reason']}): {fallback['text']}")
-    return "\n".join(lines)
 
 
 def _do(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable[[Any], str]]:
     if options.simulate:
         runtime.simulate = True
     if not options.json and not options.dry_run:
-        runtime.progress = _show_progress
+        runtime.progress = render.show_progress
     result = _invoke(runtime, "run_command", {"text": " ".join(options.text), "dry_run": options.dry_run})
-    return result, _do_text
-
-
-def _do_text(result: dict[str, Any]) -> str:
-    parsed = result["parsed"]
-    if "clarify" in parsed:
-        question = parsed["clarify"]
-        return "\n".join([question["question"], *(f"  - {option}" for option in question["options"])])
-    line = f"{parsed['tool']} {json.dumps(parsed['arguments'], ensure_ascii=False)}"
-    outcome = result["result"]
-    if outcome is None:
-        return f"{line}\n(dry run: nothing changed)"
-    if "call_id" in outcome or outcome.get("dry_run"):
-        return f"{line}\n{_call_text(outcome)}"
-    return f"{line}\n{json.dumps(outcome, indent=2, ensure_ascii=False)}"
-
-
-def _contact_table(contacts: list[dict[str, Any]]) -> str:
-    if not contacts:
-        return "no contacts yet; add one with: twilio-caller add 312-555-0123 \"Contact7\""
-    rows = [[c["name"], c["number"], c["timezone"] or "", c["voice"] or "", c["notes"] or ""]
-            for c in contacts]
-    return _table(["NAME", "NUMBER", "TIMEZONE", "VOICE", "NOTES"], rows)
-
-
-def _call_table(calls: list[dict[str, Any]]) -> str:
-    if not calls:
-        return "no calls yet"
-    rows = [[c["created_at"], c["to"]["name"] or c["to"]["number"], c["status"],
-             (c["reply"] or {}).get("text", "")] for c in calls]
-    return _table(["WHEN", "TO", "STATUS", "REPLY (untrusted)"], rows)
-
-
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows)]
-    lines = [header, *rows]
-    return "\n".join(
-        "  ".join(str(cell).ljust(width) for cell, width in zip(line, widths)).rstrip()
-        for line in lines
-    )
-
-
-def _config_text(shown: dict[str, Any]) -> str:
-    import yaml
-
-    source = shown["file"] or "no config file (defaults)"
-    lines = [f"# home: {shown['home']}", f"# file: {source}"]
-    lines += [f"# {key} from ${variable}" for key, variable in shown["from_environment"].items()]
-    return "\n".join(lines) + "\n" + yaml.safe_dump(shown["values"], sort_keys=False).rstrip()
+    return result, render.do_text
 
 
 def _print_result(result: Any, render: Callable[[Any], str] | None, as_json: bool) -> None:

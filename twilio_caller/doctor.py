@@ -25,7 +25,7 @@ class Check:
 
 def run(rt: Runtime, *, online: bool) -> dict[str, Any]:
     try:
-        rt.config
+        _ = rt.config  # a config that does not load is the first thing to fix
     except TwilioCallerError as exc:
         check = Check("configuration", False, exc.message, "fix config.yaml or the environment as it says")
         return {"ok": False, "checks": [asdict(check)]}
