@@ -12,6 +12,7 @@ The test steers it through the environment pyngrok hands on:
   FAKE_NGROK_DOMAINS       comma-separated domains the account has reserved
   FAKE_NGROK_FOREIGN_DOMAINS  domains reserved by another account (ERR_NGROK_320)
   FAKE_NGROK_HANG          when set, the session never comes up (no "client session established")
+  FAKE_NGROK_OLD           when set, the agent predates /api/endpoints (404), as old ngrok 3.x
 """
 
 from __future__ import annotations
@@ -166,6 +167,8 @@ def make_handler(agent: Agent) -> type[BaseHTTPRequestHandler]:
 
         def _route(self) -> tuple[str, str | None] | None:
             match = re.fullmatch(r"/api/(endpoints|tunnels)(?:/([^/?]+))?/?(?:\?.*)?", self.path)
+            if match and match.group(1) == "endpoints" and os.environ.get("FAKE_NGROK_OLD"):
+                return None  # an agent from before the endpoints API
             return (match.group(1), match.group(2)) if match else None
 
         def do_GET(self) -> None:

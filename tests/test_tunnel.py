@@ -50,7 +50,7 @@ def events(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     record = tmp_path / "fake-ngrok-events.jsonl"
     monkeypatch.setenv("FAKE_NGROK_RECORD", str(record))
     for variable in ("FAKE_NGROK_REJECT_TOKEN", "FAKE_NGROK_DOMAINS", "FAKE_NGROK_FOREIGN_DOMAINS",
-                     "FAKE_NGROK_HANG"):
+                     "FAKE_NGROK_HANG", "FAKE_NGROK_OLD"):
         monkeypatch.delenv(variable, raising=False)
 
     def read(kind: str | None = None) -> list[dict[str, Any]]:
@@ -272,6 +272,17 @@ async def test_ngrok_that_never_connects_is_stopped_with_a_clear_error(
 ) -> None:
     monkeypatch.setenv("FAKE_NGROK_HANG", "1")
     with pytest.raises(ConfigError, match="did not connect within"):
+        await open_public_url(ngrok_config(), LOCAL, 8888, home, ngrok_path=str(ngrok_bin),
+                              startup_timeout=0.2)
+    [start] = events("start")
+    assert not _alive(start["pid"])
+
+
+async def test_ngrok_too_old_for_the_endpoints_api_is_told_to_update(
+    ngrok_bin: Path, events, ngrok_config, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKE_NGROK_OLD", "1")
+    with pytest.raises(ConfigError, match=r"too old .*ngrok update"):
         await open_public_url(ngrok_config(), LOCAL, 8888, home, ngrok_path=str(ngrok_bin),
                               startup_timeout=0.2)
     [start] = events("start")

@@ -4,7 +4,6 @@ found and, when something is off, how to fix it. Secrets are checked, never show
 from __future__ import annotations
 
 import re
-import shutil
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -84,8 +83,10 @@ def _tunnel(rt: Runtime) -> Check:
         if not rt.config.get("tunnel.authtoken"):
             return Check("tunnel", False, "tunnel.provider is ngrok but NGROK_AUTHTOKEN is not set",
                          "copy your authtoken from dashboard.ngrok.com into NGROK_AUTHTOKEN")
-        found = shutil.which("ngrok")
-        return Check("tunnel", True, f"ngrok, authtoken set; ngrok binary: {found or 'pyngrok will download it'}")
+        from twilio_caller.tunnel import find_ngrok
+
+        path, source = find_ngrok(rt.config)
+        return Check("tunnel", True, f"ngrok ({path or 'downloaded by pyngrok on first use'}, from {source}), authtoken set")
     if public:
         if not public.startswith("https://"):
             return Check("tunnel", False, f"public_url {public} is not https",

@@ -172,7 +172,7 @@ class _NgrokOpener:
         except (PyngrokError, OSError) as exc:
             watchdog.cancel()
             self._cleanup(pyngrok_config, config_file)
-            raise self._explain(exc, path, source, watchdog.fired) from None
+            raise self._explain(exc, path, source, watchdog) from None
         except BaseException:
             watchdog.cancel()
             self._cleanup(pyngrok_config, config_file)
@@ -180,7 +180,7 @@ class _NgrokOpener:
         watchdog.cancel()
         if watchdog.fired:  # it went off as connect() returned: the process is gone
             self._cleanup(pyngrok_config, config_file)
-            raise self._explain(TimeoutError("ngrok did not start"), path, source, True)
+            raise self._explain(TimeoutError("ngrok did not start"), path, source, watchdog)
         public = str(opened.public_url or "").rstrip("/")
         if not public.startswith("https://"):
             self._cleanup(pyngrok_config, config_file)
@@ -225,7 +225,7 @@ class _NgrokOpener:
         config_file.unlink(missing_ok=True)
         _REDACTOR.discard(self.token)
 
-    def _explain(self, exc: BaseException, path: str, source: str, timed_out: bool) -> ConfigError:
+    def _explain(self, exc: BaseException, path: str, source: str, watchdog: _Watchdog) -> ConfigError:
         from pyngrok.exception import PyngrokNgrokHTTPError, PyngrokNgrokInstallError
 
         detail = _REDACTOR.redact(_error_text(exc), self.token)
@@ -266,7 +266,11 @@ class _NgrokOpener:
         if isinstance(exc, PyngrokNgrokHTTPError) and exc.status_code == 404 and "/api/endpoints" in exc.url:
             return ConfigError(f"this ngrok ({path}) is too old to create endpoints: run `ngrok update`, "
                                "or install a current ngrok v3 and set tunnel.ngrok_path")
-        if timed_out:
+        if watchdog.fired and watchdog.session_up:
+            return ConfigError(f"ngrok ({path}) connected, but its local API has no /api/endpoints: this "
+                               "ngrok is too old for pyngrok; run `ngrok update`, or install a current ngrok "
+                               "v3 and set tunnel.ngrok_path to it")
+        if watchdog.fired:
             return ConfigError(
                 f"ngrok ({path}) did not connect within {self.startup_timeout:g} s: check this machine "
                 f"reaches ngrok's service (https://status.ngrok.com), then retry; {FALLBACK}")
@@ -281,6 +285,7 @@ class _Watchdog:
 
     def __init__(self, seconds: float, path: str) -> None:
         self.fired = False
+        self.session_up = False
         self._path = path
         self._lock = threading.Lock()
         self._done = False
@@ -302,6 +307,8 @@ class _Watchdog:
             starting = process._current_processes.get(self._path)
             if starting is not None and starting.proc.poll() is None:
                 self.fired = True
+                # connected to ngrok's service, yet pyngrok's probe of /api/endpoints never passed
+                self.session_up = bool(getattr(starting, "_client_connected", False) and starting.api_url)
                 log.warning("ngrok did not start in time: stopping it")
                 starting.proc.kill()
 

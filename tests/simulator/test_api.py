@@ -165,7 +165,9 @@ def test_delete_removes_a_finished_call_but_not_a_live_one(rig: Rig) -> None:
         rig.client.calls(done).fetch()
     assert raised.value.code == 20404
 
-    live = rig.call(path="", twiml=HANG_ON)
+    rig.app.say("/hang-on", lambda r: r.pause(length=100000))
+    live = rig.call(path="/hang-on")
+    rig.app.wait_for("/hang-on")  # answered and in progress (a ringing one would be canceled)
     with pytest.raises(TwilioRestException) as raised:
         rig.client.calls(live).delete()
     assert raised.value.status == 400

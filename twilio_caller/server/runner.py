@@ -24,6 +24,7 @@ from twilio_caller.errors import ConfigError, InvalidInputError
 from twilio_caller.runtime import Runtime
 from twilio_caller.serving import Listener, PortInUse, base_url, bind
 from twilio_caller.telephony import Credentials, Telephony
+from twilio_caller.tunnel import open_public_url
 
 log = logging.getLogger("twilio_caller.server")
 SIMULATED_FROM_NUMBER = "+13125550100"
@@ -66,7 +67,10 @@ class ServerRunner:
             credentials = await self._credentials(stack)
             webhook_socket = _bind(config.get("webhook.host"), config.get("webhook.port"), "webhook.port")
             control_socket = _bind("127.0.0.1", 0, None)
-            public = _public_base_url(config, webhook_socket)
+            local = base_url(webhook_socket)
+            tunnel = await open_public_url(config, local, webhook_socket.getsockname()[1], self._rt.home)
+            stack.push_async_callback(tunnel.close)  # ngrok closes when the server stops
+            public = tunnel.public_url.rstrip("/")
             if self.simulator is not None and public != base_url(webhook_socket):
                 self.simulator.add_tunnel(public, base_url(webhook_socket))  # as the tunnel would
             _check_default_voice(config)
@@ -107,7 +111,7 @@ class ServerRunner:
     async def _credentials(self, stack: AsyncExitStack) -> Credentials:
         if not self._simulate:
             return Credentials.from_config(self._rt.config)
-        from twilio_caller.simulator import FriendlyCallee, Simulator, SimulatorServer
+        from twilio_caller.simulator import FriendlyCallee, Simulator, SimulatorThread
 
         self.simulator = Simulator(
             time_scale=self._time_scale,
@@ -115,8 +119,11 @@ class ServerRunner:
         )
         for number, script in self._callees.items():
             self._set_callee(number, script)
-        server = SimulatorServer(self.simulator)
-        await stack.enter_async_context(server)
+        # Twilio's side runs on its own event loop, as it would on its own machines: the
+        # server's loop serves only the server.
+        server = SimulatorThread(self.simulator)
+        await asyncio.to_thread(server.start)
+        stack.push_async_callback(asyncio.to_thread, server.stop)
         return Credentials(
             account_sid=self.simulator.account_sid, auth_token=self.simulator.auth_token,
             from_number=self._rt.config.get("twilio.from_number") or SIMULATED_FROM_NUMBER,
@@ -189,15 +196,6 @@ def _bind(host: str, port: int, key: str | None) -> Any:
         ) from None
     except OSError as exc:
         raise ConfigError(f"cannot listen on {host}:{port} ({exc.strerror}); check {key}") from None
-
-
-def _public_base_url(config: Any, webhook_socket: Any) -> str:
-    if config.get("tunnel.provider") == "ngrok":
-        raise ConfigError(
-            "tunnel.provider ngrok is not available in this version; run your own tunnel "
-            "and set public_url (or TWILIO_CALLER_PUBLIC_URL) to its https address"
-        )
-    return str(config.get("public_url") or base_url(webhook_socket)).rstrip("/")
 
 
 def _write_run_file(home: Path, info: Mapping[str, Any]) -> None:

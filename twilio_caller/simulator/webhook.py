@@ -151,6 +151,8 @@ class WebhookClient:
                 follow_redirects=True,
                 trust_env=False,
                 timeout=httpx.Timeout(HTTP_LIMIT_SECONDS, connect=CONNECT_SECONDS),
+                # Twilio has no connection cap: held requests must not starve the others
+                limits=httpx.Limits(max_connections=None, max_keepalive_connections=None),
             )
         return self._http
 
