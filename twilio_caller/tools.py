@@ -137,7 +137,7 @@ def _live_call(rt: Runtime, tool: str, arguments: dict[str, Any], wait_seconds: 
     from twilio_caller.errors import InvalidInputError, ServerUnavailableError
     from twilio_caller.server.client import find_server
 
-    server = find_server(rt.home)
+    server = find_server(rt.home, check_health=False)
     if server is not None:
         return server.invoke(tool, arguments, wait_seconds=wait_seconds)
     record = _stored_call(rt, arguments["call_id"])
