@@ -127,3 +127,9 @@ def test_a_second_process_continues_the_call(home: Path, tmp_path: Path) -> None
         stopped = cli("server", "stop")
     assert stopped["running"] is False
     assert not (home / "run" / "server.json").exists()
+    log = (home / "logs" / "server.log").read_text()
+    assert "serving: webhook" in log
+    import sqlite3
+
+    tokens = [row[0] for row in sqlite3.connect(home / "twilio-caller.db").execute("SELECT token FROM calls")]
+    assert tokens and not any(token in log for token in tokens)  # per-call secrets never logged

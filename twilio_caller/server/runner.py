@@ -158,8 +158,18 @@ class ServerRunner:
                 return
 
 
+def configure_logging() -> None:
+    """What the server says goes to stderr (logs/server.log for a background server).
+    Request logs of HTTP clients stay quiet: webhook URLs carry per-call tokens."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("httpx", "httpcore", "twilio.http_client", "uvicorn.access"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
 def serve_forever(runner: ServerRunner) -> None:
     """Run in the foreground of this process until SIGINT/SIGTERM or the idle exit."""
+    configure_logging()
+
     async def main() -> None:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
