@@ -7,7 +7,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import traceback
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -54,7 +53,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # the boundary: no traceback reaches a person or an agent
-        error = InternalError(f"internal error ({type(exc).__name__}); {_log_crash(runtime)}")
+        where = runtime.record_crash() if runtime is not None else "please report this as a bug"
+        error = InternalError(f"internal error ({type(exc).__name__}); {where}")
         _print_error(error, as_json)
         return error.exit_code
     finally:
@@ -512,16 +512,3 @@ def _print_error(error: TwilioCallerError, as_json: bool) -> None:
         print(json.dumps(error.to_dict(), indent=2, ensure_ascii=False))
     else:
         print(f"twilio-caller: {error.message}", file=sys.stderr)
-
-
-def _log_crash(runtime: Runtime | None) -> str:
-    if runtime is None:
-        return "please report this as a bug"
-    try:
-        logs = runtime.home / "logs"
-        logs.mkdir(mode=0o700, parents=True, exist_ok=True)
-        with (logs / "errors.log").open("a", encoding="utf-8") as stream:
-            stream.write(traceback.format_exc() + "\n")
-    except OSError:
-        return "please report this as a bug"
-    return f"details in {logs / 'errors.log'}; please report this as a bug"

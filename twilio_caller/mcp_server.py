@@ -83,22 +83,11 @@ def run_tool(name: str, arguments: Any) -> tuple[dict[str, Any], bool]:
     except TwilioCallerError as exc:
         return exc.to_dict(), True
     except Exception as exc:  # noqa: BLE001 - the boundary: no traceback reaches the agent
-        where = _log_crash(runtime)
+        log.error("tool failed:\n%s", traceback.format_exc())
+        where = runtime.record_crash() if runtime is not None else "please report this as a bug"
         return InternalError(f"internal error ({type(exc).__name__}); {where}").to_dict(), True
     finally:
         if runtime is not None:
             runtime.close()
 
 
-def _log_crash(runtime: Any) -> str:
-    log.error("tool failed:\n%s", traceback.format_exc())
-    if runtime is None:
-        return "please report this as a bug"
-    try:
-        logs = runtime.home / "logs"
-        logs.mkdir(mode=0o700, parents=True, exist_ok=True)
-        with (logs / "errors.log").open("a", encoding="utf-8") as stream:
-            stream.write(traceback.format_exc() + "\n")
-    except OSError:
-        return "please report this as a bug"
-    return f"details in {logs / 'errors.log'}; please report this as a bug"

@@ -55,6 +55,20 @@ class Runtime:
     def calls(self) -> CallLog:
         return CallLog(self.store, self.clock, self.config.get("safety.timezone"))
 
+    def record_crash(self) -> str:
+        """Keep the current exception's traceback in logs/errors.log (never shown to a person
+        or an agent); returns the sentence that tells them where it is."""
+        import traceback
+
+        try:
+            logs = self.home / "logs"
+            logs.mkdir(mode=0o700, parents=True, exist_ok=True)
+            with (logs / "errors.log").open("a", encoding="utf-8") as stream:
+                stream.write(traceback.format_exc() + "\n")
+        except OSError:
+            return "please report this as a bug"
+        return f"details in {logs / 'errors.log'}; please report this as a bug"
+
     def close(self) -> None:
         if "store" in self.__dict__:
             self.store.close()
