@@ -133,3 +133,15 @@ def test_a_second_process_continues_the_call(home: Path, tmp_path: Path) -> None
 
     tokens = [row[0] for row in sqlite3.connect(home / "twilio-caller.db").execute("SELECT token FROM calls")]
     assert tokens and not any(token in log for token in tokens)  # per-call secrets never logged
+
+
+def test_the_demo_runs_offline_and_leaves_the_real_home_alone(capsys, home: Path) -> None:
+    from twilio_caller.demo import DEMO_REPLY
+
+    code, out, err = run(capsys, "demo", "--json")
+    assert code == 0
+    result = json.loads(out)
+    assert result["reply"] == {"text": DEMO_REPLY, "confidence": 0.93, "untrusted": True}
+    assert result["to"]["name"] == "Contact1"
+    assert "dialing Contact1" in err and "completed" in err
+    assert not home.exists()  # the demo used a throw-away home
