@@ -14,7 +14,7 @@ thread runs --turns say → reply turns, pausing --think-ms before each, and han
 --client tool drives the real tools (manifest.invoke → tools → control API); --client http
 posts to the control API on one kept-alive connection per thread (the server's share only).
 Timestamps come from a thin wrapper this script puts around the simulator's webhook client;
---what-if patches suggested fixes in (this process only). The package is not changed.
+--what-if patches a suggested fix in (this process only). The package is not changed.
 Figures, never pass/fail: one JSON line per figure on stdout.
 
     .venv/bin/python bench/turn_overhead.py --calls 1,200 --turns 10
@@ -113,52 +113,52 @@ def timed_simulator(probe: Probe) -> Iterator[None]:
         WebhookClient.send = original  # type: ignore[method-assign]
 
 
-WHAT_IFS = ("nodelay", "pool")
+WHAT_IFS = ("pool-per-call",)
 
 
 @contextmanager
 def what_if(fixes: frozenset[str]) -> Iterator[None]:
     """Off by default: measure a suggested fix by patching it in, in this process only.
 
-    nodelay: listening sockets with proto=IPPROTO_TCP, so asyncio sets TCP_NODELAY on accepted
-      connections. twilio_caller/serving.py:bind makes them with proto 0, which asyncio's
-      _set_nodelay skips: an answer uvicorn writes in two parts (headers, then body) waits for
-      the peer's delayed ACK, ~40 ms on Linux loopback.
-    pool: the simulator's webhook client without httpx's default pool limits (100 connections,
-      20 kept alive) that one shared AsyncClient puts on every call of the simulated account;
-      with >100 calls the held long-polls take every connection and other requests queue
-      (inside their 15 s limit) until they fail with 11200.
+    pool-per-call: the simulator's webhook client with one httpx connection pool per call
+      instead of one unbounded pool for the whole account (twilio_caller/simulator/webhook.py,
+      WebhookClient._client). httpcore scans every connection of a pool on each request event
+      (AsyncConnectionPool._assign_requests_to_connections: is_idle, has_expired → getpeername),
+      so with N held long-polls each request costs O(N) and the simulator's thread takes most
+      of the GIL at 200 calls. Real Twilio has no such shared pool.
+    (History: the earlier what-ifs `nodelay` and `pool` are now in the package.)
     """
-    import socket
+    import contextvars
 
     import httpx
 
-    from twilio_caller import serving
-    from twilio_caller.server import runner
     from twilio_caller.simulator import webhook
 
-    bind = serving.bind
+    current_call: contextvars.ContextVar[str] = contextvars.ContextVar("bench_call", default="")
+    clients: dict[str, httpx.AsyncClient] = {}
+    send = webhook.WebhookClient.send
 
-    def bind_nodelay(host: str, port: int) -> socket.socket:
-        sock = bind(host, port)
-        patched = socket.socket(sock.family, sock.type, socket.IPPROTO_TCP, sock.detach())
-        patched.setblocking(False)
-        return patched
-
-    def unlimited_client(self: webhook.WebhookClient) -> httpx.AsyncClient:
-        if self._http is None:
-            self._http = httpx.AsyncClient(
+    def client_per_call(self: webhook.WebhookClient) -> httpx.AsyncClient:
+        client = clients.get(current_call.get())
+        if client is None:
+            client = clients[current_call.get()] = httpx.AsyncClient(
                 follow_redirects=True, trust_env=False,
                 timeout=httpx.Timeout(webhook.HTTP_LIMIT_SECONDS, connect=webhook.CONNECT_SECONDS),
                 limits=httpx.Limits(max_connections=None, max_keepalive_connections=None),
             )
-        return self._http
+        return client
+
+    async def send_per_call(self: webhook.WebhookClient, method: str, url: str, params: Any, **options: Any) -> Any:
+        match = WEBHOOK_PATH.search(url)
+        token = current_call.set(match["call_id"] if match else "")
+        try:
+            return await send(self, method, url, params, **options)
+        finally:
+            current_call.reset(token)
 
     patches: list[tuple[object, str, object]] = []
-    if "nodelay" in fixes:
-        patches += [(serving, "bind", bind_nodelay), (runner, "bind", bind_nodelay)]
-    if "pool" in fixes:
-        patches.append((webhook.WebhookClient, "_client", unlimited_client))
+    if "pool-per-call" in fixes:
+        patches += [(webhook.WebhookClient, "_client", client_per_call), (webhook.WebhookClient, "send", send_per_call)]
     saved = [(target, name, getattr(target, name)) for target, name, _ in patches]
     for target, name, value in patches:
         setattr(target, name, value)
@@ -192,7 +192,7 @@ def http_client(runtime: Any) -> Callable[..., dict[str, Any]]:
     """The control API straight, with one keep-alive connection per thread: the server's share."""
     import httpx
 
-    from twilio_caller.server.runner import read_run_file
+    from twilio_caller.server.runfile import read_run_file
 
     local = threading.local()
 

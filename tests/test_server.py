@@ -10,7 +10,8 @@ from pathlib import Path
 
 from twilio_caller.runtime import Runtime
 from twilio_caller.server.client import ensure_server, find_server
-from twilio_caller.server.runner import ServerRunner, ServerThread, read_run_file, run_file
+from twilio_caller.server.runfile import read_run_file, run_file
+from twilio_caller.server.runner import ServerRunner, ServerThread
 
 CONFIG = 'webhook: {port: 0}\nserver: {idle_exit_seconds: %s}\n'
 

@@ -11,7 +11,7 @@ import pytest
 from twilio.request_validator import RequestValidator
 
 from conftest import LiveServer
-from twilio_caller.server.runner import read_run_file
+from twilio_caller.server.runfile import read_run_file
 
 PUBLIC = "https://calls.example.com"
 

@@ -21,7 +21,7 @@ import httpx
 
 from twilio_caller import __version__
 from twilio_caller.errors import ServerUnavailableError, from_dict
-from twilio_caller.server.runner import read_run_file, run_file
+from twilio_caller.server.runfile import read_run_file, run_file
 
 START_TIMEOUT_SECONDS = 30.0
 HEALTH_TIMEOUT_SECONDS = 3.0

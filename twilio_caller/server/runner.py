@@ -5,7 +5,6 @@ It announces itself in run/server.json (0600) and exits after idling."""
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import secrets
@@ -13,7 +12,6 @@ import signal
 import threading
 from collections.abc import Mapping
 from contextlib import AsyncExitStack
-from pathlib import Path
 from typing import Any
 
 from twilio_caller import __version__
@@ -22,6 +20,7 @@ from twilio_caller.clock import isoformat
 from twilio_caller.dialer import Dialer
 from twilio_caller.errors import ConfigError, InvalidInputError
 from twilio_caller.runtime import Runtime
+from twilio_caller.server.runfile import remove_run_file, write_run_file
 from twilio_caller.serving import Listener, PortInUse, base_url, bind
 from twilio_caller.telephony import Credentials, Telephony
 from twilio_caller.tunnel import open_public_url
@@ -29,10 +28,6 @@ from twilio_caller.tunnel import open_public_url
 log = logging.getLogger("twilio_caller.server")
 SIMULATED_FROM_NUMBER = "+13125550100"
 PURGE_EVERY_SECONDS = 3600  # transcripts older than retention.days go at start and hourly
-
-
-def run_file(home: Path) -> Path:
-    return home / "run" / "server.json"
 
 
 class ServerRunner:
@@ -101,8 +96,8 @@ class ServerRunner:
                 "token": token, "version": __version__, "mode": self.mode,
                 "started_at": isoformat(self._rt.clock.now()),
             }
-            _write_run_file(self._rt.home, self.info)
-            stack.callback(_remove_run_file, self._rt.home, os.getpid())
+            write_run_file(self._rt.home, self.info)
+            stack.callback(remove_run_file, self._rt.home, os.getpid())
             log.info("serving: webhook %s, control port %s, mode %s", public, control.port, self.mode)
             if ready is not None:
                 ready.set()
@@ -179,14 +174,6 @@ def serve_forever(runner: ServerRunner) -> None:
     asyncio.run(main())
 
 
-def read_run_file(home: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(run_file(home).read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
 def _check_default_voice(config: Any) -> None:
     from twilio_caller import voices
 
@@ -206,22 +193,6 @@ def _bind(host: str, port: int, key: str | None) -> Any:
         ) from None
     except OSError as exc:
         raise ConfigError(f"cannot listen on {host}:{port} ({exc.strerror}); check {key}") from None
-
-
-def _write_run_file(home: Path, info: Mapping[str, Any]) -> None:
-    path = run_file(home)
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    temporary = path.with_suffix(f".{os.getpid()}.tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as stream:
-        json.dump(dict(info), stream)
-    os.replace(temporary, path)
-
-
-def _remove_run_file(home: Path, pid: int) -> None:
-    info = read_run_file(home)
-    if info is not None and info.get("pid") == pid:
-        run_file(home).unlink(missing_ok=True)
 
 
 class ServerThread:

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 from twilio.request_validator import RequestValidator
@@ -118,10 +118,13 @@ async def _form(request: Request) -> dict[str, str] | Response:
     if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
         return Response(status_code=413)
     body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY_BYTES:
-            return Response(status_code=413)
+    try:
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_BODY_BYTES:
+                return Response(status_code=413)
+    except ClientDisconnect:  # the caller gave up (Twilio's 15 s, or a tunnel dropping)
+        return Response(status_code=400)
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if body and media_type != "application/x-www-form-urlencoded":
         return Response(status_code=415)

@@ -116,7 +116,7 @@ class Simulator:
             date_created=self.clock.now(),
             api_base_url=api_base_url.rstrip("/"),
         )
-        context = EngineContext(self._webhooks, self.chaos, self.clock, self.time_scale)
+        context = EngineContext(self._webhooks.for_call(), self.chaos, self.clock, self.time_scale)
         engine = CallEngine(record, self.callee_for(record.to), context)
         self._calls[record.sid] = record
         self._engines[record.sid] = engine

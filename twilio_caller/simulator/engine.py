@@ -155,6 +155,7 @@ class CallEngine:
         try:
             await self._callbacks.drain()
         finally:
+            await self._context.webhooks.aclose()
             self.record.finished.set()
 
     async def _steered(self, work: Coroutine[Any, Any, T]) -> T:

@@ -69,10 +69,18 @@ class Sent:
 
 class WebhookClient:
     def __init__(self, auth_token: str, chaos: Chaos) -> None:
+        self._auth_token = auth_token
         self._validator = RequestValidator(auth_token)
         self._chaos = chaos
         self._http: httpx.AsyncClient | None = None
         self.tunnels: dict[str, str] = {}  # public base URL → the local address it forwards to
+
+    def for_call(self) -> WebhookClient:
+        """A client with a connection pool of its own, for one call: as at Twilio, the
+        requests of many live calls never queue in (or scan) one shared pool."""
+        client = WebhookClient(self._auth_token, self._chaos)
+        client.tunnels = self.tunnels  # shared: a tunnel added later applies to every call
+        return client
 
     async def aclose(self) -> None:
         if self._http is not None:
