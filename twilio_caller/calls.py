@@ -178,13 +178,21 @@ class CallWriter:
     def turn(self, call_id: str, speaker: str, text: str, confidence: float | None = None,
              dedupe_key: str | None = None) -> bool:
         """Record a transcript line; False when `dedupe_key` was recorded before (a replay)."""
+        return self.turns(call_id, [(speaker, text, confidence, dedupe_key)])[0]
+
+    def turns(self, call_id: str, lines: Sequence[tuple[str, str, float | None, str | None]]) -> list[bool]:
+        """Record several transcript lines (speaker, text, confidence, dedupe_key) in one
+        transaction; for each, False when its dedupe_key was recorded before."""
+        at = isoformat(self._clock.now())
         with self._store.transaction() as connection:
-            cursor = connection.execute(
-                "INSERT OR IGNORE INTO turns (call_id, speaker, text, confidence, at, dedupe_key)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (call_id, speaker, text, confidence, isoformat(self._clock.now()), dedupe_key),
-            )
-            return cursor.rowcount == 1
+            return [
+                connection.execute(
+                    "INSERT OR IGNORE INTO turns (call_id, speaker, text, confidence, at, dedupe_key)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (call_id, speaker, text, confidence, at, dedupe_key),
+                ).rowcount == 1
+                for speaker, text, confidence, dedupe_key in lines
+            ]
 
     def event(self, call_id: str, kind: str, status: str | None, sequence: int | None,
               payload: dict[str, Any]) -> bool:

@@ -149,6 +149,8 @@ class Conversation:
                      dedupe_key: str) -> str:
         deadline = self._deadline()
         text = " ".join((speech or "").split())
+        if text and not session.keep_open and not is_opt_out(text):
+            return await self._reply_then_close(session, text, confidence, dedupe_key, deadline)
         if text:
             self._writer.turn(session.call_id, "callee", text, confidence, dedupe_key)
             session.emit({"event": "heard", "text": text, "confidence": confidence})
@@ -164,6 +166,19 @@ class Conversation:
         session.emit({"event": "silence"})
         await self._outcome(session, Outcome("no-speech"))
         return await self._after_listening(session, heard=False, deadline=deadline)
+
+    async def _reply_then_close(self, session: CallSession, text: str, confidence: float | None,
+                                dedupe_key: str, deadline: float) -> str:
+        """The classic flow: the reply, then the closing — both lines in one write, made before
+        the agent wakes and before Twilio gets its answer."""
+        closing = session.closing
+        self._writer.turns(session.call_id, [("callee", text, confidence, dedupe_key),
+                                             ("assistant", closing, None, None)])
+        session.emit({"event": "heard", "text": text, "confidence": confidence})
+        session.emit({"event": "said", "text": closing})
+        await self._outcome(session, Outcome("reply", text, confidence))
+        session.hung_up_by_us = True
+        return twiml.notify(session.speech, await self._voiced(session, [closing], deadline))
 
     async def _after_listening(self, session: CallSession, *, heard: bool, deadline: float) -> str:
         if session.keep_open:
@@ -229,11 +244,16 @@ class Conversation:
         return twiml.notify(session.speech, await self._spoken(session, texts, deadline))
 
     async def _spoken(self, session: CallSession, texts: Sequence[str], deadline: float) -> list[twiml.Spoken]:
-        """Record each line in the transcript, and voice it with pre-generated audio when that
-        is ready within the budget (never past the request's deadline); else it is <Say>ed."""
+        """Record the lines in the transcript (one write), then voice them."""
+        if texts:
+            self._writer.turns(session.call_id, [("assistant", text, None, None) for text in texts])
         for text in texts:
-            self._writer.turn(session.call_id, "assistant", text)
             session.emit({"event": "said", "text": text})
+        return await self._voiced(session, texts, deadline)
+
+    async def _voiced(self, session: CallSession, texts: Sequence[str], deadline: float) -> list[twiml.Spoken]:
+        """Each line with pre-generated audio when that is ready within the budget (never past
+        the request's deadline); else the text, to be <Say>ed."""
         if self._voicing is None or not texts:
             return list(texts)
         from twilio_caller.audio import Audio
