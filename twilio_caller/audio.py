@@ -568,8 +568,8 @@ def phrases_from_config(config: Config, extra: Iterable[str] = ()) -> list[str]:
              config.get("conversation.closing"), *extra]
     filled = []
     for text in texts:
-        for placeholder, name in names.items():
-            text = text.replace(placeholder, name)
+        for field, name in names.items():
+            text = text.replace(field, name)
         filled.append(" ".join(text.split()))
     return list(dict.fromkeys(text for text in filled if text))
 
