@@ -87,5 +87,5 @@ def _invalid_reason(raw: str, number: phonenumbers.PhoneNumber, region: str) -> 
         )
     return (
         f"{raw!r} is not a valid phone number: no such number exists in its numbering plan "
-        "(check the area code; made-up forms such as 555-123-XXXX are not real numbers)"
+        "(check the area code; made-up numbers such as 555-123-4567 do not exist)"
     )
