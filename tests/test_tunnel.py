@@ -142,15 +142,15 @@ async def test_token_from_NGROK_AUTHTOKEN_reaches_ngrok_but_never_its_command_li
 async def test_reserved_domain_and_region_are_passed_to_ngrok(
     ngrok_bin: Path, events, ngrok_config, home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("FAKE_NGROK_DOMAINS", "calls.example.ngrok.app")
-    config = ngrok_config("  domain: https://calls.example.ngrok.app/\n  region: eu\n")
+    monkeypatch.setenv("FAKE_NGROK_DOMAINS", "calls.example.com")
+    config = ngrok_config("  domain: https://calls.example.com/\n  region: eu\n")
     tunnel = await open_public_url(config, "http://0.0.0.0:9999", 9999, home, ngrok_path=str(ngrok_bin))
     try:
-        assert tunnel.public_url == "https://calls.example.ngrok.app"
+        assert tunnel.public_url == "https://calls.example.com"
         [start] = events("start")
         assert start["argv"][start["argv"].index("--region") + 1] == "eu"
         [create] = events("create")
-        assert create["body"]["url"] == "https://calls.example.ngrok.app"
+        assert create["body"]["url"] == "https://calls.example.com"
         assert create["body"]["upstream"] == {"url": "http://127.0.0.1:9999"}  # a wildcard listener
     finally:
         await tunnel.close()
