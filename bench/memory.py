@@ -31,22 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-
-CONFIG = """\
-safety:
-  calling_hours: "00:00-24:00"
-  callee_hours: null
-  max_concurrent_calls: {calls}
-  max_calls_per_day: {calls}
-  max_calls_per_contact_per_day: 10
-  min_seconds_between_calls_to_contact: 0
-  max_duration_seconds: 14400
-webhook:
-  port: 0
-conversation:
-  hold_budget_seconds: 10
-  unsteered_limit_seconds: 3600
-"""
+from benchhome import config_for
 
 
 def memory_kb(pid: int) -> dict[str, int]:
@@ -98,11 +83,12 @@ def main(argv: list[str] | None = None) -> int:
     from twilio_caller.runtime import Runtime
 
     account_sid, auth_token = "AC" + secrets.token_hex(16), secrets.token_hex(16)
-    checkpoints = sorted({args.warmup, *(int(c) for c in args.checkpoints.split(",") if c), args.calls})
+    wanted = {args.warmup, *(int(c) for c in args.checkpoints.split(",") if c), args.calls}
+    checkpoints = sorted(c for c in wanted if c <= args.calls)
     with tempfile.TemporaryDirectory(prefix="twilio-caller-bench-") as directory:
         home = Path(directory) / "home"
         home.mkdir()
-        (home / "config.yaml").write_text(CONFIG.format(calls=args.calls + 10))
+        (home / "config.yaml").write_text(config_for(args.calls + 10))
         contacts = Runtime(home, environ={})
         for index in range(1, args.calls + 1):
             contacts.contacts.add(f"Bench{index}", f"+1312555{index:04d}", "America/Chicago")

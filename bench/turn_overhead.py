@@ -37,21 +37,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-CONFIG = """\
-safety:
-  calling_hours: "00:00-24:00"
-  callee_hours: null
-  max_concurrent_calls: {calls}
-  max_calls_per_day: {calls}
-  max_calls_per_contact_per_day: 10
-  min_seconds_between_calls_to_contact: 0
-  max_duration_seconds: 14400
-webhook:
-  port: 0
-conversation:
-  hold_budget_seconds: 10
-  unsteered_limit_seconds: 3600
-"""
+from benchhome import config_for
+
 WEBHOOK_PATH = re.compile(r"/twilio/(?P<call_id>[^/]+)/[^/]+/(?P<route>voice|gather|hold|status)")
 
 
@@ -225,7 +212,7 @@ def run_level(calls: int, turns: int, think_ms: float, time_scale: float, client
           timed_simulator(probe), what_if(fixes)):
         home = Path(directory) / "home"
         home.mkdir()
-        (home / "config.yaml").write_text(CONFIG.format(calls=max(calls, 3)))
+        (home / "config.yaml").write_text(config_for(max(calls, 3)))
         client = Runtime(home, environ={})
         client.simulate = True
         for index in range(1, calls + 1):
