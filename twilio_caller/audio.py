@@ -568,8 +568,8 @@ def phrases_from_config(config: Config, extra: Iterable[str] = ()) -> list[str]:
              config.get("conversation.closing"), *extra]
     filled = []
     for text in texts:
-        for field, name in names.items():
-            text = text.replace(field, name)
+        for marker, name in names.items():
+            text = text.replace(marker, name)
         filled.append(" ".join(text.split()))
     return list(dict.fromkeys(text for text in filled if text))
 
