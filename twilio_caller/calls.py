@@ -150,6 +150,10 @@ class CallWriter:
         self._store = store
         self._clock = clock
 
+    @property
+    def store(self) -> Store:
+        return self._store
+
     def insert(self, connection: sqlite3.Connection, fields: dict[str, Any]) -> None:
         """Inside safety's reservation transaction: the call exists from the moment it is allowed."""
         row = {**fields, "status": "pending", "created_at": isoformat(self._clock.now())}

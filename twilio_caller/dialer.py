@@ -11,11 +11,12 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from twilio_caller import numbers, parser, safety, twiml, voices
+from twilio_caller.call_state import CallStates
 from twilio_caller.calls import TERMINAL_STATUSES, CallWriter
 from twilio_caller.conversation import NO_REPLY_BY_STATUS, Budgets, Conversation, Voicing
 from twilio_caller.errors import InvalidInputError, NotFoundError, TelephonyError, TwilioCallerError
 from twilio_caller.runtime import Runtime
-from twilio_caller.sessions import CallSession, HangUp, Outcome, Press, Registry, Speak
+from twilio_caller.sessions import Action, CallSession, HangUp, Outcome, Press, Registry, Speak, action_to_dict
 from twilio_caller.telephony import Telephony
 
 if TYPE_CHECKING:
@@ -35,6 +36,7 @@ class Dialer:
         self._telephony = telephony
         self._base_url = base_url.rstrip("/")
         self._writer = CallWriter(runtime.store, runtime.clock)
+        self.states = CallStates(runtime.store, runtime.clock)
         self._audio = audio if audio is not None and audio.settings.voice_id else None
         self.registry = Registry()
         self._timers: set[asyncio.Task[None]] = set()
@@ -130,7 +132,7 @@ class Dialer:
         session.take_outcomes()  # what came before this turn was already reported or is in the transcript
         action = Speak(text, expect_reply)
         session.idle_since = self._rt.clock.monotonic()
-        session.submit(action)
+        self._submit(session, action)
         if expect_reply:
             ready = await session.wait_until(lambda: session.new_outcomes() or session.ended, timeout)
         else:
@@ -146,11 +148,11 @@ class Dialer:
         action = Press(digits)
         session.idle_since = self._rt.clock.monotonic()
         if session.holding:
-            session.submit(action)
+            self._submit(session, action)
             await self._delivered(action.delivered, 5)
         else:
             self._writer.event(call_id, "digits", None, None, {"digits": digits})
-            document = twiml.press(digits, self.url_for(session, "hold", {}))
+            document = twiml.press(digits, self._api_hold_url(session))
             await asyncio.to_thread(self._telephony.update_call, session.twilio_sid, twiml=document)
         return self.result(session, [], timed_out=False, this_turn=False)
 
@@ -170,7 +172,7 @@ class Dialer:
         text = parser.check_message(message) if message else None
         if session.holding:
             action = HangUp(text)
-            session.submit(action)
+            self._submit(session, action)
             await self._delivered(action.delivered, 5)
         else:
             await self._end_by_api(session, text)
@@ -249,7 +251,7 @@ class Dialer:
         self.registry.add(session)
         if session.status == "in-progress":
             fields = (
-                {"url": self.url_for(session, "hold", {}), "method": "POST"} if session.keep_open
+                {"url": self._api_hold_url(session), "method": "POST"} if session.keep_open
                 else {"twiml": twiml.notify(session.speech, [RECOVERED_GOODBYE])}
             )
             if not session.keep_open:
@@ -270,6 +272,7 @@ class Dialer:
         )
         session = self._session(row["id"], row["token"], request)
         session.to_name, session.twilio_sid, session.status = row["to_name"], row["twilio_sid"], status
+        self.conversation.restore(session)
         return session
 
     # -- helpers ---------------------------------------------------------------------------------
@@ -318,6 +321,16 @@ class Dialer:
         if record is None:
             raise NotFoundError(f"no call with call_id {call_id!r} (list_calls shows recent calls)")
         return record
+
+    def _submit(self, session: CallSession, action: Action) -> None:
+        """The action is on record before the call can take it (a restart still delivers it)."""
+        self.states.queue_action(session.call_id, action_to_dict(action))
+        session.submit(action)
+
+    def _api_hold_url(self, session: CallSession) -> str:
+        """A hold URL for TwiML given through the REST API (not as a request's answer)."""
+        session.hold_number = self.states.issue_hold(session.call_id)
+        return self.url_for(session, "hold", {"n": str(session.hold_number)})
 
     @staticmethod
     async def _delivered(delivered: asyncio.Event, timeout: float) -> bool:

@@ -100,6 +100,45 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX decisions_by_time ON safety_decisions(decided_at)",
         ),
     ),
+    Migration(
+        "0002_call_state",
+        (
+            # Everything Twilio's next request for a live call needs: the sequences the
+            # callback URLs carry, the agent's actions not yet delivered, who runs the call.
+            """CREATE TABLE call_state (
+                call_id TEXT PRIMARY KEY REFERENCES calls(id) ON DELETE CASCADE,
+                gather_seq INTEGER NOT NULL DEFAULT 0,
+                hold_seq INTEGER NOT NULL DEFAULT 0,
+                reprompts_left INTEGER,
+                last_prompt TEXT NOT NULL DEFAULT '[]',
+                pending_actions TEXT NOT NULL DEFAULT '[]',
+                owner TEXT,
+                lease_until TEXT,
+                updated_at TEXT NOT NULL
+            )""",
+            # The TwiML given to each request key (voice, gather:N, hold:N): a replay or a
+            # retry gets exactly that answer, also from another server process.
+            """CREATE TABLE call_answers (
+                call_id TEXT NOT NULL REFERENCES calls(id) ON DELETE CASCADE,
+                request_key TEXT NOT NULL,
+                twiml TEXT NOT NULL,
+                at TEXT NOT NULL,
+                PRIMARY KEY (call_id, request_key)
+            )""",
+            # Status callbacks without a SequenceNumber are deduplicated by their content.
+            "ALTER TABLE events ADD COLUMN content_key TEXT",
+            "CREATE UNIQUE INDEX events_by_content ON events(call_id, kind, content_key)",
+            # Why a call ended when no callback said so (reconciliation: unknown, ...).
+            "ALTER TABLE calls ADD COLUMN end_reason TEXT",
+            # The one server of a home: its lease, renewed while it runs.
+            """CREATE TABLE server_lease (
+                name TEXT PRIMARY KEY,
+                owner TEXT NOT NULL,
+                pid INTEGER NOT NULL,
+                lease_until TEXT NOT NULL
+            )""",
+        ),
+    ),
 )
 
 

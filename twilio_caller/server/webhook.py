@@ -80,7 +80,10 @@ def build_webhook_app(dialer: Dialer, auth_token: str, public_base_url: str,
         checked = await authorised(request)
         if isinstance(checked, Response):
             return checked
-        return Response(await dialer.conversation.hold(checked[0]), media_type=TWIML)
+        number = request.query_params.get("n", "")
+        if not number.isdigit():
+            return Response(status_code=400)
+        return Response(await dialer.conversation.hold(checked[0], int(number)), media_type=TWIML)
 
     async def status(request: Request) -> Response:
         checked = await authorised(request)
