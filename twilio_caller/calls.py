@@ -199,15 +199,20 @@ class CallWriter:
             ]
 
     def event(self, call_id: str, kind: str, status: str | None, sequence: int | None,
-              payload: dict[str, Any]) -> bool:
-        """Record a status callback; False for a duplicate (same kind and SequenceNumber)."""
+              payload: dict[str, Any], *, dedupe_by_content: bool = False) -> bool:
+        """Record an event; False for a duplicate: same kind and SequenceNumber, or — with
+        `dedupe_by_content` and no SequenceNumber — the same payload."""
+        import hashlib
         import json
 
+        content = json.dumps(payload, sort_keys=True)
+        content_key = (hashlib.sha256(content.encode()).hexdigest()
+                       if dedupe_by_content and sequence is None else None)
         with self._store.transaction() as connection:
             cursor = connection.execute(
-                "INSERT OR IGNORE INTO events (call_id, kind, status, sequence_number, payload, at)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (call_id, kind, status, sequence, json.dumps(payload), isoformat(self._clock.now())),
+                "INSERT OR IGNORE INTO events (call_id, kind, status, sequence_number, payload, at, content_key)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (call_id, kind, status, sequence, json.dumps(payload), isoformat(self._clock.now()), content_key),
             )
             return cursor.rowcount == 1
 

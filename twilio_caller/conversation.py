@@ -120,7 +120,8 @@ class Conversation:
 
     async def status(self, session: CallSession, status: str, sequence: int | None,
                      params: Mapping[str, str]) -> None:
-        if not self._writer.event(session.call_id, "status", status, sequence, dict(params)):
+        if not self._writer.event(session.call_id, "status", status, sequence, dict(params),
+                                  dedupe_by_content=True):
             return  # a duplicate callback changes nothing
         duration = params.get("CallDuration")
         now = self._writer.advance(

@@ -27,6 +27,8 @@ MAX_FIELDS = 200
 MAX_FIELD_CHARS = 8 * 1024
 MAX_SPEECH_CHARS = 2000
 TWIML = "application/xml"
+CALL_STATUSES = frozenset({"queued", "initiated", "ringing", "in-progress", "completed", "busy",
+                           "failed", "no-answer", "canceled"})
 
 
 def build_webhook_app(dialer: Dialer, auth_token: str, public_base_url: str,
@@ -92,7 +94,7 @@ def build_webhook_app(dialer: Dialer, auth_token: str, public_base_url: str,
         session, params = checked
         call_status = params.get("CallStatus", "")
         sequence = params.get("SequenceNumber", "")
-        if not call_status:
+        if call_status not in CALL_STATUSES:  # missing or unknown: refused, nothing changes
             return Response(status_code=400)
         await dialer.conversation.status(
             session, call_status, int(sequence) if sequence.isdigit() else None, params
