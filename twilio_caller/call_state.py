@@ -9,6 +9,8 @@ request N gets answer N. SQL here is portable (ON CONFLICT upserts, no SQLite-on
 from __future__ import annotations
 
 import json
+import os
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -82,6 +84,17 @@ class CallStates:
                     pending_actions=json.dumps(pending))
         return twiml
 
+    def start(self, call_id: str, owner: str, max_seconds: int) -> None:
+        """A call this server places: its lease, and how long it may last."""
+        now = self._clock.now()
+        with self._store.transaction() as connection:
+            _upsert(connection, call_id, isoformat(now), owner=owner, max_seconds=max_seconds,
+                    lease_until=isoformat(now + timedelta(seconds=LEASE_SECONDS)))
+
+    def max_seconds(self, call_id: str) -> int | None:
+        rows = self._store.query("SELECT max_seconds FROM call_state WHERE call_id = ?", (call_id,))
+        return rows[0]["max_seconds"] if rows else None
+
     def issue_hold(self, call_id: str) -> int:
         """A hold URL given outside any request (an API update of the call): its sequence."""
         with self._store.transaction() as connection:
@@ -102,12 +115,14 @@ class CallStates:
     # -- leases ----------------------------------------------------------------------------
 
     def claim(self, call_id: str, owner: str) -> bool:
-        """Take the call for `owner` unless another server's lease on it is still fresh."""
+        """Take the call for `owner` unless another server's lease on it is still fresh (and,
+        on this machine, its process still runs)."""
         now = self._clock.now()
         with self._store.transaction() as connection:
             row = connection.execute(
                 "SELECT owner, lease_until FROM call_state WHERE call_id = ?", (call_id,)).fetchone()
-            if row and row["owner"] not in (None, owner) and row["lease_until"] and row["lease_until"] > isoformat(now):
+            if (row and row["owner"] not in (None, owner) and row["lease_until"]
+                    and row["lease_until"] > isoformat(now) and owner_alive(row["owner"])):
                 return False
             _upsert(connection, call_id, isoformat(now), owner=owner,
                     lease_until=isoformat(now + timedelta(seconds=LEASE_SECONDS)))
@@ -148,7 +163,7 @@ class HomeLease:
     def holder(self) -> dict[str, Any] | None:
         """The server holding a fresh lease, if any: {owner, pid, lease_until}."""
         rows = self._store.query("SELECT owner, pid, lease_until FROM server_lease WHERE name = ?", (self.NAME,))
-        if not rows or rows[0]["lease_until"] <= isoformat(self._clock.now()):
+        if not rows or rows[0]["lease_until"] <= isoformat(self._clock.now()) or not pid_alive(rows[0]["pid"]):
             return None
         return dict(rows[0])
 
@@ -159,7 +174,8 @@ class HomeLease:
         with self._store.transaction() as connection:
             row = connection.execute(
                 "SELECT owner, pid, lease_until FROM server_lease WHERE name = ?", (self.NAME,)).fetchone()
-            if row and row["owner"] != owner and row["lease_until"] > isoformat(now):
+            if (row and row["owner"] != owner and row["lease_until"] > isoformat(now)
+                    and pid_alive(row["pid"])):
                 return dict(row)
             connection.execute(
                 "INSERT INTO server_lease (name, owner, pid, lease_until) VALUES (?, ?, ?, ?)"
@@ -172,6 +188,28 @@ class HomeLease:
     def release(self, owner: str) -> None:
         with self._store.transaction() as connection:
             connection.execute("DELETE FROM server_lease WHERE name = ? AND owner = ?", (self.NAME, owner))
+
+
+def new_owner() -> str:
+    """This server's name on leases: its pid (liveness on this machine) and a random part."""
+    return f"{os.getpid()}:{secrets.token_hex(6)}"
+
+
+def owner_alive(owner: str) -> bool:
+    pid = owner.split(":", 1)[0]
+    return pid_alive(int(pid)) if pid.isdigit() else True
+
+
+def pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _pending(connection: Any, call_id: str) -> list[dict[str, Any]]:

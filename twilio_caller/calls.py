@@ -127,6 +127,7 @@ def record(row: sqlite3.Row, turns: Sequence[sqlite3.Row],
         "audio_fallbacks": fallbacks or [],
         "message": row["message"],
         "created_at": row["created_at"],
+        "end_reason": row["end_reason"],
     }
 
 

@@ -104,12 +104,14 @@ def build_parser() -> argparse.ArgumentParser:
     rename.add_argument("new")
 
     calls = command("calls", _calls, "the call log, newest first; `calls purge` deletes transcripts")
-    calls.add_argument("action", nargs="?", choices=["list", "purge"], default="list")
+    calls.add_argument("action", nargs="?", choices=["list", "purge", "reconcile"], default="list")
     calls.add_argument("--older-than", type=int, metavar="DAYS", help="purge: calls older than DAYS")
     calls.add_argument("--contact")
     calls.add_argument("--status")
     calls.add_argument("--since", help="ISO date or time, today or yesterday")
     calls.add_argument("--limit", type=int, default=20)
+    calls.add_argument("--simulate", action="store_true",
+                       help="reconcile: start a simulate-mode server when none runs")
 
     config = command("config", _config, "show the configuration, or write an example")
     config.add_argument("action", choices=["show", "init", "path"])
@@ -286,6 +288,9 @@ def _rename(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callabl
 
 
 def _calls(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable[[Any], str]]:
+    if options.action == "reconcile":
+        runtime.simulate = runtime.simulate or options.simulate
+        return _invoke(runtime, "reconcile_calls", {}), render.reconciled_text
     if options.action == "purge":
         result = _invoke(runtime, "purge_calls", {"older_than_days": options.older_than,
                                                   "contact": options.contact})

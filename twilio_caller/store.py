@@ -112,6 +112,7 @@ MIGRATIONS: tuple[Migration, ...] = (
                 reprompts_left INTEGER,
                 last_prompt TEXT NOT NULL DEFAULT '[]',
                 pending_actions TEXT NOT NULL DEFAULT '[]',
+                max_seconds INTEGER,
                 owner TEXT,
                 lease_until TEXT,
                 updated_at TEXT NOT NULL

@@ -133,6 +133,13 @@ def call_status(rt: Runtime, *, call_id: str) -> dict[str, Any]:
     return _stored_call(rt, call_id)
 
 
+def reconcile_calls(rt: Runtime) -> dict[str, Any]:
+    from twilio_caller.server.client import ensure_server, find_server
+
+    server = find_server(rt.home) or ensure_server(rt.home, simulate=rt.simulate)
+    return server.invoke("reconcile_calls", {}, wait_seconds=120)
+
+
 def _live_call(rt: Runtime, tool: str, arguments: dict[str, Any], wait_seconds: float) -> dict[str, Any]:
     from twilio_caller.errors import InvalidInputError, ServerUnavailableError
     from twilio_caller.server.client import find_server

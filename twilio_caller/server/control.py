@@ -22,7 +22,7 @@ from twilio_caller.errors import InternalError, InvalidInputError, TwilioCallerE
 from twilio_caller.manifest import load_manifest
 
 log = logging.getLogger("twilio_caller.control")
-SERVER_TOOLS = ("call", "say", "wait", "hangup", "press", "call_status")
+SERVER_TOOLS = ("call", "say", "wait", "hangup", "press", "call_status", "reconcile_calls")
 HTTP_STATUS = {1: 500, 2: 400, 3: 403, 4: 502, 5: 500, 6: 404, 7: 503}
 BeforeDial = Callable[[str, dict[str, Any]], None]
 
@@ -58,7 +58,8 @@ def build_control_app(
         if not allowed(request):
             return JSONResponse({"error": {"code": "forbidden", "message": "wrong token"}}, 403)
         return JSONResponse({"version": __version__, "mode": mode, "pid": os.getpid(),
-                             "live_calls": len(dialer.registry.live())})
+                             "live_calls": len(dialer.registry.live()),
+                             "live_call_ids": [session.call_id for session in dialer.registry.live()]})
 
     async def stop(request: Request) -> Response:
         if not allowed(request):
@@ -113,6 +114,8 @@ async def _run(dialer: Dialer, name: str, arguments: dict[str, Any]) -> dict[str
             return await dialer.hangup(arguments["call_id"], arguments.get("message"))
         case "press":
             return await dialer.press(arguments["call_id"], arguments["digits"])
+        case "reconcile_calls":
+            return {"changed": [*dialer.take_unreported(), *await dialer.reconcile()]}
         case _:
             return dialer.status(arguments["call_id"])
 

@@ -18,7 +18,8 @@ from twilio_caller import __version__
 from twilio_caller.audio import AudioLibrary
 from twilio_caller.clock import isoformat
 from twilio_caller.dialer import Dialer
-from twilio_caller.errors import ConfigError, InvalidInputError
+from twilio_caller.call_state import HomeLease
+from twilio_caller.errors import ConfigError, InvalidInputError, ServerUnavailableError
 from twilio_caller.runtime import Runtime
 from twilio_caller.server.runfile import remove_run_file, write_run_file
 from twilio_caller.serving import Listener, PortInUse, base_url, bind
@@ -28,6 +29,8 @@ from twilio_caller.tunnel import open_public_url
 log = logging.getLogger("twilio_caller.server")
 SIMULATED_FROM_NUMBER = "+13125550100"
 PURGE_EVERY_SECONDS = 3600  # transcripts older than retention.days go at start and hourly
+RECONCILE_EVERY_SECONDS = 30  # while the store holds live calls
+LEASE_EVERY_SECONDS = 5
 
 
 class ServerRunner:
@@ -72,6 +75,8 @@ class ServerRunner:
             audio = AudioLibrary.from_config(config)
             stack.push_async_callback(audio.aclose)
             self.dialer = Dialer(self._rt, Telephony(credentials, self._rt.store), public, audio)
+            self._lease_home(self.dialer.owner)
+            stack.callback(HomeLease(self._rt.store, self._rt.clock).release, self.dialer.owner)
             stack.push_async_callback(self.dialer.close)
             token = secrets.token_urlsafe(32)
             from twilio_caller.server.control import Activity, build_control_app
@@ -133,19 +138,37 @@ class ServerRunner:
         except CalleeScriptError as exc:
             raise InvalidInputError(f"callee script: {exc}") from exc
 
+    def _lease_home(self, owner: str) -> None:
+        """One server per home: another that holds a fresh lease and still runs wins."""
+        holder = HomeLease(self._rt.store, self._rt.clock).acquire(owner, os.getpid())
+        if holder is not None:
+            raise ServerUnavailableError(
+                f"another twilio-caller server (pid {holder['pid']}) runs this home "
+                f"({self._rt.home}); stop it with `twilio-caller server stop`, or wait for it to exit"
+            )
+
     async def _until_stopped(self, activity: Any) -> None:
         limit = self._rt.config.get("server.idle_exit_seconds")
         retention = self._rt.config.get("retention.days")
         purged_at = -PURGE_EVERY_SECONDS
+        reconciled_at = leased_at = self._rt.clock.monotonic()
+        assert self.dialer is not None
         while not self.shutdown.is_set():
-            if self._rt.clock.monotonic() - purged_at >= PURGE_EVERY_SECONDS:
-                purged_at = self._rt.clock.monotonic()
+            now = self._rt.clock.monotonic()
+            if now - purged_at >= PURGE_EVERY_SECONDS:
+                purged_at = now
                 await asyncio.to_thread(self._rt.calls.purge_expired, retention)
+            if now - leased_at >= LEASE_EVERY_SECONDS:
+                leased_at = now
+                self._lease_home(self.dialer.owner)
+                self.dialer.renew_leases()
+            if now - reconciled_at >= RECONCILE_EVERY_SECONDS:
+                reconciled_at = now
+                await self.dialer.reconcile()
             try:
                 await asyncio.wait_for(self.shutdown.wait(), 1.0)
             except TimeoutError:
                 pass
-            assert self.dialer is not None
             if self.dialer.registry.live():
                 activity.touch()
             elif self._idle_exit and activity.idle_for() >= limit:
