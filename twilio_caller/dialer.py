@@ -31,14 +31,14 @@ ENDED_SESSION_KEEP_SECONDS = 900
 
 class Dialer:
     def __init__(self, runtime: Runtime, telephony: Telephony, base_url: str,
-                 audio: AudioLibrary | None = None) -> None:
+                 audio: AudioLibrary | None = None, *, owner: str | None = None) -> None:
         self._rt = runtime
         self._config = runtime.config
         self._telephony = telephony
         self._base_url = base_url.rstrip("/")
         self._writer = CallWriter(runtime.store, runtime.clock)
         self.states = CallStates(runtime.store, runtime.clock)
-        self.owner = new_owner()
+        self.owner = owner or new_owner()
         self._unreported: list[dict[str, Any]] = []
         self._audio = audio if audio is not None and audio.settings.voice_id else None
         self.registry = Registry()

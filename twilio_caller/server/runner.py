@@ -18,7 +18,7 @@ from twilio_caller import __version__
 from twilio_caller.audio import AudioLibrary
 from twilio_caller.clock import isoformat
 from twilio_caller.dialer import Dialer
-from twilio_caller.call_state import HomeLease
+from twilio_caller.call_state import HomeLease, new_owner
 from twilio_caller.errors import ConfigError, InvalidInputError, ServerUnavailableError
 from twilio_caller.runtime import Runtime
 from twilio_caller.server.runfile import remove_run_file, write_run_file
@@ -61,7 +61,10 @@ class ServerRunner:
 
     async def run(self, ready: threading.Event | None = None) -> None:
         config = self._rt.config
+        owner = new_owner()
+        self._lease_home(owner)  # before anything is opened: one server per home
         async with AsyncExitStack() as stack:
+            stack.callback(HomeLease(self._rt.store, self._rt.clock).release, owner)
             credentials = await self._credentials(stack)
             webhook_socket = _bind(config.get("webhook.host"), config.get("webhook.port"), "webhook.port")
             control_socket = _bind("127.0.0.1", 0, None)
@@ -74,9 +77,7 @@ class ServerRunner:
             _check_default_voice(config)
             audio = AudioLibrary.from_config(config)
             stack.push_async_callback(audio.aclose)
-            self.dialer = Dialer(self._rt, Telephony(credentials, self._rt.store), public, audio)
-            self._lease_home(self.dialer.owner)
-            stack.callback(HomeLease(self._rt.store, self._rt.clock).release, self.dialer.owner)
+            self.dialer = Dialer(self._rt, Telephony(credentials, self._rt.store), public, audio, owner=owner)
             stack.push_async_callback(self.dialer.close)
             token = secrets.token_urlsafe(32)
             from twilio_caller.server.control import Activity, build_control_app
