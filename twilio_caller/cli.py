@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from twilio_caller import __version__, render
-from twilio_caller.errors import InternalError, InvalidInputError, TwilioCallerError
+from twilio_caller.errors import ConflictError, InternalError, InvalidInputError, TwilioCallerError
 
 if TYPE_CHECKING:
     from twilio_caller.runtime import Runtime
@@ -147,7 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
     call.add_argument("--language", help="speech-recognition language, e.g. en-US")
     call.add_argument("--closing", help="said before hanging up after the answer")
     call.add_argument("--dry-run", action="store_true", help="check contact and safety only")
-    call.add_argument("--no-wait", action="store_true", help="return once the call is placed")
+    call.add_argument("--no-wait", "--detach", dest="no_wait", action="store_true",
+                      help="return once the call is placed (Ctrl-C then leaves the call alone)")
     call.add_argument("--timeout", type=float, default=50, help="longest wait in seconds (default 50)")
     call.add_argument("--send-digits", metavar="DIGITS",
                       help="DTMF tones once answered, before speaking (a phone menu; w = pause)")
@@ -187,6 +188,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     server = command("server", _server, "the background server: status, stop, logs")
     server.add_argument("action", choices=["status", "stop", "logs"])
+    server.add_argument("--force", action="store_true",
+                        help="stop: even with live calls (the next server takes them back)")
+    server.add_argument("--hangup", action="store_true",
+                        help="stop: first hang up the live calls politely, with the closing line")
 
     doctor = command("doctor", _doctor, "check this machine is ready for real calls, with fixes")
     doctor.add_argument("--online", action="store_true", help="also check the credentials with Twilio")
@@ -364,15 +369,40 @@ def _call(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable[
     if options.message and given and options.to is None:
         raise InvalidInputError(f"unexpected words {' '.join(given)!r}: the message is given by --message")
     _simulation(options, runtime)
-    if not options.json and not options.dry_run:
-        runtime.progress = render.show_progress
-    result = _invoke(runtime, "call", {
-        "to": to, "message": message, "interactive": options.interactive,
-        "keep_open": options.keep_open, "voice": options.voice, "language": options.language,
-        "closing": options.closing, "dry_run": options.dry_run, "wait": not options.no_wait,
-        "timeout_seconds": options.timeout, "send_digits": options.send_digits,
-    })
+    placed: dict[str, str] = {}
+
+    def progress(event: dict[str, Any]) -> None:
+        if event.get("call_id"):
+            placed["call_id"] = str(event["call_id"])
+        if not options.json:
+            render.show_progress(event)
+
+    if not options.dry_run:
+        runtime.progress = progress
+    try:
+        result = _invoke(runtime, "call", {
+            "to": to, "message": message, "interactive": options.interactive,
+            "keep_open": options.keep_open, "voice": options.voice, "language": options.language,
+            "closing": options.closing, "dry_run": options.dry_run, "wait": not options.no_wait,
+            "timeout_seconds": options.timeout, "send_digits": options.send_digits,
+        })
+    except KeyboardInterrupt:
+        if "call_id" in placed:
+            _cancel(runtime, placed["call_id"], options.closing or runtime.config.get("conversation.closing"))
+        raise
     return result, render.call_text
+
+
+def _cancel(runtime: Runtime, call_id: str, closing: str) -> None:
+    """Ctrl-C on a waiting call: a ringing call is canceled, an answered one hung up with the
+    closing line. Either way the call_id and how to follow it are printed."""
+    print(f"\ninterrupted: ending call {call_id} …", file=sys.stderr, flush=True)
+    try:
+        ended = _invoke(runtime, "hangup", {"call_id": call_id, "message": closing})
+        outcome = f"call {call_id} {ended['status']}"
+    except TwilioCallerError as exc:
+        outcome = f"call {call_id}: {exc.message}"
+    print(f"{outcome}; see it with `twilio-caller status {call_id}`", file=sys.stderr, flush=True)
 
 
 def _simulation(options: argparse.Namespace, runtime: Runtime) -> None:
@@ -470,6 +500,7 @@ def _server(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callabl
     if running is None:
         return {"running": False}, lambda r: "no server is running"
     if options.action == "stop":
+        _end_live_calls(runtime, running, force=options.force, hang_up=options.hangup)
         running.stop()
         return {"running": False, "stopped": running.info["pid"]}, lambda r: f"stopped server {r['stopped']}"
     health = running.health() or {}
@@ -477,6 +508,25 @@ def _server(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callabl
     status = {"running": True, **info, "live_calls": health.get("live_calls", 0)}
     return status, lambda r: (f"server {r['pid']} ({r['mode']} mode, version {r['version']}): "
                               f"webhook port {r['webhook_port']}, {r['live_calls']} live call(s)")
+
+
+def _end_live_calls(runtime: Runtime, running: Any, *, force: bool, hang_up: bool) -> None:
+    """A server with live calls stops only when told what to do with them."""
+    live = (running.health() or {}).get("live_call_ids", [])
+    if not live or force:
+        return
+    if not hang_up:
+        raise ConflictError(
+            f"the server has {len(live)} live call(s): {', '.join(live)}. "
+            "`server stop --hangup` ends them politely first; `server stop --force` stops anyway "
+            "(the next server takes them back)"
+        )
+    closing = runtime.config.get("conversation.closing")
+    for call_id in live:
+        try:
+            _invoke(runtime, "hangup", {"call_id": call_id, "message": closing})
+        except InvalidInputError:
+            pass  # it ended meanwhile
 
 
 def _doctor(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable[[Any], str]]:

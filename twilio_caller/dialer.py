@@ -94,7 +94,7 @@ class Dialer:
         self.registry.add(session)
         self.states.start(call_id, self.owner, approval.time_limit)
         self._prune()
-        session.emit({"event": "dialing", "to": request.to_name or request.to_number})
+        session.emit({"event": "dialing", "to": request.to_name or request.to_number, "call_id": call_id})
         if before_dial is not None:
             before_dial(request.to_number)
         await self._pregenerate(request)
@@ -117,6 +117,10 @@ class Dialer:
         session.twilio_sid = placed.sid
         self._writer.placed(call_id, placed.sid, placed.status)
         self._guard_duration(session, approval.time_limit)
+        if session.hung_up_by_us and not session.ended:  # a hangup came while dialing: cancel now
+            if session.status == "pending":
+                session.status = placed.status
+            await self._end_by_api(session, None)
         return session
 
     async def first_result(self, session: CallSession, *, wait: bool, timeout: float) -> dict[str, Any]:
