@@ -66,9 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
     common = _Parser(add_help=False)
     common.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
                         help="print exactly one JSON document on stdout")
-    parser = _Parser(prog="twilio-caller", parents=[common],
-                     description="Phone calls through Twilio for an AI assistant.")
-    parser.set_defaults(json=False)
+    parser = _Parser(prog="twilio-caller", description="Phone calls through Twilio for an AI assistant.")
+    # its own --json (not the shared action: a default set here would reset a global --json
+    # when the command's copy of the option is parsed)
+    parser.add_argument("--json", action="store_true", help="print exactly one JSON document on stdout")
     parser.add_argument("--version", action="version", version=f"twilio-caller {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True,
                                      parser_class=_Parser)

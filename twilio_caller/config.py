@@ -43,6 +43,12 @@ class Config:
     values: dict[str, Any]
     file: Path | None = None
     from_env: dict[str, str] = field(default_factory=dict)  # dotted key → variable name
+    text: str | None = None  # the file's content as loaded (None: no file)
+    from_file: dict[str, Any] = field(default_factory=dict)
+
+    def is_set(self, key: str) -> bool:
+        """True when the file or the environment gives `key` (not only its default)."""
+        return key in self.from_env or _lookup(self.from_file, key) is not None
 
     def get(self, key: str) -> Any:
         node: Any = self.values
@@ -74,14 +80,22 @@ def mask(secret: str) -> str:
 def load_config(home: Path, environ: Mapping[str, str] = os.environ) -> Config:
     schema = config_schema()
     path = find_config_file(home)
-    from_file = _read(path) if path else {}
+    text = _read_text(path) if path else None
+    from_file = _parse(text, path) if path and text is not None else {}
     if from_file:
         _validate(from_file, schema, path.name if path else "config")
     values = _merge(defaults(schema), from_file)
     from_env = _apply_environment(values, environ)
     if from_env:
         _validate(values, schema, "config", from_env)
-    return Config(home=home, values=values, file=path, from_env=from_env)
+    return Config(home=home, values=values, file=path, from_env=from_env, text=text,
+                  from_file=from_file)
+
+
+def config_text(home: Path) -> str | None:
+    """The config file's content now (None when there is none): what a reload compares."""
+    path = find_config_file(home)
+    return _read_text(path) if path else None
 
 
 def find_config_file(home: Path) -> Path | None:
@@ -131,10 +145,17 @@ def _leaves(schema: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, 
 
 
 def _read(path: Path) -> dict[str, Any]:
+    return _parse(_read_text(path), path)
+
+
+def _read_text(path: Path) -> str:
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read {path}: {exc}") from exc
+
+
+def _parse(text: str, path: Path) -> dict[str, Any]:
     data = _parse_json(text, path) if path.suffix == ".json" else _parse_yaml(text, path)
     if data is None:
         return {}

@@ -11,7 +11,7 @@ from typing import Any
 
 from twilio_caller.calls import CallLog
 from twilio_caller.clock import Clock, SystemClock
-from twilio_caller.config import Config, ensure_home, load_config, resolve_home
+from twilio_caller.config import Config, config_text, ensure_home, load_config, resolve_home
 from twilio_caller.contacts import ContactBook
 from twilio_caller.store import Store
 
@@ -31,6 +31,7 @@ class Runtime:
         self.clock: Clock = clock or SystemClock()
         self.environ: Mapping[str, str] = os.environ if environ is None else environ
         self.simulate = self.environ.get(SIMULATE_ENV, "") in ("1", "true", "yes")
+        self._config: Config | None = None
         self.callee: dict[str, Any] | None = None  # simulate mode: the callee script for `call`
         self.progress: Callable[[dict[str, Any]], None] | None = None  # live call progress
 
@@ -38,9 +39,20 @@ class Runtime:
     def from_environment(cls, clock: Clock | None = None) -> Runtime:
         return cls(resolve_home(os.environ), clock=clock)
 
-    @functools.cached_property
+    @property
     def config(self) -> Config:
-        return load_config(self.home, self.environ)
+        """The config as last loaded (loaded on first use); `rules_in_force` rereads it."""
+        if self._config is None:
+            self._config = load_config(self.home, self.environ)
+        return self._config
+
+    def rules_in_force(self) -> Config:
+        """The config as the file says now: reloaded when its content changed, validated; a
+        file that no longer validates raises ConfigError (never the old rules)."""
+        current = self._config
+        if current is None or config_text(self.home) != current.text:
+            self._config = load_config(self.home, self.environ)
+        return self._config
 
     @functools.cached_property
     def store(self) -> Store:

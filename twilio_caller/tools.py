@@ -96,7 +96,7 @@ def call(
     from twilio_caller.telephony import Credentials
 
     if not rt.simulate:
-        Credentials.from_config(rt.config)  # no account: say which variables to set, now
+        Credentials.from_config(rt.rules_in_force())  # no account: say which variables to set, now
     server = ensure_server(rt.home, simulate=rt.simulate)
     extra = {"callee": rt.callee} if rt.callee else None
     return server.invoke("call", arguments, wait_seconds=timeout_seconds, extra=extra,
@@ -162,7 +162,7 @@ def _stored_call(rt: Runtime, call_id: str) -> dict[str, Any]:
 def _dry_run(rt: Runtime, arguments: dict[str, Any]) -> dict[str, Any]:
     from twilio_caller import parser, safety
 
-    config = rt.config
+    config = rt.rules_in_force()
     request = parser.from_arguments(rt.contacts, config, arguments)
     decision, _ = safety.reserve(rt.store, request, rt.clock.now(), safety.Rules.from_config(config),
                                  tool="call (dry run)", record_call=None)

@@ -24,7 +24,7 @@ from twilio_caller.manifest import load_manifest
 log = logging.getLogger("twilio_caller.control")
 SERVER_TOOLS = ("call", "say", "wait", "hangup", "press", "call_status")
 HTTP_STATUS = {1: 500, 2: 400, 3: 403, 4: 502, 5: 500, 6: 404, 7: 503}
-BeforeDial = Callable[[str, dict[str, Any]], None]
+BeforeDial = Callable[[str, dict[str, Any] | None], None]
 
 
 class Activity:
@@ -120,7 +120,7 @@ async def _run(dialer: Dialer, name: str, arguments: dict[str, Any]) -> dict[str
 async def _call(dialer: Dialer, arguments: dict[str, Any], body: dict[str, Any], stream: bool,
                 before_dial: BeforeDial | None) -> Response:
     callee = body.get("callee")
-    hook = (lambda number: before_dial(number, callee)) if before_dial and callee else None
+    hook = (lambda number: before_dial(number, callee)) if before_dial else None
     session = await dialer.call(arguments, before_dial=hook)
     outcome = asyncio.ensure_future(
         dialer.first_result(session, wait=arguments["wait"], timeout=arguments["timeout_seconds"])

@@ -47,6 +47,7 @@ class ServerRunner:
         self._time_scale = time_scale
         self._callees = callees or {}
         self._default_callee = default_callee
+        self._before_call_script: dict[str, Any] = {}  # number → its callee before a --callee call
         self.shutdown = asyncio.Event()
         self.info: dict[str, Any] = {}
         self.dialer: Dialer | None = None
@@ -82,7 +83,7 @@ class ServerRunner:
                                webhook_socket)
             control = Listener(
                 build_control_app(self.dialer, token, self.mode, activity, self.shutdown,
-                                  self._set_callee if self._simulate else None),
+                                  self._call_callee if self._simulate else None),
                 control_socket,
             )
             for listener in (webhook, control):
@@ -132,6 +133,19 @@ class ServerRunner:
             self.simulator.set_callee(number, CalleeScript.from_dict(script, name=number))
         except CalleeScriptError as exc:
             raise InvalidInputError(f"callee script: {exc}") from exc
+
+    def _call_callee(self, number: str, script: Mapping[str, Any] | None) -> None:
+        """A call's own callee script (`call --callee`) applies to that call only: the next
+        call to the number without one gets the callee it had before."""
+        if script is not None:
+            self._before_call_script.setdefault(number, self.simulator.scripted_callee(number))
+            self._set_callee(number, script)
+        elif number in self._before_call_script:
+            previous = self._before_call_script.pop(number)
+            if previous is None:
+                self.simulator.forget_callee(number)
+            else:
+                self.simulator.set_callee(number, previous)
 
     async def _until_stopped(self, activity: Any) -> None:
         limit = self._rt.config.get("server.idle_exit_seconds")
