@@ -7,6 +7,7 @@ import difflib
 import functools
 import importlib
 import inspect
+import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,7 @@ class ToolSpec:
             raise InvalidInputError(
                 f"{self.name}: arguments must be a JSON object, not {_json_type(arguments)}"
             )
+        _reject_non_finite(self.name, arguments)
         error = _first_error(self.parameters, arguments)
         if error is not None:
             raise InvalidInputError(f"{self.name}: {describe(error)}", field=_field(error))
@@ -57,6 +59,16 @@ class ToolSpec:
                 f"{self.name} produced a result that breaks its declared shape "
                 f"({describe(error)}); please report this as a bug"
             )
+
+
+def _reject_non_finite(tool: str, value: Any, path: str = "") -> None:
+    """NaN and ±Infinity (which JSON parsers accept) are no numbers a tool can use."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise InvalidInputError(f"{tool}: field {path or 'value'!r}: {value} is not a finite number",
+                                field=path or None)
+    children = value.items() if isinstance(value, Mapping) else enumerate(value) if isinstance(value, list) else ()
+    for key, child in children:
+        _reject_non_finite(tool, child, _join(path or None, str(key)))
 
 
 @dataclass(frozen=True)

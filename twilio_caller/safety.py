@@ -16,7 +16,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import phonenumbers
-from phonenumbers import PhoneNumberType, timezone as number_timezones
+from phonenumbers import timezone as number_timezones
 
 from twilio_caller import numbers
 from twilio_caller.clock import isoformat
@@ -26,14 +26,7 @@ from twilio_caller.parser import CallRequest
 from twilio_caller.store import Store
 
 LIVE_STATUSES = ("pending", "queued", "initiated", "ringing", "in-progress")
-NEVER_DIAL_TYPES = {
-    PhoneNumberType.PREMIUM_RATE: "a premium-rate number",
-    PhoneNumberType.SHARED_COST: "a shared-cost number",
-    PhoneNumberType.UAN: "a universal access number",
-    PhoneNumberType.PAGER: "a pager",
-    PhoneNumberType.VOICEMAIL: "a voicemail access number",
-    PhoneNumberType.PERSONAL_NUMBER: "a personal (forwarding) number",
-}
+NEVER_DIAL_TYPES = numbers.NEVER_DIAL_TYPES
 AUDITED_MESSAGE_MAX = 200
 _AI = re.compile(r"\b(AI|A\.I\.|artificial intelligence)\b", re.IGNORECASE)
 
