@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from twilio_caller import __version__, render
-from twilio_caller.errors import InternalError, InvalidInputError, TwilioCallerError
+from twilio_caller.errors import ConfigError, InternalError, InvalidInputError, TwilioCallerError
 
 if TYPE_CHECKING:
     from twilio_caller.runtime import Runtime
@@ -45,7 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         runtime = Runtime.from_environment()
         result, render = options.handler(options, runtime)
         _print_result(result, render, as_json)
-        return 0
+        return _exit_code(options, result)
     except TwilioCallerError as exc:
         _print_error(exc, as_json)
         return exc.exit_code
@@ -60,6 +60,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if runtime is not None:
             runtime.close()
+
+
+def _exit_code(options: argparse.Namespace, result: Any) -> int:
+    """0, except `doctor` with a failed check: the config exit code, so scripts can stop."""
+    if options.command == "doctor" and not result.get("ok"):
+        return ConfigError.exit_code
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -26,15 +26,24 @@ def resolve_home(environ: Mapping[str, str] = os.environ) -> Path:
 
 
 def ensure_home(home: Path) -> Path:
-    """Create the home directory, private to its owner."""
+    """Create the home directory, private to its owner; one the owner created with looser
+    permissions is tightened to 0700 (it holds transcripts). `doctor` reports what is left."""
     try:
         home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if loose_home(home) and home.stat().st_uid == os.getuid():
+            home.chmod(0o700)
     except OSError as exc:
         raise ConfigError(
             f"cannot use {home} as the twilio-caller home ({exc.strerror}); "
             f"set {HOME_ENV} to a writable directory"
         ) from exc
     return home
+
+
+def loose_home(home: Path) -> str | None:
+    """The home's mode (e.g. '0755') when others may read or enter it, else None."""
+    mode = stat.S_IMODE(home.stat().st_mode)
+    return f"{mode:04o}" if mode & 0o077 else None
 
 
 @dataclass(frozen=True)

@@ -30,8 +30,9 @@ ENDED_SESSION_KEEP_SECONDS = 900
 
 class Dialer:
     def __init__(self, runtime: Runtime, telephony: Telephony, base_url: str,
-                 audio: AudioLibrary | None = None) -> None:
+                 audio: AudioLibrary | None = None, *, real_calls: bool = False) -> None:
         self._rt = runtime
+        self._real_calls = real_calls  # not simulated: the owner's identity must be set
         self._telephony = telephony
         self._base_url = base_url.rstrip("/")
         self._writer = CallWriter(runtime.store, runtime.clock)
@@ -81,6 +82,8 @@ class Dialer:
         """Parse and judge a call against the rules in force now: the config file as it is
         at this moment (a broken one raises ConfigError; the old rules never apply)."""
         config = self._rt.rules_in_force()
+        if self._real_calls:
+            safety.require_identity(config)
         if config is not self._conversation_config:
             self.conversation, self._conversation_config = self._conversation(config), config
         request = parser.from_arguments(self._rt.contacts, config, arguments)

@@ -96,7 +96,10 @@ def call(
     from twilio_caller.telephony import Credentials
 
     if not rt.simulate:
+        from twilio_caller.safety import require_identity
+
         Credentials.from_config(rt.rules_in_force())  # no account: say which variables to set, now
+        require_identity(rt.config)
     server = ensure_server(rt.home, simulate=rt.simulate)
     extra = {"callee": rt.callee} if rt.callee else None
     return server.invoke("call", arguments, wait_seconds=timeout_seconds, extra=extra,
