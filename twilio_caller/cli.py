@@ -476,10 +476,18 @@ def _server(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callabl
         running.stop()
         return {"running": False, "stopped": running.info["pid"]}, lambda r: f"stopped server {r['stopped']}"
     health = running.health() or {}
-    info = {key: value for key, value in running.info.items() if key != "token"}
-    status = {"running": True, **info, "live_calls": health.get("live_calls", 0)}
-    return status, lambda r: (f"server {r['pid']} ({r['mode']} mode, version {r['version']}): "
-                              f"webhook port {r['webhook_port']}, {r['live_calls']} live call(s)")
+    info = {key: value for key, value in running.info.items() if key not in ("token", "fingerprint")}
+    status = {"running": True, **info, "live_calls": health.get("live_calls", 0),
+              **_currency(running.info, runtime)}
+    return status, render.server_status_text
+
+
+def _currency(info: dict[str, Any], runtime: Runtime) -> dict[str, Any]:
+    """Whether the server runs with the settings this environment and config file give."""
+    from twilio_caller.server.settings import changed, fingerprint, fixed_settings
+
+    differs = changed(info.get("fingerprint"), fingerprint(fixed_settings(runtime.config, info.get("mode", ""))))
+    return {"current": not differs, "differs": differs}
 
 
 def _doctor(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable[[Any], str]]:

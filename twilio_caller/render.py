@@ -144,3 +144,15 @@ def show_progress(event: dict[str, Any]) -> None:
         "unsteered": "nobody steered the call: closing it politely",
     }.get(str(kind), str(kind))
     print(text, file=sys.stderr, flush=True)
+
+
+def server_status_text(status: dict[str, Any]) -> str:
+    lines = [f"server {status['pid']} ({status['mode']} mode, version {status['version']}): "
+             f"webhook port {status['webhook_port']}, {status['live_calls']} live call(s)"]
+    lines += [f"  {key}: {value}" for key, value in (status.get("settings") or {}).items() if key != "mode"]
+    if status.get("current"):
+        lines.append("it runs with the current settings")
+    else:
+        lines.append(f"not current: {', '.join(status.get('differs') or [])} changed since it started; "
+                     "the next call restarts it when no call is live")
+    return "\n".join(lines)

@@ -100,7 +100,7 @@ def call(
 
         Credentials.from_config(rt.rules_in_force())  # no account: say which variables to set, now
         require_identity(rt.config)
-    server = ensure_server(rt.home, simulate=rt.simulate)
+    server = ensure_server(rt.home, simulate=rt.simulate, settings=_server_settings(rt))
     extra = {"callee": rt.callee} if rt.callee else None
     return server.invoke("call", arguments, wait_seconds=timeout_seconds, extra=extra,
                          progress=rt.progress)
@@ -134,6 +134,13 @@ def call_status(rt: Runtime, *, call_id: str) -> dict[str, Any]:
     if server is not None:
         return server.invoke("call_status", {"call_id": call_id}, wait_seconds=5)
     return _stored_call(rt, call_id)
+
+
+def _server_settings(rt: Runtime) -> dict[str, str]:
+    """The fingerprint of the settings a server must run with for this client."""
+    from twilio_caller.server.settings import fingerprint, fixed_settings
+
+    return fingerprint(fixed_settings(rt.rules_in_force(), "simulate" if rt.simulate else "live"))
 
 
 def _live_call(rt: Runtime, tool: str, arguments: dict[str, Any], wait_seconds: float) -> dict[str, Any]:

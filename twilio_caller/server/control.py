@@ -58,7 +58,8 @@ def build_control_app(
         if not allowed(request):
             return JSONResponse({"error": {"code": "forbidden", "message": "wrong token"}}, 403)
         return JSONResponse({"version": __version__, "mode": mode, "pid": os.getpid(),
-                             "live_calls": len(dialer.registry.live())})
+                             "live_calls": len(dialer.registry.live()),
+                             "live_call_ids": [session.call_id for session in dialer.registry.live()]})
 
     async def stop(request: Request) -> Response:
         if not allowed(request):

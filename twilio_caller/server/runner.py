@@ -97,6 +97,7 @@ class ServerRunner:
                 "pid": os.getpid(), "webhook_port": webhook.port, "control_port": control.port,
                 "token": token, "version": __version__, "mode": self.mode,
                 "started_at": isoformat(self._rt.clock.now()),
+                **_settings(config, self.mode),
             }
             write_run_file(self._rt.home, self.info)
             stack.callback(remove_run_file, self._rt.home, os.getpid())
@@ -187,6 +188,14 @@ def serve_forever(runner: ServerRunner) -> None:
         await runner.run()
 
     asyncio.run(main())
+
+
+def _settings(config: Any, mode: str) -> dict[str, Any]:
+    """What this server runs with (secrets masked) and its fingerprint, for the run file."""
+    from twilio_caller.server.settings import fingerprint, fixed_settings, masked
+
+    fixed = fixed_settings(config, mode)
+    return {"settings": masked(fixed), "fingerprint": fingerprint(fixed)}
 
 
 def _check_default_voice(config: Any) -> None:
