@@ -53,6 +53,7 @@ class Config:
     file: Path | None = None
     from_env: dict[str, str] = field(default_factory=dict)  # dotted key → variable name
     text: str | None = None  # the file's content as loaded (None: no file)
+    environment: dict[str, str] = field(default_factory=dict)  # the variables it read, as they were
     from_file: dict[str, Any] = field(default_factory=dict)
 
     def is_set(self, key: str) -> bool:
@@ -98,7 +99,12 @@ def load_config(home: Path, environ: Mapping[str, str] = os.environ) -> Config:
     if from_env:
         _validate(values, schema, "config", from_env)
     return Config(home=home, values=values, file=path, from_env=from_env, text=text,
-                  from_file=from_file)
+                  from_file=from_file, environment=environment_values(environ))
+
+
+def environment_values(environ: Mapping[str, str]) -> dict[str, str]:
+    """The variables a config reads, as `environ` has them now (what a reload compares)."""
+    return {variable: environ[variable] for variable in environment_keys() if variable in environ}
 
 
 def config_text(home: Path) -> str | None:

@@ -11,7 +11,9 @@ from typing import Any
 
 from twilio_caller.calls import CallLog
 from twilio_caller.clock import Clock, SystemClock
-from twilio_caller.config import Config, config_text, ensure_home, load_config, resolve_home
+from twilio_caller.config import (
+    Config, config_text, ensure_home, environment_values, load_config, resolve_home,
+)
 from twilio_caller.contacts import ContactBook
 from twilio_caller.store import Store
 
@@ -47,10 +49,12 @@ class Runtime:
         return self._config
 
     def rules_in_force(self) -> Config:
-        """The config as the file says now: reloaded when its content changed, validated; a
-        file that no longer validates raises ConfigError (never the old rules)."""
+        """The config as the file and the environment say now: reloaded when the file's content
+        (not only its mtime) or a variable changed, and validated; a config that no longer
+        validates raises ConfigError (never the old rules)."""
         current = self._config
-        if current is None or config_text(self.home) != current.text:
+        if (current is None or config_text(self.home) != current.text
+                or environment_values(self.environ) != current.environment):
             self._config = load_config(self.home, self.environ)
         return self._config
 

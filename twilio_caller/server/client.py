@@ -178,6 +178,10 @@ def _alive(pid: Any) -> bool:
     if not isinstance(pid, int) or pid <= 0:
         return False
     try:
+        os.waitpid(pid, os.WNOHANG)  # a server this process started and that exited: reap it
+    except ChildProcessError:
+        pass
+    try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
