@@ -147,7 +147,7 @@ def require_identity(config: Config) -> None:
 
 
 def opening_text(config: Config) -> str:
-    return config.get("identity.opening").format(
+    return str(config.get("identity.opening")).format(
         assistant=config.get("identity.assistant_name"), owner=config.get("identity.owner_name")
     )
 
