@@ -52,7 +52,7 @@ def build_control_app(
 ) -> Starlette:
     def allowed(request: Request) -> bool:
         given = request.headers.get("Authorization", "").removeprefix("Bearer ")
-        return secrets.compare_digest(given, token)
+        return secrets.compare_digest(given.encode("utf-8", "surrogateescape"), token.encode())
 
     async def health(request: Request) -> Response:
         if not allowed(request):
