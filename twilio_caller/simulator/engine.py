@@ -107,7 +107,7 @@ class CallEngine:
             self._steer("cancel")
 
     def change_time_limit(self, seconds: int) -> None:
-        if self._answered_at is not None:
+        if self._answered_at is not None and not self._context.chaos.ignore_time_limit:
             self._timeline.set_deadline(self._answered_at + seconds)
 
     def _steer(self, interrupt: Interrupt) -> None:
@@ -220,7 +220,8 @@ class CallEngine:
     def _answer(self) -> None:
         self._answered_at = self._timeline.elapsed
         self._set_status("in-progress")
-        self._timeline.set_deadline(self._answered_at + self.record.options.time_limit)
+        if not self._context.chaos.ignore_time_limit:
+            self._timeline.set_deadline(self._answered_at + self.record.options.time_limit)
         self._callbacks.emit("answered", self._progress_params("in-progress"))
 
     def _first_source(self, detected: dict[str, str]) -> Source:
