@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -57,12 +55,12 @@ def twilio():
 
 
 @pytest.fixture(autouse=True)
-def _dial_through(twilio, monkeypatch) -> None:
+def _dial_through(twilio) -> None:
     global _TWILIO
     _TWILIO = twilio
 
 
-_TWILIO = None
+_TWILIO = None  # (simulator, base URL) for place(), set for every test of this module
 
 
 def place(rt: Runtime, to: str, now: datetime) -> tuple[safety.Decision, safety.Approval | None]:
