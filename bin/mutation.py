@@ -18,6 +18,7 @@ import re
 import signal
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -226,20 +227,37 @@ def _hook():  # type: ignore[no-untyped-def]
     return hook
 
 
-class _Plugin:
-    """Names the running test for the tracer and records each test's duration."""
+TIMED_OUT = 124  # a worker's exit code when one test ran far longer than in the baseline
 
-    def __init__(self) -> None:
+
+class _Plugin:
+    """Names the running test for the tracer, records each test's duration, and (given the
+    baseline's durations) ends the worker when one test runs far past its usual time: a
+    mutant that makes a test hang is killed in seconds, not at the end of every wait."""
+
+    def __init__(self, limits: dict[str, float] | None = None) -> None:
         self.durations: dict[str, float] = {}
+        self._limits = limits or {}
+        self._watchdog: threading.Timer | None = None
 
     def pytest_runtest_setup(self, item) -> None:  # type: ignore[no-untyped-def]
         os.environ["TC_TRACE_TEST"] = item.nodeid
+        if item.nodeid in self._limits and self._watchdog is None:
+            self._watchdog = threading.Timer(self._limits[item.nodeid], os._exit, (TIMED_OUT,))
+            self._watchdog.daemon = True
+            self._watchdog.start()
+
+    def pytest_runtest_logfinish(self, nodeid, location) -> None:  # type: ignore[no-untyped-def]
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
 
     def pytest_runtest_logreport(self, report) -> None:  # type: ignore[no-untyped-def]
         self.durations[report.nodeid] = self.durations.get(report.nodeid, 0.0) + report.duration
 
 
-def _worker(args: list[str], env: dict[str, str], trace_out: str | None, durations_out: str | None) -> int:
+def _worker(args: list[str], env: dict[str, str], trace_out: str | None, durations_out: str | None,
+            limits: dict[str, float] | None = None) -> int:
     """In a forked child: a fresh import of the project (mutant included), then pytest."""
     os.setpgrp()
     for name in [n for n in sys.modules if n.startswith(("twilio_caller", "tests", "conftest", "test_"))]:
@@ -254,7 +272,7 @@ def _worker(args: list[str], env: dict[str, str], trace_out: str | None, duratio
     os.dup2(devnull, 2)
     import pytest
 
-    plugin = _Plugin()
+    plugin = _Plugin(limits)
     code = pytest.main(["-q", "-x", "-p", "no:cacheprovider", "-o", "addopts=", *args], plugins=[plugin])
     if tracer is not None:
         tracer.flush()
@@ -263,30 +281,39 @@ def _worker(args: list[str], env: dict[str, str], trace_out: str | None, duratio
     return int(code)
 
 
-def run_tests(args: list[str], env: dict[str, str], timeout: float, *, trace_out: str | None = None,
-              durations_out: str | None = None) -> str:
-    """'passed', 'failed', 'timeout' or 'error' (the tests could not even run)."""
+def start_tests(args: list[str], env: dict[str, str], *, trace_out: str | None = None,
+                durations_out: str | None = None, limits: dict[str, float] | None = None) -> int:
+    """Fork a pytest worker; returns its pid (also its process group)."""
     sys.stdout.flush()
     pid = os.fork()
     if pid == 0:
         try:
-            code = _worker(args, env, trace_out, durations_out)
+            code = _worker(args, env, trace_out, durations_out, limits)
         except BaseException:
             code = 3
         os._exit(code)
-    deadline = time.monotonic() + timeout
-    while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            break
-        if time.monotonic() > deadline:
-            _kill_group(pid)
-            os.waitpid(pid, 0)
-            return "timeout"
-        time.sleep(0.02)
+    return pid
+
+
+def poll_tests(pid: int, deadline: float) -> str | None:
+    """None while the worker runs; then 'passed', 'failed', 'timeout' or 'error' (the tests
+    could not even run)."""
+    done, status = os.waitpid(pid, os.WNOHANG)
+    if not done:
+        if time.monotonic() < deadline:
+            return None
+        _kill_group(pid)
+        os.waitpid(pid, 0)
+        return "timeout"
     _kill_group(pid)  # whatever the tests left running
-    code = os.waitstatus_to_exitcode(status)
-    return {0: "passed", 1: "failed"}.get(code, "error")
+    return {0: "passed", 1: "failed", TIMED_OUT: "timeout"}.get(os.waitstatus_to_exitcode(status), "error")
+
+
+def run_tests(args: list[str], env: dict[str, str], timeout: float, **outputs: str | None) -> str:
+    pid, deadline = start_tests(args, env, **outputs), time.monotonic() + timeout
+    while (outcome := poll_tests(pid, deadline)) is None:
+        time.sleep(0.02)
+    return outcome
 
 
 def _kill_group(pid: int) -> None:
@@ -336,7 +363,7 @@ class Result:
     outcome: str  # killed, survived, timeout, error, uncovered
 
 
-def run_module(module: str, only: list[int] | None, verbose: bool) -> list[Result]:
+def run_module(module: str, only: list[int] | None, verbose: bool, jobs: int) -> list[Result]:
     path = ROOT / module
     source = path.read_text(encoding="utf-8")
     dotted = module.removesuffix(".py").replace("/", ".")
@@ -348,24 +375,34 @@ def run_module(module: str, only: list[int] | None, verbose: bool) -> list[Resul
         base = baseline(path, tests, work)
         print(f"{module}: {len(found)} mutants; baseline {time.monotonic() - started:.1f} s "
               f"({len(base.order)} tests)", flush=True)
-        results = []
-        for mutation in found:
-            if only is not None and mutation.index not in only:
-                continue
-            selected = tests_for(mutation, base)
-            if not selected:
-                results.append(Result(mutation, "uncovered"))
-                continue
-            mutant = work / "mutant.py"
-            mutant.write_text(mutant_source(source, mutation.index), encoding="utf-8")
-            env = {"PYTHONPATH": os.pathsep.join([str(HOOK_DIR), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
-                   "TC_MUTANT_MODULE": dotted, "TC_MUTANT_SOURCE": str(mutant)}
-            budget = 30 + 3 * sum(base.durations.get(t, 1.0) for t in selected)
-            outcome = run_tests(selected, env, budget)
-            verdict = {"failed": "killed", "passed": "survived"}.get(outcome, outcome)
-            results.append(Result(mutation, verdict))
-            if verbose or verdict == "survived":
-                print(f"  [{mutation.index}] {verdict}: {mutation.key}", flush=True)
+        results: list[Result] = []
+        queue = [m for m in found if only is None or m.index in only]
+        running: dict[int, tuple[Mutation, float]] = {}
+        while queue or running:
+            while queue and len(running) < jobs:
+                mutation = queue.pop(0)
+                selected = tests_for(mutation, base)
+                if not selected:
+                    results.append(Result(mutation, "uncovered"))
+                    continue
+                mutant = work / f"mutant-{mutation.index}.py"
+                mutant.write_text(mutant_source(source, mutation.index), encoding="utf-8")
+                env = {"PYTHONPATH": os.pathsep.join([str(HOOK_DIR), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+                       "TC_MUTANT_MODULE": dotted, "TC_MUTANT_SOURCE": str(mutant)}
+                budget = 30 + 3 * sum(base.durations.get(t, 1.0) for t in selected)
+                limits = {t: 5 + 3 * base.durations.get(t, 1.0) for t in selected}
+                running[start_tests(selected, env, limits=limits)] = (mutation, time.monotonic() + budget)
+            for pid, (mutation, deadline) in list(running.items()):
+                outcome = poll_tests(pid, deadline)
+                if outcome is None:
+                    continue
+                del running[pid]
+                verdict = {"failed": "killed", "passed": "survived"}.get(outcome, outcome)
+                results.append(Result(mutation, verdict))
+                if verbose or verdict == "survived":
+                    print(f"  [{mutation.index}] {verdict}: {mutation.key}", flush=True)
+            time.sleep(0.02)
+        results.sort(key=lambda result: result.mutation.index)
         print(f"{module}: done in {time.monotonic() - started:.0f} s", flush=True)
     return results
 
@@ -402,6 +439,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gate", action="store_true", help=f"CI: only {', '.join(GATE)}")
     parser.add_argument("--list", action="store_true", help="list the mutants and exit")
     parser.add_argument("--only", type=int, action="append", help="run only the mutant with this index")
+    parser.add_argument("-j", "--jobs", type=int, default=1, help="mutants run at once (default 1)")
     parser.add_argument("-v", "--verbose", action="store_true", help="print every mutant's outcome")
     args = parser.parse_args(argv)
     modules = args.modules or (GATE if args.gate else list(TARGETS))
@@ -415,7 +453,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     os.chdir(ROOT)
     _preload()
-    results = {module: run_module(module, args.only, args.verbose) for module in modules}
+    results = {module: run_module(module, args.only, args.verbose, max(1, args.jobs)) for module in modules}
     return 1 if report(results) else 0
 
 
