@@ -139,3 +139,22 @@ def test_a_status_callback_answers_204_and_a_duplicate_changes_nothing(live_serv
     assert (first.status_code, second.status_code) == (204, 204)
     assert live_server.runtime.store.query(events, (hook.placed["call_id"],))[0][0] <= count + 1
     live_server.tool("hangup", call_id=hook.placed["call_id"])
+
+
+@pytest.mark.parametrize("method", ["POST", "GET"])
+def test_answered_by_is_read_from_the_form_or_the_query(live_server, method: str) -> None:
+    import httpx
+
+    live_server.script("Contact12", ring_seconds=3000)  # still ringing: the voice document is not fetched yet
+    placed = live_server.tool("call", to="Contact12", message="Your table is ready", wait=False)
+    hook = Hook(live_server, placed, None)
+    if method == "POST":
+        answer = hook.post(hook.path("voice"), hook.form(AnsweredBy="machine_end_beep"))
+    else:
+        path = hook.path("voice") + f"?CallSid={placed['twilio_sid']}&AnsweredBy=machine_end_beep"
+        signature = hook.validator.compute_signature(hook.public + path, {})
+        answer = httpx.get(hook.local + path, headers={"X-Twilio-Signature": signature}, trust_env=False)
+    assert answer.status_code == 200
+    assert "I'm calling with a message: Your table is ready" in answer.text  # the voicemail, not the greeting
+    assert live_server.tool("call_status", call_id=placed["call_id"])["answered_by"] == "machine"
+    live_server.tool("hangup", call_id=placed["call_id"])
