@@ -158,3 +158,13 @@ def test_answered_by_is_read_from_the_form_or_the_query(live_server, method: str
     assert "I'm calling with a message: Your table is ready" in answer.text  # the voicemail, not the greeting
     assert live_server.tool("call_status", call_id=placed["call_id"])["answered_by"] == "machine"
     live_server.tool("hangup", call_id=placed["call_id"])
+
+
+def test_blank_values_are_signed_and_malformed_bodies_are_refused(live_server) -> None:
+    hook = Hook(live_server, keep_open(live_server), None)
+    path = hook.path("hold")
+    assert hook.post(path, hook.form(Digits="", SpeechResult="")).status_code == 200  # Twilio signs blanks too
+    body = urlencode(hook.form()) + "&no-equals-sign"
+    signature = hook.validator.compute_signature(hook.public + path, hook.form())
+    assert hook.post(path, signature=signature, content=body.encode(), headers=FORM).status_code == 400
+    live_server.tool("hangup", call_id=hook.placed["call_id"])
