@@ -238,6 +238,7 @@ class _Plugin:
 
     def __init__(self, limits: dict[str, float] | None = None) -> None:
         self.durations: dict[str, float] = {}
+        self.failed: str | None = None
         self._limits = limits or {}
         self._watchdog: threading.Timer | None = None
 
@@ -255,6 +256,10 @@ class _Plugin:
 
     def pytest_runtest_logreport(self, report) -> None:  # type: ignore[no-untyped-def]
         self.durations[report.nodeid] = self.durations.get(report.nodeid, 0.0) + report.duration
+        if report.failed and self.failed is None:
+            self.failed = report.nodeid
+            if os.environ.get("TC_FAILED_OUT"):
+                Path(os.environ["TC_FAILED_OUT"]).write_text(report.nodeid)
 
 
 def _worker(args: list[str], env: dict[str, str], trace_out: str | None, durations_out: str | None,
@@ -364,7 +369,10 @@ class Result:
     outcome: str  # killed, survived, timeout, error, uncovered
 
 
-def run_module(module: str, only: list[int] | None, verbose: bool, jobs: int) -> list[Result]:
+def run_module(module: str, only: list[int] | None, verbose: bool, jobs: int,
+               skip: set[str] | None = None) -> list[Result]:
+    """Every mutant of `module` against its tests; mutants whose key is in `skip` (the
+    equivalents docs/mutation.md lists, in gate mode) are reported as listed without a run."""
     path = ROOT / module
     source = path.read_text(encoding="utf-8")
     dotted = module.removesuffix(".py").replace("/", ".")
@@ -379,17 +387,26 @@ def run_module(module: str, only: list[int] | None, verbose: bool, jobs: int) ->
         results: list[Result] = []
         queue = [m for m in found if only is None or m.index in only]
         running: dict[int, tuple[Mutation, float]] = {}
+        killers: dict[str, str] = {}  # function → the test that last killed one of its mutants
         while queue or running:
             while queue and len(running) < jobs:
                 mutation = queue.pop(0)
+                if skip and mutation.key in skip:
+                    results.append(Result(mutation, "listed"))
+                    continue
                 selected = tests_for(mutation, base)
                 if not selected:
                     results.append(Result(mutation, "uncovered"))
                     continue
+                killer = killers.get(mutation.function)
+                if killer in selected:  # the test most likely to fail goes first
+                    selected.remove(killer)
+                    selected.insert(0, killer)
                 mutant = work / f"mutant-{mutation.index}.py"
                 mutant.write_text(mutant_source(source, mutation.index), encoding="utf-8")
                 env = {"PYTHONPATH": os.pathsep.join([str(HOOK_DIR), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
-                       "TC_MUTANT_MODULE": dotted, "TC_MUTANT_SOURCE": str(mutant)}
+                       "TC_MUTANT_MODULE": dotted, "TC_MUTANT_SOURCE": str(mutant),
+                       "TC_FAILED_OUT": str(work / f"failed-{mutation.index}")}
                 budget = 30 + 3 * sum(base.durations.get(t, 1.0) for t in selected)
                 limits = {t: 5 + 3 * base.durations.get(t, 1.0) for t in selected}
                 running[start_tests(selected, env, limits=limits)] = (mutation, time.monotonic() + budget)
@@ -398,6 +415,9 @@ def run_module(module: str, only: list[int] | None, verbose: bool, jobs: int) ->
                 if outcome is None:
                     continue
                 del running[pid]
+                failed = work / f"failed-{mutation.index}"
+                if failed.exists():
+                    killers[mutation.function] = failed.read_text()
                 verdict = {"failed": "killed", "passed": "survived"}.get(outcome, outcome)
                 results.append(Result(mutation, verdict))
                 if verbose or verdict == "survived":
@@ -420,7 +440,7 @@ def report(results: dict[str, list[Result]]) -> list[str]:
     unexplained = []
     print("\nmodule                              mutants  killed  listed  unexplained  kill rate")
     for module, module_results in results.items():
-        survivors = [r for r in module_results if r.outcome in ("survived", "uncovered")]
+        survivors = [r for r in module_results if r.outcome in ("survived", "uncovered", "listed")]
         killed = sum(r.outcome in ("killed", "timeout", "error") for r in module_results)
         new = [r for r in survivors if r.mutation.key not in listed]
         unexplained += [f"{r.outcome}: {r.mutation.key}" for r in new]
@@ -437,7 +457,8 @@ def report(results: dict[str, list[Result]]) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bin/mutation", description=__doc__.splitlines()[0])
     parser.add_argument("modules", nargs="*", help=f"modules to mutate (default: all of {', '.join(TARGETS)})")
-    parser.add_argument("--gate", action="store_true", help=f"CI: only {', '.join(GATE)}")
+    parser.add_argument("--gate", action="store_true",
+                        help=f"CI: only {', '.join(GATE)}, without re-running the survivors docs/mutation.md lists")
     parser.add_argument("--list", action="store_true", help="list the mutants and exit")
     parser.add_argument("--only", type=int, action="append", help="run only the mutant with this index")
     parser.add_argument("-j", "--jobs", type=int, default=1, help="mutants run at once (default 1)")
@@ -454,7 +475,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     os.chdir(ROOT)
     _preload()
-    results = {module: run_module(module, args.only, args.verbose, max(1, args.jobs)) for module in modules}
+    skip = listed_equivalents() if args.gate else None
+    results = {module: run_module(module, args.only, args.verbose, max(1, args.jobs), skip) for module in modules}
     return 1 if report(results) else 0
 
 

@@ -168,3 +168,13 @@ def test_blank_values_are_signed_and_malformed_bodies_are_refused(live_server) -
     signature = hook.validator.compute_signature(hook.public + path, hook.form())
     assert hook.post(path, signature=signature, content=body.encode(), headers=FORM).status_code == 400
     live_server.tool("hangup", call_id=hook.placed["call_id"])
+
+
+@pytest.mark.parametrize(("confidence", "reported"), [(0.0, 0.0), (1.0, 1.0), (1.5, None)])
+def test_confidence_is_kept_between_0_and_1(live_server, confidence: float, reported: float | None) -> None:
+    from twilio_caller.simulator import CalleeScript, Speech
+
+    # the script parser refuses 1.5, as Twilio never sends it; a hand-built script may
+    live_server.simulator.set_callee("+13125550013", CalleeScript(replies=(Speech("Yes", confidence),)))
+    result = live_server.tool("call", to="Contact13", message="Are you in?", interactive=True)
+    assert result["reply"] == {"text": "Yes", "confidence": reported, "untrusted": True}
