@@ -240,7 +240,9 @@ def test_opted_out_contacts_are_refused_until_opted_in(book) -> None:
     rt.contacts.add("Contact1", "312-555-0101")
     rt.contacts.opt_out("+13125550101")
     refused = decide(rt, "Contact1", at("2026-06-10 12:00:00"))
-    assert refused.rule == "opted_out" and "--opt-in" in refused.reason
+    assert refused.rule == "opted_out" and "--opt-in" in refused.reason and not refused.allowed
+    placed, approval = place(rt, "Contact1", at("2026-06-10 12:00:00"))  # and nothing is dialled
+    assert (placed.allowed, placed.rule, approval) == (False, "opted_out", None)
     rt.contacts.update("Contact1", opt_in=True)
     assert decide(rt, "Contact1", at("2026-06-10 12:00:00")).allowed
 
@@ -271,7 +273,7 @@ def test_every_decision_is_audited_with_the_message_truncated(book) -> None:
     decide(rt, "911", at("2026-06-10 12:00:00"))
     rows = rt.store.query("SELECT tool, to_number, allowed, rule, reason, message FROM safety_decisions ORDER BY id")
     assert [(r["allowed"], r["rule"]) for r in rows] == [(1, None), (0, "never_dial")]
-    assert len(rows[0]["message"]) == safety.AUDITED_MESSAGE_MAX and rows[0]["message"].endswith("…")
+    assert len(rows[0]["message"]) == 200 and rows[0]["message"].endswith("…")
 
 
 def dead_telephony(rt: Runtime) -> Telephony:
