@@ -366,6 +366,7 @@ def test_calling_hours_that_wrap_midnight(book, local: str, allowed: bool) -> No
     if not allowed:
         assert decision.rule == "calling_hours"
         assert decision.next_allowed_at == at("2026-06-10 22:00:00")
+        assert decision.reason.startswith(f"it is {local[:5]} CDT, outside the calling hours 22:00-06:00")
 
 
 def test_callee_hours_that_wrap_midnight(book) -> None:
