@@ -55,10 +55,11 @@ def test_anthropic_tools() -> None:
 
 def test_mcp_tools_are_valid_for_the_sdk() -> None:
     for tool in export("mcp"):
-        assert set(tool) == {"name", "description", "inputSchema", "annotations"}
+        assert set(tool) == {"name", "description", "inputSchema", "outputSchema", "annotations"}
         assert tool["inputSchema"] == TOOLS[tool["name"]].parameters
         parsed = mcp.types.Tool.model_validate(tool)
         assert parsed.input_schema == tool["inputSchema"]
+        assert parsed.output_schema == tool["outputSchema"] and parsed.output_schema["type"] == "object"
         assert parsed.annotations is not None
         assert parsed.annotations.read_only_hint is (not TOOLS[tool["name"]].side_effecting)
 

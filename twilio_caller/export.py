@@ -4,7 +4,10 @@
   side_effecting, parameters, returns);
 - `openai`: function tools, `{"type": "function", "function": {name, description, parameters}}`;
 - `anthropic`: `{name, description, input_schema}`;
-- `mcp`: `{name, description, inputSchema, annotations}` as an MCP server lists them.
+- `mcp`: `{name, description, inputSchema, outputSchema, annotations}` as an MCP server
+  lists them; `outputSchema` is the tool's `returns` as one object schema (a top-level
+  `oneOf` of objects merged: members of only some branches become optional), because MCP
+  clients want `"type": "object"` at the top.
 
 Every input schema is the tool's `parameters` exactly; each result is a fresh copy, so a
 caller may change it without touching the loaded manifest."""
@@ -58,15 +61,42 @@ def mcp_tool(spec: ToolSpec) -> dict[str, Any]:
         "name": spec.name,
         "description": spec.description,
         "inputSchema": spec.parameters,
+        "outputSchema": one_object(spec.returns),
         "annotations": {
             "readOnlyHint": not spec.side_effecting,
-            "destructiveHint": spec.side_effecting and spec.name.startswith("remove"),
-            "openWorldHint": spec.name in _REACHES_OUT,
+            "destructiveHint": spec.name in DESTRUCTIVE,
+            "openWorldHint": spec.name in REACHES_OUT,
         },
     }
 
 
-_REACHES_OUT = frozenset({"call", "say", "wait", "hangup", "run_command"})  # a phone line
+def one_object(schema: dict[str, Any]) -> dict[str, Any]:
+    """`schema` as a single object schema: the branches of a top-level oneOf/anyOf of objects
+    merged, a member required only where every branch requires it, a member whose branches
+    disagree accepting any of their shapes."""
+    branches = schema.get("oneOf") or schema.get("anyOf")
+    if not branches:
+        return schema
+    shapes: dict[str, list[Any]] = {}
+    for branch in branches:
+        for key, member in branch.get("properties", {}).items():
+            if member not in shapes.setdefault(key, []):
+                shapes[key].append(member)
+    required = set.intersection(*(set(branch.get("required", [])) for branch in branches))
+    merged: dict[str, Any] = {
+        "type": "object",
+        "properties": {key: found[0] if len(found) == 1 else {"anyOf": found} for key, found in shapes.items()},
+        "required": [key for key in shapes if key in required],
+    }
+    if all(branch.get("additionalProperties") is False for branch in branches):
+        merged["additionalProperties"] = False
+    if "description" in schema:
+        merged["description"] = schema["description"]
+    return merged
+
+
+REACHES_OUT = frozenset({"call", "say", "wait", "hangup", "press", "run_command"})  # a phone line
+DESTRUCTIVE = frozenset({"remove_contact", "purge_calls", "update_contact"})  # deletes or overwrites
 _SHAPES: dict[str, Callable[[ToolSpec], dict[str, Any]]] = {
     "manifest": manifest_tool,
     "openai": openai_tool,
