@@ -121,8 +121,10 @@ def build_parser() -> argparse.ArgumentParser:
                       help="the arguments as a JSON object, or - to read them from stdin")
 
     tools = command("tools", _tools, "list the tools of skill.yaml, or export their definitions")
-    tools.add_argument("--format", choices=["manifest", "openai", "anthropic", "mcp"],
+    tools.add_argument("--format", choices=["manifest", "openai", "openai-responses", "anthropic", "mcp"],
                        help="print the tool definitions for this runtime, as JSON")
+    tools.add_argument("--strict", action="store_true",
+                       help="strict-mode schemas (openai, openai-responses, anthropic)")
 
     do = command("do", _do, "do what a sentence says: do \"call Contact1 and tell her I'll be late\"")
     do.add_argument("text", nargs="+", help="the sentence (quoted, or as separate words)")
@@ -332,10 +334,12 @@ def _tool(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, None]:
 
 
 def _tools(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable[[Any], str] | None]:
+    if options.strict and not options.format:
+        raise InvalidInputError("--strict needs --format openai, openai-responses or anthropic", field="strict")
     if options.format:
         from twilio_caller.export import export
 
-        return export(options.format), None  # always JSON: it is meant for a program
+        return export(options.format, strict=options.strict), None  # always JSON: for a program
     from twilio_caller.manifest import load_manifest
 
     tools = [

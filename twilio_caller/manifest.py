@@ -40,6 +40,7 @@ class ToolSpec:
             raise InvalidInputError(
                 f"{self.name}: arguments must be a JSON object, not {_json_type(arguments)}"
             )
+        arguments = self._without_null_optionals(arguments)
         error = _first_error(self.parameters, arguments)
         if error is not None:
             raise InvalidInputError(f"{self.name}: {describe(error)}", field=_field(error))
@@ -49,6 +50,17 @@ class ToolSpec:
             if "default" in spec and key not in arguments
         }
         return {**defaults, **arguments}
+
+    def _without_null_optionals(self, arguments: Mapping[str, Any]) -> Mapping[str, Any]:
+        """Strict-mode callers send null for an optional argument they don't give: drop it."""
+        declared = self.parameters.get("properties", {})
+        required = set(self.parameters.get("required", []))
+        absent = {
+            key for key, value in arguments.items()
+            if value is None and key in declared and key not in required
+            and not _accepts_null(declared[key])
+        }
+        return {key: value for key, value in arguments.items() if key not in absent} if absent else arguments
 
     def validate_result(self, result: Any) -> None:
         error = _first_error(self.returns, result)
@@ -153,6 +165,12 @@ def _reason(error: ValidationError) -> str:
             return f"{shown} is not an accepted value"
         case _:
             return error.message
+
+
+def _accepts_null(schema: Mapping[str, Any]) -> bool:
+    kind = schema.get("type")
+    return (kind == "null" or (isinstance(kind, list) and "null" in kind)
+            or None in schema.get("enum", []) or any(map(_accepts_null, schema.get("anyOf", []))))
 
 
 def _first_error(schema: Mapping[str, Any], instance: Any) -> ValidationError | None:
