@@ -136,7 +136,7 @@ class ContactBook:
         checked: list[ContactFields] = []
         problems: list[str] = []
         for line, row in rows:
-            if row.get(None):  # type: ignore[call-overload]
+            if row.get(None):
                 problems.append(f"line {line}: more values than the header has columns")
                 continue
             try:
@@ -256,7 +256,7 @@ def _key(name: str) -> str:
 
 
 def _columns(row: sqlite3.Row) -> dict[str, Any]:
-    return {key: row[key] for key in row.keys() if key != "name_key"}
+    return {key: row[key] for key in row.keys() if key != "name_key"}  # noqa: SIM118 (sqlite3.Row iterates values)
 
 
 def _clash(fields: ContactFields, earlier: Iterable[ContactFields]) -> str | None:

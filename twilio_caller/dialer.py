@@ -148,6 +148,9 @@ class Dialer:
         if session.holding:
             session.submit(action)
             await self._delivered(action.delivered, 5)
+        elif session.twilio_sid is None:
+            raise InvalidInputError(f"call {call_id} is not known to Twilio yet: try again in a moment",
+                                    field="call_id")
         else:
             self._writer.event(call_id, "digits", None, None, {"digits": digits})
             document = twiml.press(digits, self.url_for(session, "hold", {}))
@@ -285,7 +288,9 @@ class Dialer:
         return call_id
 
     def _session(self, call_id: str, token: str, request: parser.CallRequest) -> CallSession:
-        gather = lambda key: self._config.get(f"gather.{key}")  # noqa: E731
+        def gather(key: str) -> Any:
+            return self._config.get(f"gather.{key}")
+
         speech = twiml.Speech(
             voice=request.voice,
             language=voices.say_language(request.voice, request.language),

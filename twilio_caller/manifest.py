@@ -10,7 +10,7 @@ import inspect
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from twilio_caller.errors import InternalError, InvalidInputError, UnknownToolError
 
@@ -131,8 +131,8 @@ def describe(error: ValidationError) -> str:
         missing = error.message.split("'")[1]
         return f"missing required field {_join(where, missing)!r}"
     if error.validator == "additionalProperties":
-        allowed = error.schema.get("properties", {})
-        unknown = sorted(set(error.instance) - set(allowed))
+        allowed = error.schema.get("properties", {}) if isinstance(error.schema, Mapping) else {}
+        unknown = sorted(set(cast(Iterable[str], error.instance)) - set(allowed))
         names = ", ".join(repr(_join(where, key)) for key in unknown)
         hint = _suggestion(unknown[0], allowed) if len(unknown) == 1 else ""
         expected = f"; expected one of: {', '.join(sorted(allowed))}" if allowed else ""
@@ -142,13 +142,14 @@ def describe(error: ValidationError) -> str:
 
 
 def _reason(error: ValidationError) -> str:
-    value = error.instance
+    value: Any = error.instance
+    expected: Any = error.validator_value
     shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
     match error.validator:
         case "type":
-            return f"{shown} is {_json_type(value)}, expected {_expected_types(error.validator_value)}"
+            return f"{shown} is {_json_type(value)}, expected {_expected_types(expected)}"
         case "enum":
-            return f"{shown} is not one of {', '.join(map(repr, error.validator_value))}"
+            return f"{shown} is not one of {', '.join(map(repr, expected))}"
         case "const":
             return f"{shown} must be {error.validator_value!r}"
         case "minLength" if error.validator_value == 1:

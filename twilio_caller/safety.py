@@ -139,7 +139,7 @@ ALLOW = Decision(True, None, "all safety rules pass")
 
 
 def opening_text(config: Config) -> str:
-    return config.get("identity.opening").format(
+    return str(config.get("identity.opening")).format(
         assistant=config.get("identity.assistant_name"), owner=config.get("identity.owner_name")
     )
 

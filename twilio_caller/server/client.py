@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 
@@ -186,7 +186,7 @@ def _answer(response: httpx.Response) -> dict[str, Any]:
         ) from None
     if response.status_code != 200 or "error" in document:
         raise from_dict(document)
-    return document
+    return cast(dict[str, Any], document)
 
 
 def _follow(response: httpx.Response, progress: Progress) -> dict[str, Any]:
@@ -197,7 +197,7 @@ def _follow(response: httpx.Response, progress: Progress) -> dict[str, Any]:
         if "progress" in document:
             progress(document["progress"])
         elif "result" in document:
-            return document["result"]
+            return cast(dict[str, Any], document["result"])
         elif "error" in document:
             raise from_dict(document)
     raise ServerUnavailableError("the server closed the connection before the call's result")

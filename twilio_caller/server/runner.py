@@ -136,7 +136,7 @@ class ServerRunner:
     async def _until_stopped(self, activity: Any) -> None:
         limit = self._rt.config.get("server.idle_exit_seconds")
         retention = self._rt.config.get("retention.days")
-        purged_at = -PURGE_EVERY_SECONDS
+        purged_at: float = -PURGE_EVERY_SECONDS
         while not self.shutdown.is_set():
             if self._rt.clock.monotonic() - purged_at >= PURGE_EVERY_SECONDS:
                 purged_at = self._rt.clock.monotonic()

@@ -163,9 +163,10 @@ class CallEngine:
         if self._interrupt is not None:
             work.close()
             raise _Interrupted(self._take_interrupt())
-        self._step = asyncio.create_task(work)
+        step: asyncio.Task[T] = asyncio.create_task(work)
+        self._step = step
         try:
-            return await self._step
+            return await step
         except asyncio.CancelledError:
             current = asyncio.current_task()
             if self._interrupt is None or (current is not None and current.cancelling()):
