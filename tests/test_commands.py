@@ -55,7 +55,8 @@ returns:
               required: [reason, question, options]
               properties:
                 reason: {enum: [unknown_contact, ambiguous_contact, missing_contact, missing_message,
-                                no_live_call, several_live_calls, no_call, not_understood]}
+                                no_live_call, several_live_calls, no_call, not_understood,
+                                several_contacts, message_too_long]}
                 question: {type: string, minLength: 1}
                 options: {type: array, items: {type: string, minLength: 1}}
     result: {type: [object, "null"]}
@@ -85,8 +86,18 @@ def test_the_corpus_is_large_and_covers_every_kind_of_answer() -> None:
     assert tools >= {"call", "say", "hangup", "wait", "add_contact", "remove_contact", "update_contact",
                      "list_contacts", "list_calls", "call_status", "safety_rules"}
     reasons = {p["clarify"]["reason"] for p in parses if "clarify" in p}
-    assert reasons == set(RUN_COMMAND_ENTRY["returns"]["properties"]["parsed"]["oneOf"][1]
+    assert reasons == set(run_command_spec().returns["properties"]["parsed"]["oneOf"][1]
                           ["properties"]["clarify"]["properties"]["reason"]["enum"])
+
+
+def test_every_case_written_in_the_corpus_is_run_through_the_parser() -> None:
+    """No case lost to a YAML slip (a case nested in another, a misspelt key): each `- text:`
+    of the file is one parametrized parse with an expected result."""
+    raw = (Path(__file__).with_name("commands_corpus.yaml")).read_text(encoding="utf-8")
+    assert len(CASES) == raw.count("\n  - text: ")
+    for case in CORPUS["cases"]:
+        assert set(case) <= {"text", "parse", "context"} and {"text", "parse"} <= set(case)
+        assert ("tool" in case["parse"]) != ("clarify" in case["parse"])
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -232,3 +243,16 @@ def test_an_interactive_call_by_sentence_returns_the_reply(live_server) -> None:
     assert "Robert would like to know whether Friday works." in spoken
     log = check(run_command(live_server.runtime, text="show calls with Contact7"))
     assert [call["call_id"] for call in log["result"]["calls"]] == [result["result"]["call_id"]]
+
+
+def test_the_message_limit_counts_the_words_the_user_wrote(runtime) -> None:
+    runtime.contacts.add("Contact1", "312-555-0101", "America/Chicago")
+    words = ("I'll be late because the trains are stuck " * 30)[:1000].strip()
+    fits = check(run_command(runtime, text=f"call Contact1 and tell her {words}", dry_run=True))
+    spoken = fits["parsed"]["arguments"]["message"]
+    assert len(spoken) > 1000 and spoken.endswith(words + ".")  # the framing is not counted
+    assert fits["result"]["allowed"] is True and fits["result"]["message"] == spoken
+    over = check(run_command(runtime, text=f"call Contact1 and tell her {words} and more"))
+    assert over["parsed"]["clarify"]["reason"] == "message_too_long"
+    assert f"{len(words) + len(' and more'):,} characters long" in over["parsed"]["clarify"]["question"]
+    assert over["result"] is None and runtime.calls.list() == []

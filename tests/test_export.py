@@ -202,9 +202,9 @@ def test_strict_schemas_keep_the_meaning() -> None:
                 and "dry_run" in s["properties"])
     assert call["properties"]["to"]["type"] == "string"  # required stays non-null
     assert call["properties"]["dry_run"]["type"] == ["boolean", "null"]  # optional: nullable
-    assert "at most 1000 characters" in call["properties"]["message"]["description"]
+    assert "at most 1200 characters" in call["properties"]["message"]["description"]
     assert "default false" in call["properties"]["dry_run"]["description"]
-    assert TOOLS["call"].parameters["properties"]["message"]["maxLength"] == 1000  # manifest untouched
+    assert TOOLS["call"].parameters["properties"]["message"]["maxLength"] == 1200  # manifest untouched
 
 
 def test_null_for_an_optional_argument_means_not_given(runtime: Any) -> None:
