@@ -91,10 +91,10 @@ def test_an_unknown_format_is_a_clear_error() -> None:
 
 
 def test_strict_is_refused_for_formats_without_a_strict_mode() -> None:
-    for format in ("manifest", "mcp"):
+    for plain in ("manifest", "mcp"):
         with pytest.raises(InvalidInputError, match="--strict applies to the formats openai, "
                                                      "openai-responses, anthropic"):
-            export(format, strict=True)
+            export(plain, strict=True)
 
 
 # --- each export against the SDK's published types -------------------------------------
@@ -214,7 +214,7 @@ def test_null_for_an_optional_argument_means_not_given(runtime: Any) -> None:
     runtime.contacts.add("Contact1", "+13125550101", "America/Chicago")
     listed = invoke("list_calls", {"contact": None, "status": None, "since": None, "limit": None}, runtime)
     assert listed == {"calls": []}
-    nulls = {key: None for key in TOOLS["call"].parameters["properties"]}
+    nulls = dict.fromkeys(TOOLS["call"].parameters["properties"])
     dry = invoke("call", {**nulls, "to": "Contact1", "message": "Running late", "dry_run": True}, runtime)
     assert dry["dry_run"] is True and dry["to"]["number"] == "+13125550101"
     with pytest.raises(InvalidInputError, match="field 'message'"):
