@@ -136,6 +136,10 @@ class Scheduler:
             self._ended(self.book.get(item.id), "failed", exc.message)
         except TwilioCallerError as exc:
             self.book.finish(item.id, "failed", outcome=None, detail=exc.message)
+        except Exception:  # noqa: BLE001 - never leave it dialing for ever
+            log.exception("scheduled call %s failed", item.id)
+            self.book.finish(item.id, "failed", outcome=None,
+                             detail="internal error while dialing; see `twilio-caller server logs`")
         else:
             self.book.placed(item.id, session.call_id)
             self._watch(item.id, session.call_id)

@@ -148,10 +148,10 @@ def _schedule(rt: Runtime, arguments: dict[str, Any], at: str | None, retry: dic
     request = parser.from_arguments(rt.contacts, rt.config, arguments)
     now = rt.clock.now()
     due = when.due_at(at, now, rt.config.get("safety.timezone")) if at is not None else now
+    ensure_server(rt.home, simulate=rt.simulate)  # it dials; it stays up while calls are scheduled
     item = ScheduleBook(rt.store, rt.clock).add(arguments, request.to_name, request.to_number, due,
                                                 Retry.from_arguments(retry), when_allowed=when_allowed,
                                                 detail=detail)
-    ensure_server(rt.home, simulate=rt.simulate)  # it dials; it stays up while calls are scheduled
     return describe(rt, item)
 
 
@@ -172,12 +172,12 @@ def wait(rt: Runtime, *, call_id: str, until: str = "reply", timeout_seconds: fl
 def _scheduled_wait(rt: Runtime, arguments: dict[str, Any], timeout_seconds: float) -> dict[str, Any]:
     from twilio_caller.scheduled import ScheduleBook
     from twilio_caller.scheduler import describe
-    from twilio_caller.server.client import find_server
+    from twilio_caller.server.client import ensure_server
 
     item = ScheduleBook(rt.store, rt.clock).get(arguments["call_id"])
-    server = find_server(rt.home) if not item.final else None
-    if server is None:
-        return describe(rt, item)  # over, or no server to wait on (the next one picks it up)
+    if item.final:
+        return describe(rt, item)
+    server = ensure_server(rt.home, simulate=rt.simulate)  # a server that was down dials it (or reports it missed)
     return server.invoke("wait", arguments, wait_seconds=timeout_seconds)
 
 
