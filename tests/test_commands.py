@@ -3,6 +3,7 @@ relayed messages, and run_command end to end (dry runs, clarifications, a live c
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,8 @@ from twilio_caller.errors import RefusedError
 CORPUS = yaml.safe_load((Path(__file__).with_name("commands_corpus.yaml")).read_text(encoding="utf-8"))
 CONTEXTS = {
     name: Context(contacts=CORPUS["contacts"], owner=CORPUS["owner"],
-                  calls=[KnownCall(**call) for call in calls])
+                  calls=[KnownCall(**call) for call in calls],
+                  now=datetime.fromisoformat(CORPUS["now"]), timezone=CORPUS["timezone"])
     for name, calls in CORPUS["contexts"].items()
 }
 CASES = [pytest.param(case, id=f"{index:02d}-{case['text'][:40]}") for index, case in enumerate(CORPUS["cases"])]

@@ -27,7 +27,12 @@ import difflib
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from twilio_caller import when
+from twilio_caller.errors import InvalidInputError
 
 if TYPE_CHECKING:
     from twilio_caller.runtime import Runtime
@@ -54,6 +59,8 @@ class Context:
     contacts: Sequence[str]
     owner: str = "Robert"
     calls: Sequence[KnownCall] = ()
+    now: datetime | None = None  # for "tomorrow at 9am"; None: the phrase is passed on as written
+    timezone: str = "America/Chicago"  # the owner's
 
     @classmethod
     def from_runtime(cls, rt: Runtime, recent: int = 50) -> Context:
@@ -62,7 +69,8 @@ class Context:
             for c in rt.calls.list(limit=recent)
         ]
         names = [contact.name for contact in rt.contacts.all()]
-        return cls(contacts=names, owner=rt.config.get("identity.owner_name"), calls=calls)
+        return cls(contacts=names, owner=rt.config.get("identity.owner_name"), calls=calls,
+                   now=rt.clock.now(), timezone=rt.config.get("safety.timezone"))
 
     @property
     def live_calls(self) -> list[KnownCall]:
@@ -100,10 +108,46 @@ def parse(text: str, context: Context) -> Parse:
     sentence = Sentence.of(text)
     if not sentence.body:
         return clarify("not_understood", "What should I do? Say, for example, whom to call and what to tell them.")
+    leading = _TIME_FIRST.fullmatch(sentence.body)
+    if leading:
+        return _timed_first(leading, sentence, context)
     correction = _CORRECTION.fullmatch(sentence.body)
     if correction:
         return _corrected(correction, sentence, context)
     return _parse_sentence(sentence, context)
+
+
+# --- when: "call Contact1 tomorrow at 9am and …", "in 20 minutes, call …" -----------------
+
+_TIME_AFTER_TARGET = re.compile(rf"^\s+(?P<when>{when.PHRASE})(?=$|\s|,)", re.IGNORECASE)
+_TIME_FIRST = re.compile(rf"(?P<when>{when.PHRASE})\s*,?\s+(?P<rest>(?:call|ring|phone|dial|tell|remind|relay|"
+                         r"let|give)\b.+)", re.IGNORECASE)
+
+
+def _timed_first(match: re.Match[str], sentence: Sentence, context: Context) -> Parse:
+    phrase_ = match.group("when")
+    parsed = parse(match.group("rest") + sentence.ending, context)
+    if "clarify" in parsed:
+        options = [f"{phrase_}, {option}" for option in parsed["clarify"]["options"]]
+        return clarify(parsed["clarify"]["reason"], parsed["clarify"]["question"], options)
+    return _timed(parsed, phrase_, context)
+
+
+def _timed(parsed: Parse, phrase_: str | None, context: Context) -> Parse:
+    """A call with `at`: the time in the owner's time zone (as written, without a clock)."""
+    if phrase_ is None or parsed.get("tool") != "call":
+        return parsed
+    if parsed["arguments"].get("keep_open"):
+        return clarify("not_understood", "A call for later can't stay on the line: nobody steers it "
+                       "when it is dialed. Ask it as a question instead, or call now.")
+    at = " ".join(phrase_.split())
+    if context.now is not None:
+        try:
+            due = when.due_at(at, context.now, context.timezone)
+        except InvalidInputError as exc:
+            return clarify("not_understood", _capitalise(exc.message.removeprefix("at: ")) + ".")
+        at = due.astimezone(ZoneInfo(context.timezone)).strftime("%Y-%m-%dT%H:%M")
+    return tool("call", **{**parsed["arguments"], "at": at})
 
 
 def _parse_sentence(sentence: Sentence, context: Context) -> Parse:
@@ -279,7 +323,11 @@ def _call(match: re.Match[str], sentence: Sentence, context: Context) -> Parse:
     several = _several_contacts(target, context, sentence)
     if several is not None:
         return several
-    return _call_action(target.to, _CONNECTOR.sub("", target.rest, count=1), sentence, context)
+    rest, timing = target.rest, _TIME_AFTER_TARGET.match(target.rest)
+    if timing:
+        rest = rest[timing.end():]
+    parsed = _call_action(target.to, _CONNECTOR.sub("", rest, count=1), sentence, context)
+    return _timed(parsed, timing.group("when") if timing else None, context)
 
 
 _ALSO = re.compile(r"^(?:\s*,\s*(?:and\s+)?|\s+and\s+|\s*&\s*)", re.IGNORECASE)
