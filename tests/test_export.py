@@ -219,6 +219,9 @@ def test_null_for_an_optional_argument_means_not_given(runtime: Any) -> None:
     assert dry["dry_run"] is True and dry["to"]["number"] == "+13125550101"
     with pytest.raises(InvalidInputError, match="field 'message'"):
         invoke("call", {**nulls, "to": "Contact1", "dry_run": True}, runtime)  # required stays required
+    nested = TOOLS["call"].validate_arguments(
+        {"to": "Contact1", "message": "Hi", "retry": {"on": None, "attempts": 2, "spacing_minutes": None}})
+    assert nested["retry"] == {"attempts": 2}
 
 
 def test_the_cli_exports_strict_schemas(capsys: pytest.CaptureFixture[str], home: Any) -> None:

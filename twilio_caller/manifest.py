@@ -40,7 +40,7 @@ class ToolSpec:
             raise InvalidInputError(
                 f"{self.name}: arguments must be a JSON object, not {_json_type(arguments)}"
             )
-        arguments = self._without_null_optionals(arguments)
+        arguments = without_null_optionals(self.parameters, arguments)
         error = _first_error(self.parameters, arguments)
         if error is not None:
             raise InvalidInputError(f"{self.name}: {describe(error)}", field=_field(error))
@@ -50,17 +50,6 @@ class ToolSpec:
             if "default" in spec and key not in arguments
         }
         return {**defaults, **arguments}
-
-    def _without_null_optionals(self, arguments: Mapping[str, Any]) -> Mapping[str, Any]:
-        """Strict-mode callers send null for an optional argument they don't give: drop it."""
-        declared = self.parameters.get("properties", {})
-        required = set(self.parameters.get("required", []))
-        absent = {
-            key for key, value in arguments.items()
-            if value is None and key in declared and key not in required
-            and not _accepts_null(declared[key])
-        }
-        return {key: value for key, value in arguments.items() if key not in absent} if absent else arguments
 
     def validate_result(self, result: Any) -> None:
         error = _first_error(self.returns, result)
@@ -166,6 +155,25 @@ def _reason(error: ValidationError) -> str:
             return f"{shown} is not an accepted value"
         case _:
             return error.message
+
+
+def without_null_optionals(schema: Mapping[str, Any], arguments: Mapping[str, Any]) -> dict[str, Any]:
+    """Strict-mode callers send null for an optional member they don't give (at any depth of
+    nested objects): drop it, unless the member's own schema accepts null."""
+    declared = schema.get("properties", {})
+    required = set(schema.get("required", []))
+    kept: dict[str, Any] = {}
+    for key, value in arguments.items():
+        member = declared.get(key)
+        if member is None:
+            kept[key] = value  # unknown: left for validation to name
+        elif value is None and key not in required and not _accepts_null(member):
+            continue
+        elif isinstance(value, Mapping) and "properties" in member:
+            kept[key] = without_null_optionals(member, value)
+        else:
+            kept[key] = value
+    return kept
 
 
 def _accepts_null(schema: Mapping[str, Any]) -> bool:
