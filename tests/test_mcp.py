@@ -83,16 +83,20 @@ def test_the_tools_are_the_manifests(mcp_home: Path) -> None:
 
 
 def test_every_result_a_tool_may_give_fits_its_output_schema() -> None:
-    """Each tool's output schema accepts every shape its `returns` accepts (both branches of
-    `call`: a placed call and a dry run) and still requires what all of them require."""
+    """Each tool's output schema accepts every shape its `returns` accepts (the branches of
+    `call`: a placed call, a dry run, a scheduled call; of `wait` and `call_status`: a call or
+    a scheduled call) and still requires what all of them require."""
     from twilio_caller.export import export
 
     schemas = {tool["name"]: tool["outputSchema"] for tool in export("mcp")}
     call_schema = schemas["call"]
-    for branch in load_manifest().tools["call"].returns["oneOf"]:
-        example = {key: _example(member) for key, member in branch["properties"].items()}
-        assert _errors(branch, example) == []
-        assert _errors(call_schema, example) == []
+    branched = {name: spec for name, spec in load_manifest().tools.items() if "oneOf" in spec.returns}
+    assert set(branched) == {"call", "wait", "call_status"}
+    for name, spec in branched.items():
+        for branch in spec.returns["oneOf"]:
+            example = {key: _example(member) for key, member in branch["properties"].items()}
+            assert _errors(branch, example) == []
+            assert _errors(schemas[name], example) == []
     assert _errors(call_schema, {"to": {"name": None, "number": "+13125550101"}, "message": "hi",
                                  "surprise": 1}) != []
     assert set(call_schema["required"]) == {"to", "message"}
