@@ -272,3 +272,25 @@ def test_the_cli_schedules_lists_and_cancels(server: LiveServer, capsys: pytest.
     assert main(["call", "Contact1", "Hi", "--at", "someday", "--simulate", "--json"]) == 2
     assert json.loads(capsys.readouterr().out)["error"]["code"] == "invalid_input"
     assert dialed(server) == 0
+
+
+def test_an_attempt_cut_short_by_a_restart_is_made_again_once(home: Path, manual: ManualClock) -> None:
+    """Claimed (dialing) but no call recorded when the server died: the next server puts it
+    back and dials it, once."""
+    from twilio_caller.scheduled import Retry, ScheduleBook
+
+    down = LiveServer(home, time_scale=50, hold=0.3, unsteered=1.5, clock=manual)  # not started
+    book = ScheduleBook(down.runtime.store, manual)
+    arguments = {"to": "Contact2", "message": "Hi", "interactive": False, "keep_open": False}
+    cut = book.add(arguments, "Contact2", CONTACTS["Contact2"], CHICAGO_9AM, Retry(), when_allowed=False)
+    assert book.claim(cut.id) and not book.claim(cut.id)  # claimed exactly once
+    manual.advance(60)
+    from twilio_caller.runtime import Runtime
+    from twilio_caller.server.runner import ServerRunner, ServerThread
+
+    runner = ServerRunner(Runtime(home, environ={}, clock=manual), simulate=True, idle_exit=False, time_scale=50)
+    with ServerThread(runner):
+        done = settle(down, cut.id)
+        assert done["state"] == "done" and done["attempts_made"] == 1
+        assert [call.to for call in runner.simulator.calls] == [CONTACTS["Contact2"]]
+    down.runtime.close()
