@@ -70,7 +70,7 @@ class CallLog:
         """Delete the transcripts (turns and callback payloads) of ended calls placed before
         `before` and/or to one contact. The call rows stay, for the caps and the audit."""
         clauses = [f"status IN ({', '.join('?' * len(TERMINAL_STATUSES))})"]
-        parameters: list[object] = sorted(TERMINAL_STATUSES)
+        parameters: list[object] = [*sorted(TERMINAL_STATUSES)]
         if before is not None:
             clauses.append("created_at < ?")
             parameters.append(isoformat(before.astimezone(timezone.utc)))
@@ -234,7 +234,7 @@ class CallWriter:
             connection.execute(
                 f"UPDATE calls SET {assignments} WHERE id = ?", [*sets.values(), call_id]
             )
-            return now_status
+            return str(now_status)
 
     def get(self, call_id: str) -> dict[str, Any] | None:
         rows = self._store.query("SELECT * FROM calls WHERE id = ?", (call_id,))

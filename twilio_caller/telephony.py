@@ -112,7 +112,7 @@ class Telephony:
 
     def update_call(self, sid: str, **fields: Any) -> str:
         """Redirect (twiml=/url=) or end (status="completed"/"canceled") a live call."""
-        return self._request(lambda client: client.calls(sid).update(**fields)).status
+        return str(self._request(lambda client: client.calls(sid).update(**fields)).status)
 
     def recent_calls(self, limit: int = 20) -> list[str]:
         """The SIDs of the account's latest calls (also proves the credentials work)."""
@@ -194,7 +194,7 @@ def _page_error(exc: Exception) -> TelephonyError:
     recover Twilio's status and code from the response it carries."""
     import json
 
-    response = exc.args[1] if len(exc.args) > 1 else None
+    response: Any = exc.args[1] if len(exc.args) > 1 else None
     status = getattr(response, "status_code", None)
     if status is None:
         return TelephonyError(f"cannot reach Twilio: {exc}", retryable=True)

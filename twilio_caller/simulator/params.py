@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import urlsplit
@@ -30,9 +30,9 @@ MAX_SEND_DIGITS = 32
 
 
 class Form(Protocol):
-    def get(self, key: str, default: None = None) -> object: ...
+    def get(self, key: str, /) -> object: ...
 
-    def getlist(self, key: str) -> list[object]: ...
+    def getlist(self, key: str, /) -> Sequence[object]: ...
 
 
 @dataclass(frozen=True)

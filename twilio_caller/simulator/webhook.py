@@ -173,7 +173,7 @@ def _with_query(url: str, params: Mapping[str, str]) -> str:
 
 
 def _media_type(response: httpx.Response) -> str:
-    return response.headers.get("content-type", "").split(";")[0].strip().lower()
+    return str(response.headers.get("content-type", "")).split(";")[0].strip().lower()
 
 
 def audio_seconds(content: bytes) -> float:
@@ -181,7 +181,7 @@ def audio_seconds(content: bytes) -> float:
     if content[:4] == b"RIFF":
         try:
             with wave.open(io.BytesIO(content)) as audio:
-                return audio.getnframes() / float(audio.getframerate())
+                return float(audio.getnframes()) / float(audio.getframerate())
         except (wave.Error, EOFError, ZeroDivisionError):
             pass
     return len(content) / MP3_BYTES_PER_SECOND
