@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import LiveServer
 from test_recovery import Callee, live_home, server
 from twilio_caller.errors import ServerUnavailableError
 from twilio_caller.manifest import invoke
@@ -23,7 +24,7 @@ GHOSTS = 3
 
 @pytest.fixture
 def twilio():
-    simulator = Simulator(time_scale=1.0)
+    simulator = Simulator(time_scale=10.0)
     with SimulatorThread(simulator) as running:
         yield simulator, running.base_url
 
@@ -70,44 +71,46 @@ def test_a_restarted_server_continues_the_gather_sequence(home: Path, twilio) ->
 
 
 def test_ghost_calls_are_closed_and_block_nothing(home: Path) -> None:
-    """Simulate mode: the simulator dies with its server, so the next Twilio does not know
-    the call (20404). Three kills used to leave three calls live forever and refuse the next."""
-    home.mkdir(parents=True, exist_ok=True)
-    (home / "config.yaml").write_text(
-        'safety: {calling_hours: "00:00-24:00", callee_hours: null, max_concurrent_calls: 3,'
-        " min_seconds_between_calls_to_contact: 0}\n"
-        "webhook: {port: 0}\n"
-        "conversation: {hold_budget_seconds: 0.5, unsteered_limit_seconds: 60}\n"
-    )
-    runtime = Runtime(home, environ={})
-    runtime.contacts.add("Contact1", "312-555-0101")
-    runtime.simulate = True
-    runtime.callee = {"ring_seconds": 0.1, "greeting_seconds": 0.1, "replies": [{"say": "Hi"}]}
+    """Simulate mode: the simulator stops with its server, so the next Twilio does not know
+    the call (20404). Three stopped servers used to leave three calls live forever and the
+    next call refused (`concurrency`)."""
+    site = LiveServer(home, time_scale=50, hold=0.3, unsteered=60)
+    config = home / "config.yaml"
+    config.write_text(config.read_text().replace("max_concurrent_calls: 1000", f"max_concurrent_calls: {GHOSTS}"))
     ghosts = []
     for _ in range(GHOSTS):
-        placed = invoke("call", {"to": "Contact1", "message": "Hello", "keep_open": True}, runtime)
-        assert placed["status"] == "in-progress"
-        ghosts.append(placed["call_id"])
-        running = find_server(home)
-        assert running is not None
-        kill(running.info["pid"])
-    changed = invoke("reconcile_calls", {}, runtime)["changed"]
-    fresh = invoke("call", {"to": "Contact1", "message": "Hello again", "keep_open": True}, runtime)
-    assert fresh["reply"] is not None
-    closed = {change["call_id"]: change for change in changed}
-    for call_id in ghosts:
-        record = invoke("call_status", {"call_id": call_id}, runtime)
-        assert record["ended"] is True and record["end_reason"] == "unknown"
-        assert record["status"] == "completed"
-    assert ghosts[-1] in closed and closed[ghosts[-1]]["reason"] == "unknown"
-    assert invoke("safety_rules", {}, runtime)["today"]["live_calls"] == 1
-    live = [c["call_id"] for c in invoke("list_calls", {}, runtime)["calls"] if not c["ended"]]
-    assert live == [fresh["call_id"]]
-    invoke("hangup", {"call_id": fresh["call_id"]}, runtime)
-    last = find_server(home)
-    assert last is not None
-    kill(last.info["pid"])
-    runtime.close()
+        restart(site)
+        site.script("Contact1", replies=[{"say": "Hi"}])
+        ghosts.append(site.tool("call", to="Contact1", message="Hello", keep_open=True)["call_id"])
+        site.thread.stop()  # the call stays live in the store; its Twilio is gone
+    restart(site)
+    try:
+        changed = site.tool("reconcile_calls")["changed"]  # this start-up's report: the last ghost
+        assert [(change["call_id"], change["reason"]) for change in changed] == [(ghosts[-1], "unknown")]
+        assert site.tool("reconcile_calls")["changed"] == []  # nothing left to change
+        site.script("Contact1", replies=[{"say": "Hello to you"}])
+        fresh = site.tool("call", to="Contact1", message="Hello again", keep_open=True)
+        assert fresh["reply"]["text"] == "Hello to you"
+        for call_id in ghosts:
+            record = site.tool("call_status", call_id=call_id)
+            assert record["ended"] is True and record["status"] == "completed"
+            assert record["end_reason"] == "unknown"
+        assert site.tool("safety_rules")["today"]["live_calls"] == 1
+        live = [c["call_id"] for c in site.tool("list_calls")["calls"] if not c["ended"]]
+        assert live == [fresh["call_id"]]
+        site.tool("hangup", call_id=fresh["call_id"])
+    finally:
+        site.thread.stop()
+        site.runtime.close()
+
+
+def restart(site: LiveServer) -> None:
+    """A new server (and with it a new simulated Twilio) on the same home."""
+    from twilio_caller.server.runner import ServerRunner, ServerThread
+
+    site.runner = ServerRunner(Runtime(site.runtime.home, environ={}), simulate=True, idle_exit=False,
+                               time_scale=50)
+    site.thread = ServerThread(site.runner).start()
 
 
 def test_a_server_holding_the_home_is_never_doubled(home: Path, twilio) -> None:
