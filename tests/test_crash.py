@@ -136,3 +136,32 @@ def test_a_server_holding_the_home_is_never_doubled(home: Path, twilio) -> None:
     assert callee_lines(reply) == ["Hi", "Yes"]
     first.invoke("hangup", {"call_id": placed["call_id"]}, wait_seconds=20)
     kill(first.info["pid"])
+
+
+def test_a_call_past_its_maximum_duration_is_ended_whatever_twilio_says(home: Path, twilio) -> None:
+    """Nothing stays in progress past ring time + max duration + grace: the server that finds
+    such a call hangs it up at Twilio and closes the record (reason max-duration)."""
+    from datetime import timedelta
+
+    from twilio_caller.clock import ManualClock, SystemClock
+    from twilio_caller.server.runner import ServerRunner, ServerThread
+
+    simulator, api = twilio
+    runtime = live_home(home, simulator, api)
+    responder = Callee("Hi")
+    simulator.set_callee("+13125550101", InteractiveCallee(responder, ring_seconds=0.2))
+    first = server(home)
+    placed = invoke("call", {"to": "Contact1", "message": "Hello", "keep_open": True, "wait": False}, runtime)
+    assert responder.answering.wait(10)  # live, the callee thinking, no request open
+    first.stop()
+    later = ManualClock(SystemClock().now() + timedelta(hours=3))
+    second = ServerThread(ServerRunner(Runtime(home, environ={}, clock=later), simulate=False,
+                                       idle_exit=False)).start()
+    responder.release.set()
+    try:
+        record = simulator.call(placed["twilio_sid"])
+        assert record.wait(10) and record.status == "completed"
+        final = invoke("call_status", {"call_id": placed["call_id"]}, runtime)
+        assert final["ended"] and final["status"] == "completed" and final["end_reason"] == "max-duration"
+    finally:
+        second.stop()
