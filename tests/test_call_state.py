@@ -126,3 +126,30 @@ def test_status_callbacks_are_deduplicated_and_unknown_statuses_refused(server) 
     assert status["status"] == "in-progress" and not status["ended"]
     server.tool("hangup", call_id=call_id)
 
+
+
+def test_a_write_the_store_refuses_ends_the_call_and_reaches_the_agent(server) -> None:
+    """Honest failure: the agent gets the database error (exit 5, the file), not a timeout;
+    the callee hears a goodbye and the call ends; once the disk is back, reconciliation
+    closes the record."""
+    from twilio_caller.conversation import FAILURE_GOODBYE
+    from twilio_caller.errors import ConfigError
+
+    placed = keep_open(server, replies=[{"say": "Hi"}, {"say": "Never heard"}])
+    answered(server, placed["call_id"], "hold:1")
+    store = server.runner.dialer._rt.store  # noqa: SLF001 - the server's own connection
+    store.query("PRAGMA query_only = ON")  # every write is refused, as on a read-only disk
+    try:
+        with pytest.raises(ConfigError) as failed:
+            server.tool("say", call_id=placed["call_id"], message="Are you there?")
+        assert failed.value.exit_code == 5 and str(store.path) in failed.value.message
+        record = server.simulator.call(placed["twilio_sid"])
+        assert record.wait(10) and record.status == "completed"
+        assert record.heard_text[-1] == FAILURE_GOODBYE
+        assert "Are you there?" not in record.heard_text
+    finally:
+        store.query("PRAGMA query_only = OFF")
+    changed = server.tool("reconcile_calls")["changed"]
+    assert [(c["call_id"], c["status"]) for c in changed] == [(placed["call_id"], "completed")]
+    final = server.tool("call_status", call_id=placed["call_id"])
+    assert final["ended"] and "Are you there?" not in [t["text"] for t in final["transcript"]]

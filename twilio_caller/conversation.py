@@ -5,6 +5,7 @@ answer goes back; the agent's waiting tool calls are woken through the session."
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -14,16 +15,19 @@ from twilio_caller.call_state import CallStates
 from twilio_caller.calls import TERMINAL_STATUSES, CallWriter
 from twilio_caller.clock import Clock
 from twilio_caller.contacts import ContactBook
+from twilio_caller.errors import TwilioCallerError
 from twilio_caller.safety import is_opt_out
 from twilio_caller.sessions import Action, CallSession, HangUp, Outcome, Press, action_from_dict
 
 if TYPE_CHECKING:
     from twilio_caller.audio import Audio, AudioLibrary
 
+log = logging.getLogger("twilio_caller.conversation")
 NOTIFY_GOODBYE = "Goodbye."
 SILENCE_GOODBYE = "Sorry I couldn't hear you. Goodbye."
 REPROMPT = "Sorry, I didn't catch that."
 OPT_OUT_GOODBYE = "Understood. You won't get calls from me again. Goodbye."
+FAILURE_GOODBYE = "Sorry, I have a technical problem and have to end this call. Goodbye."
 NO_REPLY_BY_STATUS = {"busy": "busy", "no-answer": "no-answer", "failed": "failed",
                       "canceled": "canceled", "completed": "hung-up"}
 ANSWER_SECONDS = 13.5  # how long an answer may take in all, inside Twilio's 15 s limit
@@ -120,6 +124,14 @@ class Conversation:
 
     async def status(self, session: CallSession, status: str, sequence: int | None,
                      params: Mapping[str, str]) -> None:
+        try:
+            await self._status(session, status, sequence, params)
+        except TwilioCallerError as exc:
+            await self.fail(session, exc)
+            raise
+
+    async def _status(self, session: CallSession, status: str, sequence: int | None,
+                      params: Mapping[str, str]) -> None:
         if not self._writer.event(session.call_id, "status", status, sequence, dict(params),
                                   dedupe_by_content=True):
             return  # a duplicate callback changes nothing
@@ -167,6 +179,11 @@ class Conversation:
                     reprompts_left=session.reprompts_left, last_prompt=session.last_prompt,
                     delivered=len(session.taken),
                 )
+            except TwilioCallerError as exc:  # a write failed: end the call, nothing half-recorded
+                session.answers.pop(key, None)
+                self._rollback(session)
+                await self.fail(session, exc)
+                return twiml.notify(session.speech, [FAILURE_GOODBYE])
             except BaseException:
                 session.answers.pop(key, None)  # not given: a retry makes it again
                 self._rollback(session)
@@ -175,6 +192,14 @@ class Conversation:
                 action.delivered.set()
             session.unsaved, session.taken = [], []
             return document
+
+    @staticmethod
+    async def fail(session: CallSession, error: TwilioCallerError) -> None:
+        """The store refused a write: the agent's waiting tools wake with that error."""
+        log.error("call %s: %s", session.call_id, error.message)
+        session.failure = error
+        session.emit({"event": "failed", "error": error.message})
+        await session.end("failed")
 
     def _rollback(self, session: CallSession) -> None:
         """The answer was not saved: the session goes back to what the store holds, and the

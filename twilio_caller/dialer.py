@@ -14,7 +14,7 @@ from twilio_caller import numbers, parser, safety, twiml, voices
 from twilio_caller.call_state import CallStates, new_owner
 from twilio_caller.calls import TERMINAL_STATUSES, CallWriter
 from twilio_caller.config import Config
-from twilio_caller.conversation import NO_REPLY_BY_STATUS, Budgets, Conversation, Voicing
+from twilio_caller.conversation import FAILURE_GOODBYE, NO_REPLY_BY_STATUS, Budgets, Conversation, Voicing
 from twilio_caller.errors import InvalidInputError, NotFoundError, TelephonyError, TwilioCallerError
 from twilio_caller.runtime import Runtime
 from twilio_caller.sessions import Action, CallSession, HangUp, Outcome, Press, Registry, Speak, action_to_dict
@@ -148,7 +148,7 @@ class Dialer:
             ready = await session.wait_until(lambda: session.new_outcomes() or session.ended, timeout)
         else:
             ready = await session.wait_until(lambda: session.ended, timeout)
-        return self.result(session, session.take_outcomes(), timed_out=not ready)
+        return self._waited(session, timed_out=not ready)
 
     # -- a live call ---------------------------------------------------------------------------
 
@@ -163,7 +163,7 @@ class Dialer:
             ready = await session.wait_until(lambda: session.new_outcomes() or session.ended, timeout)
         else:
             ready = await self._delivered(action.delivered, timeout)
-        return self.result(session, session.take_outcomes(), timed_out=not ready)
+        return self._waited(session, timed_out=not ready)
 
     async def press(self, call_id: str, digits: str) -> dict[str, Any]:
         """Send DTMF tones into a live call (a phone menu), then carry on as before."""
@@ -192,9 +192,9 @@ class Dialer:
         session.idle_since = self._rt.clock.monotonic()
         if until == "end":
             ready = await session.wait_until(lambda: session.ended, timeout)
-            return self.result(session, session.take_outcomes(), timed_out=not ready, this_turn=False)
+            return self._waited(session, timed_out=not ready, this_turn=False)
         ready = await session.wait_until(lambda: session.new_outcomes() or session.ended, timeout)
-        return self.result(session, session.take_outcomes(), timed_out=not ready)
+        return self._waited(session, timed_out=not ready)
 
     async def hangup(self, call_id: str, message: str | None) -> dict[str, Any]:
         session = self._live(call_id)
@@ -213,6 +213,13 @@ class Dialer:
         if isinstance(found, dict):
             return found
         return self.result(found, [], timed_out=False, this_turn=False)
+
+    def _waited(self, session: CallSession, *, timed_out: bool, this_turn: bool = True) -> dict[str, Any]:
+        """What a waiting tool returns; a call ended because the store refused a write gives
+        that error (exit 5, the file and the fix), never a timeout."""
+        if session.failure is not None:
+            raise session.failure
+        return self.result(session, session.take_outcomes(), timed_out=timed_out, this_turn=this_turn)
 
     def result(self, session: CallSession, fresh: list[Outcome], *, timed_out: bool,
                this_turn: bool = True) -> dict[str, Any]:
@@ -420,8 +427,14 @@ class Dialer:
         return record
 
     def _submit(self, session: CallSession, action: Action) -> None:
-        """The action is on record before the call can take it (a restart still delivers it)."""
-        self.states.queue_action(session.call_id, action_to_dict(action))
+        """The action is on record before the call can take it (a restart still delivers it).
+        When it cannot be recorded, the call is ended politely and the agent gets the error."""
+        try:
+            self.states.queue_action(session.call_id, action_to_dict(action))
+        except TwilioCallerError as exc:
+            session.failure = exc
+            session.submit(HangUp(FAILURE_GOODBYE))  # the held request says goodbye, unrecorded
+            raise
         session.submit(action)
 
     def _api_hold_url(self, session: CallSession) -> str:

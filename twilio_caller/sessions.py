@@ -89,6 +89,7 @@ class CallSession:
     digits_sent: bool = False  # SendDigits on create: Twilio turns answering-machine detection off
     idle_since: float = 0.0
     events: list[dict[str, object]] = field(default_factory=list)  # progress, for the CLI
+    failure: Exception | None = None  # a write that failed: the call was ended, tools get this error
 
     def __post_init__(self) -> None:
         self._changed = asyncio.Condition()

@@ -13,9 +13,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from twilio_caller.errors import InternalError
+from twilio_caller.errors import ConfigError, InternalError
 
 BUSY_TIMEOUT_MS = 30_000
+FILE_PROBLEMS = ("full", "readonly", "read-only", "locked", "busy", "disk i/o", "unable to open")
 
 
 @dataclass(frozen=True)
@@ -186,15 +187,27 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE … COMMIT, or ROLLBACK when the block raises."""
+        """BEGIN IMMEDIATE … COMMIT, or ROLLBACK when the block raises. A write the file
+        refuses (disk full, read-only, locked) is a ConfigError naming the file."""
         with self._lock:
-            self._connection.execute("BEGIN IMMEDIATE")
             try:
-                yield self._connection
-            except BaseException:
-                self._connection.execute("ROLLBACK")
-                raise
-            self._connection.execute("COMMIT")
+                self._connection.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._connection
+                except BaseException:
+                    if self._connection.in_transaction:
+                        self._connection.execute("ROLLBACK")
+                    raise
+                self._connection.execute("COMMIT")
+            except sqlite3.OperationalError as exc:
+                if not any(word in str(exc).lower() for word in FILE_PROBLEMS):
+                    raise  # a bug in the SQL, not the file's fault
+                if self._connection.in_transaction:
+                    self._connection.execute("ROLLBACK")
+                raise ConfigError(
+                    f"cannot write to the database {self.path} ({exc}): free disk space, make the "
+                    "home writable, or close the program holding it locked, then try again"
+                ) from exc
 
     def query(self, sql: str, parameters: Sequence[object] = ()) -> list[sqlite3.Row]:
         with self._lock:

@@ -19,6 +19,7 @@ from twilio.request_validator import RequestValidator
 
 from twilio_caller.audio import AudioLibrary, audio_routes
 from twilio_caller.dialer import Dialer
+from twilio_caller.errors import TwilioCallerError
 from twilio_caller.sessions import CallSession
 
 log = logging.getLogger("twilio_caller.webhook")
@@ -98,9 +99,12 @@ def build_webhook_app(dialer: Dialer, auth_token: str, public_base_url: str,
         sequence = params.get("SequenceNumber", "")
         if call_status not in CALL_STATUSES:  # missing or unknown: refused, nothing changes
             return Response(status_code=400)
-        await dialer.conversation.status(
-            session, call_status, int(sequence) if sequence.isdigit() else None, params
-        )
+        try:
+            await dialer.conversation.status(
+                session, call_status, int(sequence) if sequence.isdigit() else None, params
+            )
+        except TwilioCallerError:  # not recorded (the store refused): the waiting tools were told
+            return Response(status_code=500)
         return Response(status_code=204)
 
     async def ping(request: Request) -> Response:
