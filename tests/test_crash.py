@@ -15,7 +15,7 @@ from test_recovery import Callee, live_home, server
 from twilio_caller.errors import ServerUnavailableError
 from twilio_caller.manifest import invoke
 from twilio_caller.runtime import Runtime
-from twilio_caller.server.client import ensure_server, find_server
+from twilio_caller.server.client import ensure_server
 from twilio_caller.server.runfile import run_file
 from twilio_caller.simulator import InteractiveCallee, Simulator, SimulatorThread
 
