@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -226,10 +227,27 @@ def _contact_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--notes")
 
 
+# tool arguments the CLI spells differently: its errors name the flag a person typed
+CLI_FLAGS = {"older_than_days": "--older-than", "timeout_seconds": "--timeout", "send_digits": "--send-digits",
+             "keep_open": "--keep-open", "dry_run": "--dry-run", "new_name": "NEW"}
+
+
 def _invoke(runtime: Runtime, tool: str, arguments: dict[str, Any]) -> Any:
     from twilio_caller.manifest import invoke
 
-    return invoke(tool, {k: v for k, v in arguments.items() if v is not None}, runtime)
+    try:
+        return invoke(tool, {k: v for k, v in arguments.items() if v is not None}, runtime)
+    except InvalidInputError as exc:
+        raise _as_cli_flags(exc) from exc
+
+
+def _as_cli_flags(error: InvalidInputError) -> InvalidInputError:
+    message = error.message
+    for argument, flag in CLI_FLAGS.items():
+        message = re.sub(rf"\b{argument}\b", flag, message)
+    if message == error.message:
+        return error
+    return type(error)(message, field=CLI_FLAGS.get(error.field or "", error.field))
 
 
 def _add(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable[[Any], str]]:
