@@ -313,6 +313,8 @@ def _rename(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callabl
 
 def _calls(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable[[Any], str]]:
     if options.action == "purge":
+        if options.older_than is None and options.contact is None:
+            raise InvalidInputError("calls purge: say what to purge: --older-than DAYS, --contact NAME, or both")
         result = _invoke(runtime, "purge_calls", {"older_than_days": options.older_than,
                                                   "contact": options.contact})
         return result, lambda r: (f"purged {r['purged']['turns']} transcript lines "
