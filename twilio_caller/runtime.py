@@ -55,8 +55,8 @@ class Runtime:
         current = self._config
         if (current is None or config_text(self.home) != current.text
                 or environment_values(self.environ) != current.environment):
-            self._config = load_config(self.home, self.environ)
-        return self._config
+            current = self._config = load_config(self.home, self.environ)
+        return current
 
     @functools.cached_property
     def store(self) -> Store:
