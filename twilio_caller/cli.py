@@ -130,8 +130,10 @@ def build_parser() -> argparse.ArgumentParser:
                       help="the arguments as a JSON object, or - to read them from stdin")
 
     tools = command("tools", _tools, "list the tools of skill.yaml, or export their definitions")
-    tools.add_argument("--format", choices=["manifest", "openai", "anthropic", "mcp"],
+    tools.add_argument("--format", choices=["manifest", "openai", "openai-responses", "anthropic", "mcp"],
                        help="print the tool definitions for this runtime, as JSON")
+    tools.add_argument("--strict", action="store_true",
+                       help="strict-mode schemas (openai, openai-responses, anthropic)")
 
     do = command("do", _do, "do what a sentence says: do \"call Contact1 and tell her I'll be late\"")
     do.add_argument("text", nargs="+", help="the sentence (quoted, or as separate words)")
@@ -158,7 +160,18 @@ def build_parser() -> argparse.ArgumentParser:
     call.add_argument("--timeout", type=float, default=50, help="longest wait in seconds (default 50)")
     call.add_argument("--send-digits", metavar="DIGITS",
                       help="DTMF tones once answered, before speaking (a phone menu; w = pause)")
+    call.add_argument("--at", metavar="WHEN",
+                      help="call later: 2026-12-01T09:00, \"in 20 minutes\", \"tomorrow at 9am\", \"tonight\"")
+    call.add_argument("--when-allowed", action="store_true",
+                      help="outside the calling hours, schedule the call for when they allow it")
+    call.add_argument("--retry", type=int, metavar="ATTEMPTS",
+                      help="attempts in all when the line is busy, unanswered, failed or voicemail")
+    call.add_argument("--retry-spacing", type=float, metavar="MINUTES", help="minutes between attempts (10)")
     _simulate_options(call)
+
+    scheduled = command("scheduled", _scheduled, "list scheduled calls, or cancel one: scheduled --cancel ID")
+    scheduled.add_argument("--all", action="store_true", help="include finished ones")
+    scheduled.add_argument("--cancel", metavar="SCHEDULED_ID")
 
     say = command("say", _say, "speak into a live call and return the next reply")
     say.add_argument("call_id")
@@ -360,10 +373,12 @@ def _tool(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, None]:
 
 
 def _tools(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable[[Any], str] | None]:
+    if options.strict and not options.format:
+        raise InvalidInputError("--strict needs --format openai, openai-responses or anthropic", field="strict")
     if options.format:
         from twilio_caller.export import export
 
-        return export(options.format), None  # always JSON: it is meant for a program
+        return export(options.format, strict=options.strict), None  # always JSON: for a program
     from twilio_caller.manifest import load_manifest
 
     tools = [
@@ -394,8 +409,26 @@ def _call(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable[
         "keep_open": options.keep_open, "voice": options.voice, "language": options.language,
         "closing": options.closing, "dry_run": options.dry_run, "wait": not options.no_wait,
         "timeout_seconds": options.timeout, "send_digits": options.send_digits,
+        "at": options.at, "when_allowed": options.when_allowed or None, "retry": _retry(options),
     })
     return result, render.call_text
+
+
+def _retry(options: argparse.Namespace) -> dict[str, Any] | None:
+    if options.retry is None and options.retry_spacing is None:
+        return None
+    retry: dict[str, Any] = {"attempts": options.retry if options.retry is not None else 3}
+    if options.retry_spacing is not None:
+        retry["spacing_minutes"] = options.retry_spacing
+    return retry
+
+
+def _scheduled(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable[[Any], str]]:
+    if options.cancel:
+        return (_invoke(runtime, "cancel_scheduled", {"scheduled_id": options.cancel}),
+                lambda r: render.scheduled_text(r["canceled"]))
+    listed = _invoke(runtime, "list_scheduled", {"include_finished": options.all})
+    return listed, lambda r: render.scheduled_table(r["scheduled"])
 
 
 def _simulation(options: argparse.Namespace, runtime: Runtime) -> None:

@@ -13,7 +13,7 @@ from twilio_caller.config import Config
 from twilio_caller.contacts import Contact, ContactBook, check_text, check_voice
 from twilio_caller.errors import InvalidInputError
 
-MESSAGE_MAX = 1000
+MESSAGE_MAX = 1200  # what fits in a call; run_command allows 1000 of the user's own words plus its framing
 LANGUAGE_PATTERN = r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$"
 
 

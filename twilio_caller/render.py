@@ -43,6 +43,8 @@ def config_text(shown: dict[str, Any]) -> str:
 
 
 def call_text(result: dict[str, Any]) -> str:
+    if "scheduled_id" in result:
+        return scheduled_text(result)
     if result.get("dry_run"):
         to = result["to"]["name"] or result["to"]["number"]
         return (f"dry run: a call to {to} ({result['to']['number']}) is allowed now\n"
@@ -61,6 +63,23 @@ def call_text(result: dict[str, Any]) -> str:
     for fallback in result.get("audio_fallbacks", []):
         lines.append(f"spoken with the Twilio voice ({fallback['reason']}): {fallback['text']}")
     return "\n".join(lines)
+
+
+def scheduled_text(item: dict[str, Any]) -> str:
+    to = item["to"]["name"] or item["to"]["number"]
+    lines = [f"{item['scheduled_id']} to {to} ({item['to']['number']}): {item['state']}, at {item['at']}"
+             f" (attempts {item['attempts_made']} of {item['retry']['attempts']})"]
+    if item["detail"]:
+        lines.append(item["detail"])
+    if item["last_call"]:
+        lines.append("last call: " + call_text(item["last_call"]).replace("\n", "\n  "))
+    return "\n".join(lines)
+
+
+def scheduled_table(items: list[dict[str, Any]]) -> str:
+    rows = [[item["scheduled_id"], item["to"]["name"] or item["to"]["number"], item["at"], item["state"],
+             str(item["attempts_made"])] for item in items]
+    return table(["ID", "TO", "AT", "STATE", "ATTEMPTS"], rows) if rows else "no scheduled calls"
 
 
 def safety_text(report: dict[str, Any]) -> str:

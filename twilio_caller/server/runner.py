@@ -20,6 +20,7 @@ from twilio_caller.clock import isoformat
 from twilio_caller.dialer import Dialer
 from twilio_caller.errors import ConfigError, InvalidInputError, ServerUnavailableError
 from twilio_caller.runtime import Runtime
+from twilio_caller.scheduler import Scheduler
 from twilio_caller.server.runfile import remove_run_file, write_run_file
 from twilio_caller.serving import Listener, PortInUse, base_url, bind
 from twilio_caller.telephony import Credentials, Telephony
@@ -51,6 +52,7 @@ class ServerRunner:
         self.shutdown = asyncio.Event()
         self.info: dict[str, Any] = {}
         self.dialer: Dialer | None = None
+        self.scheduler: Scheduler | None = None
         self.simulator: Any = None
 
     @property
@@ -82,9 +84,11 @@ class ServerRunner:
             activity = Activity(self._rt.clock.monotonic)
             webhook = Listener(build_webhook_app(self.dialer, credentials.auth_token, public, audio),
                                webhook_socket)
+            self.scheduler = Scheduler(self._rt, self.dialer)
+            stack.push_async_callback(self.scheduler.close)
             control = Listener(
                 build_control_app(self.dialer, token, self.mode, activity, self.shutdown,
-                                  self._call_callee if self._simulate else None),
+                                  self._call_callee if self._simulate else None, self.scheduler),
                 control_socket,
             )
             for listener in (webhook, control):
@@ -103,6 +107,8 @@ class ServerRunner:
             write_run_file(self._rt.home, self.info)
             stack.callback(remove_run_file, self._rt.home, os.getpid())
             log.info("serving: webhook %s, control port %s, mode %s", public, control.port, self.mode)
+            scheduling = asyncio.ensure_future(self.scheduler.run(self.shutdown))
+            stack.callback(scheduling.cancel)
             if ready is not None:
                 ready.set()
             await self._until_stopped(activity)
@@ -176,8 +182,8 @@ class ServerRunner:
             except TimeoutError:
                 pass
             assert self.dialer is not None
-            if self.dialer.registry.live():
-                activity.touch()
+            if self.dialer.registry.live() or (self.scheduler is not None and self.scheduler.pending()):
+                activity.touch()  # live calls and scheduled ones keep the server up
             elif self._idle_exit and activity.idle_for() >= limit:
                 log.info("no calls for %s s: exiting", limit)
                 return

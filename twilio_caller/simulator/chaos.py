@@ -31,6 +31,7 @@ class Chaos:
         self._stalls = 0
         self.duplicate_status_callbacks = False
         self.reorder_status_callbacks = False
+        self.ignore_time_limit = False  # a Twilio that lets calls run past TimeLimit
 
     def fail_next_creates(self, count: int, status: int = 429) -> None:
         """The next `count` create requests answer `status` (429 or 500) and place no call."""
@@ -60,6 +61,7 @@ class Chaos:
             self._stalls = 0
             self.duplicate_status_callbacks = False
             self.reorder_status_callbacks = False
+            self.ignore_time_limit = False
 
     def take_create_failure(self) -> ApiError | None:
         with self._lock:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from twilio_caller.clock import Clock, SystemClock
@@ -14,7 +14,7 @@ from twilio_caller.simulator.engine import CallEngine, EngineContext, Source
 from twilio_caller.simulator.errors import NOT_FOUND, NOT_IN_PROGRESS, ApiError
 from twilio_caller.simulator.ids import new_sid
 from twilio_caller.simulator.params import Dialing, NumberPolicy, Update
-from twilio_caller.simulator.records import CallRecord
+from twilio_caller.simulator.records import CallRecord, WebhookRequest
 from twilio_caller.simulator.webhook import WebhookClient
 
 if TYPE_CHECKING:
@@ -55,6 +55,9 @@ class Simulator:
         self._tasks: set[asyncio.Task[None]] = set()
         self._webhooks = WebhookClient(self.auth_token, self.chaos)
         self._app: ASGIApp | None = None
+        # called (on the simulator's loop) the moment an answer from the app arrives, before
+        # the engine acts on it: tests check what the app had stored by then
+        self.on_response: Callable[[CallRecord, WebhookRequest], None] | None = None
 
     @property
     def app(self) -> ASGIApp:
@@ -72,6 +75,10 @@ class Simulator:
         self._webhooks.tunnels[public_base_url] = local_base_url
 
     # -- callees -------------------------------------------------------------------------
+
+    def _observe(self, record: CallRecord, request: WebhookRequest) -> None:
+        if self.on_response is not None:
+            self.on_response(record, request)
 
     def set_callee(self, number: str, callee: CalleeProfile) -> None:
         self._callees[number] = callee
@@ -123,7 +130,7 @@ class Simulator:
             date_created=self.clock.now(),
             api_base_url=api_base_url.rstrip("/"),
         )
-        context = EngineContext(self._webhooks.for_call(), self.chaos, self.clock, self.time_scale)
+        context = EngineContext(self._webhooks.for_call(), self.chaos, self.clock, self.time_scale, self._observe)
         engine = CallEngine(record, self.callee_for(record.to), context)
         self._calls[record.sid] = record
         self._engines[record.sid] = engine

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, Union
 from urllib.parse import urljoin, urlsplit
@@ -48,6 +48,7 @@ class EngineContext:
     chaos: Chaos
     clock: Clock
     time_scale: float
+    observe: Callable[[CallRecord, WebhookRequest], None] = lambda record, request: None
 
 
 @dataclass(frozen=True)
@@ -107,7 +108,7 @@ class CallEngine:
             self._steer("cancel")
 
     def change_time_limit(self, seconds: int) -> None:
-        if self._answered_at is not None:
+        if self._answered_at is not None and not self._context.chaos.ignore_time_limit:
             self._timeline.set_deadline(self._answered_at + seconds)
 
     def _steer(self, interrupt: Interrupt) -> None:
@@ -220,7 +221,8 @@ class CallEngine:
     def _answer(self) -> None:
         self._answered_at = self._timeline.elapsed
         self._set_status("in-progress")
-        self._timeline.set_deadline(self._answered_at + self.record.options.time_limit)
+        if not self._context.chaos.ignore_time_limit:
+            self._timeline.set_deadline(self._answered_at + self.record.options.time_limit)
         self._callbacks.emit("answered", self._progress_params("in-progress"))
 
     def _first_source(self, detected: dict[str, str]) -> Source:
@@ -531,7 +533,9 @@ class CallEngine:
         self._log_request(purpose, sent.method, sent.url, params, sent.response.status_code)
 
     def _log_request(self, purpose: str, method: str, url: str, params: dict[str, str], status: int | None) -> None:
-        self.record.requests.append(WebhookRequest(purpose, method.upper(), url, dict(params), status))
+        request = WebhookRequest(purpose, method.upper(), url, dict(params), status)
+        self.record.requests.append(request)
+        self._context.observe(self.record, request)
 
 
 def _resolve(url: str | None, document_url: str | None) -> str:

@@ -1,0 +1,484 @@
+"""The mutation gate: one deliberate bug at a time in a module, the tests that run that code
+after each, and the bugs no test noticed (survivors).
+
+A small AST mutator instead of mutmut: it needs no copy of the tree, runs each mutant in a
+forked pytest worker (imports are paid once), and picks for each mutant only the tests that
+ran the mutated function in a traced baseline run, fastest first, stopping at the first
+failure. Survivors are named by module, function and the mutation's text — never by line
+number — so docs/mutation.md stays valid while the code around them moves."""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import copy
+import json
+import os
+import re
+import signal
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+HOOK_DIR = ROOT / "bin" / "mutation_hook"
+LISTED = ROOT / "docs" / "mutation.md"
+
+# module → the tests that cover it
+TARGETS: dict[str, list[str]] = {
+    "twilio_caller/safety.py": ["tests/test_safety.py", "tests/test_gate.py"],
+    "twilio_caller/server/webhook.py": ["tests/test_webhook.py", "tests/test_webhook_input.py",
+                                        "tests/test_voice_features.py"],
+    "twilio_caller/twiml.py": ["tests/test_twiml.py", "tests/test_webhook.py"],
+    "twilio_caller/conversation.py": ["tests/test_calls.py", "tests/test_webhook.py",
+                                      "tests/test_voice_features.py", "tests/test_call_lifecycle.py"],
+    "twilio_caller/telephony.py": ["tests/test_calls.py", "tests/test_safety.py", "tests/test_gate.py",
+                                   "tests/test_call_lifecycle.py", "tests/test_recovery.py"],
+}
+GATE = ["twilio_caller/safety.py", "twilio_caller/server/webhook.py"]
+SKIPPED_CALLS = {"log", "logging"}  # deleting a log line changes nothing a test should see
+
+COMPARE_SWAPS: dict[type[ast.cmpop], type[ast.cmpop]] = {
+    ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE, ast.GtE: ast.Gt, ast.Eq: ast.NotEq,
+    ast.NotEq: ast.Eq, ast.In: ast.NotIn, ast.NotIn: ast.In, ast.Is: ast.IsNot, ast.IsNot: ast.Is,
+}
+BINOP_SWAPS: dict[type[ast.operator], type[ast.operator]] = {
+    ast.Add: ast.Sub, ast.Sub: ast.Add, ast.Mult: ast.Div, ast.Div: ast.Mult, ast.FloorDiv: ast.Mult,
+}
+
+
+# -- mutations ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Mutation:
+    index: int
+    function: str  # the qualified name of the function it is in, as co_qualname spells it
+    description: str  # "original → mutated"
+    key: str = ""  # stable identity: module :: function :: description [#n]
+    in_function: bool = True  # False: module or class body, run at import
+
+
+def _text(node: ast.AST) -> str:
+    text = " ".join(ast.unparse(node).split())
+    return text if len(text) <= 90 else text[:87] + "..."
+
+
+def _negated(test: ast.expr) -> ast.expr:
+    return ast.UnaryOp(op=ast.Not(), operand=test)
+
+
+def _candidates(node: ast.AST) -> Iterator[Callable[[ast.AST], ast.AST | None]]:
+    """Each way to mutate this one node: a function from (a copy of) it to its replacement
+    (None deletes a statement)."""
+    if isinstance(node, ast.Compare):
+        for position, op in enumerate(node.ops):
+            if type(op) in COMPARE_SWAPS:
+                def swap(n: ast.AST, position: int = position) -> ast.AST:
+                    assert isinstance(n, ast.Compare)
+                    n.ops[position] = COMPARE_SWAPS[type(n.ops[position])]()
+                    return n
+                yield swap
+    elif isinstance(node, ast.BoolOp):
+        yield lambda n: ast.BoolOp(op=ast.Or() if isinstance(n.op, ast.And) else ast.And(), values=n.values)  # type: ignore[attr-defined]
+    elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+        yield lambda n: n.operand  # type: ignore[attr-defined]
+    elif isinstance(node, ast.BinOp) and type(node.op) in BINOP_SWAPS:
+        yield lambda n: ast.BinOp(left=n.left, op=BINOP_SWAPS[type(n.op)](), right=n.right)  # type: ignore[attr-defined]
+    elif isinstance(node, ast.Constant) and isinstance(node.value, bool):
+        yield lambda n: ast.Constant(value=not n.value)  # type: ignore[attr-defined]
+    elif isinstance(node, ast.Constant) and type(node.value) in (int, float):
+        yield lambda n: ast.Constant(value=n.value + 1)  # type: ignore[attr-defined]
+    elif isinstance(node, ast.If | ast.While | ast.IfExp) and not isinstance(node.test, ast.Compare | ast.BoolOp | ast.UnaryOp):
+        def negate(n: ast.AST) -> ast.AST:
+            n.test = _negated(n.test)  # type: ignore[attr-defined]
+            return n
+        yield negate
+    elif isinstance(node, ast.Return) and node.value is not None and not (
+            isinstance(node.value, ast.Constant) and node.value.value is None):
+        yield lambda n: ast.Return(value=ast.Constant(value=None))
+    elif isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Slice):
+        yield lambda n: n.value  # type: ignore[attr-defined]
+    elif isinstance(node, ast.Call):
+        for position, keyword in enumerate(node.keywords):
+            if keyword.arg is not None:
+                def drop(n: ast.AST, position: int = position) -> ast.AST:
+                    assert isinstance(n, ast.Call)
+                    del n.keywords[position]
+                    return n
+                yield drop
+    elif isinstance(node, ast.Expr) and isinstance(_awaited(node.value), ast.Call):
+        if _call_root(_awaited(node.value)) not in SKIPPED_CALLS:
+            yield lambda n: None
+    elif isinstance(node, ast.AugAssign):
+        yield lambda n: None
+
+
+def _awaited(value: ast.expr) -> ast.expr:
+    return value.value if isinstance(value, ast.Await) else value
+
+
+def _call_root(node: ast.expr) -> str:
+    func = node.func if isinstance(node, ast.Call) else node
+    while isinstance(func, ast.Attribute):
+        func = func.value
+    return func.id if isinstance(func, ast.Name) else ""
+
+
+Site = tuple[ast.AST, ast.AST, str, int | None, str, bool]
+
+
+def _walk(tree: ast.Module) -> Iterator[Site]:
+    """(node, its parent, the parent's field, the index in it, qualified function name,
+    whether that is a function), in a fixed order. Docstrings, type annotations and
+    `if TYPE_CHECKING` are not walked."""
+    def visit(parent: ast.AST, scope: list[str], in_function: bool) -> Iterator[Site]:
+        for name, value in ast.iter_fields(parent):
+            if name in ("annotation", "returns", "type_comment", "decorator_list"):
+                continue
+            items = value if isinstance(value, list) else [value]
+            for index, child in enumerate(items):
+                if not isinstance(child, ast.AST) or _skipped(child, parent, name, index):
+                    continue
+                yield (child, parent, name, index if isinstance(value, list) else None,
+                       ".".join(scope) or "<module>", in_function)
+                if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | ast.Lambda):
+                    label = child.name if not isinstance(child, ast.Lambda) else "<lambda>"
+                    inner = [*scope, "<locals>", label] if in_function else [*scope, label]
+                    yield from visit(child, inner, not isinstance(child, ast.ClassDef))
+                else:
+                    yield from visit(child, scope, in_function)
+
+    yield from visit(tree, [], False)
+
+
+def _skipped(node: ast.AST, parent: ast.AST, name: str, index: int) -> bool:
+    docstring = (name == "body" and index == 0 and isinstance(node, ast.Expr)
+                 and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str))
+    type_checking = isinstance(node, ast.If) and _text(node.test) == "TYPE_CHECKING"
+    arguments = isinstance(node, ast.arguments)  # default values are the public signature
+    return docstring or type_checking or arguments or isinstance(parent, ast.JoinedStr)
+
+
+def _describe(node: ast.AST, replacement: ast.AST | None) -> str:
+    if replacement is None:
+        return f"{_text(node)} → (deleted)"
+    if isinstance(node, ast.Call) and isinstance(replacement, ast.Call):
+        dropped = [k.arg for k in node.keywords if k.arg not in {r.arg for r in replacement.keywords}]
+        return f"{_text(node.func)}(...) without {dropped[0]}="
+    return f"{_text(node)} → {_text(replacement)}"
+
+
+def mutations(module: str, source: str) -> list[Mutation]:
+    tree = ast.parse(source)
+    found: list[Mutation] = []
+    seen: dict[str, int] = {}
+    for node, _parent, _field, _index, function, in_function in _walk(tree):
+        for candidate in _candidates(node):
+            replacement = candidate(copy.deepcopy(node))
+            description = _describe(node, replacement)
+            base = f"{module} :: {function} :: {description}"
+            seen[base] = seen.get(base, 0) + 1
+            key = base if seen[base] == 1 else f"{base} #{seen[base]}"
+            found.append(Mutation(len(found), function, description, key, in_function))
+    return found
+
+
+def mutant_source(source: str, index: int) -> str:
+    tree = ast.parse(source)
+    count = 0
+    for node, parent, field_name, position, _function, _in_function in _walk(tree):
+        for candidate in _candidates(node):
+            if count == index:
+                replacement = candidate(copy.deepcopy(node))
+                if replacement is None:
+                    replacement = ast.Pass()
+                if position is None:
+                    setattr(parent, field_name, replacement)
+                else:
+                    getattr(parent, field_name)[position] = replacement
+                return ast.unparse(ast.fix_missing_locations(tree))
+            count += 1
+    raise IndexError(index)
+
+
+# -- running the tests -------------------------------------------------------------------------
+
+def _preload() -> None:
+    """Import what every test run needs, once, before the workers are forked."""
+    import pytest  # noqa: F401
+    for name in ("twilio", "twilio.rest", "twilio.twiml.voice_response", "twilio.request_validator",
+                 "starlette.applications", "uvicorn", "httpx", "phonenumbers", "hypothesis", "yaml",
+                 "jsonschema", "pytest_asyncio", "anyio", "mcp"):
+        try:
+            __import__(name)
+        except ImportError:
+            pass
+
+
+def _hook():  # type: ignore[no-untyped-def]
+    sys.path.insert(0, str(HOOK_DIR))
+    try:
+        import sitecustomize as hook  # the one in bin/mutation_hook
+    finally:
+        sys.path.remove(str(HOOK_DIR))
+    return hook
+
+
+TIMED_OUT = 124  # a worker's exit code when one test ran far longer than in the baseline
+
+
+class _Plugin:
+    """Names the running test for the tracer, records each test's duration, and (given the
+    baseline's durations) ends the worker when one test runs far past its usual time: a
+    mutant that makes a test hang is killed in seconds, not at the end of every wait."""
+
+    def __init__(self, limits: dict[str, float] | None = None) -> None:
+        self.durations: dict[str, float] = {}
+        self.failed: str | None = None
+        self._limits = limits or {}
+        self._watchdog: threading.Timer | None = None
+
+    def pytest_runtest_setup(self, item) -> None:  # type: ignore[no-untyped-def]
+        os.environ["TC_TRACE_TEST"] = item.nodeid
+        if item.nodeid in self._limits and self._watchdog is None:
+            self._watchdog = threading.Timer(self._limits[item.nodeid], os._exit, (TIMED_OUT,))
+            self._watchdog.daemon = True
+            self._watchdog.start()
+
+    def pytest_runtest_logfinish(self, nodeid, location) -> None:  # type: ignore[no-untyped-def]
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
+
+    def pytest_runtest_logreport(self, report) -> None:  # type: ignore[no-untyped-def]
+        self.durations[report.nodeid] = self.durations.get(report.nodeid, 0.0) + report.duration
+        if report.failed and self.failed is None:
+            self.failed = report.nodeid
+            if os.environ.get("TC_FAILED_OUT"):
+                Path(os.environ["TC_FAILED_OUT"]).write_text(report.nodeid)
+
+
+def _worker(args: list[str], env: dict[str, str], trace_out: str | None, durations_out: str | None,
+            limits: dict[str, float] | None = None) -> int:
+    """In a forked child: a fresh import of the project (mutant included), then pytest."""
+    os.setpgrp()
+    for name in [n for n in sys.modules if n.startswith(("twilio_caller", "tests", "conftest", "test_"))]:
+        del sys.modules[name]
+    os.environ.update(env)
+    sys.dont_write_bytecode = True
+    hook = _hook()
+    hook.install_mutant()
+    tracer = hook.install_tracer() if trace_out else None
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.dup2(devnull, 2)
+    import pytest
+
+    plugin = _Plugin(limits)
+    code = pytest.main(["-q", "-x", "-p", "no:cacheprovider", "-o", "addopts=", *args], plugins=[plugin])
+    if tracer is not None:
+        tracer.flush()
+    if durations_out:
+        Path(durations_out).write_text(json.dumps(plugin.durations))
+    return int(code)
+
+
+def start_tests(args: list[str], env: dict[str, str], *, trace_out: str | None = None,
+                durations_out: str | None = None, limits: dict[str, float] | None = None) -> int:
+    """Fork a pytest worker; returns its pid (also its process group)."""
+    sys.stdout.flush()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            code = _worker(args, env, trace_out, durations_out, limits)
+        except BaseException:
+            code = 3
+        os._exit(code)
+    return pid
+
+
+def poll_tests(pid: int, deadline: float) -> str | None:
+    """None while the worker runs; then 'passed', 'failed', 'timeout' or 'error' (the tests
+    could not even run)."""
+    done, status = os.waitpid(pid, os.WNOHANG)
+    if not done:
+        if time.monotonic() < deadline:
+            return None
+        _kill_group(pid)
+        os.waitpid(pid, 0)
+        return "timeout"
+    _kill_group(pid)  # whatever the tests left running
+    return {0: "passed", 1: "failed", TIMED_OUT: "timeout"}.get(os.waitstatus_to_exitcode(status), "error")
+
+
+def run_tests(args: list[str], env: dict[str, str], timeout: float, **outputs: str | None) -> str:
+    pid, deadline = start_tests(args, env, **outputs), time.monotonic() + timeout
+    while (outcome := poll_tests(pid, deadline)) is None:
+        time.sleep(0.02)
+    return outcome
+
+
+def _kill_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+@dataclass
+class Baseline:
+    order: list[str]  # test ids, fastest first
+    durations: dict[str, float]
+    covering: dict[str, set[str]] = field(default_factory=dict)  # function → test ids
+
+
+def baseline(path: Path, tests: list[str], work: Path) -> Baseline:
+    trace, durations = work / "trace.tsv", work / "durations.json"
+    env = {"PYTHONPATH": os.pathsep.join([str(HOOK_DIR), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+           "TC_TRACE_FILE": str(trace), "TC_TRACE_MODULES": str(path.resolve()), "TC_TRACE_TEST": ""}
+    outcome = run_tests([*tests, "-p", "no:randomly"], env, 1800, trace_out=str(trace), durations_out=str(durations))
+    if outcome != "passed":
+        raise SystemExit(f"the tests for {path} do not pass without mutations ({outcome}): "
+                         f"run bin/test {' '.join(tests)}")
+    times: dict[str, float] = json.loads(durations.read_text())
+    covering: dict[str, set[str]] = {}
+    for line in trace.read_text().splitlines() if trace.exists() else []:
+        test, _file, function = line.split("\t")
+        if test:
+            covering.setdefault(function, set()).add(test)
+    return Baseline(sorted(times, key=times.__getitem__), times, covering)
+
+
+def tests_for(mutation: Mutation, base: Baseline) -> list[str]:
+    """The tests that ran the mutated function; code run at import (module and class
+    bodies) is covered by every test that ran any of the module's functions."""
+    if mutation.in_function:
+        wanted = base.covering.get(mutation.function, set())
+    else:
+        wanted = set().union(*base.covering.values()) if base.covering else set()
+    return [test for test in base.order if test in wanted]
+
+
+@dataclass
+class Result:
+    mutation: Mutation
+    outcome: str  # killed, survived, timeout, error, uncovered
+
+
+def run_module(module: str, only: list[int] | None, verbose: bool, jobs: int,
+               skip: set[str] | None = None) -> list[Result]:
+    """Every mutant of `module` against its tests; mutants whose key is in `skip` (the
+    equivalents docs/mutation.md lists, in gate mode) are reported as listed without a run."""
+    path = ROOT / module
+    source = path.read_text(encoding="utf-8")
+    dotted = module.removesuffix(".py").replace("/", ".")
+    found = mutations(module, source)
+    tests = [t for t in TARGETS[module] if (ROOT / t).exists()]
+    with tempfile.TemporaryDirectory(prefix="mutation-") as temporary:
+        work = Path(temporary)
+        started = time.monotonic()
+        base = baseline(path, tests, work)
+        print(f"{module}: {len(found)} mutants; baseline {time.monotonic() - started:.1f} s "
+              f"({len(base.order)} tests)", flush=True)
+        results: list[Result] = []
+        queue = [m for m in found if only is None or m.index in only]
+        running: dict[int, tuple[Mutation, float]] = {}
+        killers: dict[str, str] = {}  # function → the test that last killed one of its mutants
+        while queue or running:
+            while queue and len(running) < jobs:
+                mutation = queue.pop(0)
+                if skip and mutation.key in skip:
+                    results.append(Result(mutation, "listed"))
+                    continue
+                selected = tests_for(mutation, base)
+                if not selected:
+                    results.append(Result(mutation, "uncovered"))
+                    continue
+                killer = killers.get(mutation.function)
+                if killer in selected:  # the test most likely to fail goes first
+                    selected.remove(killer)
+                    selected.insert(0, killer)
+                mutant = work / f"mutant-{mutation.index}.py"
+                mutant.write_text(mutant_source(source, mutation.index), encoding="utf-8")
+                env = {"PYTHONPATH": os.pathsep.join([str(HOOK_DIR), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+                       "TC_MUTANT_MODULE": dotted, "TC_MUTANT_SOURCE": str(mutant),
+                       "TC_FAILED_OUT": str(work / f"failed-{mutation.index}")}
+                budget = 30 + 3 * sum(base.durations.get(t, 1.0) for t in selected)
+                limits = {t: 5 + 3 * base.durations.get(t, 1.0) for t in selected}
+                running[start_tests(selected, env, limits=limits)] = (mutation, time.monotonic() + budget)
+            for pid, (mutation, deadline) in list(running.items()):
+                outcome = poll_tests(pid, deadline)
+                if outcome is None:
+                    continue
+                del running[pid]
+                failed = work / f"failed-{mutation.index}"
+                if failed.exists():
+                    killers[mutation.function] = failed.read_text()
+                verdict = {"failed": "killed", "passed": "survived"}.get(outcome, outcome)
+                results.append(Result(mutation, verdict))
+                if verbose or verdict == "survived":
+                    print(f"  [{mutation.index}] {verdict}: {mutation.key}", flush=True)
+            time.sleep(0.02)
+        results.sort(key=lambda result: result.mutation.index)
+        print(f"{module}: done in {time.monotonic() - started:.0f} s", flush=True)
+    return results
+
+
+def listed_equivalents() -> set[str]:
+    """The survivors docs/mutation.md explains (lines "- `KEY` — why")."""
+    if not LISTED.exists():
+        return set()
+    return {match.group(1) for match in re.finditer(r"^- `([^`]+)`", LISTED.read_text(encoding="utf-8"), re.M)}
+
+
+def report(results: dict[str, list[Result]]) -> list[str]:
+    listed = listed_equivalents()
+    unexplained = []
+    print("\nmodule                              mutants  killed  listed  unexplained  kill rate")
+    for module, module_results in results.items():
+        survivors = [r for r in module_results if r.outcome in ("survived", "uncovered", "listed")]
+        killed = sum(r.outcome in ("killed", "timeout", "error") for r in module_results)
+        new = [r for r in survivors if r.mutation.key not in listed]
+        unexplained += [f"{r.outcome}: {r.mutation.key}" for r in new]
+        total = len(module_results)
+        rate = 100.0 * killed / total if total else 100.0
+        print(f"{module:36} {total:7} {killed:7} {len(survivors) - len(new):7} {len(new):12}  {rate:6.1f}%")
+    if unexplained:
+        print("\nsurvivors not explained in docs/mutation.md:")
+        for line in unexplained:
+            print(f"- `{line.split(': ', 1)[1]}` ({line.split(': ', 1)[0]})")
+    return unexplained
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bin/mutation", description=__doc__.splitlines()[0])
+    parser.add_argument("modules", nargs="*", help=f"modules to mutate (default: all of {', '.join(TARGETS)})")
+    parser.add_argument("--gate", action="store_true",
+                        help=f"CI: only {', '.join(GATE)}, without re-running the survivors docs/mutation.md lists")
+    parser.add_argument("--list", action="store_true", help="list the mutants and exit")
+    parser.add_argument("--only", type=int, action="append", help="run only the mutant with this index")
+    parser.add_argument("-j", "--jobs", type=int, default=1, help="mutants run at once (default 1)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="print every mutant's outcome")
+    args = parser.parse_args(argv)
+    modules = args.modules or (GATE if args.gate else list(TARGETS))
+    unknown = [m for m in modules if m not in TARGETS]
+    if unknown:
+        parser.error(f"no tests are configured for {', '.join(unknown)}; choose from {', '.join(TARGETS)}")
+    if args.list:
+        for module in modules:
+            for mutation in mutations(module, (ROOT / module).read_text(encoding="utf-8")):
+                print(f"[{mutation.index}] {mutation.key}")
+        return 0
+    os.chdir(ROOT)
+    _preload()
+    skip = listed_equivalents() if args.gate else None
+    results = {module: run_module(module, args.only, args.verbose, max(1, args.jobs), skip) for module in modules}
+    return 1 if report(results) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
