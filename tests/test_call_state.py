@@ -137,6 +137,7 @@ def test_a_write_the_store_refuses_ends_the_call_and_reaches_the_agent(server) -
 
     placed = keep_open(server, replies=[{"say": "Hi"}, {"say": "Never heard"}])
     answered(server, placed["call_id"], "hold:1")
+    hook = Hook(server, placed, None)
     store = server.runner.dialer._rt.store  # noqa: SLF001 - the server's own connection
     store.query("PRAGMA query_only = ON")  # every write is refused, as on a read-only disk
     try:
@@ -147,6 +148,8 @@ def test_a_write_the_store_refuses_ends_the_call_and_reaches_the_agent(server) -
         assert record.wait(10) and record.status == "completed"
         assert record.heard_text[-1] == FAILURE_GOODBYE
         assert "Are you there?" not in record.heard_text
+        callback = hook.form(CallStatus="completed", SequenceNumber="99")
+        assert hook.post(hook.path("status"), callback).status_code == 500  # not recorded: said so
     finally:
         store.query("PRAGMA query_only = OFF")
     changed = server.tool("reconcile_calls")["changed"]

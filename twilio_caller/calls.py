@@ -25,15 +25,12 @@ class CallLog:
         self,
         *,
         contact_id: int | None = None,
+        removed_contact: str | None = None,
         status: str | None = None,
         since: str | None = None,
         limit: int = 20,
     ) -> list[dict[str, Any]]:
-        clauses: list[str] = []
-        parameters: list[object] = []
-        if contact_id is not None:
-            clauses.append("contact_id = ?")
-            parameters.append(contact_id)
+        clauses, parameters = _contact_clauses(contact_id, removed_contact)
         if status is not None:
             clauses.append("status = ?")
             parameters.append(status)
@@ -66,22 +63,26 @@ class CallLog:
             ) from None
         return moment if moment.tzinfo else moment.replace(tzinfo=self._zone)
 
-    def purge(self, *, before: datetime | None = None, contact_id: int | None = None) -> dict[str, int]:
+    def purge(self, *, before: datetime | None = None, contact_id: int | None = None,
+              removed_contact: str | None = None) -> dict[str, int]:
         """Delete the transcripts (turns and callback payloads) of ended calls placed before
         `before` and/or to one contact. The call rows stay, for the caps and the audit."""
-        clauses = [f"status IN ({', '.join('?' * len(TERMINAL_STATUSES))})"]
-        parameters: list[object] = [*sorted(TERMINAL_STATUSES)]
+        clauses, parameters = _contact_clauses(contact_id, removed_contact)
+        clauses.append(f"status IN ({', '.join('?' * len(TERMINAL_STATUSES))})")
+        parameters += sorted(TERMINAL_STATUSES)
         if before is not None:
             clauses.append("created_at < ?")
             parameters.append(isoformat(before.astimezone(timezone.utc)))
-        if contact_id is not None:
-            clauses.append("contact_id = ?")
-            parameters.append(contact_id)
         calls = f"SELECT id FROM calls WHERE {' AND '.join(clauses)}"
         with self._store.transaction() as connection:
             turns = connection.execute(f"DELETE FROM turns WHERE call_id IN ({calls})", parameters).rowcount
             events = connection.execute(f"DELETE FROM events WHERE call_id IN ({calls})", parameters).rowcount
         return {"turns": turns, "events": events}
+
+    def removed_contact_called(self, name: str) -> bool:
+        """Whether calls went to a contact of this name that is no longer in the book."""
+        clauses, parameters = _contact_clauses(None, name)
+        return bool(self._store.query(f"SELECT 1 FROM calls WHERE {clauses[0]} LIMIT 1", parameters))
 
     def purge_expired(self, retention_days: int) -> dict[str, int]:
         return self.purge(before=self._clock.now() - timedelta(days=retention_days))
@@ -129,6 +130,16 @@ def record(row: sqlite3.Row, turns: Sequence[sqlite3.Row],
         "created_at": row["created_at"],
         "end_reason": row["end_reason"],
     }
+
+
+def _contact_clauses(contact_id: int | None, removed_contact: str | None) -> tuple[list[str], list[object]]:
+    """SQL conditions for the calls of one contact: by id, or — once it was removed from the
+    book (its calls' contact_id is then NULL) — by the name the calls kept."""
+    if contact_id is not None:
+        return ["contact_id = ?"], [contact_id]
+    if removed_contact is not None:
+        return ["contact_id IS NULL AND LOWER(to_name) = LOWER(?)"], [" ".join(removed_contact.split())]
+    return [], []
 
 
 def _start_of(day: date, zone: ZoneInfo) -> datetime:

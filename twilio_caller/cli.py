@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -246,10 +247,27 @@ def _contact_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--notes")
 
 
+# tool arguments the CLI spells differently: its errors name the flag a person typed
+CLI_FLAGS = {"older_than_days": "--older-than", "timeout_seconds": "--timeout", "send_digits": "--send-digits",
+             "keep_open": "--keep-open", "dry_run": "--dry-run", "new_name": "NEW"}
+
+
 def _invoke(runtime: Runtime, tool: str, arguments: dict[str, Any]) -> Any:
     from twilio_caller.manifest import invoke
 
-    return invoke(tool, {k: v for k, v in arguments.items() if v is not None}, runtime)
+    try:
+        return invoke(tool, {k: v for k, v in arguments.items() if v is not None}, runtime)
+    except InvalidInputError as exc:
+        raise _as_cli_flags(exc) from exc
+
+
+def _as_cli_flags(error: InvalidInputError) -> InvalidInputError:
+    message = error.message
+    for argument, flag in CLI_FLAGS.items():
+        message = re.sub(rf"\b{argument}\b", flag, message)
+    if message == error.message:
+        return error
+    return type(error)(message, field=CLI_FLAGS.get(error.field or "", error.field))
 
 
 def _add(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable[[Any], str]]:
@@ -318,6 +336,8 @@ def _calls(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable
         runtime.simulate = runtime.simulate or options.simulate
         return _invoke(runtime, "reconcile_calls", {}), render.reconciled_text
     if options.action == "purge":
+        if options.older_than is None and options.contact is None:
+            raise InvalidInputError("calls purge: say what to purge: --older-than DAYS, --contact NAME, or both")
         result = _invoke(runtime, "purge_calls", {"older_than_days": options.older_than,
                                                   "contact": options.contact})
         return result, lambda r: (f"purged {r['purged']['turns']} transcript lines "

@@ -36,6 +36,7 @@ class Dialer:
                  owner: str | None = None) -> None:
         self._rt = runtime
         self._real_calls = real_calls  # not simulated: the owner's identity must be set
+        self.fixed_settings_guard: Callable[[Config], None] | None = None  # set by the server
         self._telephony = telephony
         self._base_url = base_url.rstrip("/")
         self._writer = CallWriter(runtime.store, runtime.clock)
@@ -88,6 +89,8 @@ class Dialer:
         """Parse and judge a call against the rules in force now: the config file as it is
         at this moment (a broken one raises ConfigError; the old rules never apply)."""
         config = self._rt.rules_in_force()
+        if self.fixed_settings_guard is not None:
+            self.fixed_settings_guard(config)
         if self._real_calls:
             safety.require_identity(config)
         if config is not self._conversation_config:

@@ -109,6 +109,7 @@ class ServerRunner:
                 "started_at": isoformat(self._rt.clock.now()),
                 **_settings(config, self.mode),
             }
+            self.dialer.fixed_settings_guard = self._same_fixed_settings
             write_run_file(self._rt.home, self.info)
             stack.callback(remove_run_file, self._rt.home, os.getpid())
             log.info("serving: webhook %s, control port %s, mode %s", public, control.port, self.mode)
@@ -139,6 +140,19 @@ class ServerRunner:
             from_number=self._rt.config.get("twilio.from_number") or SIMULATED_FROM_NUMBER,
             api_base_url=server.base_url,
         )
+
+    def _same_fixed_settings(self, config: Any) -> None:
+        """A call is placed only with the settings this server runs with: an edit to one it
+        cannot change while running (ports, tunnel, account, endpoint) needs a restart."""
+        from twilio_caller.server.settings import changed, fingerprint, fixed_settings
+
+        differs = changed(self.info["fingerprint"], fingerprint(fixed_settings(config, self.mode)))
+        if differs:
+            raise ServerUnavailableError(
+                f"the config now changes {', '.join(differs)}, which this server cannot change while it "
+                "runs; a call from `twilio-caller call` or the tools restarts it when no call is live, "
+                "or stop it with `twilio-caller server stop`"
+            )
 
     def _set_callee(self, number: str, script: Mapping[str, Any]) -> None:
         from twilio_caller.simulator import CalleeScript, CalleeScriptError
