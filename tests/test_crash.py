@@ -165,3 +165,28 @@ def test_a_call_past_its_maximum_duration_is_ended_whatever_twilio_says(home: Pa
         assert final["ended"] and final["status"] == "completed" and final["end_reason"] == "max-duration"
     finally:
         second.stop()
+
+
+def test_a_call_killed_while_ringing_is_answered_by_the_next_server(home: Path, twilio) -> None:
+    """Kill point "while ringing": the next server points the ringing call at itself; the
+    opening is said once, the reply recorded once, the call ends completed."""
+    simulator, api = twilio
+    runtime = live_home(home, simulator, api)
+    responder = Callee("Hi there")
+    responder.release.set()
+    simulator.set_callee("+13125550101", InteractiveCallee(responder, ring_seconds=25))  # 2.5 s here, under the ring timeout
+    first = ensure_server(home, simulate=False)
+    placed = invoke("call", {"to": "Contact1", "message": "Hello", "interactive": True, "wait": False}, runtime)
+    record = simulator.call(placed["twilio_sid"])
+    assert record.status in ("queued", "ringing")
+    kill(first.info["pid"])
+    second = server(home)
+    try:
+        final = invoke("wait", {"call_id": placed["call_id"], "until": "end", "timeout_seconds": 30}, runtime)
+        assert final["status"] == "completed" and record.status == "completed"
+        texts = [t["text"] for t in final["transcript"]]
+        assert texts.count("Hi, this is Yamani, Robert's AI assistant.") == 1
+        assert callee_lines(final) == ["Hi there"]
+        assert texts[-1] == "Thanks, I'll pass that on. Goodbye."
+    finally:
+        second.stop()
