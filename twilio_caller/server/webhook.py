@@ -99,13 +99,14 @@ def build_webhook_app(dialer: Dialer, auth_token: str, public_base_url: str,
         sequence = params.get("SequenceNumber", "")
         if call_status not in CALL_STATUSES:  # missing or unknown: refused, nothing changes
             return Response(status_code=400)
+        answer = 204
         try:
             await dialer.conversation.status(
                 session, call_status, int(sequence) if sequence.isdigit() else None, params
             )
         except TwilioCallerError:  # not recorded (the store refused): the waiting tools were told
-            return Response(status_code=500)
-        return Response(status_code=204)
+            answer = 500
+        return Response(status_code=answer)
 
     async def ping(request: Request) -> Response:
         return Response("twilio-caller", media_type="text/plain")
