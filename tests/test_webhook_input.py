@@ -178,3 +178,20 @@ def test_confidence_is_kept_between_0_and_1(live_server, confidence: float, repo
     live_server.simulator.set_callee("+13125550013", CalleeScript(replies=(Speech("Yes", confidence),)))
     result = live_server.tool("call", to="Contact13", message="Are you in?", interactive=True)
     assert result["reply"] == {"text": "Yes", "confidence": reported, "untrusted": True}
+
+
+def test_cached_audio_is_served_beside_the_webhook(live_server) -> None:
+    import httpx
+
+    from twilio_caller.server.runfile import read_run_file
+
+    audio = live_server.runtime.home / "audio"
+    audio.mkdir(mode=0o700, exist_ok=True)
+    token = "t" * 43
+    (audio / "serving-token").write_text(token)
+    name = "ab" * 32 + ".mp3"
+    (audio / name).write_bytes(b"ID3 not really audio")
+    local = f"http://127.0.0.1:{read_run_file(live_server.runtime.home)['webhook_port']}"
+    served = httpx.get(f"{local}/audio/{token}/{name}", trust_env=False)
+    assert (served.status_code, served.content) == (200, b"ID3 not really audio")
+    assert httpx.get(f"{local}/audio/{'x' * 43}/{name}", trust_env=False).status_code == 404
