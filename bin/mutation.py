@@ -385,7 +385,7 @@ def run_module(module: str, only: list[int] | None, verbose: bool, jobs: int,
               f"({len(base.order)} tests)", flush=True)
         results: list[Result] = []
         queue = [m for m in found if only is None or m.index in only]
-        running: dict[int, tuple[Mutation, float]] = {}
+        running: dict[int, tuple[Mutation, float, float]] = {}
         killers: dict[str, str] = {}  # function → the test that last killed one of its mutants
         while queue or running:
             while queue and len(running) < jobs:
@@ -408,8 +408,9 @@ def run_module(module: str, only: list[int] | None, verbose: bool, jobs: int,
                        "TC_FAILED_OUT": str(work / f"failed-{mutation.index}")}
                 budget = 30 + 3 * sum(base.durations.get(t, 1.0) for t in selected)
                 limits = {t: 5 + 3 * base.durations.get(t, 1.0) for t in selected}
-                running[start_tests(selected, env, limits=limits)] = (mutation, time.monotonic() + budget)
-            for pid, (mutation, deadline) in list(running.items()):
+                now = time.monotonic()
+                running[start_tests(selected, env, limits=limits)] = (mutation, now + budget, now)
+            for pid, (mutation, deadline, began) in list(running.items()):
                 outcome = poll_tests(pid, deadline)
                 if outcome is None:
                     continue
@@ -420,7 +421,8 @@ def run_module(module: str, only: list[int] | None, verbose: bool, jobs: int,
                 verdict = {"failed": "killed", "passed": "survived"}.get(outcome, outcome)
                 results.append(Result(mutation, verdict))
                 if verbose or verdict == "survived":
-                    print(f"  [{mutation.index}] {verdict}: {mutation.key}", flush=True)
+                    took = time.monotonic() - began
+                    print(f"  [{mutation.index}] {verdict} ({took:.1f} s): {mutation.key}", flush=True)
             time.sleep(0.02)
         results.sort(key=lambda result: result.mutation.index)
         print(f"{module}: done in {time.monotonic() - started:.0f} s", flush=True)

@@ -195,3 +195,14 @@ def test_cached_audio_is_served_beside_the_webhook(live_server) -> None:
     served = httpx.get(f"{local}/audio/{token}/{name}", trust_env=False)
     assert (served.status_code, served.content) == (200, b"ID3 not really audio")
     assert httpx.get(f"{local}/audio/{'x' * 43}/{name}", trust_env=False).status_code == 404
+
+
+def test_the_ping_route_needs_no_signature(live_server) -> None:
+    import httpx
+
+    from twilio_caller.server.runfile import read_run_file
+
+    local = f"http://127.0.0.1:{read_run_file(live_server.runtime.home)['webhook_port']}"
+    answer = httpx.get(f"{local}/twilio/ping", trust_env=False)
+    assert (answer.status_code, answer.text) == (200, "twilio-caller")
+    assert answer.headers["content-type"].startswith("text/plain")
