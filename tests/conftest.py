@@ -4,6 +4,7 @@ writes the real ~/.twilio-caller, and no Twilio credential leaks in from the she
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -75,16 +76,16 @@ class LiveServer:
     """A server in simulate mode in a thread of the test process, and a client runtime."""
 
     def __init__(self, home: Path, *, time_scale: float, hold: float, unsteered: float,
-                 extra_config: str = "") -> None:
+                 extra_config: str = "", clock: Any = None) -> None:
         from twilio_caller.server.runner import ServerRunner, ServerThread
 
         home.mkdir(parents=True, exist_ok=True)
         (home / "config.yaml").write_text(TEST_CONFIG.format(hold=hold, unsteered=unsteered) + extra_config)
-        self.runtime = Runtime(home, environ={})
+        self.runtime = Runtime(home, environ={}, clock=clock)
         for name, number in CONTACTS.items():
             self.runtime.contacts.add(name, number, "America/Chicago")
         self.runtime.simulate = True
-        self.runner = ServerRunner(Runtime(home, environ={}), simulate=True, idle_exit=False,
+        self.runner = ServerRunner(Runtime(home, environ={}, clock=clock), simulate=True, idle_exit=False,
                                    time_scale=time_scale)
         self.thread = ServerThread(self.runner)
 

@@ -3,6 +3,7 @@ relayed messages, and run_command end to end (dry runs, clarifications, a live c
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,8 @@ from twilio_caller.errors import RefusedError
 CORPUS = yaml.safe_load((Path(__file__).with_name("commands_corpus.yaml")).read_text(encoding="utf-8"))
 CONTEXTS = {
     name: Context(contacts=CORPUS["contacts"], owner=CORPUS["owner"],
-                  calls=[KnownCall(**call) for call in calls])
+                  calls=[KnownCall(**call) for call in calls],
+                  now=datetime.fromisoformat(CORPUS["now"]), timezone=CORPUS["timezone"])
     for name, calls in CORPUS["contexts"].items()
 }
 CASES = [pytest.param(case, id=f"{index:02d}-{case['text'][:40]}") for index, case in enumerate(CORPUS["cases"])]
@@ -55,7 +57,8 @@ returns:
               required: [reason, question, options]
               properties:
                 reason: {enum: [unknown_contact, ambiguous_contact, missing_contact, missing_message,
-                                no_live_call, several_live_calls, no_call, not_understood]}
+                                no_live_call, several_live_calls, no_call, not_understood,
+                                several_contacts, message_too_long]}
                 question: {type: string, minLength: 1}
                 options: {type: array, items: {type: string, minLength: 1}}
     result: {type: [object, "null"]}
@@ -85,8 +88,18 @@ def test_the_corpus_is_large_and_covers_every_kind_of_answer() -> None:
     assert tools >= {"call", "say", "hangup", "wait", "add_contact", "remove_contact", "update_contact",
                      "list_contacts", "list_calls", "call_status", "safety_rules"}
     reasons = {p["clarify"]["reason"] for p in parses if "clarify" in p}
-    assert reasons == set(RUN_COMMAND_ENTRY["returns"]["properties"]["parsed"]["oneOf"][1]
+    assert reasons == set(run_command_spec().returns["properties"]["parsed"]["oneOf"][1]
                           ["properties"]["clarify"]["properties"]["reason"]["enum"])
+
+
+def test_every_case_written_in_the_corpus_is_run_through_the_parser() -> None:
+    """No case lost to a YAML slip (a case nested in another, a misspelt key): each `- text:`
+    of the file is one parametrized parse with an expected result."""
+    raw = (Path(__file__).with_name("commands_corpus.yaml")).read_text(encoding="utf-8")
+    assert len(CASES) == raw.count("\n  - text: ")
+    for case in CORPUS["cases"]:
+        assert set(case) <= {"text", "parse", "context"} and {"text", "parse"} <= set(case)
+        assert ("tool" in case["parse"]) != ("clarify" in case["parse"])
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -233,3 +246,16 @@ def test_an_interactive_call_by_sentence_returns_the_reply(live_server) -> None:
     assert "Robert would like to know whether Friday works." in spoken
     log = check(run_command(live_server.runtime, text="show calls with Contact7"))
     assert [call["call_id"] for call in log["result"]["calls"]] == [result["result"]["call_id"]]
+
+
+def test_the_message_limit_counts_the_words_the_user_wrote(runtime) -> None:
+    runtime.contacts.add("Contact1", "312-555-0101", "America/Chicago")
+    words = ("I'll be late because the trains are stuck " * 30)[:1000].strip()
+    fits = check(run_command(runtime, text=f"call Contact1 and tell her {words}", dry_run=True))
+    spoken = fits["parsed"]["arguments"]["message"]
+    assert len(spoken) > 1000 and spoken.endswith(words + ".")  # the framing is not counted
+    assert fits["result"]["allowed"] is True and fits["result"]["message"] == spoken
+    over = check(run_command(runtime, text=f"call Contact1 and tell her {words} and more"))
+    assert over["parsed"]["clarify"]["reason"] == "message_too_long"
+    assert f"{len(words) + len(' and more'):,} characters long" in over["parsed"]["clarify"]["question"]
+    assert over["result"] is None and runtime.calls.list() == []

@@ -8,8 +8,30 @@ from twilio_caller.simulator import Simulator, SimulatorThread
 
 
 def doctor(capsys, *flags: str) -> dict:
-    assert main(["doctor", "--json", *flags]) == 0
-    return {c["name"]: c for c in json.loads(capsys.readouterr().out)["checks"]}
+    code = main(["doctor", "--json", *flags])
+    report = json.loads(capsys.readouterr().out)
+    assert code == (0 if report["ok"] else 5)  # any failed check: non-zero, for scripts
+    return {c["name"]: c for c in report["checks"]}
+
+
+def test_doctor_fails_until_the_identity_is_set(capsys, write_config) -> None:
+    checks = doctor(capsys)
+    assert checks["identity"]["ok"] is False
+    assert "identity.assistant_name and identity.owner_name" in checks["identity"]["fix"]
+    assert main(["doctor"]) == 5
+    capsys.readouterr()
+    write_config("identity: {assistant_name: Ada, owner_name: Sam}\n")
+    checks = doctor(capsys)
+    assert checks["identity"]["ok"] is True and "Ada, Sam's AI assistant" in checks["identity"]["detail"]
+
+
+def test_a_loose_home_is_tightened_or_reported(capsys, home: Path, runtime) -> None:
+    home.mkdir(mode=0o755)
+    home.chmod(0o755)
+    assert doctor(capsys)["home"]["ok"] is False  # doctor only looks
+    runtime.contacts.all()  # first real use: the home is made private
+    assert home.stat().st_mode & 0o777 == 0o700
+    assert doctor(capsys)["home"]["ok"] is True
 
 
 def test_an_unconfigured_machine_gets_fixes(capsys) -> None:

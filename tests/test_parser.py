@@ -44,7 +44,7 @@ def test_defaults_and_overrides(runtime: Runtime) -> None:
 @pytest.mark.parametrize(
     ("arguments", "field"),
     [({"to": "Contact1", "message": "  \n "}, "message"),
-     ({"to": "Contact1", "message": "x" * 1001}, "message"),
+     ({"to": "Contact1", "message": "x" * 1201}, "message"),
      ({"to": "  ", "message": "hi"}, "to"),
      ({"to": "555-123-4567", "message": "hi"}, "number"),
      ({"to": "Contact1", "message": "hi", "voice": "Brian!"}, "voice")],

@@ -47,6 +47,7 @@ def live_home(home: Path, simulator: Simulator, api: str) -> Runtime:
     (home / "config.yaml").write_text(
         'safety: {calling_hours: "00:00-24:00", callee_hours: null}\n'
         "webhook: {port: 0}\n"
+        "identity: {assistant_name: Yamani, owner_name: Robert}\n"
         "conversation: {hold_budget_seconds: 0.5, unsteered_limit_seconds: 30}\n"
         f"twilio: {{api_base_url: '{api}', account_sid: {simulator.account_sid},"
         f" auth_token: {simulator.auth_token}, from_number: '+13125550100'}}\n"

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from twilio_caller import parser, safety
 from twilio_caller.calls import CallWriter
 from twilio_caller.clock import ManualClock
-from twilio_caller.errors import InternalError
+from twilio_caller.errors import InternalError, InvalidInputError
 from twilio_caller.runtime import Runtime
 from twilio_caller.telephony import Credentials, Telephony
 
@@ -229,9 +229,10 @@ def test_numbers_never_dialled(book, to: str, region: str, rule: str) -> None:
 
 def test_the_allowlist_cannot_override_never_dial_or_blocked(book) -> None:
     rt = book("safety: {callee_hours: null, blocked: ['(312) 555-0101']}\n")
-    rt.contacts.add("Premium", "+1 900 555 0100")
+    with pytest.raises(InvalidInputError, match="premium-rate"):
+        rt.contacts.add("Premium", "+1 900 555 0100")  # it never even becomes a contact
     rt.contacts.add("Blocked", "312-555-0101")
-    assert decide(rt, "Premium", at("2026-06-10 12:00:00")).rule == "never_dial"
+    assert decide(rt, "+1 900 555 0100", at("2026-06-10 12:00:00")).rule == "never_dial"
     blocked = decide(rt, "Blocked", at("2026-06-10 03:00:00"))  # blocked wins even over hours
     assert blocked.rule == "blocked" and blocked.next_allowed_at is None
 

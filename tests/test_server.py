@@ -23,9 +23,14 @@ def write(home: Path, idle: float = 600) -> None:
 
 def test_the_run_file_is_private_and_names_the_listeners(home: Path) -> None:
     write(home)
-    with ServerThread(ServerRunner(Runtime(home, environ={}), simulate=True, idle_exit=False)):
+    secret = "0123456789abcdef" * 2
+    environ = {"TWILIO_AUTH_TOKEN": secret}
+    with ServerThread(ServerRunner(Runtime(home, environ=environ), simulate=True, idle_exit=False)):
         info = read_run_file(home)
-        assert set(info) == {"pid", "webhook_port", "control_port", "token", "version", "mode", "started_at"}
+        assert set(info) == {"pid", "webhook_port", "control_port", "token", "version", "mode", "started_at",
+                             "settings", "fingerprint"}
+        assert info["settings"]["twilio.auth_token"] == "****cdef" and secret not in run_file(home).read_text()
+        assert info["settings"]["webhook.port"] == 0 and "safety.blocked" not in info["settings"]
         assert info["mode"] == "simulate" and info["pid"] == os.getpid()
         assert info["webhook_port"] != info["control_port"]
         assert os.stat(run_file(home)).st_mode & 0o777 == 0o600

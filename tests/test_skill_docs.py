@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -30,6 +33,43 @@ def test_skill_md_frontmatter_follows_the_agentskills_rules() -> None:
     openclaw = meta["metadata"]["openclaw"]
     assert openclaw["primaryEnv"] == "TWILIO_AUTH_TOKEN"
     assert "python3" in openclaw["requires"]["bins"]
+
+
+def test_skill_md_passes_the_agentskills_reference_validator(tmp_path: Path) -> None:
+    skill_dir = tmp_path / "twilio-caller"  # the validator wants the folder named as the skill
+    skill_dir.mkdir()
+    shutil.copy(ROOT / "SKILL.md", skill_dir / "SKILL.md")
+    cli = Path(sys.executable).with_name("agentskills")
+    done = subprocess.run([str(cli), "validate", str(skill_dir)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "Valid skill" in done.stdout
+
+
+def test_skill_md_frontmatter_is_block_style_yaml() -> None:
+    text = (ROOT / "SKILL.md").read_text(encoding="utf-8")
+    head = text.split("\n---\n", 1)[0]
+    assert not re.search(r":\s*[\[{]", head), "flow-style YAML is rejected by strict parsers"
+
+
+def test_credentials_are_declared_without_hiding_the_skill() -> None:
+    openclaw = frontmatter(ROOT / "SKILL.md")["metadata"]["openclaw"]
+    assert "env" not in openclaw["requires"]  # simulate mode and the demo need no credentials
+    env_vars = {var["name"]: var for var in openclaw["envVars"]}
+    for name in ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN"):
+        assert env_vars[name]["required"] is False
+        assert "real calls" in env_vars[name]["description"]
+    assert openclaw["primaryEnv"] in env_vars
+
+
+def test_skill_md_carries_the_publishing_fields() -> None:
+    meta = frontmatter(ROOT / "SKILL.md")
+    from twilio_caller import __version__
+
+    assert meta["license"] and meta["compatibility"]
+    assert meta["metadata"]["version"] == __version__
+    openclaw = meta["metadata"]["openclaw"]
+    assert openclaw["emoji"] and openclaw["os"]
+    assert all(step["bins"] == ["python3"] for step in openclaw["install"])
 
 
 def test_skill_md_declares_every_environment_variable_the_code_reads() -> None:

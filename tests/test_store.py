@@ -22,9 +22,9 @@ def test_a_new_database_is_in_wal_mode_with_every_migration_recorded(tmp_path: P
 def test_reopening_applies_only_new_migrations_in_order(tmp_path: Path) -> None:
     path = tmp_path / "db.sqlite"
     Store(path).close()
-    later = Migration("0002_extra", ("CREATE TABLE extra (x INTEGER)",))
+    later = Migration("9999_extra", ("CREATE TABLE extra (x INTEGER)",))
     store = Store(path, (*MIGRATIONS, later))
-    assert store.applied_migrations() == [m.name for m in MIGRATIONS] + ["0002_extra"]
+    assert store.applied_migrations() == [m.name for m in MIGRATIONS] + ["9999_extra"]
     store.close()
 
 

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from twilio_caller import __version__, render
-from twilio_caller.errors import InternalError, InvalidInputError, TwilioCallerError
+from twilio_caller.errors import ConfigError, InternalError, InvalidInputError, TwilioCallerError
 
 if TYPE_CHECKING:
     from twilio_caller.runtime import Runtime
@@ -45,7 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         runtime = Runtime.from_environment()
         result, render = options.handler(options, runtime)
         _print_result(result, render, as_json)
-        return 0
+        return _exit_code(options, result)
     except TwilioCallerError as exc:
         _print_error(exc, as_json)
         return exc.exit_code
@@ -62,13 +62,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             runtime.close()
 
 
+def _exit_code(options: argparse.Namespace, result: Any) -> int:
+    """0, except `doctor` with a failed check: the config exit code, so scripts can stop."""
+    if options.command == "doctor" and not result.get("ok"):
+        return ConfigError.exit_code
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = _Parser(add_help=False)
     common.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
                         help="print exactly one JSON document on stdout")
-    parser = _Parser(prog="twilio-caller", parents=[common],
-                     description="Phone calls through Twilio for an AI assistant.")
-    parser.set_defaults(json=False)
+    parser = _Parser(prog="twilio-caller", description="Phone calls through Twilio for an AI assistant.")
+    # its own --json (not the shared action: a default set here would reset a global --json
+    # when the command's copy of the option is parsed)
+    parser.add_argument("--json", action="store_true", help="print exactly one JSON document on stdout")
     parser.add_argument("--version", action="version", version=f"twilio-caller {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True,
                                      parser_class=_Parser)
@@ -121,8 +129,10 @@ def build_parser() -> argparse.ArgumentParser:
                       help="the arguments as a JSON object, or - to read them from stdin")
 
     tools = command("tools", _tools, "list the tools of skill.yaml, or export their definitions")
-    tools.add_argument("--format", choices=["manifest", "openai", "anthropic", "mcp"],
+    tools.add_argument("--format", choices=["manifest", "openai", "openai-responses", "anthropic", "mcp"],
                        help="print the tool definitions for this runtime, as JSON")
+    tools.add_argument("--strict", action="store_true",
+                       help="strict-mode schemas (openai, openai-responses, anthropic)")
 
     do = command("do", _do, "do what a sentence says: do \"call Contact1 and tell her I'll be late\"")
     do.add_argument("text", nargs="+", help="the sentence (quoted, or as separate words)")
@@ -149,7 +159,18 @@ def build_parser() -> argparse.ArgumentParser:
     call.add_argument("--timeout", type=float, default=50, help="longest wait in seconds (default 50)")
     call.add_argument("--send-digits", metavar="DIGITS",
                       help="DTMF tones once answered, before speaking (a phone menu; w = pause)")
+    call.add_argument("--at", metavar="WHEN",
+                      help="call later: 2026-12-01T09:00, \"in 20 minutes\", \"tomorrow at 9am\", \"tonight\"")
+    call.add_argument("--when-allowed", action="store_true",
+                      help="outside the calling hours, schedule the call for when they allow it")
+    call.add_argument("--retry", type=int, metavar="ATTEMPTS",
+                      help="attempts in all when the line is busy, unanswered, failed or voicemail")
+    call.add_argument("--retry-spacing", type=float, metavar="MINUTES", help="minutes between attempts (10)")
     _simulate_options(call)
+
+    scheduled = command("scheduled", _scheduled, "list scheduled calls, or cancel one: scheduled --cancel ID")
+    scheduled.add_argument("--all", action="store_true", help="include finished ones")
+    scheduled.add_argument("--cancel", metavar="SCHEDULED_ID")
 
     say = command("say", _say, "speak into a live call and return the next reply")
     say.add_argument("call_id")
@@ -332,10 +353,12 @@ def _tool(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, None]:
 
 
 def _tools(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable[[Any], str] | None]:
+    if options.strict and not options.format:
+        raise InvalidInputError("--strict needs --format openai, openai-responses or anthropic", field="strict")
     if options.format:
         from twilio_caller.export import export
 
-        return export(options.format), None  # always JSON: it is meant for a program
+        return export(options.format, strict=options.strict), None  # always JSON: for a program
     from twilio_caller.manifest import load_manifest
 
     tools = [
@@ -366,8 +389,26 @@ def _call(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable[
         "keep_open": options.keep_open, "voice": options.voice, "language": options.language,
         "closing": options.closing, "dry_run": options.dry_run, "wait": not options.no_wait,
         "timeout_seconds": options.timeout, "send_digits": options.send_digits,
+        "at": options.at, "when_allowed": options.when_allowed or None, "retry": _retry(options),
     })
     return result, render.call_text
+
+
+def _retry(options: argparse.Namespace) -> dict[str, Any] | None:
+    if options.retry is None and options.retry_spacing is None:
+        return None
+    retry: dict[str, Any] = {"attempts": options.retry if options.retry is not None else 3}
+    if options.retry_spacing is not None:
+        retry["spacing_minutes"] = options.retry_spacing
+    return retry
+
+
+def _scheduled(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable[[Any], str]]:
+    if options.cancel:
+        return (_invoke(runtime, "cancel_scheduled", {"scheduled_id": options.cancel}),
+                lambda r: render.scheduled_text(r["canceled"]))
+    listed = _invoke(runtime, "list_scheduled", {"include_finished": options.all})
+    return listed, lambda r: render.scheduled_table(r["scheduled"])
 
 
 def _simulation(options: argparse.Namespace, runtime: Runtime) -> None:
@@ -468,10 +509,18 @@ def _server(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callabl
         running.stop()
         return {"running": False, "stopped": running.info["pid"]}, lambda r: f"stopped server {r['stopped']}"
     health = running.health() or {}
-    info = {key: value for key, value in running.info.items() if key != "token"}
-    status = {"running": True, **info, "live_calls": health.get("live_calls", 0)}
-    return status, lambda r: (f"server {r['pid']} ({r['mode']} mode, version {r['version']}): "
-                              f"webhook port {r['webhook_port']}, {r['live_calls']} live call(s)")
+    info = {key: value for key, value in running.info.items() if key not in ("token", "fingerprint")}
+    status = {"running": True, **info, "live_calls": health.get("live_calls", 0),
+              **_currency(running.info, runtime)}
+    return status, render.server_status_text
+
+
+def _currency(info: dict[str, Any], runtime: Runtime) -> dict[str, Any]:
+    """Whether the server runs with the settings this environment and config file give."""
+    from twilio_caller.server.settings import changed, fingerprint, fixed_settings
+
+    differs = changed(info.get("fingerprint"), fingerprint(fixed_settings(runtime.config, info.get("mode", ""))))
+    return {"current": not differs, "differs": differs}
 
 
 def _doctor(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable[[Any], str]]:

@@ -27,7 +27,12 @@ import difflib
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from twilio_caller import when
+from twilio_caller.errors import InvalidInputError
 
 if TYPE_CHECKING:
     from twilio_caller.runtime import Runtime
@@ -54,6 +59,8 @@ class Context:
     contacts: Sequence[str]
     owner: str = "Robert"
     calls: Sequence[KnownCall] = ()
+    now: datetime | None = None  # for "tomorrow at 9am"; None: the phrase is passed on as written
+    timezone: str = "America/Chicago"  # the owner's
 
     @classmethod
     def from_runtime(cls, rt: Runtime, recent: int = 50) -> Context:
@@ -62,7 +69,8 @@ class Context:
             for c in rt.calls.list(limit=recent)
         ]
         names = [contact.name for contact in rt.contacts.all()]
-        return cls(contacts=names, owner=rt.config.get("identity.owner_name"), calls=calls)
+        return cls(contacts=names, owner=rt.config.get("identity.owner_name"), calls=calls,
+                   now=rt.clock.now(), timezone=rt.config.get("safety.timezone"))
 
     @property
     def live_calls(self) -> list[KnownCall]:
@@ -100,6 +108,49 @@ def parse(text: str, context: Context) -> Parse:
     sentence = Sentence.of(text)
     if not sentence.body:
         return clarify("not_understood", "What should I do? Say, for example, whom to call and what to tell them.")
+    leading = _TIME_FIRST.fullmatch(sentence.body)
+    if leading:
+        return _timed_first(leading, sentence, context)
+    correction = _CORRECTION.fullmatch(sentence.body)
+    if correction:
+        return _corrected(correction, sentence, context)
+    return _parse_sentence(sentence, context)
+
+
+# --- when: "call Contact1 tomorrow at 9am and …", "in 20 minutes, call …" -----------------
+
+_TIME_AFTER_TARGET = re.compile(rf"^\s+(?P<when>{when.PHRASE})(?=$|\s|,)", re.IGNORECASE)
+_TIME_FIRST = re.compile(rf"(?P<when>{when.PHRASE})\s*,?\s+(?P<rest>(?:call|ring|phone|dial|tell|remind|relay|"
+                         r"let|give)\b.+)", re.IGNORECASE)
+
+
+def _timed_first(match: re.Match[str], sentence: Sentence, context: Context) -> Parse:
+    phrase_ = match.group("when")
+    parsed = parse(match.group("rest") + sentence.ending, context)
+    if "clarify" in parsed:
+        options = [f"{phrase_}, {option}" for option in parsed["clarify"]["options"]]
+        return clarify(parsed["clarify"]["reason"], parsed["clarify"]["question"], options)
+    return _timed(parsed, phrase_, context)
+
+
+def _timed(parsed: Parse, phrase_: str | None, context: Context) -> Parse:
+    """A call with `at`: the time in the owner's time zone (as written, without a clock)."""
+    if phrase_ is None or parsed.get("tool") != "call":
+        return parsed
+    if parsed["arguments"].get("keep_open"):
+        return clarify("not_understood", "A call for later can't stay on the line: nobody steers it "
+                       "when it is dialed. Ask it as a question instead, or call now.")
+    at = " ".join(phrase_.split())
+    if context.now is not None:
+        try:
+            due = when.due_at(at, context.now, context.timezone)
+        except InvalidInputError as exc:
+            return clarify("not_understood", _capitalise(exc.message.removeprefix("at: ")) + ".")
+        at = due.astimezone(ZoneInfo(context.timezone)).strftime("%Y-%m-%dT%H:%M")
+    return tool("call", **{**parsed["arguments"], "at": at})
+
+
+def _parse_sentence(sentence: Sentence, context: Context) -> Parse:
     for rule in RULES:
         match = rule.pattern.fullmatch(sentence.body)
         if match:
@@ -269,7 +320,78 @@ def _call(match: re.Match[str], sentence: Sentence, context: Context) -> Parse:
     if target.problem is not None:
         return target.problem
     assert target.to is not None
-    return _call_action(target.to, _CONNECTOR.sub("", target.rest, count=1), sentence, context)
+    several = _several_contacts(target, context, sentence)
+    if several is not None:
+        return several
+    rest, timing = target.rest, _TIME_AFTER_TARGET.match(target.rest)
+    if timing:
+        rest = rest[timing.end():]
+    parsed = _call_action(target.to, _CONNECTOR.sub("", rest, count=1), sentence, context)
+    return _timed(parsed, timing.group("when") if timing else None, context)
+
+
+_ALSO = re.compile(r"^(?:\s*,\s*(?:and\s+)?|\s+and\s+|\s*&\s*)", re.IGNORECASE)
+
+
+def _several_contacts(first: Target, context: Context, sentence: Sentence) -> Parse | None:
+    """"call Contact1 and Contact2 …": one person per call, so ask which, listing them; each
+    option is the sentence with just one of them."""
+    names, last = [first.to], first
+    while (also := _ALSO.match(last.rest)) is not None:
+        offset = last.span[1] + also.end()
+        following = find_target(last.rest[also.end():], offset, context, sentence)
+        if following.problem is not None or following.is_number:
+            break
+        names.append(following.to)
+        last = following
+    if len(names) < 2:
+        return None
+    span = (first.span[0], last.span[1])
+    listed = [name for name in dict.fromkeys(names) if name is not None]
+    return clarify("several_contacts", f"I can call one person at a time. Whom should I call: {_or(listed)}?",
+                   [sentence.replace(span, name) for name in listed])
+
+
+def _relay_to(match: re.Match[str], sentence: Sentence, context: Context) -> Parse:
+    """"relay to Contact1 that …", "pass on to Contact2: …"."""
+    target = find_target(match.group("rest"), match.start("rest"), context, sentence)
+    if target.problem is not None:
+        return target.problem
+    assert target.to is not None
+    message = _RELAYED.sub("", target.rest, count=1).strip()
+    if not message:
+        return clarify("missing_message", f"What should I tell {target.to}?")
+    return _call_action(target.to, f"tell {target.to} that {message}", sentence, context)
+
+
+_RELAYED = re.compile(r"^\s*[,:]?\s*(?:that\b)?\s*[,:]?", re.IGNORECASE)
+_CORRECTION = re.compile(
+    r"(?P<first>.+?)\s*(?P<stop>[.;!]|,)?\s+(?:(?:no|wait|sorry|oops)\b[,.!]?\s+)*actually\b,?\s+"
+    r"(?:(?:call|ring|phone|dial|tell|make\s+(?:that|it))\s+(?P<who>.+?)(?:\s*,?\s+instead)?"
+    r"|(?P<who2>.+?)\s*,?\s+instead)",
+    re.IGNORECASE,
+)
+
+
+def _corrected(match: re.Match[str], sentence: Sentence, context: Context) -> Parse:
+    """"call Contact1 and tell her I'll be late. Actually call Contact2 instead": the request
+    of the first part, to the person of the correction."""
+    if not match.group("stop") and not re.search(r"\b(?:no|wait|sorry|oops)\b[,.!]?\s+actually\b",
+                                                 sentence.body, re.IGNORECASE):
+        return _parse_sentence(sentence, context)  # "actually" inside the message, not a correction
+    group = "who" if match.group("who") else "who2"
+    stop = match.group("stop") or ""
+    first = _parse_sentence(Sentence(match.group("first"), stop if stop in ".!" else sentence.ending), context)
+    if first.get("tool") != "call":
+        return clarify("not_understood", f"I couldn't apply the correction to {match.group('first')!r}. "
+                       f"Say the whole request again, e.g. \"call {match.group(group)} and tell them …\".")
+    target = find_target(match.group(group), match.start(group), context, sentence)
+    if target.problem is not None:
+        return target.problem
+    if target.rest.strip():
+        return clarify("not_understood", f"I didn't understand the correction {match.group(group)!r}: "
+                       f"say the whole request again, e.g. \"call {target.to} and tell them …\".")
+    return tool("call", **{**first["arguments"], "to": target.to})
 
 
 def _give(match: re.Match[str], sentence: Sentence, context: Context) -> Parse:
@@ -291,6 +413,9 @@ def _call_action(to: str, action: str, sentence: Sentence, context: Context) -> 
     if spoken is None:
         return clarify("not_understood",
                        f"What should I say to {to}? Try \"tell them …\", \"ask them …\" or \"say …\".")
+    too_long = _too_long(action, to, spoken[0], context)
+    if too_long is not None:
+        return too_long
     message, interactive = spoken
     arguments: dict[str, Any] = {"to": to, "message": message}
     if keep_open:
@@ -335,28 +460,53 @@ def _action_patterns(to: str) -> dict[str, re.Pattern[str]]:
 
 def phrase(action: str, to: str, ending: str, context: Context) -> tuple[str, bool] | None:
     """What to say for an action ("tell her …", "ask him …", "say …"), and whether it asks."""
+    spoken = _phrase(standard_spelling(action), to, ending, context)
+    return None if spoken is None else spoken[:2]
+
+
+WRITTEN_MAX = 1000  # the user's own words in one message; the framing added to them is not counted
+
+
+def _too_long(action: str, to: str, spoken: str, context: Context) -> Parse | None:
+    from twilio_caller.parser import MESSAGE_MAX
+
+    written = " ".join((written_words(action, to, context) or "").split())
+    if len(written) <= WRITTEN_MAX and len(spoken) <= MESSAGE_MAX:
+        return None
+    return clarify("message_too_long", f"The message is {len(written):,} characters long; at most "
+                   f"{WRITTEN_MAX:,} can be passed on in one call. What shorter message should I give?")
+
+
+def written_words(action: str, to: str, context: Context) -> str | None:
+    """The part of an action the user wrote for the callee ("I'll be late" of "tell her I'll
+    be late"): what the message limit counts, without the framing the assistant adds."""
+    spoken = _phrase(action, to, "", context)
+    return None if spoken is None else spoken[2]
+
+
+def _phrase(action: str, to: str, ending: str, context: Context) -> tuple[str, bool, str] | None:
     owner = context.owner
     patterns = _action_patterns(to)
     relay = patterns["relay"].fullmatch(action)
     if relay:
         who = relay.group("who") or relay.group("who2") or ""
         message = next(m for m in relay.group("msg", "msg2", "msg3", "msg4") if m)
-        return relay_message(message, _pronoun(who, message), owner, ending), False
+        return relay_message(message, _pronoun(who, message), owner, ending), False, message
     remind = patterns["remind"].fullmatch(action)
     if remind:
         what = to_second_person(remind.group("what"), _pronoun(remind.group("who"), remind.group("what")))
-        return f"{owner} asked me to remind you {what}{_end(ending)}", False
+        return f"{owner} asked me to remind you {_owner_named(what, owner)}{_end(ending)}", False, remind.group("what")
     wish = patterns["wish"].fullmatch(action)
     if wish:
         what = to_second_person(wish.group("what"), _pronoun(wish.group("who"), wish.group("what")))
-        return f"{owner} asked me to {wish.group('verb').lower()} you {what}{_end(ending)}", False
+        return f"{owner} asked me to {wish.group('verb').lower()} you {what}{_end(ending)}", False, wish.group("what")
     said = patterns["say"].fullmatch(action)
     if said:
-        return say_message(said.group("msg"), bool(said.group("that")), owner, ending), False
+        return say_message(said.group("msg"), bool(said.group("that")), owner, ending), False, said.group("msg")
     asked = patterns["ask"].fullmatch(action)
     if asked:
         question = asked.group("q") or asked.group("q2")
-        return question_message(question, _pronoun(asked.group("who") or to, question), owner), True
+        return question_message(question, _pronoun(asked.group("who") or to, question), owner), True, question
     return None
 
 
@@ -380,7 +530,7 @@ def relay_message(message: str, pronoun: str | None, owner: str, ending: str = "
     body = to_second_person(message, pronoun)
     request = re.match(r"^to\s+(?P<vp>.+)$", body, re.IGNORECASE)
     if request:
-        vp = request.group("vp")
+        vp = _owner_named(request.group("vp"), owner)
         if has_first_person(vp):
             return f"{owner} asked me to pass on a message: please {vp}{_end(ending)}"
         return f"{owner} asked if you could {vp}{_end('')}"
@@ -408,6 +558,8 @@ def question_message(question: str, pronoun: str | None, owner: str) -> str:
         return f"{owner} would like to know whether {clause}."
     request = re.match(r"^to\s+(?P<vp>.+)$", q, re.IGNORECASE)
     if request:
+        request = re.match(r"^to\s+(?P<vp>.+)$", "to " + _owner_named(request.group("vp"), owner))
+        assert request is not None
         if has_first_person(request.group("vp")):
             return f"{owner} would like to know: could you {request.group('vp')}?"
         return f"{owner} asked if you could {request.group('vp')}."
@@ -422,6 +574,42 @@ def question_message(question: str, pronoun: str | None, owner: str) -> str:
             return f"{owner} would like to know: {direct}?"
         return f"{owner} asked me to ask you {_lower_first(q)}."
     return f"{owner} would like to know: {q}?"
+
+
+_OWNER_AS_OBJECT = re.compile(r"\b(?P<word>me|my|mine|myself)\b", re.IGNORECASE)
+_OWNER_AS_SUBJECT = re.compile(r"\b(?:i|i'm|i'll|i've|i'd|we|we're|we'll|we've|we'd|us|our|ours|ourselves)\b",
+                               re.IGNORECASE)
+
+
+def _owner_named(request: str, owner: str) -> str:
+    """In a request the callee is to act on ("to call me back"), the owner named where they are
+    only its object: said by the assistant, "call me back" would mean the assistant."""
+    if _OWNER_AS_SUBJECT.search(request):
+        return request
+    return _OWNER_AS_OBJECT.sub(lambda m: owner if m.group("word").lower() in ("me", "myself") else f"{owner}'s",
+                                request)
+
+
+_INFORMAL = {
+    "i": "I", "im": "I'm", "ive": "I've", "dont": "don't", "cant": "can't", "didnt": "didn't",
+    "doesnt": "doesn't", "isnt": "isn't", "wasnt": "wasn't", "arent": "aren't", "werent": "weren't",
+    "havent": "haven't", "hasnt": "hasn't", "couldnt": "couldn't", "wouldnt": "wouldn't",
+    "shouldnt": "shouldn't", "thats": "that's", "whats": "what's", "youre": "you're",
+    "theyre": "they're", "shes": "she's", "u": "you", "pls": "please", "plz": "please", "thx": "thanks",
+}
+
+
+def standard_spelling(text: str) -> str:
+    """Informal spellings a person types ("im running late") as they should be read aloud
+    ("I'm running late"); words with another meaning ("ill", "well", "were") are left alone."""
+    def fixed(match: re.Match[str]) -> str:
+        word = match.group()
+        standard = _INFORMAL.get(word.lower())
+        if standard is None:
+            return word
+        return standard if standard.startswith("I") or word.islower() else _capitalise(standard)
+
+    return re.sub(r"(?<!')\b[A-Za-z]+\b(?!')", fixed, text)
 
 
 def _end(ending: str) -> str:
@@ -689,6 +877,9 @@ def _say_live(sentence: Sentence, context: Context, action: str) -> Parse:
     spoken = phrase(action, call.name or call.number, sentence.ending, context)
     if spoken is None:
         return clarify("not_understood", "What should I say?")
+    too_long = _too_long(action, call.name or call.number, spoken[0], context)
+    if too_long is not None:
+        return too_long
     message, _ = spoken
     return tool("say", call_id=call.call_id, message=message)
 
@@ -769,6 +960,8 @@ RULES: tuple[Rule, ...] = (
           r"(?:\s+today)?", _safety),
     _rule(r"(?:call|ring|phone|dial|telephone)(?:\s+up)?\s+(?P<rest>.+)", _call),
     _rule(r"give\s+(?P<rest>.+?)(?P<a_call>\s+a\s+(?:call|ring|buzz)\b.*)", _give),
+    _rule(r"(?:relay|pass\s+on|pass\s+along|forward)(?:\s+(?:a|the|this|my)\s+message)?\s+to\s+(?P<rest>.+)",
+          _relay_to),
     _rule(r"(?P<verb>tell|ask|remind|let|wish|thank)\s+(?P<rest>.+)", _tell_direct),
     _rule(r"say\b.+", _say),
 )

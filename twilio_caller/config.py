@@ -26,9 +26,12 @@ def resolve_home(environ: Mapping[str, str] = os.environ) -> Path:
 
 
 def ensure_home(home: Path) -> Path:
-    """Create the home directory, private to its owner."""
+    """Create the home directory, private to its owner; one the owner created with looser
+    permissions is tightened to 0700 (it holds transcripts). `doctor` reports what is left."""
     try:
         home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if loose_home(home) and home.stat().st_uid == os.getuid():
+            home.chmod(0o700)
     except OSError as exc:
         raise ConfigError(
             f"cannot use {home} as the twilio-caller home ({exc.strerror}); "
@@ -37,12 +40,25 @@ def ensure_home(home: Path) -> Path:
     return home
 
 
+def loose_home(home: Path) -> str | None:
+    """The home's mode (e.g. '0755') when others may read or enter it, else None."""
+    mode = stat.S_IMODE(home.stat().st_mode)
+    return f"{mode:04o}" if mode & 0o077 else None
+
+
 @dataclass(frozen=True)
 class Config:
     home: Path
     values: dict[str, Any]
     file: Path | None = None
     from_env: dict[str, str] = field(default_factory=dict)  # dotted key → variable name
+    text: str | None = None  # the file's content as loaded (None: no file)
+    environment: dict[str, str] = field(default_factory=dict)  # the variables it read, as they were
+    from_file: dict[str, Any] = field(default_factory=dict)
+
+    def is_set(self, key: str) -> bool:
+        """True when the file or the environment gives `key` (not only its default)."""
+        return key in self.from_env or _lookup(self.from_file, key) is not None
 
     def get(self, key: str) -> Any:
         node: Any = self.values
@@ -74,14 +90,27 @@ def mask(secret: str) -> str:
 def load_config(home: Path, environ: Mapping[str, str] = os.environ) -> Config:
     schema = config_schema()
     path = find_config_file(home)
-    from_file = _read(path) if path else {}
+    text = _read_text(path) if path else None
+    from_file = _parse(text, path) if path and text is not None else {}
     if from_file:
         _validate(from_file, schema, path.name if path else "config")
     values = _merge(defaults(schema), from_file)
     from_env = _apply_environment(values, environ)
     if from_env:
         _validate(values, schema, "config", from_env)
-    return Config(home=home, values=values, file=path, from_env=from_env)
+    return Config(home=home, values=values, file=path, from_env=from_env, text=text,
+                  from_file=from_file, environment=environment_values(environ))
+
+
+def environment_values(environ: Mapping[str, str]) -> dict[str, str]:
+    """The variables a config reads, as `environ` has them now (what a reload compares)."""
+    return {variable: environ[variable] for variable in environment_keys() if variable in environ}
+
+
+def config_text(home: Path) -> str | None:
+    """The config file's content now (None when there is none): what a reload compares."""
+    path = find_config_file(home)
+    return _read_text(path) if path else None
 
 
 def find_config_file(home: Path) -> Path | None:
@@ -131,10 +160,17 @@ def _leaves(schema: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, 
 
 
 def _read(path: Path) -> dict[str, Any]:
+    return _parse(_read_text(path), path)
+
+
+def _read_text(path: Path) -> str:
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read {path}: {exc}") from exc
+
+
+def _parse(text: str, path: Path) -> dict[str, Any]:
     data = _parse_json(text, path) if path.suffix == ".json" else _parse_yaml(text, path)
     if data is None:
         return {}

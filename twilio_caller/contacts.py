@@ -169,10 +169,10 @@ class ContactBook:
     ) -> ContactFields:
         return ContactFields(
             name=check_name(name or ""),
-            number=numbers.parse_regular(number or "", self._region, "a contact").e164,
-            timezone=check_timezone(timezone),
-            voice=check_voice(voice),
-            notes=(notes or "").strip() or None,
+            number=check_number(number or "", self._region),
+            timezone=check_timezone(check_text(timezone, "timezone")),
+            voice=check_voice(check_text(voice, "voice")),
+            notes=check_text((notes or "").strip(), "notes") or None,
         )
 
     def _insert(self, connection: sqlite3.Connection, fields: ContactFields) -> Contact:
@@ -213,6 +213,27 @@ class ContactBook:
         if close:
             return f"; did you mean {', '.join(repr(by_key[k]) for k in close)}?"
         return "; no contacts yet (add one with `twilio-caller add`)" if not names else ""
+
+
+def check_number(raw: str, region: str) -> str:
+    """The E.164 form of a number a contact may have: never an emergency, short,
+    premium-rate or other never-dialled number (refused now, not only at call time)."""
+    number = numbers.parse_regular(check_text(raw, "number") or "", region, "a contact")
+    kind = numbers.never_dial_type(number.e164)
+    if kind is not None:
+        raise InvalidInputError(f"{raw!r} is {kind}; such numbers are never dialled, so it cannot be a contact",
+                                field="number")
+    return number.e164
+
+
+def check_text(value: str | None, field: str) -> str | None:
+    """`value`, or InvalidInputError naming `field` when it holds control characters
+    (NUL, BEL, ESC, ...): they would break the TwiML or the terminal. Tabs and line
+    breaks are whitespace, not control characters here."""
+    if value is not None and any(unicodedata.category(ch) == "Cc" and ch not in "\t\n\r" for ch in value):
+        raise InvalidInputError(f"{field}: contains control characters (such as NUL or BEL); remove them",
+                                field=field)
+    return value
 
 
 def check_name(raw: str) -> str:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from twilio_caller import numbers, parser, safety, twiml, voices
 from twilio_caller.calls import TERMINAL_STATUSES, CallWriter
+from twilio_caller.config import Config
 from twilio_caller.conversation import NO_REPLY_BY_STATUS, Budgets, Conversation, Voicing
 from twilio_caller.errors import InvalidInputError, NotFoundError, TelephonyError, TwilioCallerError
 from twilio_caller.runtime import Runtime
@@ -29,26 +30,35 @@ ENDED_SESSION_KEEP_SECONDS = 900
 
 class Dialer:
     def __init__(self, runtime: Runtime, telephony: Telephony, base_url: str,
-                 audio: AudioLibrary | None = None) -> None:
+                 audio: AudioLibrary | None = None, *, real_calls: bool = False) -> None:
         self._rt = runtime
-        self._config = runtime.config
+        self._real_calls = real_calls  # not simulated: the owner's identity must be set
         self._telephony = telephony
         self._base_url = base_url.rstrip("/")
         self._writer = CallWriter(runtime.store, runtime.clock)
         self._audio = audio if audio is not None and audio.settings.voice_id else None
         self.registry = Registry()
         self._timers: set[asyncio.Task[None]] = set()
-        self.conversation = Conversation(
-            self._writer, runtime.contacts, runtime.clock,
+        self._conversation_config = runtime.config
+        self.conversation = self._conversation(runtime.config)
+
+    @property
+    def _config(self) -> Config:
+        """The config the latest call was checked against (`check` reloads it)."""
+        return self._rt.config
+
+    def _conversation(self, config: Config) -> Conversation:
+        return Conversation(
+            self._writer, self._rt.contacts, self._rt.clock,
             Budgets(
-                hold_seconds=self._config.get("conversation.hold_budget_seconds"),
-                unsteered_seconds=self._config.get("conversation.unsteered_limit_seconds"),
-                reprompts=self._config.get("gather.reprompts"),
-                audio_seconds=self._config.get("elevenlabs.budget_seconds"),
+                hold_seconds=config.get("conversation.hold_budget_seconds"),
+                unsteered_seconds=config.get("conversation.unsteered_limit_seconds"),
+                reprompts=config.get("gather.reprompts"),
+                audio_seconds=config.get("elevenlabs.budget_seconds"),
             ),
-            safety.opening_text(self._config),
+            safety.opening_text(config),
             self.url_for,
-            voicemail_mode=self._config.get("voicemail.mode"),
+            voicemail_mode=config.get("voicemail.mode"),
             voicing=self._voicing(),
         )
 
@@ -69,8 +79,15 @@ class Dialer:
     # -- placing a call: the one pipeline ----------------------------------------------------
 
     def check(self, arguments: Mapping[str, Any]) -> tuple[parser.CallRequest, safety.Rules]:
-        request = parser.from_arguments(self._rt.contacts, self._config, arguments)
-        return request, safety.Rules.from_config(self._config)
+        """Parse and judge a call against the rules in force now: the config file as it is
+        at this moment (a broken one raises ConfigError; the old rules never apply)."""
+        config = self._rt.rules_in_force()
+        if self._real_calls:
+            safety.require_identity(config)
+        if config is not self._conversation_config:
+            self.conversation, self._conversation_config = self._conversation(config), config
+        request = parser.from_arguments(self._rt.contacts, config, arguments)
+        return request, safety.Rules.from_config(config)
 
     async def call(
         self, arguments: Mapping[str, Any], before_dial: Callable[[str], None] | None = None

@@ -28,7 +28,8 @@ def run(rt: Runtime, *, online: bool) -> dict[str, Any]:
     except TwilioCallerError as exc:
         check = Check("configuration", False, exc.message, "fix config.yaml or the environment as it says")
         return {"ok": False, "checks": [asdict(check)]}
-    checks = [_credentials(rt), _config_file(rt), _from_number(rt), _tunnel(rt), _clock(rt)]
+    checks = [_credentials(rt), _config_file(rt), _identity(rt), _home(rt), _from_number(rt), _tunnel(rt),
+              _clock(rt)]
     checks.append(_account(rt) if online else Check(
         "twilio account", None, "not contacted (run `doctor --online` to check the credentials with Twilio)"))
     checks.append(_reachable(rt))
@@ -61,6 +62,29 @@ def _config_file(rt: Runtime) -> Check:
     if world_readable_secrets(rt.config):
         return Check("config file", False, f"{file} holds secrets and others can read it", f"chmod 600 {file}")
     return Check("config file", True, str(file))
+
+
+def _identity(rt: Runtime) -> Check:
+    from twilio_caller.safety import opening_text, require_identity
+
+    try:
+        require_identity(rt.config)
+    except TwilioCallerError as exc:
+        return Check("identity", False, "the owner's and the assistant's names are not set",
+                     exc.message)
+    return Check("identity", True, f"opening: {opening_text(rt.config)!r}")
+
+
+def _home(rt: Runtime) -> Check:
+    from twilio_caller.config import loose_home
+
+    if not rt.home.exists():
+        return Check("home", True, f"{rt.home} (created on first use, private: 0700)")
+    loose = loose_home(rt.home)
+    if loose:
+        return Check("home", False, f"{rt.home} is readable by others ({loose}); it holds transcripts",
+                     f"chmod 700 {rt.home}")
+    return Check("home", True, f"{rt.home} (private)")
 
 
 def _from_number(rt: Runtime) -> Check:

@@ -7,6 +7,7 @@ import difflib
 import functools
 import importlib
 import inspect
+import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,8 @@ class ToolSpec:
             raise InvalidInputError(
                 f"{self.name}: arguments must be a JSON object, not {_json_type(arguments)}"
             )
+        _reject_non_finite(self.name, arguments)
+        arguments = without_null_optionals(self.parameters, arguments)
         error = _first_error(self.parameters, arguments)
         if error is not None:
             raise InvalidInputError(f"{self.name}: {describe(error)}", field=_field(error))
@@ -57,6 +60,16 @@ class ToolSpec:
                 f"{self.name} produced a result that breaks its declared shape "
                 f"({describe(error)}); please report this as a bug"
             )
+
+
+def _reject_non_finite(tool: str, value: Any, path: str = "") -> None:
+    """NaN and ±Infinity (which JSON parsers accept) are no numbers a tool can use."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise InvalidInputError(f"{tool}: field {path or 'value'!r}: {value} is not a finite number",
+                                field=path or None)
+    children = value.items() if isinstance(value, Mapping) else enumerate(value) if isinstance(value, list) else ()
+    for key, child in children:
+        _reject_non_finite(tool, child, _join(path or None, str(key)))
 
 
 @dataclass(frozen=True)
@@ -154,6 +167,31 @@ def _reason(error: ValidationError) -> str:
             return f"{shown} is not an accepted value"
         case _:
             return error.message
+
+
+def without_null_optionals(schema: Mapping[str, Any], arguments: Mapping[str, Any]) -> dict[str, Any]:
+    """Strict-mode callers send null for an optional member they don't give (at any depth of
+    nested objects): drop it, unless the member's own schema accepts null."""
+    declared = schema.get("properties", {})
+    required = set(schema.get("required", []))
+    kept: dict[str, Any] = {}
+    for key, value in arguments.items():
+        member = declared.get(key)
+        if member is None:
+            kept[key] = value  # unknown: left for validation to name
+        elif value is None and key not in required and not _accepts_null(member):
+            continue
+        elif isinstance(value, Mapping) and "properties" in member:
+            kept[key] = without_null_optionals(member, value)
+        else:
+            kept[key] = value
+    return kept
+
+
+def _accepts_null(schema: Mapping[str, Any]) -> bool:
+    kind = schema.get("type")
+    return (kind == "null" or (isinstance(kind, list) and "null" in kind)
+            or None in schema.get("enum", []) or any(map(_accepts_null, schema.get("anyOf", []))))
 
 
 def _first_error(schema: Mapping[str, Any], instance: Any) -> ValidationError | None:

@@ -70,6 +70,21 @@ def parse_regular(raw: str, default_region: str, purpose: str) -> PhoneNumber:
     return number
 
 
+NEVER_DIAL_TYPES = {
+    phonenumbers.PhoneNumberType.PREMIUM_RATE: "a premium-rate number",
+    phonenumbers.PhoneNumberType.SHARED_COST: "a shared-cost number",
+    phonenumbers.PhoneNumberType.UAN: "a universal access number",
+    phonenumbers.PhoneNumberType.PAGER: "a pager",
+    phonenumbers.PhoneNumberType.VOICEMAIL: "a voicemail access number",
+    phonenumbers.PhoneNumberType.PERSONAL_NUMBER: "a personal (forwarding) number",
+}
+
+
+def never_dial_type(e164: str) -> str | None:
+    """What kind of never-dialled number this is (premium-rate, pager, ...), or None."""
+    return NEVER_DIAL_TYPES.get(phonenumbers.number_type(phonenumbers.parse(e164)))
+
+
 def _is_short(number: phonenumbers.PhoneNumber, region: str) -> bool:
     national = str(number.national_number)
     return len(national) <= 6 and shortnumberinfo.is_possible_short_number_for_region(

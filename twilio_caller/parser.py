@@ -10,10 +10,10 @@ from typing import Any
 
 from twilio_caller import numbers
 from twilio_caller.config import Config
-from twilio_caller.contacts import Contact, ContactBook, check_voice
+from twilio_caller.contacts import Contact, ContactBook, check_text, check_voice
 from twilio_caller.errors import InvalidInputError
 
-MESSAGE_MAX = 1000
+MESSAGE_MAX = 1200  # what fits in a call; run_command allows 1000 of the user's own words plus its framing
 LANGUAGE_PATTERN = r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$"
 
 
@@ -51,16 +51,18 @@ def parse_call(
     language: str | None = None,
     closing: str | None = None,
 ) -> CallRequest:
-    number, contact = resolve_target(book, to, region)
+    text = check_message(message)  # what is said is checked first: it never depends on whom
+    checked_closing = check_message(closing, "closing") if closing is not None else None
+    number, contact = resolve_target(book, check_text(to, "to") or "", region)
     return CallRequest(
         number=number,
         contact=contact,
-        message=check_message(message),
+        message=text,
         interactive=interactive or keep_open,
         keep_open=keep_open,
         voice=check_voice(voice) or (contact.voice if contact and contact.voice else default_voice),
         language=(language or default_language).strip(),
-        closing=check_message(closing, "closing") if closing is not None else None,
+        closing=checked_closing,
     )
 
 
@@ -91,7 +93,7 @@ def resolve_target(book: ContactBook, to: str, region: str) -> tuple[numbers.Pho
 
 
 def check_message(text: str, field: str = "message") -> str:
-    cleaned = " ".join(text.split())
+    cleaned = " ".join(check_text(text, field).split())  # type: ignore[union-attr]
     if not cleaned:
         raise InvalidInputError(f"{field}: must not be empty: say what the call should say", field=field)
     if len(cleaned) > MESSAGE_MAX:

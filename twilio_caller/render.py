@@ -43,6 +43,8 @@ def config_text(shown: dict[str, Any]) -> str:
 
 
 def call_text(result: dict[str, Any]) -> str:
+    if "scheduled_id" in result:
+        return scheduled_text(result)
     if result.get("dry_run"):
         to = result["to"]["name"] or result["to"]["number"]
         return (f"dry run: a call to {to} ({result['to']['number']}) is allowed now\n"
@@ -61,6 +63,23 @@ def call_text(result: dict[str, Any]) -> str:
     for fallback in result.get("audio_fallbacks", []):
         lines.append(f"spoken with the Twilio voice ({fallback['reason']}): {fallback['text']}")
     return "\n".join(lines)
+
+
+def scheduled_text(item: dict[str, Any]) -> str:
+    to = item["to"]["name"] or item["to"]["number"]
+    lines = [f"{item['scheduled_id']} to {to} ({item['to']['number']}): {item['state']}, at {item['at']}"
+             f" (attempts {item['attempts_made']} of {item['retry']['attempts']})"]
+    if item["detail"]:
+        lines.append(item["detail"])
+    if item["last_call"]:
+        lines.append("last call: " + call_text(item["last_call"]).replace("\n", "\n  "))
+    return "\n".join(lines)
+
+
+def scheduled_table(items: list[dict[str, Any]]) -> str:
+    rows = [[item["scheduled_id"], item["to"]["name"] or item["to"]["number"], item["at"], item["state"],
+             str(item["attempts_made"])] for item in items]
+    return table(["ID", "TO", "AT", "STATE", "ATTEMPTS"], rows) if rows else "no scheduled calls"
 
 
 def safety_text(report: dict[str, Any]) -> str:
@@ -144,3 +163,15 @@ def show_progress(event: dict[str, Any]) -> None:
         "unsteered": "nobody steered the call: closing it politely",
     }.get(str(kind), str(kind))
     print(text, file=sys.stderr, flush=True)
+
+
+def server_status_text(status: dict[str, Any]) -> str:
+    lines = [f"server {status['pid']} ({status['mode']} mode, version {status['version']}): "
+             f"webhook port {status['webhook_port']}, {status['live_calls']} live call(s)"]
+    lines += [f"  {key}: {value}" for key, value in (status.get("settings") or {}).items() if key != "mode"]
+    if status.get("current"):
+        lines.append("it runs with the current settings")
+    else:
+        lines.append(f"not current: {', '.join(status.get('differs') or [])} changed since it started; "
+                     "the next call restarts it when no call is live")
+    return "\n".join(lines)

@@ -11,7 +11,9 @@ from typing import Any
 
 from twilio_caller.calls import CallLog
 from twilio_caller.clock import Clock, SystemClock
-from twilio_caller.config import Config, ensure_home, load_config, resolve_home
+from twilio_caller.config import (
+    Config, config_text, ensure_home, environment_values, load_config, resolve_home,
+)
 from twilio_caller.contacts import ContactBook
 from twilio_caller.store import Store
 
@@ -31,6 +33,7 @@ class Runtime:
         self.clock: Clock = clock or SystemClock()
         self.environ: Mapping[str, str] = os.environ if environ is None else environ
         self.simulate = self.environ.get(SIMULATE_ENV, "") in ("1", "true", "yes")
+        self._config: Config | None = None
         self.callee: dict[str, Any] | None = None  # simulate mode: the callee script for `call`
         self.progress: Callable[[dict[str, Any]], None] | None = None  # live call progress
 
@@ -38,9 +41,22 @@ class Runtime:
     def from_environment(cls, clock: Clock | None = None) -> Runtime:
         return cls(resolve_home(os.environ), clock=clock)
 
-    @functools.cached_property
+    @property
     def config(self) -> Config:
-        return load_config(self.home, self.environ)
+        """The config as last loaded (loaded on first use); `rules_in_force` rereads it."""
+        if self._config is None:
+            self._config = load_config(self.home, self.environ)
+        return self._config
+
+    def rules_in_force(self) -> Config:
+        """The config as the file and the environment say now: reloaded when the file's content
+        (not only its mtime) or a variable changed, and validated; a config that no longer
+        validates raises ConfigError (never the old rules)."""
+        current = self._config
+        if (current is None or config_text(self.home) != current.text
+                or environment_values(self.environ) != current.environment):
+            current = self._config = load_config(self.home, self.environ)
+        return current
 
     @functools.cached_property
     def store(self) -> Store:

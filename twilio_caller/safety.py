@@ -16,24 +16,17 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import phonenumbers
-from phonenumbers import PhoneNumberType, timezone as number_timezones
+from phonenumbers import timezone as number_timezones
 
 from twilio_caller import numbers
 from twilio_caller.clock import isoformat
 from twilio_caller.config import Config
-from twilio_caller.errors import InvalidInputError, RefusedError
+from twilio_caller.errors import ConfigError, InvalidInputError, RefusedError
 from twilio_caller.parser import CallRequest
 from twilio_caller.store import Store
 
 LIVE_STATUSES = ("pending", "queued", "initiated", "ringing", "in-progress")
-NEVER_DIAL_TYPES = {
-    PhoneNumberType.PREMIUM_RATE: "a premium-rate number",
-    PhoneNumberType.SHARED_COST: "a shared-cost number",
-    PhoneNumberType.UAN: "a universal access number",
-    PhoneNumberType.PAGER: "a pager",
-    PhoneNumberType.VOICEMAIL: "a voicemail access number",
-    PhoneNumberType.PERSONAL_NUMBER: "a personal (forwarding) number",
-}
+NEVER_DIAL_TYPES = numbers.NEVER_DIAL_TYPES
 AUDITED_MESSAGE_MAX = 200
 _AI = re.compile(r"\b(AI|A\.I\.|artificial intelligence)\b", re.IGNORECASE)
 
@@ -136,6 +129,21 @@ class Approval:
 
 
 ALLOW = Decision(True, None, "all safety rules pass")
+
+
+IDENTITY_KEYS = ("identity.assistant_name", "identity.owner_name")
+
+
+def require_identity(config: Config) -> None:
+    """Real calls introduce the owner's assistant by the names the owner set: the built-in
+    ones are for simulated calls only."""
+    missing = [key for key in IDENTITY_KEYS if not config.is_set(key)]
+    if missing:
+        raise ConfigError(
+            f"real calls say who is calling: set {' and '.join(missing)} in "
+            f"{config.file or config.home / 'config.yaml'} (e.g. identity: {{assistant_name: Ada, "
+            "owner_name: Sam}); the built-in names are used only in simulated calls"
+        )
 
 
 def opening_text(config: Config) -> str:

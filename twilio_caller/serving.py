@@ -9,6 +9,9 @@ import socket
 
 import uvicorn
 from starlette.types import ASGIApp
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+REQUEST_READ_SECONDS = 5.0  # a request's headers and body arrive within this, or it is cut off
 
 
 class PortInUse(OSError):
@@ -39,14 +42,58 @@ def base_url(sock: socket.socket) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
+def deadline_protocol(read_seconds: float) -> type[HttpToolsProtocol]:
+    """uvicorn's HTTP protocol with a read deadline: a request's headers and body must arrive
+    within `read_seconds` of its first byte (or of the connection, for a client that sends
+    nothing), else the connection is closed. A slow or stalled client costs a socket for
+    seconds, never a request handler; a held (long-poll) answer is not affected: the deadline
+    ends once the request is read."""
+
+    class DeadlineProtocol(HttpToolsProtocol):
+        _deadline: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._arm()
+
+        def on_message_begin(self) -> None:
+            super().on_message_begin()
+            self._arm()
+
+        def on_message_complete(self) -> None:
+            super().on_message_complete()
+            self._disarm()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+        def _arm(self) -> None:
+            if self._deadline is None:
+                self._deadline = self.loop.call_later(read_seconds, self._expired)
+
+        def _disarm(self) -> None:
+            if self._deadline is not None:
+                self._deadline.cancel()
+                self._deadline = None
+
+        def _expired(self) -> None:
+            self._deadline = None
+            if not self.transport.is_closing():
+                self.transport.close()
+
+    return DeadlineProtocol
+
+
 class Listener:
     """One uvicorn server on one bound socket, inside the running event loop."""
 
-    def __init__(self, app: ASGIApp, sock: socket.socket) -> None:
+    def __init__(self, app: ASGIApp, sock: socket.socket, *,
+                 read_seconds: float = REQUEST_READ_SECONDS) -> None:
         self.socket = sock
         config = uvicorn.Config(
             app, lifespan="off", log_level="warning", access_log=False,
-            timeout_graceful_shutdown=2, timeout_keep_alive=30,
+            timeout_graceful_shutdown=2, timeout_keep_alive=30, http=deadline_protocol(read_seconds),
         )
         config.load()
         self._server = uvicorn.Server(config)

@@ -100,6 +100,31 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX decisions_by_time ON safety_decisions(decided_at)",
         ),
     ),
+    Migration(
+        "0003_scheduled_calls",
+        (
+            """CREATE TABLE scheduled_calls (
+                id TEXT PRIMARY KEY,
+                arguments TEXT NOT NULL,
+                to_name TEXT,
+                to_number TEXT NOT NULL,
+                due_at TEXT NOT NULL,
+                retry_on TEXT NOT NULL DEFAULT '[]',
+                max_attempts INTEGER NOT NULL DEFAULT 1,
+                spacing_minutes REAL NOT NULL DEFAULT 10,
+                when_allowed INTEGER NOT NULL DEFAULT 0,
+                attempts_made INTEGER NOT NULL DEFAULT 0,
+                state TEXT NOT NULL,
+                claimed_at TEXT,
+                call_ids TEXT NOT NULL DEFAULT '[]',
+                outcome TEXT,
+                detail TEXT,
+                created_at TEXT NOT NULL,
+                updated_at TEXT NOT NULL
+            )""",
+            "CREATE INDEX scheduled_by_due ON scheduled_calls(state, due_at)",
+        ),
+    ),
 )
 
 

@@ -83,6 +83,9 @@ def call(
     wait: bool = True,
     timeout_seconds: float = 50,
     send_digits: str | None = None,
+    at: str | None = None,
+    retry: dict[str, Any] | None = None,
+    when_allowed: bool = False,
 ) -> dict[str, Any]:
     arguments = {
         "to": to, "message": message, "interactive": interactive, "keep_open": keep_open,
@@ -92,15 +95,67 @@ def call(
     arguments = {key: value for key, value in arguments.items() if value is not None}
     if dry_run:
         return _dry_run(rt, arguments)
+    from twilio_caller.errors import RefusedError
     from twilio_caller.server.client import ensure_server
     from twilio_caller.telephony import Credentials
 
     if not rt.simulate:
-        Credentials.from_config(rt.config)  # no account: say which variables to set, now
-    server = ensure_server(rt.home, simulate=rt.simulate)
+        from twilio_caller.safety import require_identity
+
+        Credentials.from_config(rt.rules_in_force())  # no account: say which variables to set, now
+        require_identity(rt.config)
+    if at is not None or retry:
+        return _schedule(rt, arguments, at, retry, when_allowed)
+    server = ensure_server(rt.home, simulate=rt.simulate, settings=_server_settings(rt))
     extra = {"callee": rt.callee} if rt.callee else None
-    return server.invoke("call", arguments, wait_seconds=timeout_seconds, extra=extra,
-                         progress=rt.progress)
+    try:
+        return server.invoke("call", arguments, wait_seconds=timeout_seconds, extra=extra,
+                             progress=rt.progress)
+    except RefusedError as refusal:
+        if not when_allowed or refusal.rule not in ("calling_hours", "callee_hours") or not refusal.next_allowed_at:
+            raise
+        return _schedule(rt, arguments, refusal.next_allowed_at, None, True,
+                         detail=f"refused now ({refusal.rule}: {refusal.reason}); scheduled for then")
+
+
+def list_scheduled(rt: Runtime, *, include_finished: bool = False) -> dict[str, Any]:
+    from twilio_caller.scheduled import ScheduleBook
+    from twilio_caller.scheduler import describe
+
+    book = ScheduleBook(rt.store, rt.clock)
+    return {"scheduled": [describe(rt, item) for item in book.all(include_finished=include_finished)]}
+
+
+def cancel_scheduled(rt: Runtime, *, scheduled_id: str) -> dict[str, Any]:
+    from twilio_caller.scheduled import ScheduleBook
+    from twilio_caller.scheduler import describe
+
+    return {"canceled": describe(rt, ScheduleBook(rt.store, rt.clock).cancel(scheduled_id))}
+
+
+def _schedule(rt: Runtime, arguments: dict[str, Any], at: str | None, retry: dict[str, Any] | None,
+              when_allowed: bool, detail: str | None = None) -> dict[str, Any]:
+    """A call for later (or now, with retries): checked as a request now (the contact, the
+    arguments), decided by the safety rules when it is dialed; the server dials it."""
+    from twilio_caller import parser, when
+    from twilio_caller.errors import InvalidInputError
+    from twilio_caller.scheduled import Retry, ScheduleBook
+    from twilio_caller.scheduler import describe
+    from twilio_caller.server.client import ensure_server
+
+    if arguments.get("keep_open"):
+        raise InvalidInputError("a scheduled call cannot keep_open: nobody steers it when it is dialed; "
+                                "use interactive to hear the answer", field="keep_open")
+    if arguments.get("send_digits"):
+        raise InvalidInputError("send_digits is for calls placed now", field="send_digits")
+    request = parser.from_arguments(rt.contacts, rt.config, arguments)
+    now = rt.clock.now()
+    due = when.due_at(at, now, rt.config.get("safety.timezone")) if at is not None else now
+    ensure_server(rt.home, simulate=rt.simulate, settings=_server_settings(rt))  # it dials; it stays up while calls are scheduled
+    item = ScheduleBook(rt.store, rt.clock).add(arguments, request.to_name, request.to_number, due,
+                                                Retry.from_arguments(retry), when_allowed=when_allowed,
+                                                detail=detail)
+    return describe(rt, item)
 
 
 def say(rt: Runtime, *, call_id: str, message: str, expect_reply: bool = True,
@@ -112,7 +167,21 @@ def say(rt: Runtime, *, call_id: str, message: str, expect_reply: bool = True,
 
 def wait(rt: Runtime, *, call_id: str, until: str = "reply", timeout_seconds: float = 50) -> dict[str, Any]:
     arguments = {"call_id": call_id, "until": until, "timeout_seconds": timeout_seconds}
+    if call_id.startswith("sched_"):
+        return _scheduled_wait(rt, arguments, timeout_seconds)
     return _live_call(rt, "wait", arguments, timeout_seconds)
+
+
+def _scheduled_wait(rt: Runtime, arguments: dict[str, Any], timeout_seconds: float) -> dict[str, Any]:
+    from twilio_caller.scheduled import ScheduleBook
+    from twilio_caller.scheduler import describe
+    from twilio_caller.server.client import ensure_server
+
+    item = ScheduleBook(rt.store, rt.clock).get(arguments["call_id"])
+    if item.final:
+        return describe(rt, item)
+    server = ensure_server(rt.home, simulate=rt.simulate, settings=_server_settings(rt))  # a server that was down dials it (or reports it missed)
+    return server.invoke("wait", arguments, wait_seconds=timeout_seconds)
 
 
 def hangup(rt: Runtime, *, call_id: str, message: str | None = None) -> dict[str, Any]:
@@ -127,10 +196,23 @@ def press(rt: Runtime, *, call_id: str, digits: str) -> dict[str, Any]:
 def call_status(rt: Runtime, *, call_id: str) -> dict[str, Any]:
     from twilio_caller.server.client import find_server
 
+    if call_id.startswith("sched_"):
+        from twilio_caller.scheduled import ScheduleBook
+        from twilio_caller.scheduler import describe
+
+        return describe(rt, ScheduleBook(rt.store, rt.clock).get(call_id))
+
     server = find_server(rt.home)
     if server is not None:
         return server.invoke("call_status", {"call_id": call_id}, wait_seconds=5)
     return _stored_call(rt, call_id)
+
+
+def _server_settings(rt: Runtime) -> dict[str, str]:
+    """The fingerprint of the settings a server must run with for this client."""
+    from twilio_caller.server.settings import fingerprint, fixed_settings
+
+    return fingerprint(fixed_settings(rt.rules_in_force(), "simulate" if rt.simulate else "live"))
 
 
 def _live_call(rt: Runtime, tool: str, arguments: dict[str, Any], wait_seconds: float) -> dict[str, Any]:
@@ -162,7 +244,7 @@ def _stored_call(rt: Runtime, call_id: str) -> dict[str, Any]:
 def _dry_run(rt: Runtime, arguments: dict[str, Any]) -> dict[str, Any]:
     from twilio_caller import parser, safety
 
-    config = rt.config
+    config = rt.rules_in_force()
     request = parser.from_arguments(rt.contacts, config, arguments)
     decision, _ = safety.reserve(rt.store, request, rt.clock.now(), safety.Rules.from_config(config),
                                  tool="call (dry run)", record_call=None)

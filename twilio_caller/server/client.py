@@ -22,6 +22,7 @@ import httpx
 from twilio_caller import __version__
 from twilio_caller.errors import ServerUnavailableError, from_dict
 from twilio_caller.server.runfile import read_run_file, run_file
+from twilio_caller.server.settings import changed
 
 START_TIMEOUT_SECONDS = 30.0
 HEALTH_TIMEOUT_SECONDS = 3.0
@@ -92,31 +93,39 @@ def find_server(home: Path, *, check_health: bool = True) -> ServerClient | None
     return client if not check_health or client.health() is not None else None
 
 
-def ensure_server(home: Path, *, simulate: bool, environ: dict[str, str] | None = None) -> ServerClient:
+def ensure_server(home: Path, *, simulate: bool, environ: dict[str, str] | None = None,
+                  settings: dict[str, str] | None = None) -> ServerClient:
+    """The running server, or a new one. `settings` (a fingerprint of the settings a server
+    cannot change, from settings.py): a server that runs with others is replaced when idle."""
     mode = "simulate" if simulate else "live"
     running = find_server(home)
-    if running and _fits(running, mode):
+    if running and _fits(running, mode, settings):
         return running
     with _start_lock(home):
         running = find_server(home)
-        if running and _fits(running, mode):
+        if running and _fits(running, mode, settings):
             return running
         if running:
-            _replace(running, mode)
+            _replace(running, mode, settings)
         return _start(home, simulate, environ)
 
 
-def _fits(client: ServerClient, mode: str) -> bool:
-    return client.info.get("version") == __version__ and client.info.get("mode") == mode
+def _fits(client: ServerClient, mode: str, settings: dict[str, str] | None) -> bool:
+    return (client.info.get("version") == __version__ and client.info.get("mode") == mode
+            and (settings is None or not changed(client.info.get("fingerprint"), settings)))
 
 
-def _replace(client: ServerClient, mode: str) -> None:
+def _replace(client: ServerClient, mode: str, settings: dict[str, str] | None) -> None:
     health = client.health() or {}
     if health.get("live_calls"):
+        differs = changed(client.info.get("fingerprint"), settings) if settings else []
+        what = f"runs with other settings ({', '.join(differs)})" if differs else (
+            f"is in {client.info.get('mode')} mode (version {client.info.get('version')})")
+        calls = ", ".join(health.get("live_call_ids") or []) or str(health["live_calls"])
         raise ServerUnavailableError(
-            f"a twilio-caller server in {client.info.get('mode')} mode (version "
-            f"{client.info.get('version')}) has {health['live_calls']} live call(s); wait for them "
-            f"to end, or stop it with `twilio-caller server stop`, before using {mode} mode"
+            f"the twilio-caller server {what} and has {health['live_calls']} live call(s): {calls}; "
+            f"wait for them to end, or end them with `twilio-caller server stop --force`, "
+            f"before calling in {mode} mode with these settings"
         )
     if not client.stop():
         raise ServerUnavailableError(
@@ -168,6 +177,10 @@ def _start_lock(home: Path) -> Iterator[None]:
 def _alive(pid: Any) -> bool:
     if not isinstance(pid, int) or pid <= 0:
         return False
+    try:
+        os.waitpid(pid, os.WNOHANG)  # a server this process started and that exited: reap it
+    except ChildProcessError:
+        pass
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -20,11 +20,12 @@ from twilio_caller import __version__
 from twilio_caller.dialer import Dialer
 from twilio_caller.errors import InternalError, InvalidInputError, TwilioCallerError
 from twilio_caller.manifest import load_manifest
+from twilio_caller.scheduler import Scheduler, is_scheduled_id
 
 log = logging.getLogger("twilio_caller.control")
 SERVER_TOOLS = ("call", "say", "wait", "hangup", "press", "call_status")
 HTTP_STATUS = {1: 500, 2: 400, 3: 403, 4: 502, 5: 500, 6: 404, 7: 503}
-BeforeDial = Callable[[str, dict[str, Any]], None]
+BeforeDial = Callable[[str, dict[str, Any] | None], None]
 
 
 class Activity:
@@ -49,16 +50,18 @@ def build_control_app(
     activity: Activity,
     shutdown: asyncio.Event,
     before_dial: BeforeDial | None = None,
+    scheduler: Scheduler | None = None,
 ) -> Starlette:
     def allowed(request: Request) -> bool:
         given = request.headers.get("Authorization", "").removeprefix("Bearer ")
-        return secrets.compare_digest(given, token)
+        return secrets.compare_digest(given.encode("utf-8", "surrogateescape"), token.encode())
 
     async def health(request: Request) -> Response:
         if not allowed(request):
             return JSONResponse({"error": {"code": "forbidden", "message": "wrong token"}}, 403)
         return JSONResponse({"version": __version__, "mode": mode, "pid": os.getpid(),
-                             "live_calls": len(dialer.registry.live())})
+                             "live_calls": len(dialer.registry.live()),
+                             "live_call_ids": [session.call_id for session in dialer.registry.live()]})
 
     async def stop(request: Request) -> Response:
         if not allowed(request):
@@ -84,6 +87,8 @@ def build_control_app(
             if name == "call":
                 return await _call(dialer, arguments, body, request.query_params.get("stream") == "1",
                                    before_dial)
+            if scheduler is not None and is_scheduled_id(arguments.get("call_id", "")):
+                return JSONResponse(await _scheduled(scheduler, name, arguments))
             return JSONResponse(await _run(dialer, name, arguments))
         except TwilioCallerError as exc:
             return _error(exc)
@@ -100,6 +105,17 @@ def build_control_app(
         Route("/control/reachability", reachability),
         Route("/control/tools/{name}", tool, methods=["POST"]),
     ])
+
+
+async def _scheduled(scheduler: Scheduler, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    """wait and call_status on a scheduled call's id; the live-call tools take a call_id."""
+    match name:
+        case "wait":
+            return await scheduler.wait(arguments["call_id"], arguments["timeout_seconds"], arguments["until"])
+        case "call_status":
+            return scheduler.status(arguments["call_id"])
+    raise InvalidInputError(f"{name} needs the call_id of a call; {arguments['call_id']} is a scheduled "
+                            "call (call_status shows its calls)", field="call_id")
 
 
 async def _run(dialer: Dialer, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
@@ -120,7 +136,7 @@ async def _run(dialer: Dialer, name: str, arguments: dict[str, Any]) -> dict[str
 async def _call(dialer: Dialer, arguments: dict[str, Any], body: dict[str, Any], stream: bool,
                 before_dial: BeforeDial | None) -> Response:
     callee = body.get("callee")
-    hook = (lambda number: before_dial(number, callee)) if before_dial and callee else None
+    hook = (lambda number: before_dial(number, callee)) if before_dial else None
     session = await dialer.call(arguments, before_dial=hook)
     outcome = asyncio.ensure_future(
         dialer.first_result(session, wait=arguments["wait"], timeout=arguments["timeout_seconds"])

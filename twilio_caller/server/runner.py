@@ -20,6 +20,7 @@ from twilio_caller.clock import isoformat
 from twilio_caller.dialer import Dialer
 from twilio_caller.errors import ConfigError, InvalidInputError
 from twilio_caller.runtime import Runtime
+from twilio_caller.scheduler import Scheduler
 from twilio_caller.server.runfile import remove_run_file, write_run_file
 from twilio_caller.serving import Listener, PortInUse, base_url, bind
 from twilio_caller.telephony import Credentials, Telephony
@@ -47,9 +48,11 @@ class ServerRunner:
         self._time_scale = time_scale
         self._callees = callees or {}
         self._default_callee = default_callee
+        self._before_call_script: dict[str, Any] = {}  # number → its callee before a --callee call
         self.shutdown = asyncio.Event()
         self.info: dict[str, Any] = {}
         self.dialer: Dialer | None = None
+        self.scheduler: Scheduler | None = None
         self.simulator: Any = None
 
     @property
@@ -71,7 +74,8 @@ class ServerRunner:
             _check_default_voice(config)
             audio = AudioLibrary.from_config(config)
             stack.push_async_callback(audio.aclose)
-            self.dialer = Dialer(self._rt, Telephony(credentials, self._rt.store), public, audio)
+            self.dialer = Dialer(self._rt, Telephony(credentials, self._rt.store), public, audio,
+                                 real_calls=not self._simulate)
             stack.push_async_callback(self.dialer.close)
             token = secrets.token_urlsafe(32)
             from twilio_caller.server.control import Activity, build_control_app
@@ -80,9 +84,11 @@ class ServerRunner:
             activity = Activity(self._rt.clock.monotonic)
             webhook = Listener(build_webhook_app(self.dialer, credentials.auth_token, public, audio),
                                webhook_socket)
+            self.scheduler = Scheduler(self._rt, self.dialer)
+            stack.push_async_callback(self.scheduler.close)
             control = Listener(
                 build_control_app(self.dialer, token, self.mode, activity, self.shutdown,
-                                  self._set_callee if self._simulate else None),
+                                  self._call_callee if self._simulate else None, self.scheduler),
                 control_socket,
             )
             for listener in (webhook, control):
@@ -95,10 +101,13 @@ class ServerRunner:
                 "pid": os.getpid(), "webhook_port": webhook.port, "control_port": control.port,
                 "token": token, "version": __version__, "mode": self.mode,
                 "started_at": isoformat(self._rt.clock.now()),
+                **_settings(config, self.mode),
             }
             write_run_file(self._rt.home, self.info)
             stack.callback(remove_run_file, self._rt.home, os.getpid())
             log.info("serving: webhook %s, control port %s, mode %s", public, control.port, self.mode)
+            scheduling = asyncio.ensure_future(self.scheduler.run(self.shutdown))
+            stack.callback(scheduling.cancel)
             if ready is not None:
                 ready.set()
             await self._until_stopped(activity)
@@ -133,6 +142,19 @@ class ServerRunner:
         except CalleeScriptError as exc:
             raise InvalidInputError(f"callee script: {exc}") from exc
 
+    def _call_callee(self, number: str, script: Mapping[str, Any] | None) -> None:
+        """A call's own callee script (`call --callee`) applies to that call only: the next
+        call to the number without one gets the callee it had before."""
+        if script is not None:
+            self._before_call_script.setdefault(number, self.simulator.scripted_callee(number))
+            self._set_callee(number, script)
+        elif number in self._before_call_script:
+            previous = self._before_call_script.pop(number)
+            if previous is None:
+                self.simulator.forget_callee(number)
+            else:
+                self.simulator.set_callee(number, previous)
+
     async def _until_stopped(self, activity: Any) -> None:
         limit = self._rt.config.get("server.idle_exit_seconds")
         retention = self._rt.config.get("retention.days")
@@ -146,8 +168,8 @@ class ServerRunner:
             except TimeoutError:
                 pass
             assert self.dialer is not None
-            if self.dialer.registry.live():
-                activity.touch()
+            if self.dialer.registry.live() or (self.scheduler is not None and self.scheduler.pending()):
+                activity.touch()  # live calls and scheduled ones keep the server up
             elif self._idle_exit and activity.idle_for() >= limit:
                 log.info("no calls for %s s: exiting", limit)
                 return
@@ -172,6 +194,14 @@ def serve_forever(runner: ServerRunner) -> None:
         await runner.run()
 
     asyncio.run(main())
+
+
+def _settings(config: Any, mode: str) -> dict[str, Any]:
+    """What this server runs with (secrets masked) and its fingerprint, for the run file."""
+    from twilio_caller.server.settings import fingerprint, fixed_settings, masked
+
+    fixed = fixed_settings(config, mode)
+    return {"settings": masked(fixed), "fingerprint": fingerprint(fixed)}
 
 
 def _check_default_voice(config: Any) -> None:

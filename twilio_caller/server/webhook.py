@@ -27,6 +27,7 @@ MAX_FIELDS = 200
 MAX_FIELD_CHARS = 8 * 1024
 MAX_SPEECH_CHARS = 2000
 TWIML = "application/xml"
+CLOSE = {"Connection": "close"}  # an oversize body is not read to its end: the connection goes
 
 
 def build_webhook_app(dialer: Dialer, auth_token: str, public_base_url: str,
@@ -36,7 +37,8 @@ def build_webhook_app(dialer: Dialer, auth_token: str, public_base_url: str,
 
     async def authorised(request: Request) -> tuple[CallSession, dict[str, str]] | Response:
         session = dialer.registry.get(request.path_params["call_id"])
-        if session is None or not secrets.compare_digest(session.token, request.path_params["token"]):
+        given = request.path_params["token"].encode("utf-8", "surrogateescape")  # any text: never a 500
+        if session is None or not secrets.compare_digest(session.token.encode(), given):
             return Response(status_code=404)
         params = await _form(request)
         if isinstance(params, Response):
@@ -116,13 +118,13 @@ async def _form(request: Request) -> dict[str, str] | Response:
         return {}
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        return Response(status_code=413)
+        return Response(status_code=413, headers=CLOSE)
     body = bytearray()
     try:
         async for chunk in request.stream():
             body += chunk
             if len(body) > MAX_BODY_BYTES:
-                return Response(status_code=413)
+                return Response(status_code=413, headers=CLOSE)
     except ClientDisconnect:  # the caller gave up (Twilio's 15 s, or a tunnel dropping)
         return Response(status_code=400)
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -135,7 +137,7 @@ async def _form(request: Request) -> dict[str, str] | Response:
     except (UnicodeDecodeError, ValueError):
         return Response(status_code=400)
     if any(len(value) > MAX_FIELD_CHARS for _, value in pairs):
-        return Response(status_code=413)
+        return Response(status_code=413, headers=CLOSE)
     return dict(pairs)
 
 

@@ -83,6 +83,13 @@ class Simulator:
     def set_callee(self, number: str, callee: CalleeProfile) -> None:
         self._callees[number] = callee
 
+    def scripted_callee(self, number: str) -> CalleeProfile | None:
+        """The callee set for this number (None: the default callee answers)."""
+        return self._callees.get(number)
+
+    def forget_callee(self, number: str) -> None:
+        self._callees.pop(number, None)
+
     def callee_for(self, number: str) -> CalleeProfile:
         return self._callees.get(number, self.default_callee)
 

@@ -1,0 +1,223 @@
+"""Scheduled calls and retries, kept in the store (migration 0003_scheduled_calls): what to
+dial, when, how to retry and what came of it. Any process may add or cancel one; only the
+server's scheduler (scheduler.py) dials, through the dialer's one pipeline.
+
+A scheduled call moves through these states:
+  scheduled → dialing → scheduled (a retry, or a refusal waited out) … → done
+  scheduled → missed (the server was not running at the due time and came back too late)
+  dialing → refused (the safety rules at dial time said no, for good)
+  dialing → failed (the request no longer holds, e.g. the contact was removed)
+  scheduled | dialing → canceled (no further attempt; a live call goes on)"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sqlite3
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from twilio_caller.clock import Clock, isoformat
+from twilio_caller.errors import InvalidInputError, NotFoundError
+from twilio_caller.store import Store
+
+PREFIX = "sched_"
+RETRY_OUTCOMES = ("busy", "no-answer", "failed", "voicemail")
+FINAL_STATES = frozenset({"done", "missed", "refused", "failed", "canceled"})
+
+
+
+@dataclass(frozen=True)
+class Retry:
+    on: tuple[str, ...] = ()
+    attempts: int = 1
+    spacing_minutes: float = 10
+
+    @classmethod
+    def from_arguments(cls, retry: Mapping[str, Any] | None) -> Retry:
+        if not retry:
+            return cls()
+        return cls(on=tuple(dict.fromkeys(retry.get("on", RETRY_OUTCOMES))),
+                    attempts=int(retry.get("attempts", 3)),
+                    spacing_minutes=float(retry.get("spacing_minutes", 10)))
+
+
+@dataclass(frozen=True)
+class Scheduled:
+    id: str
+    arguments: dict[str, Any]
+    to_name: str | None
+    to_number: str
+    due_at: datetime
+    retry: Retry
+    when_allowed: bool
+    attempts_made: int
+    state: str
+    claimed_at: datetime | None
+    call_ids: list[str]
+    outcome: str | None
+    detail: str | None
+    created_at: str
+
+    @property
+    def final(self) -> bool:
+        return self.state in FINAL_STATES
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "scheduled_id": self.id,
+            "to": {"name": self.to_name, "number": self.to_number},
+            "message": self.arguments["message"],
+            "at": isoformat(self.due_at),
+            "state": self.state,
+            "attempts_made": self.attempts_made,
+            "retry": {"on": list(self.retry.on), "attempts": self.retry.attempts,
+                      "spacing_minutes": self.retry.spacing_minutes},
+            "when_allowed": self.when_allowed,
+            "call_ids": list(self.call_ids),
+            "outcome": self.outcome,
+            "detail": self.detail,
+            "created_at": self.created_at,
+        }
+
+
+class ScheduleBook:
+    def __init__(self, store: Store, clock: Clock) -> None:
+        self._store = store
+        self._clock = clock
+
+    def add(self, arguments: Mapping[str, Any], to_name: str | None, to_number: str, due: datetime,
+            retry: Retry, *, when_allowed: bool, detail: str | None = None) -> Scheduled:
+        scheduled_id = PREFIX + secrets.token_hex(8)
+        now = isoformat(self._clock.now())
+        with self._store.transaction() as connection:
+            connection.execute(
+                "INSERT INTO scheduled_calls (id, arguments, to_name, to_number, due_at, retry_on,"
+                " max_attempts, spacing_minutes, when_allowed, state, detail, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'scheduled', ?, ?, ?)",
+                (scheduled_id, json.dumps(dict(arguments)), to_name, to_number, isoformat(_utc(due)),
+                 json.dumps(list(retry.on)), retry.attempts, retry.spacing_minutes, int(when_allowed),
+                 detail, now, now),
+            )
+        return self.get(scheduled_id)
+
+    def find(self, scheduled_id: str) -> Scheduled | None:
+        rows = self._store.query("SELECT * FROM scheduled_calls WHERE id = ?", (scheduled_id,))
+        return _scheduled(rows[0]) if rows else None
+
+    def get(self, scheduled_id: str) -> Scheduled:
+        found = self.find(scheduled_id)
+        if found is None:
+            raise NotFoundError(f"no scheduled call with id {scheduled_id!r} (list_scheduled shows them)")
+        return found
+
+    def all(self, *, include_finished: bool = False) -> list[Scheduled]:
+        sql = "SELECT * FROM scheduled_calls"
+        if not include_finished:
+            sql += " WHERE state IN ('scheduled', 'dialing')"
+        return [_scheduled(row) for row in self._store.query(sql + " ORDER BY due_at, id")]
+
+    def due(self, now: datetime) -> list[Scheduled]:
+        rows = self._store.query(
+            "SELECT * FROM scheduled_calls WHERE state = 'scheduled' AND due_at <= ? ORDER BY due_at, id",
+            (isoformat(_utc(now)),),
+        )
+        return [_scheduled(row) for row in rows]
+
+    def in_state(self, state: str) -> list[Scheduled]:
+        rows = self._store.query("SELECT * FROM scheduled_calls WHERE state = ? ORDER BY due_at", (state,))
+        return [_scheduled(row) for row in rows]
+
+    def pending(self) -> int:
+        rows = self._store.query(
+            "SELECT COUNT(*) AS n FROM scheduled_calls WHERE state IN ('scheduled', 'dialing')")
+        return int(rows[0]["n"])
+
+    def cancel(self, scheduled_id: str) -> Scheduled:
+        item = self.get(scheduled_id)
+        if item.final:
+            raise InvalidInputError(f"scheduled call {scheduled_id} is already {item.state}; nothing to cancel",
+                                    field="scheduled_id")
+        self._update(scheduled_id, ("scheduled", "dialing"), state="canceled",
+                     detail="canceled by the user" + ("; the call in progress goes on (hangup ends it)"
+                                                      if item.state == "dialing" else ""))
+        return self.get(scheduled_id)
+
+    def claim(self, scheduled_id: str) -> bool:
+        """scheduled → dialing, exactly once however many schedulers look at it."""
+        return self._update(scheduled_id, ("scheduled",), state="dialing",
+                            claimed_at=isoformat(self._clock.now()))
+
+    def placed(self, scheduled_id: str, call_id: str | None) -> None:
+        """One more attempt made (`call_id` None: Twilio took no call)."""
+        with self._store.transaction() as connection:
+            row = connection.execute("SELECT call_ids FROM scheduled_calls WHERE id = ?",
+                                     (scheduled_id,)).fetchone()
+            call_ids = [*json.loads(row["call_ids"]), *([call_id] if call_id else [])]
+            connection.execute(
+                "UPDATE scheduled_calls SET call_ids = ?, attempts_made = attempts_made + 1, updated_at = ?"
+                " WHERE id = ?", (json.dumps(call_ids), isoformat(self._clock.now()), scheduled_id))
+
+    def again(self, scheduled_id: str, due: datetime, *, outcome: str | None, detail: str) -> bool:
+        """dialing → scheduled at `due` (a retry, or a refusal waited out); not if canceled."""
+        return self._update(scheduled_id, ("dialing",), state="scheduled", due_at=isoformat(_utc(due)),
+                            outcome=outcome, detail=detail)
+
+    def finish(self, scheduled_id: str, state: str, *, outcome: str | None, detail: str | None,
+               from_states: Sequence[str] = ("dialing",)) -> bool:
+        return self._update(scheduled_id, from_states, state=state, outcome=outcome, detail=detail)
+
+    def record_outcome(self, scheduled_id: str, outcome: str | None) -> None:
+        """The last attempt's outcome, whatever the state (a canceled one's call ended too)."""
+        self._update(scheduled_id, tuple(FINAL_STATES | {"scheduled", "dialing"}), outcome=outcome)
+
+    def call_since(self, number: str, since: datetime) -> str | None:
+        """A call to `number` recorded at or after `since` (one placed just before a crash)."""
+        rows = self._store.query(
+            "SELECT id FROM calls WHERE to_number = ? AND created_at >= ? ORDER BY created_at DESC LIMIT 1",
+            (number, isoformat(_utc(since))),
+        )
+        return str(rows[0]["id"]) if rows else None
+
+    def _update(self, scheduled_id: str, from_states: Sequence[str], **values: Any) -> bool:
+        values["updated_at"] = isoformat(self._clock.now())
+        assignments = ", ".join(f"{column} = ?" for column in values)
+        marks = ", ".join("?" for _ in from_states)
+        with self._store.transaction() as connection:
+            cursor = connection.execute(
+                f"UPDATE scheduled_calls SET {assignments} WHERE id = ? AND state IN ({marks})",  # noqa: S608
+                (*values.values(), scheduled_id, *from_states),
+            )
+        return cursor.rowcount == 1
+
+
+def _scheduled(row: sqlite3.Row) -> Scheduled:
+    return Scheduled(
+        id=row["id"],
+        arguments=json.loads(row["arguments"]),
+        to_name=row["to_name"],
+        to_number=row["to_number"],
+        due_at=datetime.fromisoformat(row["due_at"]),
+        retry=Retry(on=tuple(json.loads(row["retry_on"])), attempts=row["max_attempts"],
+                    spacing_minutes=row["spacing_minutes"]),
+        when_allowed=bool(row["when_allowed"]),
+        attempts_made=row["attempts_made"],
+        state=row["state"],
+        claimed_at=datetime.fromisoformat(row["claimed_at"]) if row["claimed_at"] else None,
+        call_ids=json.loads(row["call_ids"]),
+        outcome=row["outcome"],
+        detail=row["detail"],
+        created_at=row["created_at"],
+    )
+
+
+def _utc(moment: datetime) -> datetime:
+    from datetime import timezone
+
+    return moment.astimezone(timezone.utc)
+
+
+def spacing(retry: Retry) -> timedelta:
+    return timedelta(minutes=retry.spacing_minutes)
