@@ -447,3 +447,19 @@ def test_the_report_shows_the_rules_in_force_and_todays_usage(book) -> None:
     evening = safety.report(rt.store, rules, at("2026-06-10 23:30:00"))
     assert evening["rules"]["callee_hours"] == "09:00-17:00"
     assert evening["now"]["within_calling_hours"] is False
+
+
+@pytest.mark.parametrize(("identity", "missing"), [
+    ("", "identity.assistant_name and identity.owner_name"),
+    ("identity: {owner_name: Sam}\n", "identity.assistant_name in"),
+    ("identity: {assistant_name: Ada, owner_name: Sam}\n", None),
+])
+def test_real_calls_need_the_assistant_and_owner_named(book, identity: str, missing: str | None) -> None:
+    from twilio_caller.errors import ConfigError
+
+    rt = book(identity)
+    if missing is None:
+        safety.require_identity(rt.config)
+        return
+    with pytest.raises(ConfigError, match=f"set {missing}"):
+        safety.require_identity(rt.config)
