@@ -190,3 +190,50 @@ def test_a_call_killed_while_ringing_is_answered_by_the_next_server(home: Path, 
         assert texts[-1] == "Thanks, I'll pass that on. Goodbye."
     finally:
         second.stop()
+
+
+KILL_POINTS = ["after-dialing", "after-greeting", "between-reply-and-say", "before-hangup"]
+
+
+@pytest.mark.parametrize("kill_at", range(len(KILL_POINTS)), ids=KILL_POINTS)
+def test_crash_matrix_a_keep_open_call_loses_and_doubles_no_turn(home: Path, twilio, kill_at: int) -> None:
+    """One scripted keep-open call; the server process is SIGKILLed before step `kill_at`
+    and restarted: every turn once, in order, the call ends completed, the tools agree with
+    the store."""
+    simulator, api = twilio
+    runtime = live_home(home, simulator, api)
+    responder = Callee("Hi", "Second reply", "Third reply")
+    responder.release.set()
+    simulator.set_callee("+13125550101", InteractiveCallee(responder, ring_seconds=25))  # 2.5 s here
+    first = ensure_server(home, simulate=False)
+    placed = invoke("call", {"to": "Contact1", "message": "Hello", "keep_open": True, "wait": False}, runtime)
+    call_id = placed["call_id"]
+    steps = [
+        lambda: invoke("wait", {"call_id": call_id, "timeout_seconds": 30}, runtime),
+        lambda: invoke("say", {"call_id": call_id, "message": "And then?"}, runtime),
+        lambda: invoke("say", {"call_id": call_id, "message": "Anything else?"}, runtime),
+        lambda: invoke("hangup", {"call_id": call_id}, runtime),
+    ]
+    results = []
+    restarted = None
+    try:
+        for index, step in enumerate(steps):
+            if index == kill_at:
+                kill(first.info["pid"])
+                restarted = server(home)
+            results.append(step())
+        assert [r["reply"]["text"] for r in results[:3]] == ["Hi", "Second reply", "Third reply"]
+        ended = results[3]
+        assert ended["status"] == "completed"
+        record = simulator.call(placed["twilio_sid"])
+        assert record.wait(10) and record.status == "completed"
+        assert callee_lines(ended) == ["Hi", "Second reply", "Third reply"]
+        said = [t["text"] for t in ended["transcript"] if t["speaker"] == "assistant"]
+        assert said.count("And then?") == 1 and said.count("Anything else?") == 1
+        assert said.index("And then?") < said.index("Anything else?")
+        stored = invoke("call_status", {"call_id": call_id}, runtime)
+        assert stored["ended"] and stored["status"] == "completed"
+        assert stored["transcript"] == ended["transcript"]
+    finally:
+        if restarted is not None:
+            restarted.stop()
