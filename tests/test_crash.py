@@ -237,3 +237,45 @@ def test_crash_matrix_a_keep_open_call_loses_and_doubles_no_turn(home: Path, twi
     finally:
         if restarted is not None:
             restarted.stop()
+
+
+def test_replays_of_every_route_after_a_restart_get_the_answer_on_record(home: Path, twilio) -> None:
+    """After a SIGKILL and a restart, 50 parallel replays of each webhook route get the
+    answer on record (from the store, not the dead server's memory) and change nothing."""
+    from types import SimpleNamespace
+
+    from test_call_state import PARALLEL, answered, replay
+    from test_webhook import Hook
+
+    simulator, api = twilio
+    runtime = live_home(home, simulator, api)
+    responder = Callee("Hi", "Fine, thanks")
+    responder.release.set()
+    simulator.set_callee("+13125550101", InteractiveCallee(responder, ring_seconds=0.2))
+    first = ensure_server(home, simulate=False)
+    placed = invoke("call", {"to": "Contact1", "message": "Hello", "keep_open": True, "wait": False}, runtime)
+    assert invoke("wait", {"call_id": placed["call_id"], "timeout_seconds": 30}, runtime)["reply"]["text"] == "Hi"
+    kill(first.info["pid"])
+    restarted = server(home)
+    try:
+        site = SimpleNamespace(runtime=runtime, simulator=simulator,
+                               tool=lambda name, **args: invoke(name, args, runtime))
+        hook = Hook(site, placed, None)
+        given = answered(site, placed["call_id"], "hold:1")
+        transcript = hook.transcript()
+        # the kill took gather:1 unanswered (held for the agent): its replays get one answer too
+        for key in ("voice", "gather:1", "hold:1"):
+            route, _, number = key.partition(":")
+            path = hook.path(route) + (f"?n={number}" if number else "")
+            form = hook.form(SpeechResult="Hi", Confidence="0.9") if route == "gather" else hook.form()
+            answers_given = replay(hook, path, form, PARALLEL)
+            assert len(answers_given) == 1, key
+            assert key not in given or answers_given == {given[key]}, key
+        assert hook.transcript() == transcript  # nothing recorded twice
+        spoken = invoke("say", {"call_id": placed["call_id"], "message": "How are you?"}, runtime)
+        assert spoken["reply"]["text"] == "Fine, thanks"
+        assert callee_lines(spoken) == ["Hi", "Fine, thanks"]
+        assert [t["text"] for t in spoken["transcript"]].count("How are you?") == 1
+        assert invoke("hangup", {"call_id": placed["call_id"]}, runtime)["status"] == "completed"
+    finally:
+        restarted.stop()
