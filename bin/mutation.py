@@ -33,7 +33,7 @@ LISTED = ROOT / "docs" / "mutation.md"
 TARGETS: dict[str, list[str]] = {
     "twilio_caller/safety.py": ["tests/test_safety.py", "tests/test_gate.py"],
     "twilio_caller/server/webhook.py": ["tests/test_webhook.py", "tests/test_webhook_input.py",
-                                        "tests/test_slow_and_hostile_clients.py"],
+                                        "tests/test_slow_and_hostile_clients.py", "tests/test_call_state.py"],
     "twilio_caller/twiml.py": ["tests/test_twiml.py", "tests/test_webhook.py"],
     "twilio_caller/conversation.py": ["tests/test_calls.py", "tests/test_webhook.py",
                                       "tests/test_voice_features.py", "tests/test_call_lifecycle.py"],
