@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 HOOK_DIR = ROOT / "bin" / "mutation_hook"
@@ -32,7 +33,7 @@ LISTED = ROOT / "docs" / "mutation.md"
 TARGETS: dict[str, list[str]] = {
     "twilio_caller/safety.py": ["tests/test_safety.py", "tests/test_gate.py"],
     "twilio_caller/server/webhook.py": ["tests/test_webhook.py", "tests/test_webhook_input.py",
-                                        "tests/test_voice_features.py"],
+                                        "tests/test_slow_and_hostile_clients.py", "tests/test_call_state.py"],
     "twilio_caller/twiml.py": ["tests/test_twiml.py", "tests/test_webhook.py"],
     "twilio_caller/conversation.py": ["tests/test_calls.py", "tests/test_webhook.py",
                                       "tests/test_voice_features.py", "tests/test_call_lifecycle.py"],
@@ -219,7 +220,7 @@ def _preload() -> None:
             pass
 
 
-def _hook():  # type: ignore[no-untyped-def]
+def _hook() -> Any:
     sys.path.insert(0, str(HOOK_DIR))
     try:
         import sitecustomize as hook  # the one in bin/mutation_hook
@@ -315,8 +316,10 @@ def poll_tests(pid: int, deadline: float) -> str | None:
     return {0: "passed", 1: "failed", TIMED_OUT: "timeout"}.get(os.waitstatus_to_exitcode(status), "error")
 
 
-def run_tests(args: list[str], env: dict[str, str], timeout: float, **outputs: str | None) -> str:
-    pid, deadline = start_tests(args, env, **outputs), time.monotonic() + timeout
+def run_tests(args: list[str], env: dict[str, str], timeout: float, *, trace_out: str | None = None,
+              durations_out: str | None = None) -> str:
+    pid = start_tests(args, env, trace_out=trace_out, durations_out=durations_out)
+    deadline = time.monotonic() + timeout
     while (outcome := poll_tests(pid, deadline)) is None:
         time.sleep(0.02)
     return outcome
@@ -386,8 +389,9 @@ def run_module(module: str, only: list[int] | None, verbose: bool, jobs: int,
               f"({len(base.order)} tests)", flush=True)
         results: list[Result] = []
         queue = [m for m in found if only is None or m.index in only]
-        running: dict[int, tuple[Mutation, float]] = {}
+        running: dict[int, tuple[Mutation, float, float]] = {}
         killers: dict[str, str] = {}  # function → the test that last killed one of its mutants
+        kills: dict[str, int] = {}  # test → mutants it killed so far: strong tests go first
         while queue or running:
             while queue and len(running) < jobs:
                 mutation = queue.pop(0)
@@ -398,6 +402,7 @@ def run_module(module: str, only: list[int] | None, verbose: bool, jobs: int,
                 if not selected:
                     results.append(Result(mutation, "uncovered"))
                     continue
+                selected.sort(key=lambda test: (-kills.get(test, 0), base.durations.get(test, 1.0)))
                 killer = killers.get(mutation.function)
                 if killer in selected:  # the test most likely to fail goes first
                     selected.remove(killer)
@@ -408,9 +413,10 @@ def run_module(module: str, only: list[int] | None, verbose: bool, jobs: int,
                        "TC_MUTANT_MODULE": dotted, "TC_MUTANT_SOURCE": str(mutant),
                        "TC_FAILED_OUT": str(work / f"failed-{mutation.index}")}
                 budget = 30 + 3 * sum(base.durations.get(t, 1.0) for t in selected)
-                limits = {t: 5 + 3 * base.durations.get(t, 1.0) for t in selected}
-                running[start_tests(selected, env, limits=limits)] = (mutation, time.monotonic() + budget)
-            for pid, (mutation, deadline) in list(running.items()):
+                limits = {t: 4 + 2.5 * base.durations.get(t, 1.0) for t in selected}
+                now = time.monotonic()
+                running[start_tests(selected, env, limits=limits)] = (mutation, now + budget, now)
+            for pid, (mutation, deadline, began) in list(running.items()):
                 outcome = poll_tests(pid, deadline)
                 if outcome is None:
                     continue
@@ -418,10 +424,12 @@ def run_module(module: str, only: list[int] | None, verbose: bool, jobs: int,
                 failed = work / f"failed-{mutation.index}"
                 if failed.exists():
                     killers[mutation.function] = failed.read_text()
+                    kills[killers[mutation.function]] = kills.get(killers[mutation.function], 0) + 1
                 verdict = {"failed": "killed", "passed": "survived"}.get(outcome, outcome)
                 results.append(Result(mutation, verdict))
                 if verbose or verdict == "survived":
-                    print(f"  [{mutation.index}] {verdict}: {mutation.key}", flush=True)
+                    took = time.monotonic() - began
+                    print(f"  [{mutation.index}] {verdict} ({took:.1f} s): {mutation.key}", flush=True)
             time.sleep(0.02)
         results.sort(key=lambda result: result.mutation.index)
         print(f"{module}: done in {time.monotonic() - started:.0f} s", flush=True)

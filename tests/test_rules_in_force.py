@@ -195,3 +195,21 @@ def test_server_status_shows_the_settings_masked_and_whether_current(
     assert main(["server", "status"]) == 0
     text = capsys.readouterr().out
     assert "not current: twilio.auth_token changed" in text and second.auth_token not in text
+
+
+def test_the_server_itself_refuses_a_fixed_setting_edited_under_it(live_server, home: Path) -> None:
+    """An agent that talks to the control API directly (no client-side check) still never
+    dials with settings the server cannot apply."""
+    from twilio_caller.server.client import ServerClient
+    from twilio_caller.server.runfile import read_run_file
+
+    control = ServerClient(read_run_file(home))
+    arguments = {"to": "Contact1", "message": "Hello"}
+    assert control.invoke("call", arguments, wait_seconds=20)["status"] == "completed"
+    good = (home / "config.yaml").read_text()
+    edit(home, twilio={"from_number": "+13125550199"})
+    with pytest.raises(ServerUnavailableError, match="twilio.from_number"):
+        control.invoke("call", arguments, wait_seconds=20)
+    assert len(live_server.simulator.calls) == 1
+    (home / "config.yaml").write_text(good)
+    assert control.invoke("call", arguments, wait_seconds=20)["status"] == "completed"

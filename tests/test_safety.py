@@ -427,23 +427,39 @@ def test_opt_out_phrases(speech: str, opted_out: bool) -> None:
 
 
 def test_the_report_shows_the_rules_in_force_and_todays_usage(book) -> None:
-    rt = book("safety: {callee_hours: null, max_calls_per_day: 5, max_calls_per_contact_per_day: 2}\n")
+    rt = book("safety: {callee_hours: null, max_calls_per_day: 1, max_calls_per_contact_per_day: 1}\n")
     rt.contacts.add("Contact1", "312-555-0101")
     rt.contacts.add("Contact2", "312-555-0102")
     rt.contacts.opt_out("+13125550102")
     now = at("2026-06-10 12:00:00")
     assert place(rt, "Contact1", now)[0].allowed
-    report = safety.report(rt.store, safety.Rules.from_config(rt.config), now + timedelta(minutes=1))
+    report = safety.report(rt.store, safety.Rules.from_config(rt.config), now + timedelta(minutes=1, microseconds=7))
     assert report["rules"]["callee_hours"] is None
     assert report["rules"]["calling_hours"] == "07:00-23:00"
     assert report["now"] == {"owner_time": "2026-06-10T12:01:00-05:00", "within_calling_hours": True}
-    assert report["today"]["calls"] == 1 and report["today"]["remaining"] == 4
+    assert report["today"]["calls"] == 1 and report["today"]["remaining"] == 0
     assert report["today"]["live_calls"] == 1
     assert report["today"]["contacts"] == [
-        {"name": "Contact1", "number": "+13125550101", "calls": 1, "remaining": 1, "opted_out": False},
-        {"name": "Contact2", "number": "+13125550102", "calls": 0, "remaining": 2, "opted_out": True},
+        {"name": "Contact1", "number": "+13125550101", "calls": 1, "remaining": 0, "opted_out": False},
+        {"name": "Contact2", "number": "+13125550102", "calls": 0, "remaining": 1, "opted_out": True},
     ]
     rules = dataclasses.replace(safety.Rules.from_config(rt.config), callee_hours=safety.Window.parse("09:00-17:00"))
     evening = safety.report(rt.store, rules, at("2026-06-10 23:30:00"))
     assert evening["rules"]["callee_hours"] == "09:00-17:00"
     assert evening["now"]["within_calling_hours"] is False
+
+
+@pytest.mark.parametrize(("identity", "missing"), [
+    ("", "identity.assistant_name and identity.owner_name"),
+    ("identity: {owner_name: Sam}\n", "identity.assistant_name in"),
+    ("identity: {assistant_name: Ada, owner_name: Sam}\n", None),
+])
+def test_real_calls_need_the_assistant_and_owner_named(book, identity: str, missing: str | None) -> None:
+    from twilio_caller.errors import ConfigError
+
+    rt = book(identity)
+    if missing is None:
+        safety.require_identity(rt.config)
+        return
+    with pytest.raises(ConfigError, match=f"set {missing}"):
+        safety.require_identity(rt.config)

@@ -64,7 +64,7 @@ def keep_open(server: LiveServer, name: str = "Contact1", replies: list | None =
 
 def test_signatures_are_checked_over_the_public_url(public_server) -> None:
     hook = Hook(public_server, keep_open(public_server), PUBLIC)
-    path = hook.path("hold")
+    path = hook.path("hold") + "?n=1"
     before = hook.transcript()
     assert hook.post(path).status_code == 200
     assert hook.post(path, signed_url=PUBLIC.replace("https://calls.example.com", "https://calls.example.com:443") + path).status_code == 200
@@ -94,7 +94,7 @@ def test_unknown_calls_and_tokens_are_404_and_record_nothing(live_server) -> Non
 
 def test_bad_bodies_get_4xx_never_500(live_server) -> None:
     hook = Hook(live_server, keep_open(live_server), None)
-    path = hook.path("hold")
+    path = hook.path("hold") + "?n=1"
     assert hook.post(path, hook.form(Junk="x" * (70 * 1024))).status_code == 413
     assert hook.post(path, hook.form(SpeechResult="y" * (9 * 1024))).status_code == 413
     assert hook.post(path, content=b'{"CallSid": "x"}',
@@ -106,6 +106,7 @@ def test_bad_bodies_get_4xx_never_500(live_server) -> None:
     assert hook.post(path, content=too_many,
                      headers={"Content-Type": "application/x-www-form-urlencoded"}).status_code == 400
     assert hook.post(hook.path("gather") + "?n=abc").status_code == 400
+    assert hook.post(hook.path("hold")).status_code == 400  # a hold URL carries its sequence
     assert hook.post(hook.path("status"), {"CallSid": hook.placed["twilio_sid"]}).status_code == 400
     live_server.tool("hangup", call_id=hook.placed["call_id"])
 

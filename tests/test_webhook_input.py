@@ -36,19 +36,20 @@ def padded(hook: Hook, size: int) -> dict[str, str]:
 
 def test_the_body_limit_is_exactly_64_kb(live_server) -> None:
     hook = Hook(live_server, keep_open(live_server), None)
-    path = hook.path("hold")
+    path = hook.path("hold") + "?n=1"
     at_limit, over = padded(hook, MAX_BODY_BYTES), padded(hook, MAX_BODY_BYTES + 1)
     assert len(urlencode(at_limit)) == 65536
     assert hook.post(path, at_limit).status_code == 200
-    assert hook.post(path, over).status_code == 413
+    refused = hook.post(path, over)
+    assert (refused.status_code, refused.headers.get("connection")) == (413, "close")  # the rest is not read
     # without a Content-Length (chunked), the stream is cut at the same byte
     def chunks(body: bytes):
         for start in range(0, len(body), 4096):
             yield body[start:start + 4096]
 
     signature = hook.validator.compute_signature(hook.public + path, over)
-    assert hook.post(path, signature=signature, content=chunks(urlencode(over).encode()),
-                     headers=FORM).status_code == 413
+    refused = hook.post(path, signature=signature, content=chunks(urlencode(over).encode()), headers=FORM)
+    assert (refused.status_code, refused.headers.get("connection")) == (413, "close")
     signature = hook.validator.compute_signature(hook.public + path, at_limit)
     assert hook.post(path, signature=signature, content=chunks(urlencode(at_limit).encode()),
                      headers=FORM).status_code == 200
@@ -57,15 +58,16 @@ def test_the_body_limit_is_exactly_64_kb(live_server) -> None:
 
 def test_a_field_may_be_8_kb_and_no_more(live_server) -> None:
     hook = Hook(live_server, keep_open(live_server), None)
-    path = hook.path("hold")
+    path = hook.path("hold") + "?n=1"
     assert hook.post(path, hook.form(Note="n" * MAX_FIELD_CHARS)).status_code == 200
-    assert hook.post(path, hook.form(Note="n" * (MAX_FIELD_CHARS + 1))).status_code == 413
+    refused = hook.post(path, hook.form(Note="n" * (MAX_FIELD_CHARS + 1)))
+    assert (refused.status_code, refused.headers.get("connection")) == (413, "close")
     live_server.tool("hangup", call_id=hook.placed["call_id"])
 
 
 def test_a_form_may_have_200_fields_and_no_more(live_server) -> None:
     hook = Hook(live_server, keep_open(live_server), None)
-    path = hook.path("hold")
+    path = hook.path("hold") + "?n=1"
     base = hook.form()
     full = {**base, **{f"F{n}": "1" for n in range(MAX_FIELDS - len(base))}}
     assert len(full) == 200
@@ -98,7 +100,7 @@ def test_another_calls_sid_is_refused_and_changes_nothing(live_server) -> None:
     before = hook.transcript()
     form = hook.form(CallSid=other["twilio_sid"], CallStatus="completed", SequenceNumber="9")
     assert hook.post(hook.path("status"), form).status_code == 404
-    assert hook.post(hook.path("hold"), form).status_code == 404
+    assert hook.post(hook.path("hold") + "?n=1", form).status_code == 404
     status = live_server.tool("call_status", call_id=hook.placed["call_id"])
     assert status["status"] == "in-progress" and status["ended"] is False
     assert hook.transcript() == before
@@ -122,7 +124,7 @@ def test_a_get_for_the_voice_document_needs_a_signature_over_its_query(live_serv
 @pytest.mark.parametrize("route", ["voice", "hold"])
 def test_answers_are_twiml(live_server, route: str) -> None:
     hook = Hook(live_server, keep_open(live_server), None)
-    answer = hook.post(hook.path(route))
+    answer = hook.post(hook.path(route) + ("?n=1" if route == "hold" else ""))
     assert answer.status_code == 200
     assert answer.headers["content-type"].startswith("application/xml")
     assert answer.text.startswith("<?xml") and "<Response>" in answer.text
@@ -162,7 +164,7 @@ def test_answered_by_is_read_from_the_form_or_the_query(live_server, method: str
 
 def test_blank_values_are_signed_and_malformed_bodies_are_refused(live_server) -> None:
     hook = Hook(live_server, keep_open(live_server), None)
-    path = hook.path("hold")
+    path = hook.path("hold") + "?n=1"
     assert hook.post(path, hook.form(Digits="", SpeechResult="")).status_code == 200  # Twilio signs blanks too
     body = urlencode(hook.form()) + "&no-equals-sign"
     signature = hook.validator.compute_signature(hook.public + path, hook.form())
@@ -178,3 +180,31 @@ def test_confidence_is_kept_between_0_and_1(live_server, confidence: float, repo
     live_server.simulator.set_callee("+13125550013", CalleeScript(replies=(Speech("Yes", confidence),)))
     result = live_server.tool("call", to="Contact13", message="Are you in?", interactive=True)
     assert result["reply"] == {"text": "Yes", "confidence": reported, "untrusted": True}
+
+
+def test_cached_audio_is_served_beside_the_webhook(live_server) -> None:
+    import httpx
+
+    from twilio_caller.server.runfile import read_run_file
+
+    audio = live_server.runtime.home / "audio"
+    audio.mkdir(mode=0o700, exist_ok=True)
+    token = "t" * 43
+    (audio / "serving-token").write_text(token)
+    name = "ab" * 32 + ".mp3"
+    (audio / name).write_bytes(b"ID3 not really audio")
+    local = f"http://127.0.0.1:{read_run_file(live_server.runtime.home)['webhook_port']}"
+    served = httpx.get(f"{local}/audio/{token}/{name}", trust_env=False)
+    assert (served.status_code, served.content) == (200, b"ID3 not really audio")
+    assert httpx.get(f"{local}/audio/{'x' * 43}/{name}", trust_env=False).status_code == 404
+
+
+def test_the_ping_route_needs_no_signature(live_server) -> None:
+    import httpx
+
+    from twilio_caller.server.runfile import read_run_file
+
+    local = f"http://127.0.0.1:{read_run_file(live_server.runtime.home)['webhook_port']}"
+    answer = httpx.get(f"{local}/twilio/ping", trust_env=False)
+    assert (answer.status_code, answer.text) == (200, "twilio-caller")
+    assert answer.headers["content-type"].startswith("text/plain")

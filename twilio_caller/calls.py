@@ -25,15 +25,12 @@ class CallLog:
         self,
         *,
         contact_id: int | None = None,
+        removed_contact: str | None = None,
         status: str | None = None,
         since: str | None = None,
         limit: int = 20,
     ) -> list[dict[str, Any]]:
-        clauses: list[str] = []
-        parameters: list[object] = []
-        if contact_id is not None:
-            clauses.append("contact_id = ?")
-            parameters.append(contact_id)
+        clauses, parameters = _contact_clauses(contact_id, removed_contact)
         if status is not None:
             clauses.append("status = ?")
             parameters.append(status)
@@ -66,22 +63,26 @@ class CallLog:
             ) from None
         return moment if moment.tzinfo else moment.replace(tzinfo=self._zone)
 
-    def purge(self, *, before: datetime | None = None, contact_id: int | None = None) -> dict[str, int]:
+    def purge(self, *, before: datetime | None = None, contact_id: int | None = None,
+              removed_contact: str | None = None) -> dict[str, int]:
         """Delete the transcripts (turns and callback payloads) of ended calls placed before
         `before` and/or to one contact. The call rows stay, for the caps and the audit."""
-        clauses = [f"status IN ({', '.join('?' * len(TERMINAL_STATUSES))})"]
-        parameters: list[object] = [*sorted(TERMINAL_STATUSES)]
+        clauses, parameters = _contact_clauses(contact_id, removed_contact)
+        clauses.append(f"status IN ({', '.join('?' * len(TERMINAL_STATUSES))})")
+        parameters += sorted(TERMINAL_STATUSES)
         if before is not None:
             clauses.append("created_at < ?")
             parameters.append(isoformat(before.astimezone(timezone.utc)))
-        if contact_id is not None:
-            clauses.append("contact_id = ?")
-            parameters.append(contact_id)
         calls = f"SELECT id FROM calls WHERE {' AND '.join(clauses)}"
         with self._store.transaction() as connection:
             turns = connection.execute(f"DELETE FROM turns WHERE call_id IN ({calls})", parameters).rowcount
             events = connection.execute(f"DELETE FROM events WHERE call_id IN ({calls})", parameters).rowcount
         return {"turns": turns, "events": events}
+
+    def removed_contact_called(self, name: str) -> bool:
+        """Whether calls went to a contact of this name that is no longer in the book."""
+        clauses, parameters = _contact_clauses(None, name)
+        return bool(self._store.query(f"SELECT 1 FROM calls WHERE {clauses[0]} LIMIT 1", parameters))
 
     def purge_expired(self, retention_days: int) -> dict[str, int]:
         return self.purge(before=self._clock.now() - timedelta(days=retention_days))
@@ -127,7 +128,18 @@ def record(row: sqlite3.Row, turns: Sequence[sqlite3.Row],
         "audio_fallbacks": fallbacks or [],
         "message": row["message"],
         "created_at": row["created_at"],
+        "end_reason": row["end_reason"],
     }
+
+
+def _contact_clauses(contact_id: int | None, removed_contact: str | None) -> tuple[list[str], list[object]]:
+    """SQL conditions for the calls of one contact: by id, or — once it was removed from the
+    book (its calls' contact_id is then NULL) — by the name the calls kept."""
+    if contact_id is not None:
+        return ["contact_id = ?"], [contact_id]
+    if removed_contact is not None:
+        return ["contact_id IS NULL AND LOWER(to_name) = LOWER(?)"], [" ".join(removed_contact.split())]
+    return [], []
 
 
 def _start_of(day: date, zone: ZoneInfo) -> datetime:
@@ -149,6 +161,10 @@ class CallWriter:
     def __init__(self, store: Store, clock: Clock) -> None:
         self._store = store
         self._clock = clock
+
+    @property
+    def store(self) -> Store:
+        return self._store
 
     def insert(self, connection: sqlite3.Connection, fields: dict[str, Any]) -> None:
         """Inside safety's reservation transaction: the call exists from the moment it is allowed."""
@@ -195,15 +211,20 @@ class CallWriter:
             ]
 
     def event(self, call_id: str, kind: str, status: str | None, sequence: int | None,
-              payload: dict[str, Any]) -> bool:
-        """Record a status callback; False for a duplicate (same kind and SequenceNumber)."""
+              payload: dict[str, Any], *, dedupe_by_content: bool = False) -> bool:
+        """Record an event; False for a duplicate: same kind and SequenceNumber, or — with
+        `dedupe_by_content` and no SequenceNumber — the same payload."""
+        import hashlib
         import json
 
+        content = json.dumps(payload, sort_keys=True)
+        content_key = (hashlib.sha256(content.encode()).hexdigest()
+                       if dedupe_by_content and sequence is None else None)
         with self._store.transaction() as connection:
             cursor = connection.execute(
-                "INSERT OR IGNORE INTO events (call_id, kind, status, sequence_number, payload, at)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (call_id, kind, status, sequence, json.dumps(payload), isoformat(self._clock.now())),
+                "INSERT OR IGNORE INTO events (call_id, kind, status, sequence_number, payload, at, content_key)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (call_id, kind, status, sequence, json.dumps(payload), isoformat(self._clock.now()), content_key),
             )
             return cursor.rowcount == 1
 

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from twilio_caller import __version__, render
-from twilio_caller.errors import ConfigError, InternalError, InvalidInputError, TwilioCallerError
+from twilio_caller.errors import ConfigError, ConflictError, InternalError, InvalidInputError, TwilioCallerError
 
 if TYPE_CHECKING:
     from twilio_caller.runtime import Runtime
@@ -112,12 +113,14 @@ def build_parser() -> argparse.ArgumentParser:
     rename.add_argument("new")
 
     calls = command("calls", _calls, "the call log, newest first; `calls purge` deletes transcripts")
-    calls.add_argument("action", nargs="?", choices=["list", "purge"], default="list")
+    calls.add_argument("action", nargs="?", choices=["list", "purge", "reconcile"], default="list")
     calls.add_argument("--older-than", type=int, metavar="DAYS", help="purge: calls older than DAYS")
     calls.add_argument("--contact")
     calls.add_argument("--status")
     calls.add_argument("--since", help="ISO date or time, today or yesterday")
     calls.add_argument("--limit", type=int, default=20)
+    calls.add_argument("--simulate", action="store_true",
+                       help="reconcile: start a simulate-mode server when none runs")
 
     config = command("config", _config, "show the configuration, or write an example")
     config.add_argument("action", choices=["show", "init", "path"])
@@ -155,7 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
     call.add_argument("--language", help="speech-recognition language, e.g. en-US")
     call.add_argument("--closing", help="said before hanging up after the answer")
     call.add_argument("--dry-run", action="store_true", help="check contact and safety only")
-    call.add_argument("--no-wait", action="store_true", help="return once the call is placed")
+    call.add_argument("--no-wait", "--detach", dest="no_wait", action="store_true",
+                      help="return once the call is placed (Ctrl-C then leaves the call alone)")
     call.add_argument("--timeout", type=float, default=50, help="longest wait in seconds (default 50)")
     call.add_argument("--send-digits", metavar="DIGITS",
                       help="DTMF tones once answered, before speaking (a phone menu; w = pause)")
@@ -206,6 +210,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     server = command("server", _server, "the background server: status, stop, logs")
     server.add_argument("action", choices=["status", "stop", "logs"])
+    server.add_argument("--force", action="store_true",
+                        help="stop: even with live calls (the next server takes them back)")
+    server.add_argument("--hangup", action="store_true",
+                        help="stop: first hang up the live calls politely, with the closing line")
 
     doctor = command("doctor", _doctor, "check this machine is ready for real calls, with fixes")
     doctor.add_argument("--online", action="store_true", help="also check the credentials with Twilio")
@@ -239,10 +247,27 @@ def _contact_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--notes")
 
 
+# tool arguments the CLI spells differently: its errors name the flag a person typed
+CLI_FLAGS = {"older_than_days": "--older-than", "timeout_seconds": "--timeout", "send_digits": "--send-digits",
+             "keep_open": "--keep-open", "dry_run": "--dry-run", "new_name": "NEW"}
+
+
 def _invoke(runtime: Runtime, tool: str, arguments: dict[str, Any]) -> Any:
     from twilio_caller.manifest import invoke
 
-    return invoke(tool, {k: v for k, v in arguments.items() if v is not None}, runtime)
+    try:
+        return invoke(tool, {k: v for k, v in arguments.items() if v is not None}, runtime)
+    except InvalidInputError as exc:
+        raise _as_cli_flags(exc) from exc
+
+
+def _as_cli_flags(error: InvalidInputError) -> InvalidInputError:
+    message = error.message
+    for argument, flag in CLI_FLAGS.items():
+        message = re.sub(rf"\b{argument}\b", flag, message)
+    if message == error.message:
+        return error
+    return type(error)(message, field=CLI_FLAGS.get(error.field or "", error.field))
 
 
 def _add(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable[[Any], str]]:
@@ -307,7 +332,12 @@ def _rename(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callabl
 
 
 def _calls(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable[[Any], str]]:
+    if options.action == "reconcile":
+        runtime.simulate = runtime.simulate or options.simulate
+        return _invoke(runtime, "reconcile_calls", {}), render.reconciled_text
     if options.action == "purge":
+        if options.older_than is None and options.contact is None:
+            raise InvalidInputError("calls purge: say what to purge: --older-than DAYS, --contact NAME, or both")
         result = _invoke(runtime, "purge_calls", {"older_than_days": options.older_than,
                                                   "contact": options.contact})
         return result, lambda r: (f"purged {r['purged']['turns']} transcript lines "
@@ -382,16 +412,41 @@ def _call(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable[
     if options.message and given and options.to is None:
         raise InvalidInputError(f"unexpected words {' '.join(given)!r}: the message is given by --message")
     _simulation(options, runtime)
-    if not options.json and not options.dry_run:
-        runtime.progress = render.show_progress
-    result = _invoke(runtime, "call", {
-        "to": to, "message": message, "interactive": options.interactive,
-        "keep_open": options.keep_open, "voice": options.voice, "language": options.language,
-        "closing": options.closing, "dry_run": options.dry_run, "wait": not options.no_wait,
-        "timeout_seconds": options.timeout, "send_digits": options.send_digits,
-        "at": options.at, "when_allowed": options.when_allowed or None, "retry": _retry(options),
-    })
+    placed: dict[str, str] = {}
+
+    def progress(event: dict[str, Any]) -> None:
+        if event.get("call_id"):
+            placed["call_id"] = str(event["call_id"])
+        if not options.json:
+            render.show_progress(event)
+
+    if not options.dry_run:
+        runtime.progress = progress
+    try:
+        result = _invoke(runtime, "call", {
+            "to": to, "message": message, "interactive": options.interactive,
+            "keep_open": options.keep_open, "voice": options.voice, "language": options.language,
+            "closing": options.closing, "dry_run": options.dry_run, "wait": not options.no_wait,
+            "timeout_seconds": options.timeout, "send_digits": options.send_digits,
+            "at": options.at, "when_allowed": options.when_allowed or None, "retry": _retry(options),
+        })
+    except KeyboardInterrupt:
+        if "call_id" in placed:
+            _cancel(runtime, placed["call_id"], options.closing or runtime.config.get("conversation.closing"))
+        raise
     return result, render.call_text
+
+
+def _cancel(runtime: Runtime, call_id: str, closing: str) -> None:
+    """Ctrl-C on a waiting call: a ringing call is canceled, an answered one hung up with the
+    closing line. Either way the call_id and how to follow it are printed."""
+    print(f"\ninterrupted: ending call {call_id} …", file=sys.stderr, flush=True)
+    try:
+        ended = _invoke(runtime, "hangup", {"call_id": call_id, "message": closing})
+        outcome = f"call {call_id} {ended['status']}"
+    except TwilioCallerError as exc:
+        outcome = f"call {call_id}: {exc.message}"
+    print(f"{outcome}; see it with `twilio-caller status {call_id}`", file=sys.stderr, flush=True)
 
 
 def _retry(options: argparse.Namespace) -> dict[str, Any] | None:
@@ -506,6 +561,7 @@ def _server(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callabl
     if running is None:
         return {"running": False}, lambda r: "no server is running"
     if options.action == "stop":
+        _end_live_calls(runtime, running, force=options.force, hang_up=options.hangup)
         running.stop()
         return {"running": False, "stopped": running.info["pid"]}, lambda r: f"stopped server {r['stopped']}"
     health = running.health() or {}
@@ -521,6 +577,25 @@ def _currency(info: dict[str, Any], runtime: Runtime) -> dict[str, Any]:
 
     differs = changed(info.get("fingerprint"), fingerprint(fixed_settings(runtime.config, info.get("mode", ""))))
     return {"current": not differs, "differs": differs}
+
+
+def _end_live_calls(runtime: Runtime, running: Any, *, force: bool, hang_up: bool) -> None:
+    """A server with live calls stops only when told what to do with them."""
+    live = (running.health() or {}).get("live_call_ids", [])
+    if not live or force:
+        return
+    if not hang_up:
+        raise ConflictError(
+            f"the server has {len(live)} live call(s): {', '.join(live)}. "
+            "`server stop --hangup` ends them politely first; `server stop --force` stops anyway "
+            "(the next server takes them back)"
+        )
+    closing = runtime.config.get("conversation.closing")
+    for call_id in live:
+        try:
+            _invoke(runtime, "hangup", {"call_id": call_id, "message": closing})
+        except InvalidInputError:
+            pass  # it ended meanwhile
 
 
 def _doctor(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable[[Any], str]]:

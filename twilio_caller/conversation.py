@@ -5,24 +5,29 @@ answer goes back; the agent's waiting tool calls are woken through the session."
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from twilio_caller import twiml
+from twilio_caller.call_state import CallStates
 from twilio_caller.calls import TERMINAL_STATUSES, CallWriter
 from twilio_caller.clock import Clock
 from twilio_caller.contacts import ContactBook
+from twilio_caller.errors import TwilioCallerError
 from twilio_caller.safety import is_opt_out
-from twilio_caller.sessions import Action, CallSession, HangUp, Outcome, Press
+from twilio_caller.sessions import Action, CallSession, HangUp, Outcome, Press, action_from_dict
 
 if TYPE_CHECKING:
     from twilio_caller.audio import Audio, AudioLibrary
 
+log = logging.getLogger("twilio_caller.conversation")
 NOTIFY_GOODBYE = "Goodbye."
 SILENCE_GOODBYE = "Sorry I couldn't hear you. Goodbye."
 REPROMPT = "Sorry, I didn't catch that."
 OPT_OUT_GOODBYE = "Understood. You won't get calls from me again. Goodbye."
+FAILURE_GOODBYE = "Sorry, I have a technical problem and have to end this call. Goodbye."
 NO_REPLY_BY_STATUS = {"busy": "busy", "no-answer": "no-answer", "failed": "failed",
                       "canceled": "canceled", "completed": "hung-up"}
 ANSWER_SECONDS = 13.5  # how long an answer may take in all, inside Twilio's 15 s limit
@@ -65,6 +70,7 @@ class Conversation:
         voicing: Voicing | None = None,
     ) -> None:
         self._writer = writer
+        self._states = CallStates(writer.store, clock)
         self._contacts = contacts
         self._clock = clock
         self._budgets = budgets
@@ -82,21 +88,52 @@ class Conversation:
 
     async def gather(self, session: CallSession, number: int, speech: str | None,
                      confidence: float | None, dedupe_key: str) -> str:
-        if number != session.gather_number and f"gather:{number}" not in session.answers:
-            return await self._stale(session)
+        key = f"gather:{number}"
+        if number != session.gather_number and key not in session.answers:
+            return self._states.answer(session.call_id, key) or await self._stale(session)
         return await self._once(
-            session, f"gather:{number}",
-            lambda: self._heard(session, speech, confidence, dedupe_key),
+            session, key, lambda: self._heard(session, speech, confidence, dedupe_key),
         )
 
-    async def hold(self, session: CallSession) -> str:
+    async def hold(self, session: CallSession, number: int) -> str:
+        """Request `hold?n=N`: only the hold URL given last is answered anew; an older one
+        gets the answer it got before (a replay), or a steady hold that delivers nothing."""
+        key = f"hold:{number}"
+        if number != session.hold_number and key not in session.answers:
+            return self._states.answer(session.call_id, key) or await self._stale(session)
+        return await self._once(session, key, lambda: self._held(session))
+
+    async def _held(self, session: CallSession) -> str:
         if session.ended:
             return twiml.notify(session.speech, [])
         return await self._wait_for_agent(session, self._deadline())
 
+    def restore(self, session: CallSession) -> None:
+        """Rebuild the session's live state from the store (after a restart, or a failed write)."""
+        state = self._states.load(session.call_id)
+        session.gather_number, session.hold_number = state.gather_seq, state.hold_seq
+        if state.reprompts_left is not None:
+            session.reprompts_left = state.reprompts_left
+        session.last_prompt = state.last_prompt
+        session.requeue([action_from_dict(action) for action in state.pending_actions])
+
+    def hold_url(self, session: CallSession) -> str:
+        """The next hold URL, with its sequence (given in an answer: saved with it)."""
+        session.hold_number += 1
+        return self._url_for(session, "hold", {"n": str(session.hold_number)})
+
     async def status(self, session: CallSession, status: str, sequence: int | None,
                      params: Mapping[str, str]) -> None:
-        if not self._writer.event(session.call_id, "status", status, sequence, dict(params)):
+        try:
+            await self._status(session, status, sequence, params)
+        except TwilioCallerError as exc:
+            await self.fail(session, exc)
+            raise
+
+    async def _status(self, session: CallSession, status: str, sequence: int | None,
+                      params: Mapping[str, str]) -> None:
+        if not self._writer.event(session.call_id, "status", status, sequence, dict(params),
+                                  dedupe_by_content=True):
             return  # a duplicate callback changes nothing
         duration = params.get("CallDuration")
         now = self._writer.advance(
@@ -116,12 +153,66 @@ class Conversation:
             await session.notify()
 
     async def _once(self, session: CallSession, key: str, answer: Callable[[], Awaitable[str]]) -> str:
-        """The first request computes the answer; a retry or replay gets the same TwiML."""
+        """The first request computes the answer; a retry or replay gets the same TwiML —
+        from memory, or from the store after a restart."""
         pending = session.answers.get(key)
         if pending is None:
-            pending = asyncio.ensure_future(answer())
+            given = self._states.answer(session.call_id, key)
+            if given is not None:
+                return given
+            pending = asyncio.ensure_future(self._answer(session, key, answer))
             session.answers[key] = pending
         return await asyncio.shield(pending)
+
+    async def _answer(self, session: CallSession, key: str, answer: Callable[[], Awaitable[str]]) -> str:
+        """Make the answer, then write it with the lines it speaks and the state it leaves in
+        one transaction; only then are the agent's delivered actions reported delivered."""
+        async with session.answering:
+            session.unsaved, session.taken = [], []
+            try:
+                document = await answer()
+                lines = [(speaker, text, confidence, dedupe or f"{session.call_id}:{key}:{index}")
+                         for index, (speaker, text, confidence, dedupe) in enumerate(session.unsaved)]
+                document = self._states.commit(
+                    session.call_id, key, document, lines,
+                    gather_seq=session.gather_number, hold_seq=session.hold_number,
+                    reprompts_left=session.reprompts_left, last_prompt=session.last_prompt,
+                    delivered=len(session.taken),
+                )
+            except TwilioCallerError as exc:  # a write failed: end the call, nothing half-recorded
+                session.answers.pop(key, None)
+                self._rollback(session)
+                await self.fail(session, exc)
+                return twiml.notify(session.speech, [FAILURE_GOODBYE])
+            except BaseException:
+                session.answers.pop(key, None)  # not given: a retry makes it again
+                self._rollback(session)
+                raise
+            for action in session.taken:
+                action.delivered.set()
+            session.unsaved, session.taken = [], []
+            return document
+
+    @staticmethod
+    async def fail(session: CallSession, error: TwilioCallerError) -> None:
+        """The store refused a write: the agent's waiting tools wake with that error."""
+        log.error("call %s: %s", session.call_id, error.message)
+        session.failure = error
+        session.emit({"event": "failed", "error": error.message})
+        await session.end("failed")
+
+    def _rollback(self, session: CallSession) -> None:
+        """The answer was not saved: the session goes back to what the store holds, and the
+        actions it took wait for the next request again."""
+        taken = session.taken
+        session.unsaved, session.taken = [], []
+        try:
+            state = self._states.load(session.call_id)
+        except Exception:  # the store itself is failing: keep memory as it is
+            return
+        session.gather_number, session.hold_number = state.gather_seq, state.hold_seq
+        session.last_prompt = state.last_prompt
+        session.requeue(taken, front=True)
 
     async def _open(self, session: CallSession, answered: str | None) -> str:
         deadline = self._deadline()
@@ -173,7 +264,7 @@ class Conversation:
         the agent wakes and before Twilio gets its answer."""
         closing = session.closing
         self._writer.turns(session.call_id, [("callee", text, confidence, dedupe_key),
-                                             ("assistant", closing, None, None)])
+                                             ("assistant", closing, None, f"{dedupe_key}:closing")])
         session.emit({"event": "heard", "text": text, "confidence": confidence})
         session.emit({"event": "said", "text": closing})
         await self._outcome(session, Outcome("reply", text, confidence))
@@ -193,10 +284,9 @@ class Conversation:
             return await self._goodbye(session, [session.closing], deadline)
         action = await session.next_action(min(self._budgets.hold_seconds, remaining))
         if action is None:
-            return twiml.hold(self._url_for(session, "hold", {}))
-        answer = await self._perform(session, action, deadline)
-        action.delivered.set()
-        return answer
+            return twiml.hold(self.hold_url(session))
+        session.taken.append(action)
+        return await self._perform(session, action, deadline)
 
     async def _perform(self, session: CallSession, action: Action, deadline: float) -> str:
         session.idle_since = self._clock.monotonic()
@@ -205,12 +295,12 @@ class Conversation:
         if isinstance(action, Press):
             self._writer.event(session.call_id, "digits", None, None, {"digits": action.digits})
             session.emit({"event": "pressed", "digits": action.digits})
-            return twiml.press(action.digits, self._url_for(session, "hold", {}))
+            return twiml.press(action.digits, self.hold_url(session))
         if action.expect_reply:
             session.reprompts_left = self._budgets.reprompts
             return await self._ask(session, [action.text], prompt=[action.text], deadline=deadline)
         lines = await self._spoken(session, [action.text], deadline)
-        return twiml.say_then_hold(session.speech, lines, self._url_for(session, "hold", {}))
+        return twiml.say_then_hold(session.speech, lines, self.hold_url(session))
 
     async def _opt_out(self, session: CallSession, text: str, confidence: float | None,
                        deadline: float) -> str:
@@ -222,10 +312,11 @@ class Conversation:
         return await self._goodbye(session, [OPT_OUT_GOODBYE], deadline)
 
     async def _stale(self, session: CallSession) -> str:
-        """A Gather result we no longer expect (the call moved on): keep the call steady."""
+        """A request we no longer expect (the call moved on, or a replay of an unanswered
+        one): keep the call steady, pointing at the current hold URL without taking anything."""
         if session.ended:
             return twiml.notify(session.speech, [])
-        return twiml.hold(self._url_for(session, "hold", {}))
+        return twiml.hold(self._url_for(session, "hold", {"n": str(session.hold_number)}))
 
     async def _outcome(self, session: CallSession, outcome: Outcome) -> None:
         session.idle_since = self._clock.monotonic()
@@ -244,9 +335,8 @@ class Conversation:
         return twiml.notify(session.speech, await self._spoken(session, texts, deadline))
 
     async def _spoken(self, session: CallSession, texts: Sequence[str], deadline: float) -> list[twiml.Spoken]:
-        """Record the lines in the transcript (one write), then voice them."""
-        if texts:
-            self._writer.turns(session.call_id, [("assistant", text, None, None) for text in texts])
+        """Record the lines for the transcript (written with the answer), then voice them."""
+        session.unsaved.extend(("assistant", text, None, None) for text in texts)
         for text in texts:
             session.emit({"event": "said", "text": text})
         return await self._voiced(session, texts, deadline)

@@ -4,7 +4,9 @@ the webhook and a throw-away demo home, so nothing in the user's real home is to
 from __future__ import annotations
 
 import shutil
+import signal
 import sys
+import threading
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -30,6 +32,7 @@ def run_demo(*, typed: bool, show: Callable[[dict[str, Any]], None]) -> dict[str
     from twilio_caller.server.runner import ServerRunner, ServerThread
 
     home = Path(tempfile.mkdtemp(prefix="twilio-caller-demo-"))
+    previous = _hang_up_as_interrupt()
     try:
         (home / "config.yaml").write_text(DEMO_CONFIG, encoding="utf-8")
         runtime = Runtime(home, environ={})
@@ -48,7 +51,21 @@ def run_demo(*, typed: bool, show: Callable[[dict[str, Any]], None]) -> dict[str
         runtime.close()
         return result
     finally:
-        shutil.rmtree(home, ignore_errors=True)
+        shutil.rmtree(home, ignore_errors=True)  # also on Ctrl-C and SIGHUP (a closed terminal)
+        if previous is not None:
+            signal.signal(signal.SIGHUP, previous)
+
+
+def _hang_up_as_interrupt() -> Any:
+    """SIGHUP (the terminal closed) unwinds like Ctrl-C, so the throw-away home is removed.
+    Returns the handler to restore (None off the main thread, where signals cannot be set)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGHUP, interrupt)
 
 
 def _callee(typed: bool) -> Any:

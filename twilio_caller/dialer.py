@@ -11,12 +11,13 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from twilio_caller import numbers, parser, safety, twiml, voices
+from twilio_caller.call_state import CallStates, new_owner
 from twilio_caller.calls import TERMINAL_STATUSES, CallWriter
 from twilio_caller.config import Config
-from twilio_caller.conversation import NO_REPLY_BY_STATUS, Budgets, Conversation, Voicing
+from twilio_caller.conversation import FAILURE_GOODBYE, NO_REPLY_BY_STATUS, Budgets, Conversation, Voicing
 from twilio_caller.errors import InvalidInputError, NotFoundError, TelephonyError, TwilioCallerError
 from twilio_caller.runtime import Runtime
-from twilio_caller.sessions import CallSession, HangUp, Outcome, Press, Registry, Speak
+from twilio_caller.sessions import Action, CallSession, HangUp, Outcome, Press, Registry, Speak, action_to_dict
 from twilio_caller.telephony import Telephony
 
 if TYPE_CHECKING:
@@ -24,18 +25,24 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("twilio_caller.dialer")
 MAX_DURATION_GRACE_SECONDS = 5
+RECONCILE_GRACE_SECONDS = 60  # past ring time + max duration + this, a call is closed whatever happened
 RECOVERED_GOODBYE = "Sorry, I have to go now. Goodbye."
 ENDED_SESSION_KEEP_SECONDS = 900
 
 
 class Dialer:
     def __init__(self, runtime: Runtime, telephony: Telephony, base_url: str,
-                 audio: AudioLibrary | None = None, *, real_calls: bool = False) -> None:
+                 audio: AudioLibrary | None = None, *, real_calls: bool = False,
+                 owner: str | None = None) -> None:
         self._rt = runtime
         self._real_calls = real_calls  # not simulated: the owner's identity must be set
+        self.fixed_settings_guard: Callable[[Config], None] | None = None  # set by the server
         self._telephony = telephony
         self._base_url = base_url.rstrip("/")
         self._writer = CallWriter(runtime.store, runtime.clock)
+        self.states = CallStates(runtime.store, runtime.clock)
+        self.owner = owner or new_owner()
+        self._unreported: list[dict[str, Any]] = []
         self._audio = audio if audio is not None and audio.settings.voice_id else None
         self.registry = Registry()
         self._timers: set[asyncio.Task[None]] = set()
@@ -82,6 +89,8 @@ class Dialer:
         """Parse and judge a call against the rules in force now: the config file as it is
         at this moment (a broken one raises ConfigError; the old rules never apply)."""
         config = self._rt.rules_in_force()
+        if self.fixed_settings_guard is not None:
+            self.fixed_settings_guard(config)
         if self._real_calls:
             safety.require_identity(config)
         if config is not self._conversation_config:
@@ -104,8 +113,9 @@ class Dialer:
             raise decision.refusal()
         session = self._session(call_id, token, request)
         self.registry.add(session)
+        self.states.start(call_id, self.owner, approval.time_limit)
         self._prune()
-        session.emit({"event": "dialing", "to": request.to_name or request.to_number})
+        session.emit({"event": "dialing", "to": request.to_name or request.to_number, "call_id": call_id})
         if before_dial is not None:
             before_dial(request.to_number)
         await self._pregenerate(request)
@@ -128,6 +138,10 @@ class Dialer:
         session.twilio_sid = placed.sid
         self._writer.placed(call_id, placed.sid, placed.status)
         self._guard_duration(session, approval.time_limit)
+        if session.hung_up_by_us and not session.ended:  # a hangup came while dialing: cancel now
+            if session.status == "pending":
+                session.status = placed.status
+            await self._end_by_api(session, None)
         return session
 
     async def first_result(self, session: CallSession, *, wait: bool, timeout: float) -> dict[str, Any]:
@@ -137,7 +151,7 @@ class Dialer:
             ready = await session.wait_until(lambda: session.new_outcomes() or session.ended, timeout)
         else:
             ready = await session.wait_until(lambda: session.ended, timeout)
-        return self.result(session, session.take_outcomes(), timed_out=not ready)
+        return self._waited(session, timed_out=not ready)
 
     # -- a live call ---------------------------------------------------------------------------
 
@@ -147,12 +161,12 @@ class Dialer:
         session.take_outcomes()  # what came before this turn was already reported or is in the transcript
         action = Speak(text, expect_reply)
         session.idle_since = self._rt.clock.monotonic()
-        session.submit(action)
+        self._submit(session, action)
         if expect_reply:
             ready = await session.wait_until(lambda: session.new_outcomes() or session.ended, timeout)
         else:
             ready = await self._delivered(action.delivered, timeout)
-        return self.result(session, session.take_outcomes(), timed_out=not ready)
+        return self._waited(session, timed_out=not ready)
 
     async def press(self, call_id: str, digits: str) -> dict[str, Any]:
         """Send DTMF tones into a live call (a phone menu), then carry on as before."""
@@ -163,14 +177,14 @@ class Dialer:
         action = Press(digits)
         session.idle_since = self._rt.clock.monotonic()
         if session.holding:
-            session.submit(action)
+            self._submit(session, action)
             await self._delivered(action.delivered, 5)
         elif session.twilio_sid is None:
             raise InvalidInputError(f"call {call_id} is not known to Twilio yet: try again in a moment",
                                     field="call_id")
         else:
             self._writer.event(call_id, "digits", None, None, {"digits": digits})
-            document = twiml.press(digits, self.url_for(session, "hold", {}))
+            document = twiml.press(digits, self._api_hold_url(session))
             await asyncio.to_thread(self._telephony.update_call, session.twilio_sid, twiml=document)
         return self.result(session, [], timed_out=False, this_turn=False)
 
@@ -181,16 +195,16 @@ class Dialer:
         session.idle_since = self._rt.clock.monotonic()
         if until == "end":
             ready = await session.wait_until(lambda: session.ended, timeout)
-            return self.result(session, session.take_outcomes(), timed_out=not ready, this_turn=False)
+            return self._waited(session, timed_out=not ready, this_turn=False)
         ready = await session.wait_until(lambda: session.new_outcomes() or session.ended, timeout)
-        return self.result(session, session.take_outcomes(), timed_out=not ready)
+        return self._waited(session, timed_out=not ready)
 
     async def hangup(self, call_id: str, message: str | None) -> dict[str, Any]:
         session = self._live(call_id)
         text = parser.check_message(message) if message else None
         if session.holding:
             action = HangUp(text)
-            session.submit(action)
+            self._submit(session, action)
             await self._delivered(action.delivered, 5)
         else:
             await self._end_by_api(session, text)
@@ -202,6 +216,13 @@ class Dialer:
         if isinstance(found, dict):
             return found
         return self.result(found, [], timed_out=False, this_turn=False)
+
+    def _waited(self, session: CallSession, *, timed_out: bool, this_turn: bool = True) -> dict[str, Any]:
+        """What a waiting tool returns; a call ended because the store refused a write gives
+        that error (exit 5, the file and the fix), never a timeout."""
+        if session.failure is not None:
+            raise session.failure
+        return self.result(session, session.take_outcomes(), timed_out=timed_out, this_turn=this_turn)
 
     def result(self, session: CallSession, fresh: list[Outcome], *, timed_out: bool,
                this_turn: bool = True) -> dict[str, Any]:
@@ -235,41 +256,104 @@ class Dialer:
     # -- after a crash -----------------------------------------------------------------------
 
     async def recover(self) -> list[str]:
-        """Reconcile the calls the store says are live with Twilio: complete the records of
-        calls that ended while no server ran, and take back the ones still live — point them
-        at this server (its public URL may have changed) and let the agent steer again
-        (keep_open), or close them politely. Returns the call_ids taken back."""
+        """Reconcile at start; returns the call_ids taken back. What changed is kept for the
+        first `reconcile_calls` to report (a client that starts the server to ask sees it)."""
+        self._unreported = await self.reconcile()
+        return [change["call_id"] for change in self._unreported if change["action"] == "taken-back"]
+
+    def take_unreported(self) -> list[dict[str, Any]]:
+        changes, self._unreported = self._unreported, []
+        return changes
+
+    async def reconcile(self) -> list[dict[str, Any]]:
+        """Check every call the store thinks is live, and that this server does not run, with
+        Twilio: close the ones Twilio does not know (reason `unknown`) or knows as ended, take
+        back the ones still live — point them at this server (its public URL may have changed)
+        and let the agent steer again (keep_open), or close them politely. A call past its
+        ring time + maximum duration + a grace period is closed whatever Twilio says or
+        whether it answers at all. Calls another running server holds are left to it.
+        Returns what changed: [{call_id, action, status, reason}]."""
         rows = self._rt.store.query(
             "SELECT * FROM calls WHERE placed = 1 AND status IN "
             f"({', '.join('?' * len(safety.LIVE_STATUSES))})", safety.LIVE_STATUSES,
         )
-        taken_back = []
+        changes = []
         for row in rows:
+            ours = self.registry.get(row["id"])
+            if ours is not None and not ours.ended and not self._overdue(row):
+                continue
+            if ours is None and not self.states.claim(row["id"], self.owner):
+                continue  # another server runs it
             try:
-                if await self._recover(row):
-                    taken_back.append(row["id"])
+                change = await self._reconcile(row, ours)
             except TwilioCallerError as exc:
                 log.warning("could not reconcile call %s: %s", row["id"], exc.message)
-        return taken_back
+                change = await self._close(row, "failed", "max-duration") if self._overdue(row) else None
+            if change is not None:
+                changes.append(change)
+        return changes
 
-    async def _recover(self, row: Any) -> bool:
+    async def _reconcile(self, row: Any, ours: CallSession | None) -> dict[str, Any] | None:
         if row["twilio_sid"] is None:
+            if ours is not None:
+                return None  # being placed by this server right now
             self._writer.not_placed(row["id"], "the server stopped before Twilio took the call")
-            return False
-        state = await asyncio.to_thread(self._telephony.fetch_call, row["twilio_sid"])
+            self._writer.advance(row["id"], "failed", end_reason="not-placed")
+            return {"call_id": row["id"], "action": "closed", "status": "failed", "reason": "not-placed"}
+        try:
+            state = await asyncio.to_thread(self._telephony.fetch_call, row["twilio_sid"])
+        except NotFoundError:  # 20404: Twilio does not know this call
+            status = "completed" if row["status"] == "in-progress" else "failed"
+            return await self._close(row, status, "unknown")
         if state["status"] in TERMINAL_STATUSES:
             duration = state["duration"]
-            self._writer.advance(
-                row["id"], state["status"], answered_by=state["answered_by"],
+            return await self._close(
+                row, state["status"], state["status"], answered_by=state["answered_by"],
                 duration_seconds=int(duration) if duration and str(duration).isdigit() else None,
-                no_reply_reason=None if row["no_reply_reason"] else NO_REPLY_BY_STATUS[state["status"]],
             )
-            return False
-        session = self._session_from(row, state["status"])
+        if self._overdue(row):
+            await self._hang_up_quietly(row["twilio_sid"])
+            return await self._close(row, "completed", "max-duration")
+        if ours is not None:
+            return None
+        await self._take_back(row, state["status"])
+        return {"call_id": row["id"], "action": "taken-back", "status": state["status"], "reason": None}
+
+    async def _close(self, row: Any, status: str, reason: str, **fields: Any) -> dict[str, Any]:
+        """End the call's record with a final status and why; tools waiting on it wake."""
+        now = self._writer.advance(
+            row["id"], status, end_reason=reason,
+            no_reply_reason=None if row["no_reply_reason"] else NO_REPLY_BY_STATUS[status], **fields,
+        )
+        session = self.registry.get(row["id"])
+        if session is not None and not session.ended:
+            session.emit({"event": now})
+            await session.end(now)
+        log.info("closed call %s: %s (%s)", row["id"], now, reason)
+        return {"call_id": row["id"], "action": "closed", "status": now, "reason": reason}
+
+    def _overdue(self, row: Any) -> bool:
+        from datetime import datetime, timedelta
+
+        limit = self.states.max_seconds(row["id"]) or self._config.get("safety.max_duration_seconds")
+        ring = self._config.get("twilio.ring_timeout_seconds")
+        deadline = datetime.fromisoformat(row["created_at"]) + timedelta(
+            seconds=limit + ring + RECONCILE_GRACE_SECONDS)
+        return self._rt.clock.now() > deadline
+
+    async def _hang_up_quietly(self, sid: str) -> None:
+        """End the call at Twilio; an answer that it is over already (21220, 20404) is fine."""
+        try:
+            await asyncio.to_thread(self._telephony.update_call, sid, status="completed")
+        except TwilioCallerError as exc:
+            log.info("hanging up %s: %s", sid, exc.message)
+
+    async def _take_back(self, row: Any, status: str) -> None:
+        session = self._session_from(row, status)
         self.registry.add(session)
         if session.status == "in-progress":
             fields = (
-                {"url": self.url_for(session, "hold", {}), "method": "POST"} if session.keep_open
+                {"url": self._api_hold_url(session), "method": "POST"} if session.keep_open
                 else {"twiml": twiml.notify(session.speech, [RECOVERED_GOODBYE])}
             )
             if not session.keep_open:
@@ -277,9 +361,12 @@ class Dialer:
         else:  # not answered yet: it will ask for its first TwiML here
             fields = {"url": self.url_for(session, "voice", {}), "method": "POST"}
         fields.update(status_callback=self.url_for(session, "status", {}), status_callback_method="POST")
-        await asyncio.to_thread(self._telephony.update_call, row["twilio_sid"], **fields)
-        self._writer.advance(row["id"], state["status"])
-        return True
+        try:
+            await asyncio.to_thread(self._telephony.update_call, row["twilio_sid"], **fields)
+        except TwilioCallerError:
+            self.registry.discard(row["id"])  # not ours after all: the next reconciliation tries again
+            raise
+        self._writer.advance(row["id"], status)
 
     def _session_from(self, row: Any, status: str) -> CallSession:
         request = parser.CallRequest(
@@ -290,6 +377,7 @@ class Dialer:
         )
         session = self._session(row["id"], row["token"], request)
         session.to_name, session.twilio_sid, session.status = row["to_name"], row["twilio_sid"], status
+        self.conversation.restore(session)
         return session
 
     # -- helpers ---------------------------------------------------------------------------------
@@ -341,6 +429,22 @@ class Dialer:
             raise NotFoundError(f"no call with call_id {call_id!r} (list_calls shows recent calls)")
         return record
 
+    def _submit(self, session: CallSession, action: Action) -> None:
+        """The action is on record before the call can take it (a restart still delivers it).
+        When it cannot be recorded, the call is ended politely and the agent gets the error."""
+        try:
+            self.states.queue_action(session.call_id, action_to_dict(action))
+        except TwilioCallerError as exc:
+            session.failure = exc
+            session.submit(HangUp(FAILURE_GOODBYE))  # the held request says goodbye, unrecorded
+            raise
+        session.submit(action)
+
+    def _api_hold_url(self, session: CallSession) -> str:
+        """A hold URL for TwiML given through the REST API (not as a request's answer)."""
+        session.hold_number = self.states.issue_hold(session.call_id)
+        return self.url_for(session, "hold", {"n": str(session.hold_number)})
+
     @staticmethod
     async def _delivered(delivered: asyncio.Event, timeout: float) -> bool:
         """True once the held webhook request took the action (or the call ended)."""
@@ -367,7 +471,7 @@ class Dialer:
         async def guard() -> None:
             await asyncio.sleep(limit + MAX_DURATION_GRACE_SECONDS)
             if not session.ended and session.twilio_sid:
-                await asyncio.to_thread(self._telephony.update_call, session.twilio_sid, status="completed")
+                await self._hang_up_quietly(session.twilio_sid)
 
         task = asyncio.create_task(guard())
         self._timers.add(task)
@@ -379,6 +483,10 @@ class Dialer:
             if now - session.idle_since > ENDED_SESSION_KEEP_SECONDS:
                 self.registry.discard(session.call_id)
 
+    def renew_leases(self) -> None:
+        self.states.renew([session.call_id for session in self.registry.live()], self.owner)
+
     async def close(self) -> None:
         for task in list(self._timers):
             task.cancel()
+        self.states.release([session.call_id for session in self.registry.all()], self.owner)

@@ -24,6 +24,14 @@ def call_table(calls: list[dict[str, Any]]) -> str:
     return table(["WHEN", "TO", "STATUS", "REPLY (untrusted)"], rows)
 
 
+def reconciled_text(result: dict[str, Any]) -> str:
+    changed = result["changed"]
+    if not changed:
+        return "every live call checked with Twilio: nothing to change"
+    rows = [[c["call_id"], c["action"], c["status"], c["reason"] or ""] for c in changed]
+    return table(["CALL", "CHANGE", "STATUS", "REASON"], rows)
+
+
 def table(header: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=True)]
     lines = [header, *rows]

@@ -43,6 +43,23 @@ class Press:
 Action = Speak | HangUp | Press
 
 
+def action_to_dict(action: Action) -> dict[str, object]:
+    """An action as the store keeps it until it is delivered."""
+    if isinstance(action, Speak):
+        return {"kind": "speak", "text": action.text, "expect_reply": action.expect_reply}
+    if isinstance(action, HangUp):
+        return {"kind": "hangup", "text": action.text}
+    return {"kind": "press", "digits": action.digits}
+
+
+def action_from_dict(data: dict[str, object]) -> Action:
+    if data["kind"] == "speak":
+        return Speak(str(data["text"]), bool(data["expect_reply"]))
+    if data["kind"] == "hangup":
+        return HangUp(None if data["text"] is None else str(data["text"]))
+    return Press(str(data["digits"]))
+
+
 @dataclass
 class CallSession:
     call_id: str
@@ -60,19 +77,24 @@ class CallSession:
     ended: bool = False
     hung_up_by_us: bool = False
     gather_number: int = 0
+    hold_number: int = 0
     holding: bool = False
     outcomes: list[Outcome] = field(default_factory=list)
     seen: int = 0  # outcomes already handed to the agent
     last_prompt: list[str] = field(default_factory=list)
     answers: dict[str, asyncio.Future[str]] = field(default_factory=dict)  # replays: same TwiML
+    unsaved: list[tuple[str, str, float | None, str | None]] = field(default_factory=list)  # lines of the answer being made
+    taken: list[Action] = field(default_factory=list)  # actions the answer being made delivers
     opted_out: bool = False
     digits_sent: bool = False  # SendDigits on create: Twilio turns answering-machine detection off
     idle_since: float = 0.0
     events: list[dict[str, object]] = field(default_factory=list)  # progress, for the CLI
+    failure: Exception | None = None  # a write that failed: the call was ended, tools get this error
 
     def __post_init__(self) -> None:
         self._changed = asyncio.Condition()
         self._actions: asyncio.Queue[Action] = asyncio.Queue()
+        self.answering = asyncio.Lock()  # one answer is made at a time; replays share it
         self.progressed = asyncio.Event()
 
     def emit(self, event: dict[str, object]) -> None:
@@ -114,6 +136,14 @@ class CallSession:
 
     def submit(self, action: Action) -> None:
         self._actions.put_nowait(action)
+
+    def requeue(self, actions: list[Action], *, front: bool = False) -> None:
+        """Put actions back (restored from the store, or taken by an answer never given)."""
+        waiting = []
+        while not self._actions.empty():
+            waiting.append(self._actions.get_nowait())
+        for action in [*actions, *waiting] if front else [*waiting, *actions]:
+            self._actions.put_nowait(action)
 
     async def next_action(self, timeout: float) -> Action | None:
         self.holding = True

@@ -64,9 +64,23 @@ def list_calls(
     since: str | None = None,
     limit: int = 20,
 ) -> dict[str, Any]:
-    contact_id = rt.contacts.get(contact).id if contact is not None else None
-    calls = rt.calls.list(contact_id=contact_id, status=status, since=since, limit=limit)
+    contact_id, removed = _contact_of_calls(rt, contact) if contact is not None else (None, None)
+    calls = rt.calls.list(contact_id=contact_id, removed_contact=removed, status=status, since=since,
+                          limit=limit)
     return {"calls": calls}
+
+
+def _contact_of_calls(rt: Runtime, name: str) -> tuple[int | None, str | None]:
+    """(its id, None) for a contact in the book; (None, name) for a contact removed since,
+    whose calls keep its name; NotFoundError when neither."""
+    from twilio_caller.errors import NotFoundError
+
+    try:
+        return rt.contacts.get(name).id, None
+    except NotFoundError:
+        if rt.calls.removed_contact_called(name):
+            return None, name
+        raise
 
 
 def call(
@@ -208,6 +222,13 @@ def call_status(rt: Runtime, *, call_id: str) -> dict[str, Any]:
     return _stored_call(rt, call_id)
 
 
+def reconcile_calls(rt: Runtime) -> dict[str, Any]:
+    from twilio_caller.server.client import ensure_server, find_server
+
+    server = find_server(rt.home) or ensure_server(rt.home, simulate=rt.simulate, settings=_server_settings(rt))
+    return server.invoke("reconcile_calls", {}, wait_seconds=120)
+
+
 def _server_settings(rt: Runtime) -> dict[str, str]:
     """The fingerprint of the settings a server must run with for this client."""
     from twilio_caller.server.settings import fingerprint, fixed_settings
@@ -276,6 +297,6 @@ def purge_calls(rt: Runtime, *, older_than_days: int | None = None, contact: str
 
     if older_than_days is None and contact is None:
         raise InvalidInputError("say what to purge: older_than_days, contact, or both")
-    contact_id = rt.contacts.get(contact).id if contact is not None else None
+    contact_id, removed = _contact_of_calls(rt, contact) if contact is not None else (None, None)
     before = rt.clock.now() - timedelta(days=older_than_days) if older_than_days is not None else None
-    return {"purged": rt.calls.purge(before=before, contact_id=contact_id)}
+    return {"purged": rt.calls.purge(before=before, contact_id=contact_id, removed_contact=removed)}

@@ -107,7 +107,31 @@ def ensure_server(home: Path, *, simulate: bool, environ: dict[str, str] | None 
             return running
         if running:
             _replace(running, mode, settings)
+        _refuse_if_leased(home)
         return _start(home, simulate, environ)
+
+
+def _refuse_if_leased(home: Path) -> None:
+    """A server that holds the home's lease and still runs, but that this client cannot reach
+    (run file missing or stale): starting another would put two servers on one home."""
+    from twilio_caller.call_state import HomeLease
+    from twilio_caller.clock import SystemClock
+    from twilio_caller.store import Store
+
+    path = home / "twilio-caller.db"
+    if not path.exists():
+        return
+    store = Store(path)
+    try:
+        holder = HomeLease(store, SystemClock()).holder()
+    finally:
+        store.close()
+    if holder is not None:
+        raise ServerUnavailableError(
+            f"a twilio-caller server (pid {holder['pid']}) runs this home but cannot be reached "
+            f"(its run file {run_file(home)} is missing or stale); stop it (kill {holder['pid']}) "
+            "or wait for it to exit, then try again"
+        )
 
 
 def _fits(client: ServerClient, mode: str, settings: dict[str, str] | None) -> bool:

@@ -23,7 +23,7 @@ from twilio_caller.manifest import load_manifest
 from twilio_caller.scheduler import Scheduler, is_scheduled_id
 
 log = logging.getLogger("twilio_caller.control")
-SERVER_TOOLS = ("call", "say", "wait", "hangup", "press", "call_status")
+SERVER_TOOLS = ("call", "say", "wait", "hangup", "press", "call_status", "reconcile_calls")
 HTTP_STATUS = {1: 500, 2: 400, 3: 403, 4: 502, 5: 500, 6: 404, 7: 503}
 BeforeDial = Callable[[str, dict[str, Any] | None], None]
 
@@ -129,6 +129,8 @@ async def _run(dialer: Dialer, name: str, arguments: dict[str, Any]) -> dict[str
             return await dialer.hangup(arguments["call_id"], arguments.get("message"))
         case "press":
             return await dialer.press(arguments["call_id"], arguments["digits"])
+        case "reconcile_calls":
+            return {"changed": [*dialer.take_unreported(), *await dialer.reconcile()]}
         case _:
             return dialer.status(arguments["call_id"])
 

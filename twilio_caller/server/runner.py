@@ -16,9 +16,10 @@ from typing import Any
 
 from twilio_caller import __version__
 from twilio_caller.audio import AudioLibrary
+from twilio_caller.call_state import HomeLease, new_owner
 from twilio_caller.clock import isoformat
 from twilio_caller.dialer import Dialer
-from twilio_caller.errors import ConfigError, InvalidInputError
+from twilio_caller.errors import ConfigError, InvalidInputError, ServerUnavailableError
 from twilio_caller.runtime import Runtime
 from twilio_caller.scheduler import Scheduler
 from twilio_caller.server.runfile import remove_run_file, write_run_file
@@ -29,6 +30,8 @@ from twilio_caller.tunnel import open_public_url
 log = logging.getLogger("twilio_caller.server")
 SIMULATED_FROM_NUMBER = "+13125550100"
 PURGE_EVERY_SECONDS = 3600  # transcripts older than retention.days go at start and hourly
+RECONCILE_EVERY_SECONDS = 30  # while the store holds live calls
+LEASE_EVERY_SECONDS = 5
 
 
 class ServerRunner:
@@ -61,7 +64,10 @@ class ServerRunner:
 
     async def run(self, ready: threading.Event | None = None) -> None:
         config = self._rt.config
+        owner = new_owner()
+        self._lease_home(owner)  # before anything is opened: one server per home
         async with AsyncExitStack() as stack:
+            stack.callback(HomeLease(self._rt.store, self._rt.clock).release, owner)
             credentials = await self._credentials(stack)
             webhook_socket = _bind(config.get("webhook.host"), config.get("webhook.port"), "webhook.port")
             control_socket = _bind("127.0.0.1", 0, None)
@@ -75,7 +81,7 @@ class ServerRunner:
             audio = AudioLibrary.from_config(config)
             stack.push_async_callback(audio.aclose)
             self.dialer = Dialer(self._rt, Telephony(credentials, self._rt.store), public, audio,
-                                 real_calls=not self._simulate)
+                                 real_calls=not self._simulate, owner=owner)
             stack.push_async_callback(self.dialer.close)
             token = secrets.token_urlsafe(32)
             from twilio_caller.server.control import Activity, build_control_app
@@ -103,6 +109,7 @@ class ServerRunner:
                 "started_at": isoformat(self._rt.clock.now()),
                 **_settings(config, self.mode),
             }
+            self.dialer.fixed_settings_guard = self._same_fixed_settings
             write_run_file(self._rt.home, self.info)
             stack.callback(remove_run_file, self._rt.home, os.getpid())
             log.info("serving: webhook %s, control port %s, mode %s", public, control.port, self.mode)
@@ -134,6 +141,19 @@ class ServerRunner:
             api_base_url=server.base_url,
         )
 
+    def _same_fixed_settings(self, config: Any) -> None:
+        """A call is placed only with the settings this server runs with: an edit to one it
+        cannot change while running (ports, tunnel, account, endpoint) needs a restart."""
+        from twilio_caller.server.settings import changed, fingerprint, fixed_settings
+
+        differs = changed(self.info["fingerprint"], fingerprint(fixed_settings(config, self.mode)))
+        if differs:
+            raise ServerUnavailableError(
+                f"the config now changes {', '.join(differs)}, which this server cannot change while it "
+                "runs; a call from `twilio-caller call` or the tools restarts it when no call is live, "
+                "or stop it with `twilio-caller server stop`"
+            )
+
     def _set_callee(self, number: str, script: Mapping[str, Any]) -> None:
         from twilio_caller.simulator import CalleeScript, CalleeScriptError
 
@@ -141,6 +161,15 @@ class ServerRunner:
             self.simulator.set_callee(number, CalleeScript.from_dict(script, name=number))
         except CalleeScriptError as exc:
             raise InvalidInputError(f"callee script: {exc}") from exc
+
+    def _lease_home(self, owner: str) -> None:
+        """One server per home: another that holds a fresh lease and still runs wins."""
+        holder = HomeLease(self._rt.store, self._rt.clock).acquire(owner, os.getpid())
+        if holder is not None:
+            raise ServerUnavailableError(
+                f"another twilio-caller server (pid {holder['pid']}) runs this home "
+                f"({self._rt.home}); stop it with `twilio-caller server stop`, or wait for it to exit"
+            )
 
     def _call_callee(self, number: str, script: Mapping[str, Any] | None) -> None:
         """A call's own callee script (`call --callee`) applies to that call only: the next
@@ -159,15 +188,24 @@ class ServerRunner:
         limit = self._rt.config.get("server.idle_exit_seconds")
         retention = self._rt.config.get("retention.days")
         purged_at: float = -PURGE_EVERY_SECONDS
+        reconciled_at = leased_at = self._rt.clock.monotonic()
+        assert self.dialer is not None
         while not self.shutdown.is_set():
-            if self._rt.clock.monotonic() - purged_at >= PURGE_EVERY_SECONDS:
-                purged_at = self._rt.clock.monotonic()
+            now = self._rt.clock.monotonic()
+            if now - purged_at >= PURGE_EVERY_SECONDS:
+                purged_at = now
                 await asyncio.to_thread(self._rt.calls.purge_expired, retention)
+            if now - leased_at >= LEASE_EVERY_SECONDS:
+                leased_at = now
+                self._lease_home(self.dialer.owner)
+                self.dialer.renew_leases()
+            if now - reconciled_at >= RECONCILE_EVERY_SECONDS:
+                reconciled_at = now
+                await self.dialer.reconcile()
             try:
                 await asyncio.wait_for(self.shutdown.wait(), 1.0)
             except TimeoutError:
                 pass
-            assert self.dialer is not None
             if self.dialer.registry.live() or (self.scheduler is not None and self.scheduler.pending()):
                 activity.touch()  # live calls and scheduled ones keep the server up
             elif self._idle_exit and activity.idle_for() >= limit:

@@ -19,6 +19,7 @@ from twilio.request_validator import RequestValidator
 
 from twilio_caller.audio import AudioLibrary, audio_routes
 from twilio_caller.dialer import Dialer
+from twilio_caller.errors import TwilioCallerError
 from twilio_caller.sessions import CallSession
 
 log = logging.getLogger("twilio_caller.webhook")
@@ -27,6 +28,8 @@ MAX_FIELDS = 200
 MAX_FIELD_CHARS = 8 * 1024
 MAX_SPEECH_CHARS = 2000
 TWIML = "application/xml"
+CALL_STATUSES = frozenset({"queued", "initiated", "ringing", "in-progress", "completed", "busy",
+                           "failed", "no-answer", "canceled"})
 CLOSE = {"Connection": "close"}  # an oversize body is not read to its end: the connection goes
 
 
@@ -82,7 +85,10 @@ def build_webhook_app(dialer: Dialer, auth_token: str, public_base_url: str,
         checked = await authorised(request)
         if isinstance(checked, Response):
             return checked
-        return Response(await dialer.conversation.hold(checked[0]), media_type=TWIML)
+        number = request.query_params.get("n", "")
+        if not number.isdigit():
+            return Response(status_code=400)
+        return Response(await dialer.conversation.hold(checked[0], int(number)), media_type=TWIML)
 
     async def status(request: Request) -> Response:
         checked = await authorised(request)
@@ -91,12 +97,16 @@ def build_webhook_app(dialer: Dialer, auth_token: str, public_base_url: str,
         session, params = checked
         call_status = params.get("CallStatus", "")
         sequence = params.get("SequenceNumber", "")
-        if not call_status:
+        if call_status not in CALL_STATUSES:  # missing or unknown: refused, nothing changes
             return Response(status_code=400)
-        await dialer.conversation.status(
-            session, call_status, int(sequence) if sequence.isdigit() else None, params
-        )
-        return Response(status_code=204)
+        answer = 204
+        try:
+            await dialer.conversation.status(
+                session, call_status, int(sequence) if sequence.isdigit() else None, params
+            )
+        except TwilioCallerError:  # not recorded (the store refused): the waiting tools were told
+            answer = 500
+        return Response(status_code=answer)
 
     async def ping(request: Request) -> Response:
         return Response("twilio-caller", media_type="text/plain")
