@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -61,5 +61,5 @@ def _dead_air(said: Sequence[Utterance], audible: list[datetime]) -> list[float]
     return gaps
 
 
-def _seconds(delta: Any) -> float:
+def _seconds(delta: timedelta) -> float:
     return round(delta.total_seconds(), 3)

@@ -101,11 +101,6 @@ class Finished:
         for loop, future in waiters:
             loop.call_soon_threadsafe(_resolve, future)
 
-    @property
-    def experience(self) -> CalleeExperience:
-        """What the callee lived through: wait for the first word, dead air, lost words."""
-        return callee_experience(self.answered_at, self.heard, self.said)
-
     def wait(self, timeout: float | None = None) -> bool:
         return self._event.wait(timeout)
 
