@@ -8,6 +8,7 @@ import logging
 import math
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, TypeVar, Union
 from urllib.parse import urljoin, urlsplit
 
@@ -220,6 +221,7 @@ class CallEngine:
 
     def _answer(self) -> None:
         self._answered_at = self._timeline.elapsed
+        self.record.answered_at = self._timeline.now()
         self._set_status("in-progress")
         if not self._context.chaos.ignore_time_limit:
             self._timeline.set_deadline(self._answered_at + self.record.options.time_limit)
@@ -391,14 +393,15 @@ class CallEngine:
         if isinstance(reply, HangUp):
             raise _Ended("callee-hangup")
         if isinstance(reply, Speech) and "speech" in gather.input:
-            self._callee_says("speech", reply.text)
-            await self._timeline.pass_time(REPLY_DELAY_SECONDS + speech_seconds(reply.text))
+            speaking = REPLY_DELAY_SECONDS + speech_seconds(reply.text)
+            self._callee_says("speech", reply.text, speaking)
+            await self._timeline.pass_time(speaking)
             await self._timeline.pass_time(gather.silence_after_speech)
             return {"SpeechResult": reply.text, "Confidence": f"{reply.confidence:.8f}".rstrip("0").rstrip(".")}
         if isinstance(reply, Digits) and "dtmf" in gather.input:
             return await self._press(gather, reply.keys)
         if isinstance(reply, (Speech, Digits)):
-            self._callee_says(*_unheard(reply))
+            self._callee_says(*_unheard(reply), listened=False)
         await self._timeline.pass_time(gather.timeout)
         return None
 
@@ -430,7 +433,7 @@ class CallEngine:
                 self._callee_says("digits", reply.keys)
             await self._timeline.pass_time(record.timeout)
             return None
-        self._callee_says("speech", reply.text)
+        self._callee_says("speech", reply.text, speech_seconds(reply.text))
         seconds = min(speech_seconds(reply.text), record.max_length)
         await self._timeline.pass_time(seconds + record.timeout)
         action = _resolve(record.action or document_url, document_url)
@@ -461,8 +464,10 @@ class CallEngine:
             return False
         return self._timeline.elapsed >= self._answered_at + self._callee.greeting_seconds
 
-    def _callee_says(self, kind: str, text: str) -> None:
-        self.record.said.append(Utterance(self._timeline.now(), kind, text))
+    def _callee_says(self, kind: str, text: str, seconds: float | None = None, *, listened: bool = True) -> None:
+        now = self._timeline.now()
+        ends = None if seconds is None else now + timedelta(seconds=seconds)
+        self.record.said.append(Utterance(now, kind, text, ends, listened))
 
     def _record_error(self, failure: CallFailure, *, fatal: bool = True) -> None:
         self.record.errors.append(CallError(failure.code, failure.message, failure.url, self._timeline.now(), fatal))

@@ -11,6 +11,7 @@ from typing import Any
 
 import phonenumbers
 
+from twilio_caller.simulator.experience import CalleeExperience, callee_experience
 from twilio_caller.simulator.ids import rfc2822
 
 API_VERSION = "2010-04-01"
@@ -58,6 +59,8 @@ class Utterance:
     at: datetime
     kind: str  # say | play | digits | beep | speech
     text: str
+    ends: datetime | None = None  # when the callee stopped speaking (callee utterances)
+    listened: bool = True  # False: no <Gather>/<Record> was listening for this input
 
 
 @dataclass(frozen=True)
@@ -135,6 +138,7 @@ class CallRecord:
     end_time: datetime | None = None
     duration: int | None = None
     answered_by: str | None = None
+    answered_at: datetime | None = None
     statuses: list[str] = field(default_factory=lambda: ["queued"])
     heard: list[Utterance] = field(default_factory=list)
     said: list[Utterance] = field(default_factory=list)
@@ -165,6 +169,11 @@ class CallRecord:
     @property
     def error_codes(self) -> list[int]:
         return [error.code for error in self.errors]
+
+    @property
+    def experience(self) -> CalleeExperience:
+        """What the callee lived through: wait for the first word, dead air, lost words."""
+        return callee_experience(self.answered_at, self.heard, self.said)
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the call is over and its callbacks are delivered."""
