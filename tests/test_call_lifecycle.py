@@ -5,18 +5,12 @@ a call in the middle of speaking)."""
 from __future__ import annotations
 
 import sqlite3
-import time
 
 from conftest import CONTACTS
+from polling import eventually
 
 
-def wait_for(condition, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
+wait_for = eventually
 
 
 def test_the_reply_is_stored_before_twilio_gets_the_answer(live_server) -> None:

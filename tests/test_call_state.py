@@ -4,7 +4,6 @@ status callbacks are deduplicated, and unknown statuses change nothing."""
 
 from __future__ import annotations
 
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import pytest
 
 from conftest import LiveServer
 from test_webhook import Hook, keep_open
+from polling import eventually
 
 PARALLEL = 50
 
@@ -35,11 +35,8 @@ def answers(server: LiveServer, call_id: str) -> dict[str, str]:
 def answered(server: LiveServer, call_id: str, key: str) -> dict[str, str]:
     """The answers on record once `key` is among them (the held request is answered when
     the hold budget runs out)."""
-    deadline = time.monotonic() + 10
-    while key not in (given := answers(server, call_id)) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert key in given
-    return given
+    assert eventually(lambda: key in answers(server, call_id))
+    return answers(server, call_id)
 
 
 def state(server: LiveServer, call_id: str) -> dict:

@@ -17,6 +17,7 @@ from twilio_caller.manifest import invoke
 from twilio_caller.runtime import Runtime
 from twilio_caller.server.client import find_server
 from twilio_caller.simulator import InteractiveCallee
+from polling import eventually
 
 CLOSING = "Thanks, I'll pass that on. Goodbye."
 
@@ -27,10 +28,7 @@ def cli(*argv: str, **kwargs) -> subprocess.Popen:
 
 
 def until(condition, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
+    assert eventually(condition, timeout), "timed out"
 
 
 def the_call(server: LiveServer) -> dict:

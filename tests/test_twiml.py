@@ -12,7 +12,7 @@ from twilio_caller import twiml
 HOSTILE = [
     "</Say><Dial>+19005550100</Dial><Say>",
     "<![CDATA[<Hangup/>]]> & \"quotes\" 'apostrophes'",
-    "<?xml version='1.0'?><Response><Play>http://evil.example/x.mp3</Play></Response>",
+    "<?xml version='1.0'?><Response><Play>http://evil.example.com/x.mp3</Play></Response>",
 ]
 SPEECH = twiml.Speech(voice="Polly.Brian", language="en-GB", recognition_language="en-GB",
                       speech_timeout="auto", timeout=7, speech_model="phone_call", hints=("Robert", "late"))
