@@ -17,6 +17,7 @@ from datetime import timedelta
 from typing import Any
 
 from twilio_caller.clock import Clock, isoformat
+from twilio_caller.processes import pid_alive
 from twilio_caller.store import Store
 
 Line = tuple[str, str, float | None, str | None]  # speaker, text, confidence, dedupe_key
@@ -198,18 +199,6 @@ def new_owner() -> str:
 def owner_alive(owner: str) -> bool:
     pid = owner.split(":", 1)[0]
     return pid_alive(int(pid)) if pid.isdigit() else True
-
-
-def pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _pending(connection: Any, call_id: str) -> list[dict[str, Any]]:

@@ -21,6 +21,7 @@ import httpx
 
 from twilio_caller import __version__
 from twilio_caller.errors import ServerUnavailableError, from_dict
+from twilio_caller.processes import pid_alive
 from twilio_caller.server.runfile import read_run_file, run_file
 from twilio_caller.server.settings import changed
 
@@ -205,13 +206,7 @@ def _alive(pid: Any) -> bool:
         os.waitpid(pid, os.WNOHANG)  # a server this process started and that exited: reap it
     except ChildProcessError:
         pass
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return pid_alive(pid)
 
 
 def _answer(response: httpx.Response) -> dict[str, Any]:
