@@ -9,10 +9,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from twilio_caller.clock import Clock, isoformat
+from twilio_caller.call_status import TERMINAL, status_rank
 from twilio_caller.errors import InvalidInputError
 from twilio_caller.store import Store
 
-TERMINAL_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
+TERMINAL_STATUSES = TERMINAL
 
 
 class CallLog:
@@ -144,14 +145,6 @@ def _contact_clauses(contact_id: int | None, removed_contact: str | None) -> tup
 
 def _start_of(day: date, zone: ZoneInfo) -> datetime:
     return datetime.combine(day, time.min, tzinfo=zone)
-
-
-STATUS_RANK = {"pending": 0, "queued": 1, "initiated": 2, "ringing": 3, "in-progress": 4}
-TERMINAL_RANK = 5
-
-
-def status_rank(status: str) -> int:
-    return TERMINAL_RANK if status in TERMINAL_STATUSES else STATUS_RANK.get(status, 0)
 
 
 class CallWriter:

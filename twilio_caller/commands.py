@@ -32,13 +32,14 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from twilio_caller import when
+from twilio_caller.call_status import LIVE
 from twilio_caller.errors import InvalidInputError
 
 if TYPE_CHECKING:
     from twilio_caller.runtime import Runtime
 
 Parse = dict[str, Any]
-LIVE_STATUSES = frozenset({"pending", "queued", "initiated", "ringing", "in-progress"})
+LIVE_STATUSES = LIVE
 
 
 # --- what the grammar knows about the world --------------------------------------------

@@ -19,13 +19,14 @@ import phonenumbers
 from phonenumbers import timezone as number_timezones
 
 from twilio_caller import numbers
+from twilio_caller.call_status import LIVE
 from twilio_caller.clock import isoformat
 from twilio_caller.config import Config
 from twilio_caller.errors import ConfigError, InvalidInputError, RefusedError
 from twilio_caller.parser import CallRequest
 from twilio_caller.store import Store
 
-LIVE_STATUSES = ("pending", "queued", "initiated", "ringing", "in-progress")
+LIVE_STATUSES = tuple(sorted(LIVE))
 NEVER_DIAL_TYPES = numbers.NEVER_DIAL_TYPES
 AUDITED_MESSAGE_MAX = 200
 _AI = re.compile(r"\b(AI|A\.I\.|artificial intelligence)\b", re.IGNORECASE)

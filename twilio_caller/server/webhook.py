@@ -18,6 +18,7 @@ from starlette.routing import Route
 from twilio.request_validator import RequestValidator
 
 from twilio_caller.audio import AudioLibrary, audio_routes
+from twilio_caller.call_status import PROVIDER
 from twilio_caller.dialer import Dialer
 from twilio_caller.errors import TwilioCallerError
 from twilio_caller.sessions import CallSession
@@ -28,8 +29,7 @@ MAX_FIELDS = 200
 MAX_FIELD_CHARS = 8 * 1024
 MAX_SPEECH_CHARS = 2000
 TWIML = "application/xml"
-CALL_STATUSES = frozenset({"queued", "initiated", "ringing", "in-progress", "completed", "busy",
-                           "failed", "no-answer", "canceled"})
+CALL_STATUSES = PROVIDER
 CLOSE = {"Connection": "close"}  # an oversize body is not read to its end: the connection goes
 
 
