@@ -29,16 +29,21 @@ ROOT = Path(__file__).resolve().parent.parent
 HOOK_DIR = ROOT / "bin" / "mutation_hook"
 LISTED = ROOT / "docs" / "mutation.md"
 
-# module → the tests that cover it
+# module → the tests that cover it (glob patterns): run once under coverage, then each
+# mutant runs only those of them that ran its lines
 TARGETS: dict[str, list[str]] = {
     "twilio_caller/safety.py": ["tests/test_safety.py", "tests/test_gate.py"],
     "twilio_caller/server/webhook.py": ["tests/test_webhook.py", "tests/test_webhook_input.py",
-                                        "tests/test_slow_and_hostile_clients.py", "tests/test_call_state.py"],
+                                        "tests/test_slow_and_hostile_clients.py", "tests/test_call_state.py",
+                                        "tests/test_replay_layers.py"],
     "twilio_caller/twiml.py": ["tests/test_twiml.py", "tests/test_webhook.py"],
-    "twilio_caller/conversation.py": ["tests/test_calls.py", "tests/test_webhook.py",
-                                      "tests/test_voice_features.py", "tests/test_call_lifecycle.py"],
+    "twilio_caller/conversation.py": ["tests/test_calls.py", "tests/test_webhook.py", "tests/test_call_state.py",
+                                      "tests/test_voice_features.py", "tests/test_call_lifecycle.py",
+                                      "tests/test_interrupt.py", "tests/test_replay_layers.py",
+                                      "tests/test_conversation_*.py"],
     "twilio_caller/telephony.py": ["tests/test_calls.py", "tests/test_safety.py", "tests/test_gate.py",
-                                   "tests/test_call_lifecycle.py", "tests/test_recovery.py"],
+                                   "tests/test_call_lifecycle.py", "tests/test_recovery.py",
+                                   "tests/test_telephony_*.py"],
 }
 GATE = ["twilio_caller/safety.py", "twilio_caller/server/webhook.py"]
 SKIPPED_CALLS = {"log", "logging"}  # deleting a log line changes nothing a test should see
@@ -453,7 +458,7 @@ def run_module(module: str, only: list[int] | None, verbose: bool, jobs: int,
     source = path.read_text(encoding="utf-8")
     dotted = module.removesuffix(".py").replace("/", ".")
     found = mutations(module, source)
-    tests = [t for t in TARGETS[module] if (ROOT / t).exists()]
+    tests = [str(test.relative_to(ROOT)) for pattern in TARGETS[module] for test in sorted(ROOT.glob(pattern))]
     with tempfile.TemporaryDirectory(prefix="mutation-") as temporary:
         work = Path(temporary)
         started = time.monotonic()
