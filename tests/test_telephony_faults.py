@@ -51,6 +51,7 @@ class StandIn:
     calls: list[dict[str, Any]] = field(default_factory=list)  # what an unscripted list holds
     requests: list[tuple[str, str, dict[str, list[str]]]] = field(default_factory=list)
     base_url: str = ""
+    placed: int = 0
 
     def created(self) -> int:
         return sum(1 for method, path, _ in self.requests if method == "POST" and path.endswith("/Calls.json"))
@@ -58,7 +59,10 @@ class StandIn:
     def answer(self, method: str, path: str, params: dict[str, list[str]]) -> Answer:
         self.requests.append((method, path, params))
         if method == "POST" and path.endswith("/Calls.json"):
-            return self.creates.pop(0) if self.creates else Answer(201, call("CA" + "1" * 32, NOW))
+            if self.creates:
+                return self.creates.pop(0)
+            self.placed += 1  # CA111…, then CA555…, CA666…: never a SID the tests list
+            return Answer(201, call("CA" + str(self.placed if self.placed == 1 else self.placed + 3) * 32, NOW))
         if method == "GET" and path.endswith("/Calls.json"):
             if self.lists:
                 return self.lists.pop(0)
@@ -123,14 +127,14 @@ def dial(home: Path, twilio: StandIn):
     runtime.contacts.add("Contact1", TO, "America/Chicago")
     slept: list[float] = []
 
-    def place() -> str:
+    def place(**arguments: Any) -> str:
         telephony = Telephony(Credentials(ACCOUNT, TOKEN, FROM, twilio.base_url), runtime.store,
                               sleep=slept.append, now=lambda: NOW)
         dialer = Dialer(runtime, telephony, "http://127.0.0.1:9")
 
         async def go() -> str:
             try:
-                session = await dialer.call({"to": "Contact1", "message": "Hello"})
+                session = await dialer.call({"to": "Contact1", "message": "Hello", **arguments})
                 return str(session.twilio_sid)
             finally:
                 await dialer.close()
@@ -153,6 +157,14 @@ def test_a_placed_call_is_created_once_with_twilios_sid(dial, twilio: StandIn) -
     sent = next(params for method, _path, params in twilio.requests if method == "POST")
     assert sent["To"] == [TO] and sent["From"] == [FROM]
     assert sent["StatusCallbackEvent"] == ["initiated", "ringing", "answered", "completed"]
+
+
+def test_the_create_asks_for_answering_machine_detection_or_sends_the_digits(dial, twilio: StandIn) -> None:
+    dial()
+    dial(send_digits="1234#")
+    first, second = [params for method, _path, params in twilio.requests if method == "POST"]
+    assert first["MachineDetection"] == ["DetectMessageEnd"] and "SendDigits" not in first
+    assert second["SendDigits"] == ["1234#"] and "MachineDetection" not in second
 
 
 @pytest.mark.parametrize("status", [429, 500, 503])
