@@ -37,8 +37,11 @@ NOW = datetime(2026, 11, 24, 15, 0, tzinfo=timezone.utc)  # our clock at every a
 
 @dataclass
 class Answer:
-    status: int
+    status: int  # STALL: accept the request and never answer
     body: Any  # JSON-able, or bytes sent as they are
+
+
+STALL = 0
 
 
 @dataclass
@@ -52,6 +55,7 @@ class StandIn:
     requests: list[tuple[str, str, dict[str, list[str]]]] = field(default_factory=list)
     base_url: str = ""
     placed: int = 0
+    released: threading.Event = field(default_factory=threading.Event)  # ends the stalls
 
     def created(self) -> int:
         return sum(1 for method, path, _ in self.requests if method == "POST" and path.endswith("/Calls.json"))
@@ -70,6 +74,10 @@ class StandIn:
                       if c["to"] == params.get("To", [c["to"]])[0] and c["from"] == params.get("From", [c["from"]])[0]]
             return Answer(200, {"calls": wanted, "next_page_uri": None, "page": 0, "page_size": 20})
         return Answer(404, {"code": 20404, "message": "The requested resource was not found", "status": 404})
+
+
+def telephony(twilio: StandIn, runtime: Runtime) -> Telephony:
+    return Telephony(Credentials(ACCOUNT, TOKEN, FROM, twilio.base_url), runtime.store, sleep=lambda _: None)
 
 
 def call(sid: str, created: datetime, to: str = TO, status: str = "queued") -> dict[str, Any]:
@@ -94,6 +102,9 @@ def twilio() -> Iterator[StandIn]:
             url = urlsplit(self.path)
             params = parse_qs(body or url.query, keep_blank_values=True)
             answer = stand_in.answer(self.command, url.path, params)
+            if answer.status == STALL:
+                stand_in.released.wait(60)
+                return
             payload = answer.body if isinstance(answer.body, bytes) else json.dumps(answer.body).encode()
             self.send_response(answer.status)
             self.send_header("Content-Type", "application/json")
@@ -111,6 +122,7 @@ def twilio() -> Iterator[StandIn]:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield stand_in
+    stand_in.released.set()
     server.shutdown()
     server.server_close()
 
@@ -264,3 +276,29 @@ def test_the_sdk_does_not_log_requests(dial, twilio: StandIn, caplog) -> None:
     dial()
     assert [r for r in caplog.records if r.name.startswith("twilio.http_client")] == []
     assert TOKEN not in caplog.text
+
+
+@pytest.mark.parametrize(("answer", "retryable", "text"), [
+    (error(429, 20429, "Too many requests"), True, "(error 20429, HTTP 429): Too many requests"),
+    (error(500, 20500, "Internal"), True, "(error 20500, HTTP 500): Internal"),
+    (error(503, 20503, "Unavailable"), True, "(error 20503, HTTP 503): Unavailable"),
+    (error(400, 20001, "Bad page size"), False, "(error 20001, HTTP 400): Bad page size"),
+    (error(401, 20003, "Authenticate"), False, "(error 20003, HTTP 401): Authenticate"),
+    (Answer(200, {"weird": [], "keys": []}), True, "cannot reach Twilio: "),  # a page it cannot read
+])
+def test_a_failed_listing_says_whether_trying_again_may_help(dial, twilio: StandIn, answer: Answer,
+                                                              retryable: bool, text: str) -> None:
+    twilio.lists = [answer]
+    with pytest.raises(TelephonyError) as failed:
+        telephony(twilio, dial.runtime).recent_calls()
+    assert text in failed.value.message
+    assert failed.value.retryable is retryable
+
+
+def test_a_create_that_stalls_is_given_up_then_checked_and_retried(dial, twilio: StandIn) -> None:
+    """Twilio accepts the connection and never answers: the request times out (15 s) instead
+    of holding the call forever; the recent calls show no call, so it is created again."""
+    twilio.creates = [Answer(STALL, None)]
+    assert dial() == "CA" + "1" * 32
+    assert twilio.created() == 2
+    assert [method for method, _path, _params in twilio.requests] == ["POST", "GET", "POST"]
