@@ -103,7 +103,7 @@ def twilio() -> Iterator[StandIn]:
             params = parse_qs(body or url.query, keep_blank_values=True)
             answer = stand_in.answer(self.command, url.path, params)
             if answer.status == STALL:
-                stand_in.released.wait(60)
+                stand_in.released.wait(600)  # far past any timeout: only the teardown ends it
                 return
             payload = answer.body if isinstance(answer.body, bytes) else json.dumps(answer.body).encode()
             self.send_response(answer.status)
