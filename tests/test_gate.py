@@ -181,10 +181,10 @@ def test_the_daily_cap_counts_the_owners_day_not_utcs(home: Path) -> None:
     runtime.contacts.add("Contact1", "+13125550101")
     runtime.contacts.add("Contact2", "+13125550102")
     tokyo_evening = datetime(2026, 6, 10, 14, 30, tzinfo=timezone.utc)  # 23:30 in Tokyo, same UTC day
-    rules = safety.Rules.from_config(runtime.config)
+    rules = safety.Rules.from_settings(runtime.settings)
 
     def reserve(name: str, now: datetime) -> safety.Decision:
-        request = parser.from_arguments(runtime.contacts, runtime.config, {"to": name, "message": "Hi"})
+        request = parser.from_arguments(runtime.contacts, runtime.settings, {"to": name, "message": "Hi"})
         decision, _ = safety.reserve(runtime.store, request, now, rules, tool="call",
                                      record_call=lambda connection: _record(connection, request, now))
         return decision

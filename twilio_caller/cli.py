@@ -432,7 +432,7 @@ def _call(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable[
         })
     except KeyboardInterrupt:
         if "call_id" in placed:
-            _cancel(runtime, placed["call_id"], options.closing or runtime.config.get("conversation.closing"))
+            _cancel(runtime, placed["call_id"], options.closing or runtime.settings.conversation.closing)
         raise
     return result, render.call_text
 
@@ -522,7 +522,7 @@ def _phrases(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callab
     library = audio.AudioLibrary.from_config(runtime.config)
     if options.action == "list":
         return {"phrases": audio.list_cached(library)}, render.phrase_table
-    texts = audio.phrases_from_config(runtime.config, extra=[NOTIFY_GOODBYE, REPROMPT, SILENCE_GOODBYE])
+    texts = audio.phrases_from_settings(runtime.config.settings, extra=[NOTIFY_GOODBYE, REPROMPT, SILENCE_GOODBYE])
 
     async def generate() -> list[dict[str, Any]]:
         try:
@@ -590,7 +590,7 @@ def _end_live_calls(runtime: Runtime, running: Any, *, force: bool, hang_up: boo
             "`server stop --hangup` ends them politely first; `server stop --force` stops anyway "
             "(the next server takes them back)"
         )
-    closing = runtime.config.get("conversation.closing")
+    closing = runtime.settings.conversation.closing
     for call_id in live:
         try:
             _invoke(runtime, "hangup", {"call_id": call_id, "message": closing})

@@ -70,8 +70,8 @@ class Context:
             for c in rt.calls.list(limit=recent)
         ]
         names = [contact.name for contact in rt.contacts.all()]
-        return cls(contacts=names, owner=rt.config.get("identity.owner_name"), calls=calls,
-                   now=rt.clock.now(), timezone=rt.config.get("safety.timezone"))
+        return cls(contacts=names, owner=rt.settings.identity.owner_name, calls=calls,
+                   now=rt.clock.now(), timezone=rt.settings.safety.timezone)
 
     @property
     def live_calls(self) -> list[KnownCall]:

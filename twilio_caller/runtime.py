@@ -15,6 +15,7 @@ from twilio_caller.config import (
     Config, config_text, ensure_home, environment_values, load_config, resolve_home,
 )
 from twilio_caller.contacts import ContactBook
+from twilio_caller.settings import Settings
 from twilio_caller.store import Store
 
 
@@ -48,6 +49,15 @@ class Runtime:
             self._config = load_config(self.home, self.environ)
         return self._config
 
+    @property
+    def settings(self) -> Settings:
+        """The config as last loaded, typed; `settings_in_force` rereads it."""
+        return self.config.settings
+
+    def settings_in_force(self) -> Settings:
+        """`rules_in_force()`, typed: built afresh from a config that changed."""
+        return self.rules_in_force().settings
+
     def rules_in_force(self) -> Config:
         """The config as the file and the environment say now: reloaded when the file's content
         (not only its mtime) or a variable changed, and validated; a config that no longer
@@ -65,11 +75,11 @@ class Runtime:
 
     @functools.cached_property
     def contacts(self) -> ContactBook:
-        return ContactBook(self.store, self.clock, self.config.get("phone_region"))
+        return ContactBook(self.store, self.clock, self.settings.phone_region)
 
     @functools.cached_property
     def calls(self) -> CallLog:
-        return CallLog(self.store, self.clock, self.config.get("safety.timezone"))
+        return CallLog(self.store, self.clock, self.settings.safety.timezone)
 
     def record_crash(self) -> str:
         """Keep the current exception's traceback in logs/errors.log (never shown to a person

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
-from twilio_caller.config import Config
 from twilio_caller.errors import ConfigError, InternalError, NotFoundError, TelephonyError
 from twilio_caller.safety import Approval
+from twilio_caller.settings import Twilio
 from twilio_caller.store import Store
 
 if TYPE_CHECKING:
@@ -33,19 +33,17 @@ class Credentials:
     api_base_url: str
 
     @classmethod
-    def from_config(cls, config: Config) -> Credentials:
-        values = {key: config.get(f"twilio.{key}") for key in
-                  ("account_sid", "auth_token", "from_number", "api_base_url")}
-        missing = [variable for key, variable in (
-            ("account_sid", "TWILIO_ACCOUNT_SID"), ("auth_token", "TWILIO_AUTH_TOKEN"),
-            ("from_number", "TWILIO_FROM_NUMBER"),
-        ) if not values[key]]
-        if missing:
+    def from_settings(cls, twilio: Twilio) -> Credentials:
+        missing = [variable for value, variable in (
+            (twilio.account_sid, "TWILIO_ACCOUNT_SID"), (twilio.auth_token, "TWILIO_AUTH_TOKEN"),
+            (twilio.from_number, "TWILIO_FROM_NUMBER"),
+        ) if not value]
+        if missing or not (twilio.account_sid and twilio.auth_token and twilio.from_number):
             raise ConfigError(
                 f"Twilio is not set up: set {', '.join(missing)} in the environment "
                 "(or twilio.* in config.yaml), or try it offline with --simulate"
             )
-        return cls(**values)
+        return cls(twilio.account_sid, twilio.auth_token, twilio.from_number, twilio.api_base_url)
 
 
 @dataclass(frozen=True)

@@ -116,7 +116,7 @@ def call(
     if not rt.simulate:
         from twilio_caller.safety import require_identity
 
-        Credentials.from_config(rt.rules_in_force())  # no account: say which variables to set, now
+        Credentials.from_settings(rt.settings_in_force().twilio)  # no account: say which variables to set, now
         require_identity(rt.config)
     if at is not None or retry:
         return _schedule(rt, arguments, at, retry, when_allowed)
@@ -162,9 +162,9 @@ def _schedule(rt: Runtime, arguments: dict[str, Any], at: str | None, retry: dic
                                 "use interactive to hear the answer", field="keep_open")
     if arguments.get("send_digits"):
         raise InvalidInputError("send_digits is for calls placed now", field="send_digits")
-    request = parser.from_arguments(rt.contacts, rt.config, arguments)
+    request = parser.from_arguments(rt.contacts, rt.settings, arguments)
     now = rt.clock.now()
-    due = when.due_at(at, now, rt.config.get("safety.timezone")) if at is not None else now
+    due = when.due_at(at, now, rt.settings.safety.timezone) if at is not None else now
     ensure_server(rt.home, simulate=rt.simulate, settings=_server_settings(rt))  # it dials; it stays up while calls are scheduled
     item = ScheduleBook(rt.store, rt.clock).add(arguments, request.to_name, request.to_number, due,
                                                 Retry.from_arguments(retry), when_allowed=when_allowed,
@@ -265,9 +265,9 @@ def _stored_call(rt: Runtime, call_id: str) -> dict[str, Any]:
 def _dry_run(rt: Runtime, arguments: dict[str, Any]) -> dict[str, Any]:
     from twilio_caller import parser, safety
 
-    config = rt.rules_in_force()
-    request = parser.from_arguments(rt.contacts, config, arguments)
-    decision, _ = safety.reserve(rt.store, request, rt.clock.now(), safety.Rules.from_config(config),
+    settings = rt.settings_in_force()
+    request = parser.from_arguments(rt.contacts, settings, arguments)
+    decision, _ = safety.reserve(rt.store, request, rt.clock.now(), safety.Rules.from_settings(settings),
                                  tool="call (dry run)", record_call=None)
     if not decision.allowed:
         raise decision.refusal()
@@ -277,7 +277,7 @@ def _dry_run(rt: Runtime, arguments: dict[str, Any]) -> dict[str, Any]:
         "to": {"name": request.to_name, "number": request.to_number},
         "mode": "interactive" if request.interactive else "notify",
         "keep_open": request.keep_open,
-        "opening": safety.opening_text(config),
+        "opening": settings.identity.opening_text,
         "message": request.message,
         "voice": request.voice,
         "language": request.language,
@@ -287,7 +287,7 @@ def _dry_run(rt: Runtime, arguments: dict[str, Any]) -> dict[str, Any]:
 def safety_rules(rt: Runtime) -> dict[str, Any]:
     from twilio_caller import safety
 
-    return safety.report(rt.store, safety.Rules.from_config(rt.config), rt.clock.now())
+    return safety.report(rt.store, safety.Rules.from_settings(rt.settings), rt.clock.now())
 
 
 def purge_calls(rt: Runtime, *, older_than_days: int | None = None, contact: str | None = None) -> dict[str, Any]:
