@@ -5,6 +5,7 @@ exactly one JSON document on stdout with --json. Errors map to the exit codes of
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import re
 import sys
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from twilio_caller import __version__, render
 from twilio_caller.errors import ConfigError, ConflictError, InternalError, InvalidInputError, TwilioCallerError
+from twilio_caller.invocation import Invocation, Progress
 
 if TYPE_CHECKING:
     from twilio_caller.runtime import Runtime
@@ -252,11 +254,11 @@ CLI_FLAGS = {"older_than_days": "--older-than", "timeout_seconds": "--timeout", 
              "keep_open": "--keep-open", "dry_run": "--dry-run", "new_name": "NEW"}
 
 
-def _invoke(runtime: Runtime, tool: str, arguments: dict[str, Any]) -> Any:
+def _invoke(runtime: Runtime, tool: str, arguments: dict[str, Any], invocation: Invocation | None = None) -> Any:
     from twilio_caller.manifest import invoke
 
     try:
-        return invoke(tool, {k: v for k, v in arguments.items() if v is not None}, runtime)
+        return invoke(tool, {k: v for k, v in arguments.items() if v is not None}, runtime, invocation)
     except InvalidInputError as exc:
         raise _as_cli_flags(exc) from exc
 
@@ -333,8 +335,8 @@ def _rename(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callabl
 
 def _calls(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable[[Any], str]]:
     if options.action == "reconcile":
-        runtime.simulate = runtime.simulate or options.simulate
-        return _invoke(runtime, "reconcile_calls", {}), render.reconciled_text
+        how = _invocation(runtime, options.simulate)
+        return _invoke(runtime, "reconcile_calls", {}, how), render.reconciled_text
     if options.action == "purge":
         if options.older_than is None and options.contact is None:
             raise InvalidInputError("calls purge: say what to purge: --older-than DAYS, --contact NAME, or both")
@@ -411,7 +413,6 @@ def _call(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable[
         )
     if options.message and given and options.to is None:
         raise InvalidInputError(f"unexpected words {' '.join(given)!r}: the message is given by --message")
-    _simulation(options, runtime)
     placed: dict[str, str] = {}
 
     def progress(event: dict[str, Any]) -> None:
@@ -420,8 +421,7 @@ def _call(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable[
         if not options.json:
             render.show_progress(event)
 
-    if not options.dry_run:
-        runtime.progress = progress
+    how = _simulation(options, runtime, progress=None if options.dry_run else progress)
     try:
         result = _invoke(runtime, "call", {
             "to": to, "message": message, "interactive": options.interactive,
@@ -429,7 +429,7 @@ def _call(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable[
             "closing": options.closing, "dry_run": options.dry_run, "wait": not options.no_wait,
             "timeout_seconds": options.timeout, "send_digits": options.send_digits,
             "at": options.at, "when_allowed": options.when_allowed or None, "retry": _retry(options),
-        })
+        }, how)
     except KeyboardInterrupt:
         if "call_id" in placed:
             _cancel(runtime, placed["call_id"], options.closing or runtime.settings.conversation.closing)
@@ -466,13 +466,17 @@ def _scheduled(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Call
     return listed, lambda r: render.scheduled_table(r["scheduled"])
 
 
-def _simulation(options: argparse.Namespace, runtime: Runtime) -> None:
+def _invocation(runtime: Runtime, simulate: bool, progress: Progress | None = None) -> Invocation:
+    """How this command runs: simulated when --simulate (or TWILIO_CALLER_SIMULATE) says so."""
+    default = Invocation.from_environment(runtime.environ)
+    return Invocation(simulate=default.simulate or simulate, progress=progress)
+
+
+def _simulation(options: argparse.Namespace, runtime: Runtime, *, progress: Progress | None) -> Invocation:
     if options.callee and not options.simulate:
         raise InvalidInputError("--callee needs --simulate (it scripts the simulated callee)")
-    if options.simulate:
-        runtime.simulate = True
-    if options.callee:
-        runtime.callee = _callee_script(options.callee)
+    how = _invocation(runtime, options.simulate, progress)
+    return dataclasses.replace(how, callee=_callee_script(options.callee)) if options.callee else how
 
 
 def _callee_script(path: str) -> dict[str, Any]:
@@ -616,11 +620,8 @@ def _demo(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable[
 
 
 def _do(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable[[Any], str]]:
-    if options.simulate:
-        runtime.simulate = True
-    if not options.json and not options.dry_run:
-        runtime.progress = render.show_progress
-    result = _invoke(runtime, "run_command", {"text": " ".join(options.text), "dry_run": options.dry_run})
+    how = _invocation(runtime, options.simulate, None if options.json or options.dry_run else render.show_progress)
+    result = _invoke(runtime, "run_command", {"text": " ".join(options.text), "dry_run": options.dry_run}, how)
     return result, render.do_text
 
 

@@ -36,6 +36,7 @@ from twilio_caller.call_status import LIVE
 from twilio_caller.errors import InvalidInputError
 
 if TYPE_CHECKING:
+    from twilio_caller.invocation import Invocation
     from twilio_caller.runtime import Runtime
 
 Parse = dict[str, Any]
@@ -88,7 +89,7 @@ class Context:
 # --- the entry points ------------------------------------------------------------------
 
 
-def run_command(rt: Runtime, *, text: str, dry_run: bool = False) -> dict[str, Any]:
+def run_command(rt: Runtime, invocation: Invocation, /, *, text: str, dry_run: bool = False) -> dict[str, Any]:
     """Parse a sentence, then run the tool it names through the manifest, like any tool call.
     A clarification runs nothing. With dry_run a call only checks the contact and the safety
     rules; other tools that change something do not run (result null); read-only ones do."""
@@ -102,7 +103,7 @@ def run_command(rt: Runtime, *, text: str, dry_run: bool = False) -> dict[str, A
         arguments = {**arguments, "dry_run": True}
     elif dry_run and load_manifest().tool(tool).side_effecting:
         return {"parsed": parsed, "result": None}
-    return {"parsed": parsed, "result": invoke(tool, arguments, rt)}
+    return {"parsed": parsed, "result": invoke(tool, arguments, rt, invocation)}
 
 
 def parse(text: str, context: Context) -> Parse:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from twilio_caller.errors import InternalError, InvalidInputError, UnknownToolError
+from twilio_caller.invocation import Invocation
 
 if TYPE_CHECKING:
     from jsonschema.exceptions import ValidationError
@@ -34,6 +35,12 @@ class ToolSpec:
     def function(self) -> Callable[..., dict[str, Any]]:
         module_name, _, attribute = self.entrypoint.partition(":")
         return getattr(importlib.import_module(module_name), attribute)  # type: ignore[no-any-return]
+
+    @functools.cached_property
+    def takes_invocation(self) -> bool:
+        """The function's leading positional parameters are its context: the runtime, then —
+        for a tool whose run depends on it (a call: simulated or live) — the invocation."""
+        return len(_context_parameters(self.function)) > 1
 
     def validate_arguments(self, arguments: Any) -> dict[str, Any]:
         """The arguments with schema defaults filled in, or InvalidInputError naming the field."""
@@ -112,10 +119,16 @@ def load_manifest(path: Path = MANIFEST_PATH) -> Manifest:
     )
 
 
-def invoke(name: str, arguments: Any, runtime: Any) -> dict[str, Any]:
-    """Run one tool: validate its arguments, call it, check its result against `returns`."""
+def invoke(name: str, arguments: Any, runtime: Any, invocation: Invocation | None = None) -> dict[str, Any]:
+    """Run one tool: validate its arguments, call it, check its result against `returns`.
+    `invocation` says how (default: as the runtime's environment says)."""
     spec = load_manifest().tool(name)
-    result = spec.function(runtime, **spec.validate_arguments(arguments))
+    validated = spec.validate_arguments(arguments)
+    if spec.takes_invocation:
+        how = invocation if invocation is not None else Invocation.from_environment(runtime.environ)
+        result = spec.function(runtime, how, **validated)
+    else:
+        result = spec.function(runtime, **validated)
     spec.validate_result(result)
     return result
 
@@ -253,18 +266,25 @@ def _suggestion(name: str, candidates: Iterable[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
+def _context_parameters(function: Callable[..., Any]) -> list[inspect.Parameter]:
+    return [parameter for parameter in inspect.signature(function).parameters.values()
+            if parameter.kind is not inspect.Parameter.KEYWORD_ONLY]
+
+
 def signature_matches(spec: ToolSpec) -> list[str]:
-    """Differences between a tool's declared parameters and its function's signature."""
-    parameters = list(inspect.signature(spec.function).parameters.values())[1:]
+    """Differences between a tool's declared parameters and its function's signature: the
+    arguments are keyword-only, after the context (the runtime, and maybe `invocation`)."""
+    context = _context_parameters(spec.function)
+    parameters = [p for p in inspect.signature(spec.function).parameters.values() if p not in context]
     declared = spec.parameters.get("properties", {})
     required = set(spec.parameters.get("required", []))
     problems = []
     names = {p.name for p in parameters}
     problems += [f"{spec.name}: declared {n!r} is not a parameter" for n in set(declared) - names]
     problems += [f"{spec.name}: parameter {n!r} is not declared" for n in names - set(declared)]
+    misplaced = context[2:] if [p.name for p in context[1:2]] == ["invocation"] else context[1:]
+    problems += [f"{spec.name}: parameter {p.name!r} must be keyword-only" for p in misplaced]
     for parameter in parameters:
-        if parameter.kind is not inspect.Parameter.KEYWORD_ONLY:
-            problems.append(f"{spec.name}: parameter {parameter.name!r} must be keyword-only")
         has_default = parameter.default is not inspect.Parameter.empty
         if (parameter.name in required) == has_default:
             problems.append(f"{spec.name}: {parameter.name!r} required-ness differs")

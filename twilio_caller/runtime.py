@@ -1,13 +1,13 @@
 """What a tool needs to run: the home directory, its config, the store and the clock —
-each opened on first use, so a command pays only for what it touches."""
+each opened on first use, so a command pays only for what it touches. How one invocation
+runs (simulated or live, …) is not kept here: see invocation.py."""
 
 from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from twilio_caller.calls import CallLog
 from twilio_caller.clock import Clock, SystemClock
@@ -18,8 +18,6 @@ from twilio_caller.contacts import ContactBook
 from twilio_caller.settings import Settings
 from twilio_caller.store import Store
 
-
-SIMULATE_ENV = "TWILIO_CALLER_SIMULATE"  # 1: calls go to the built-in simulator
 
 
 class Runtime:
@@ -33,10 +31,7 @@ class Runtime:
         self.home = home
         self.clock: Clock = clock or SystemClock()
         self.environ: Mapping[str, str] = os.environ if environ is None else environ
-        self.simulate = self.environ.get(SIMULATE_ENV, "") in ("1", "true", "yes")
         self._config: Config | None = None
-        self.callee: dict[str, Any] | None = None  # simulate mode: the callee script for `call`
-        self.progress: Callable[[dict[str, Any]], None] | None = None  # live call progress
 
     @classmethod
     def from_environment(cls, clock: Clock | None = None) -> Runtime:
