@@ -13,7 +13,9 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from twilio_caller import __version__, render
-from twilio_caller.errors import ConfigError, ConflictError, InternalError, InvalidInputError, TwilioCallerError
+from twilio_caller.errors import (
+    ConfigError, ConflictError, InvalidInputError, TwilioCallerError, crash_message, reported,
+)
 from twilio_caller.invocation import Invocation, Progress
 
 if TYPE_CHECKING:
@@ -49,20 +51,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         result, render = options.handler(options, runtime)
         _print_result(result, render, as_json)
         return _exit_code(options, result)
-    except TwilioCallerError as exc:
-        _print_error(exc, as_json)
-        return exc.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except Exception as exc:  # the boundary: no traceback reaches a person or an agent
-        where = runtime.record_crash() if runtime is not None else "please report this as a bug"
-        error = InternalError(f"internal error ({type(exc).__name__}); {where}")
+    except Exception as exc:  # noqa: BLE001 - the boundary: no traceback reaches a person or an agent
+        error = reported(exc, lambda bug: crash_message(bug, _crash_record(runtime)))
         _print_error(error, as_json)
         return error.exit_code
     finally:
         if runtime is not None:
             runtime.close()
+
+
+def _crash_record(runtime: Runtime | None) -> str:
+    return runtime.record_crash() if runtime is not None else "please report this as a bug"
 
 
 def _exit_code(options: argparse.Namespace, result: Any) -> int:

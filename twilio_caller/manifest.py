@@ -8,7 +8,7 @@ import functools
 import importlib
 import inspect
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -30,11 +30,16 @@ class ToolSpec:
     side_effecting: bool
     parameters: dict[str, Any]
     returns: dict[str, Any]
+    served_by: str | None = None  # the server's own implementation, for a tool the server runs
 
     @functools.cached_property
     def function(self) -> Callable[..., dict[str, Any]]:
-        module_name, _, attribute = self.entrypoint.partition(":")
-        return getattr(importlib.import_module(module_name), attribute)  # type: ignore[no-any-return]
+        return cast("Callable[..., dict[str, Any]]", _resolve(self.entrypoint))
+
+    @functools.cached_property
+    def server_function(self) -> Callable[..., Awaitable[Any]] | None:
+        """The implementation the control API runs (None: the server does not run this tool)."""
+        return _resolve(self.served_by) if self.served_by is not None else None
 
     @functools.cached_property
     def takes_invocation(self) -> bool:
@@ -67,6 +72,11 @@ class ToolSpec:
                 f"{self.name} produced a result that breaks its declared shape "
                 f"({describe(error)}); please report this as a bug"
             )
+
+
+def _resolve(entrypoint: str) -> Any:
+    module_name, _, attribute = entrypoint.partition(":")
+    return getattr(importlib.import_module(module_name), attribute)
 
 
 def _reject_non_finite(tool: str, value: Any, path: str = "") -> None:
@@ -111,6 +121,7 @@ def load_manifest(path: Path = MANIFEST_PATH) -> Manifest:
             side_effecting=bool(entry.get("side_effecting", False)),
             parameters=entry["parameters"],
             returns=entry["returns"],
+            served_by=entry.get("served_by"),
         )
         for entry in raw["tools"]
     }

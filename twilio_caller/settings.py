@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from twilio_caller.errors import ConfigError
+
 DEFAULT_ELEVENLABS_URL = "https://api.elevenlabs.io"
 DEFAULT_OUTPUT_FORMAT = "mp3_22050_32"
 DEFAULT_BUDGET_SECONDS = 1.5
@@ -81,6 +83,18 @@ class Twilio:
     ring_timeout_seconds: int
     account_sid: str | None = field(repr=False)
     auth_token: str | None = field(repr=False)
+
+    def account(self) -> tuple[str, str, str]:
+        """(account SID, auth token, caller ID); ConfigError naming the variables to set."""
+        sid, token, number = self.account_sid, self.auth_token, self.from_number
+        if not (sid and token and number):
+            missing = [variable for value, variable in ((sid, "TWILIO_ACCOUNT_SID"), (token, "TWILIO_AUTH_TOKEN"),
+                                                        (number, "TWILIO_FROM_NUMBER")) if not value]
+            raise ConfigError(
+                f"Twilio is not set up: set {', '.join(missing)} in the environment "
+                "(or twilio.* in config.yaml), or try it offline with --simulate"
+            )
+        return sid, token, number
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
-from twilio_caller.errors import ConfigError, InternalError, NotFoundError, TelephonyError
+from twilio_caller.errors import InternalError, NotFoundError, TelephonyError
 from twilio_caller.safety import Approval
 from twilio_caller.settings import Twilio
 from twilio_caller.store import Store
@@ -34,16 +34,7 @@ class Credentials:
 
     @classmethod
     def from_settings(cls, twilio: Twilio) -> Credentials:
-        missing = [variable for value, variable in (
-            (twilio.account_sid, "TWILIO_ACCOUNT_SID"), (twilio.auth_token, "TWILIO_AUTH_TOKEN"),
-            (twilio.from_number, "TWILIO_FROM_NUMBER"),
-        ) if not value]
-        if missing or not (twilio.account_sid and twilio.auth_token and twilio.from_number):
-            raise ConfigError(
-                f"Twilio is not set up: set {', '.join(missing)} in the environment "
-                "(or twilio.* in config.yaml), or try it offline with --simulate"
-            )
-        return cls(twilio.account_sid, twilio.auth_token, twilio.from_number, twilio.api_base_url)
+        return cls(*twilio.account(), twilio.api_base_url)
 
 
 @dataclass(frozen=True)

@@ -116,12 +116,11 @@ def call(
     if dry_run:
         return _dry_run(rt, arguments)
     from twilio_caller.errors import RefusedError
-    from twilio_caller.telephony import Credentials
 
     if not invocation.simulate:
         from twilio_caller.safety import require_identity
 
-        Credentials.from_settings(rt.settings_in_force().twilio)  # no account: say which variables to set, now
+        rt.settings_in_force().twilio.account()  # no account: say which variables to set, now
         require_identity(rt.config)
     if at is not None or retry:
         return _schedule(rt, invocation, arguments, at, retry, when_allowed)
