@@ -85,7 +85,7 @@ def said(runtime: Runtime, call_id: str) -> list[tuple[str, str]]:
 
 def test_a_reply_is_recorded_and_answered_with_the_closing(runtime, core, transport, loop) -> None:
     session = session_for(runtime)
-    opened = transport.command(loop.run_until_complete(core.answer(session, Answered("human"))))
+    opened = transport.command(loop.run_until_complete(core.handle(session, Answered("human"))) or "")
     assert opened == Ask((OPENING, MESSAGE), turn=1)
     heard = Heard(1, "Yes, Friday works", 0.91, "call_core1:gather:1")
     closed = transport.command(loop.run_until_complete(core.answer(session, heard)))
@@ -155,7 +155,7 @@ def test_a_hold_then_a_said_line_then_digits(runtime, core, transport, loop) -> 
 def test_digits_are_a_reply_and_an_interruption_is_on_record(runtime, core, transport, loop) -> None:
     session = session_for(runtime)
     loop.run_until_complete(core.answer(session, Answered("human")))
-    loop.run_until_complete(core.interrupted(session, Interrupted("Hi, this is Ada's")))
+    assert loop.run_until_complete(core.handle(session, Interrupted("Hi, this is Ada's"))) is None
     assert {"event": "interrupted", "heard": "Hi, this is Ada's"} in session.events
     rows = runtime.store.query("SELECT kind, payload FROM events WHERE call_id = ?", (session.call_id,))
     assert [json.loads(r["payload"]) for r in rows if r["kind"] == "interrupted"] == [{"heard": "Hi, this is Ada's"}]
@@ -168,7 +168,7 @@ def test_a_final_status_ends_the_session_once(runtime, core, loop) -> None:
     session = session_for(runtime)
     done = StatusChanged(CallStatus.COMPLETED, 3, None, 42, {"CallStatus": "completed", "SequenceNumber": "3"})
     loop.run_until_complete(core.status(session, done))
-    loop.run_until_complete(core.status(session, done))  # a duplicate callback changes nothing
+    assert loop.run_until_complete(core.handle(session, done)) is None  # a duplicate changes nothing
     assert session.ended and session.status == "completed"
     assert [e for e in session.events if e == {"event": "completed"}] == [{"event": "completed"}]
     record = CallWriter(runtime.store, runtime.clock).get(session.call_id)

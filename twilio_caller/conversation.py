@@ -21,7 +21,7 @@ from twilio_caller.errors import TwilioCallerError
 from twilio_caller.safety import is_opt_out
 from twilio_caller.sessions import Action, CallSession, HangUp, Outcome, Press, action_from_dict
 from twilio_caller.transport.port import (
-    Answered, Ask, Command, Digits, EndCall, Heard, Hold, Interrupted, Line, Ready, Renderer, Say, SendDigits,
+    Answered, Ask, Command, Digits, EndCall, Event, Heard, Hold, Interrupted, Line, Ready, Renderer, Say, SendDigits,
     Silence, Spoken, StatusChanged,
 )
 
@@ -81,6 +81,18 @@ class Conversation:
     @property
     def opening(self) -> str:
         return self._opening
+
+    async def handle(self, session: CallSession, event: Event) -> str | None:
+        """An event from the transport: the answer it waits for (as the transport renders it),
+        or None for an event that needs none (a status, an interruption). A status the store
+        refused raises, after the agent's waiting tools were told."""
+        if isinstance(event, StatusChanged):
+            await self.status(session, event)
+            return None
+        if isinstance(event, Interrupted):
+            await self.interrupted(session, event)
+            return None
+        return await self.answer(session, event)
 
     async def answer(self, session: CallSession, event: Answered | Heard | Silence | Digits | Ready) -> str:
         """The answer to an event the transport waits on, as the transport renders it. The

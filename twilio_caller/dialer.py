@@ -18,7 +18,7 @@ from twilio_caller.conversation import FAILURE_GOODBYE, NO_REPLY_BY_STATUS, Budg
 from twilio_caller.errors import InvalidInputError, NotFoundError, TelephonyError, TwilioCallerError
 from twilio_caller.runtime import Runtime
 from twilio_caller.sessions import Action, CallSession, HangUp, Outcome, Press, Registry, Speak, action_to_dict
-from twilio_caller.transport.port import Speech
+from twilio_caller.transport.port import CallTransport, Speech
 from twilio_caller.transport.twilio.calls import Telephony
 from twilio_caller.transport.twilio.routes import WebhookUrls
 from twilio_caller.transport.twilio.transport import TwilioTransport
@@ -41,7 +41,7 @@ class Dialer:
         self._real_calls = real_calls  # not simulated: the owner's identity must be set
         self.fixed_settings_guard: Callable[[Config], None] | None = None  # set by the server
         self.urls = WebhookUrls(base_url)
-        self.transport = TwilioTransport(telephony, self.urls)
+        self.transport: CallTransport = TwilioTransport(telephony, self.urls)
         self._writer = CallWriter(runtime.store, runtime.clock)
         self.states = CallStates(runtime.store, runtime.clock)
         self.owner = owner or new_owner()

@@ -19,10 +19,9 @@ from starlette.responses import Response
 from twilio_caller.audio import AudioLibrary, audio_routes
 from twilio_caller.errors import TwilioCallerError
 from twilio_caller.sessions import CallSession
-from twilio_caller.transport.port import Event, Interrupted, StatusChanged
+from twilio_caller.transport.port import CallTransport
 from twilio_caller.transport.twilio.requests import read_form
 from twilio_caller.transport.twilio.routes import ROUTES
-from twilio_caller.transport.twilio.transport import TwilioTransport
 
 if TYPE_CHECKING:
     from twilio_caller.dialer import Dialer
@@ -34,51 +33,37 @@ TWIML = "application/xml"
 class TwilioWebhook:
     """The endpoints of the route table: check the request, parse it, answer it."""
 
-    def __init__(self, dialer: Dialer, transport: TwilioTransport, public_base_url: str) -> None:
+    def __init__(self, dialer: Dialer, transport: CallTransport, public_base_url: str) -> None:
         self._dialer = dialer
         self._transport = transport
         self._base = public_base_url.rstrip("/")
 
     async def voice(self, request: Request) -> Response:
-        return await self._answer(request, "voice")
+        return await self._handle(request, "voice")
 
     async def gather(self, request: Request) -> Response:
-        return await self._answer(request, "gather")
+        return await self._handle(request, "gather")
 
     async def hold(self, request: Request) -> Response:
-        return await self._answer(request, "hold")
+        return await self._handle(request, "hold")
 
     async def status(self, request: Request) -> Response:
-        checked = await self._event(request, "status")
-        if isinstance(checked, Response):
-            return checked
-        session, event = checked
-        if not isinstance(event, StatusChanged):
-            return Response(status_code=400)
-        try:
-            await self._dialer.conversation.status(session, event)
-        except TwilioCallerError:  # not recorded (the store refused): the waiting tools were told
-            return Response(status_code=500)
-        return Response(status_code=204)
+        return await self._handle(request, "status")
 
-    async def _answer(self, request: Request, kind: str) -> Response:
-        checked = await self._event(request, kind)
-        if isinstance(checked, Response):
-            return checked
-        session, event = checked
-        if isinstance(event, StatusChanged | Interrupted):  # not an answer's request
-            return Response(status_code=400)
-        return Response(await self._dialer.conversation.answer(session, event), media_type=TWIML)
-
-    async def _event(self, request: Request, kind: str) -> tuple[CallSession, Event] | Response:
+    async def _handle(self, request: Request, kind: str) -> Response:
         checked = await self._authorised(request)
         if isinstance(checked, Response):
             return checked
         session, params = checked
         event = self._transport.parse_event(session, kind, request.query_params, params)
-        if event is None:
+        if event is None:  # malformed, or a status Twilio never sends: refused, nothing changes
             return Response(status_code=400)
-        return session, event
+        try:
+            answer = await self._dialer.conversation.handle(session, event)
+        except TwilioCallerError as exc:  # not recorded (the store refused): the waiting tools were told
+            log.error("call %s: %s", session.call_id, exc.message)
+            return Response(status_code=500)
+        return Response(status_code=204) if answer is None else Response(answer, media_type=TWIML)
 
     async def _authorised(self, request: Request) -> tuple[CallSession, dict[str, str]] | Response:
         session = self._dialer.registry.get(request.path_params["call_id"])
