@@ -36,7 +36,7 @@ OPT_OUT_GOODBYE = "Understood. You won't get calls from me again. Goodbye."
 FAILURE_GOODBYE = "Sorry, I have a technical problem and have to end this call. Goodbye."
 NO_REPLY_BY_STATUS = {"busy": "busy", "no-answer": "no-answer", "failed": "failed",
                       "canceled": "canceled", "completed": "hung-up"}
-ANSWER_SECONDS = 13.5  # how long an answer may take in all, inside Twilio's 15 s limit
+ANSWER_SECONDS = 13.5  # how long an answer may take in all, inside the provider's window (Twilio: 15 s)
 
 
 @dataclass(frozen=True)
@@ -179,7 +179,7 @@ class Conversation:
             await session.notify()
 
     async def _once(self, session: CallSession, key: str, answer: Callable[[], Awaitable[Command]]) -> str:
-        """The first request computes the answer; a retry or replay gets the same TwiML —
+        """The first request computes the answer; a retry or replay gets the same answer —
         from memory, or from the store after a restart."""
         pending = session.answers.get(key)
         if pending is None:
@@ -288,7 +288,7 @@ class Conversation:
     async def _reply_then_close(self, session: CallSession, text: str, confidence: float | None,
                                 dedupe_key: str, deadline: float) -> Command:
         """The classic flow: the reply, then the closing — both lines in one write, made before
-        the agent wakes and before Twilio gets its answer."""
+        the agent wakes and before the transport gets its answer."""
         closing = session.closing
         self._writer.turns(session.call_id, [("callee", text, confidence, dedupe_key),
                                              ("assistant", closing, None, f"{dedupe_key}:closing")])
