@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from twilio_caller.errors import ConflictError, InternalError
-from twilio_caller.store import MIGRATIONS, Migration, Store
+from twilio_caller.store.sqlite import MIGRATIONS, Migration, SqliteStore as Store
 
 
 def test_a_new_database_is_in_wal_mode_with_every_migration_recorded(tmp_path: Path) -> None:
