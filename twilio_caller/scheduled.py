@@ -17,13 +17,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from twilio_caller.call_status import CallStatus
 from twilio_caller.clock import Clock, isoformat
 from twilio_caller.errors import InvalidInputError, NotFoundError
 from twilio_caller.store import Store
 from twilio_caller.store.ports import NewScheduled, Row
 
 PREFIX = "sched_"
-RETRY_OUTCOMES = ("busy", "no-answer", "failed", "voicemail")
+RETRY_OUTCOMES = (CallStatus.BUSY.value, CallStatus.NO_ANSWER.value, CallStatus.FAILED.value, "voicemail")
 FINAL_STATES = frozenset({"done", "missed", "refused", "failed", "canceled"})
 OPEN_STATES = ("scheduled", "dialing")
 
