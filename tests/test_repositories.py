@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from twilio_caller.store.ports import (
-    Answer, CallFilter, CallStateRecord, ContactFields, NewCall, NewScheduled, Reservation, Store, Taken, Usage,
+    Answer, CallFilter, CallStateRecord, ContactFields, LeaseHolder, NewCall, NewScheduled, Reservation, Store, Taken, Usage,
 )
 from twilio_caller.store.sqlite import SqliteStore
 
@@ -294,9 +294,9 @@ def test_a_calls_lease_is_claimed_renewed_and_released(store: Store) -> None:
     assert not store.call_states.claim("call_a", "two", fresh, T0, lambda owner: True)  # fresh and alive
     assert store.call_states.claim("call_a", "two", fresh, T0, lambda owner: False)  # its process is gone
     store.call_states.renew(["call_a"], "one", fresh + timedelta(minutes=1))  # not its owner any more
-    assert state_of(store, "call_a").lease_until == fresh.isoformat()
+    assert state_of(store, "call_a").lease_until == fresh
     store.call_states.renew(["call_a"], "two", fresh + timedelta(minutes=1))
-    assert state_of(store, "call_a").lease_until == (fresh + timedelta(minutes=1)).isoformat()
+    assert state_of(store, "call_a").lease_until == fresh + timedelta(minutes=1)
     assert not store.call_states.claim("call_a", "one", fresh, T0 + timedelta(seconds=30), lambda owner: True)
     assert store.call_states.claim("call_a", "one", fresh, T0 + timedelta(minutes=2), lambda owner: True)  # expired
     store.call_states.release(["call_a"], "one")
@@ -313,12 +313,11 @@ def test_the_home_lease(store: Store) -> None:
     until = T0 + timedelta(seconds=20)
     assert store.leases.holder("server") is None
     assert store.leases.acquire("server", "a", 11, until, T0, lambda pid: True) is None
-    assert dict(store.leases.acquire("server", "b", 12, until, T0, lambda pid: True) or {}) == {
-        "owner": "a", "pid": 11, "lease_until": until.isoformat()}
+    assert store.leases.acquire("server", "b", 12, until, T0, lambda pid: True) == LeaseHolder("a", 11, until)
     assert store.leases.acquire("server", "b", 12, until, T0, lambda pid: False) is None  # a is gone
-    assert (store.leases.holder("server") or {})["owner"] == "b"
+    assert store.leases.holder("server") == LeaseHolder("b", 12, until)
     store.leases.release("server", "a")  # not the holder: nothing happens
-    assert (store.leases.holder("server") or {})["owner"] == "b"
+    assert store.leases.holder("server") == LeaseHolder("b", 12, until)
     store.leases.release("server", "b")
     assert store.leases.holder("server") is None
 

@@ -18,7 +18,7 @@ from typing import Any
 from twilio_caller.clock import Clock, isoformat
 from twilio_caller.processes import pid_alive
 from twilio_caller.store import Store
-from twilio_caller.store.ports import Answer, Line
+from twilio_caller.store.ports import Answer, LeaseHolder, Line
 
 LEASE_SECONDS = 20
 
@@ -31,7 +31,7 @@ class State:
     last_prompt: list[str] = field(default_factory=list)
     pending_actions: list[dict[str, Any]] = field(default_factory=list)
     owner: str | None = None
-    lease_until: str | None = None
+    lease_until: datetime | None = None
 
 
 class CallStates:
@@ -108,19 +108,23 @@ class HomeLease:
 
     def holder(self) -> dict[str, Any] | None:
         """The server holding a fresh lease, if any: {owner, pid, lease_until}."""
-        row = self._leases.holder(self.NAME)
-        if row is None or row["lease_until"] <= isoformat(self._clock.now()) or not pid_alive(row["pid"]):
+        holder = self._leases.holder(self.NAME)
+        if holder is None or holder.lease_until <= self._clock.now() or not pid_alive(holder.pid):
             return None
-        return dict(row)
+        return _described(holder)
 
     def acquire(self, owner: str, pid: int) -> dict[str, Any] | None:
         """Take or renew the lease; None when done, else the fresh holder that has it."""
         now = self._clock.now()
         holder = self._leases.acquire(self.NAME, owner, pid, _lease_end(now), now, pid_alive)
-        return dict(holder) if holder is not None else None
+        return _described(holder) if holder is not None else None
 
     def release(self, owner: str) -> None:
         self._leases.release(self.NAME, owner)
+
+
+def _described(holder: LeaseHolder) -> dict[str, Any]:
+    return {"owner": holder.owner, "pid": holder.pid, "lease_until": isoformat(holder.lease_until)}
 
 
 def _lease_end(now: datetime) -> datetime:

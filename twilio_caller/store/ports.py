@@ -4,8 +4,10 @@ them. An implementation (today `store.sqlite`) holds every line of SQL; nothing 
 driver, a connection or a cursor, and every method that writes is one transaction of its own,
 so a second implementation (PostgreSQL, several servers on one database) plugs in unchanged.
 
-Times cross as aware datetimes; rows the domain shapes itself (a call record, a scheduled
-call) cross as read-only mappings of the schema's columns."""
+Times given to a repository cross as aware datetimes. Rows the domain shapes itself (a call
+record, a scheduled call) cross as read-only mappings of the schema's columns; the timestamps
+inside call and contact records are the ISO-8601 strings tools return (seconds, with offset),
+so every implementation renders them the same way."""
 
 from __future__ import annotations
 
@@ -207,8 +209,15 @@ class CallStateRecord:
     last_prompt: list[str] | None = None
     pending_actions: list[dict[str, Any]] | None = None
     owner: str | None = None
-    lease_until: str | None = None
+    lease_until: datetime | None = None
     max_seconds: int | None = None
+
+
+@dataclass(frozen=True)
+class LeaseHolder:
+    owner: str
+    pid: int
+    lease_until: datetime
 
 
 @dataclass(frozen=True)
@@ -244,10 +253,10 @@ class CallStateRepository(Protocol):
 class LeaseRepository(Protocol):
     """Named leases (the home's one server)."""
 
-    def holder(self, name: str) -> Row | None:
-        """owner, pid, lease_until — fresh or not."""
+    def holder(self, name: str) -> LeaseHolder | None:
+        """Who holds it, fresh or not."""
     def acquire(self, name: str, owner: str, pid: int, lease_until: datetime, now: datetime,
-                alive: Callable[[int], bool]) -> Row | None:
+                alive: Callable[[int], bool]) -> LeaseHolder | None:
         """Take or renew; None when done, else the fresh live holder that keeps it."""
     def release(self, name: str, owner: str) -> None: ...
 

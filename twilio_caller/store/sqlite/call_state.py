@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from twilio_caller.store.ports import Answer, CallStateRecord, Row
+from twilio_caller.store.ports import Answer, CallStateRecord, LeaseHolder
 from twilio_caller.store.sqlite._common import marks, stamp
 from twilio_caller.store.sqlite.database import Database
 
@@ -24,7 +25,7 @@ class SqliteCallStates:
         return CallStateRecord(
             gather_seq=row["gather_seq"], hold_seq=row["hold_seq"], reprompts_left=row["reprompts_left"],
             last_prompt=json.loads(row["last_prompt"]), pending_actions=json.loads(row["pending_actions"]),
-            owner=row["owner"], lease_until=row["lease_until"], max_seconds=row["max_seconds"],
+            owner=row["owner"], lease_until=_moment(row["lease_until"]), max_seconds=row["max_seconds"],
         )
 
     def answer(self, call_id: str, key: str) -> str | None:
@@ -111,17 +112,17 @@ class SqliteLeases:
     def __init__(self, database: Database) -> None:
         self._db = database
 
-    def holder(self, name: str) -> Row | None:
+    def holder(self, name: str) -> LeaseHolder | None:
         rows = self._db.query("SELECT owner, pid, lease_until FROM server_lease WHERE name = ?", (name,))
-        return dict(rows[0]) if rows else None
+        return _holder(rows[0]) if rows else None
 
     def acquire(self, name: str, owner: str, pid: int, lease_until: datetime, now: datetime,
-                alive: Callable[[int], bool]) -> Row | None:
+                alive: Callable[[int], bool]) -> LeaseHolder | None:
         with self._db.transaction() as connection:
             row = connection.execute(
                 "SELECT owner, pid, lease_until FROM server_lease WHERE name = ?", (name,)).fetchone()
             if row and row["owner"] != owner and row["lease_until"] > stamp(now) and alive(row["pid"]):
-                return dict(row)
+                return _holder(row)
             connection.execute(
                 "INSERT INTO server_lease (name, owner, pid, lease_until) VALUES (?, ?, ?, ?)"
                 " ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, pid = excluded.pid,"
@@ -133,6 +134,14 @@ class SqliteLeases:
     def release(self, name: str, owner: str) -> None:
         with self._db.transaction() as connection:
             connection.execute("DELETE FROM server_lease WHERE name = ? AND owner = ?", (name, owner))
+
+
+def _moment(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+def _holder(row: sqlite3.Row) -> LeaseHolder:
+    return LeaseHolder(owner=row["owner"], pid=row["pid"], lease_until=datetime.fromisoformat(row["lease_until"]))
 
 
 def _pending(connection: Any, call_id: str) -> list[dict[str, Any]]:
