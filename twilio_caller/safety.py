@@ -1,9 +1,11 @@
-"""The safety validator: a `CallRequest`, the store and the clock → allowed, or refused with
-a stable rule id, a reason and, where one exists, the earliest time the call would pass.
+"""The safety validator: a `CallRequest`, the usage the safety ledger counts and the clock →
+allowed, or refused with a stable rule id, a reason and, where one exists, the earliest time
+the call would pass.
 
-`reserve()` is the gate: it counts usage, decides, audits the decision and — when allowed —
-records the call, all in one IMMEDIATE transaction, so no burst of requests from threads or
-processes can exceed a cap. Its `Approval` is what telephony demands before it dials."""
+`reserve()` is the gate: through the ledger (store.ports.SafetyLedger) it counts usage,
+decides, audits the decision and — when allowed — records the call, all in one transaction
+of the ledger's, so no burst of requests from threads or processes can exceed a cap. Its
+`Approval` is what telephony re-checks with the ledger before it dials."""
 
 from __future__ import annotations
 
