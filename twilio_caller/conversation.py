@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from twilio_caller.call_state import CallStates
-from twilio_caller.calls import TERMINAL_STATUSES, CallWriter
+from twilio_caller.call_status import TERMINAL
+from twilio_caller.calls import CallWriter
 from twilio_caller.clock import Clock
 from twilio_caller.contacts import ContactBook
 from twilio_caller.errors import TwilioCallerError
@@ -167,7 +168,7 @@ class Conversation:
             session.call_id, status,
             answered_by=event.answered_by, duration_seconds=event.duration_seconds,
         )
-        if now in TERMINAL_STATUSES and not session.ended:
+        if now in TERMINAL and not session.ended:
             if not session.outcomes:  # else the outcome already said reply or no-speech
                 reason = None if not session.interactive and now == "completed" else NO_REPLY_BY_STATUS[now]
                 self._writer.advance(session.call_id, now, no_reply_reason=reason)

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from twilio_caller import numbers, parser, safety, voices
 from twilio_caller.call_state import CallStates, new_owner
-from twilio_caller.calls import TERMINAL_STATUSES, CallWriter
+from twilio_caller.call_status import TERMINAL
+from twilio_caller.calls import CallWriter, new_call
 from twilio_caller.config import Config
 from twilio_caller.conversation import FAILURE_GOODBYE, NO_REPLY_BY_STATUS, Budgets, Conversation, Voicing
 from twilio_caller.errors import InvalidInputError, NotFoundError, TelephonyError, TwilioCallerError
@@ -105,8 +106,8 @@ class Dialer:
         request, rules = self.check(arguments)
         call_id, token = "call_" + secrets.token_hex(8), secrets.token_urlsafe(24)
         decision, approval = safety.reserve(
-            self._rt.store, request, self._rt.clock.now(), rules, tool="call",
-            record_call=lambda connection: self._record(connection, call_id, token, request),
+            self._rt.store.ledger, request, self._rt.clock.now(), rules, tool="call",
+            new_call=new_call(call_id, token, request),
         )
         if approval is None:
             raise decision.refusal()
@@ -269,10 +270,7 @@ class Dialer:
         ring time + maximum duration + a grace period is closed whatever Twilio says or
         whether it answers at all. Calls another running server holds are left to it.
         Returns what changed: [{call_id, action, status, reason}]."""
-        rows = self._rt.store.query(
-            "SELECT * FROM calls WHERE placed = 1 AND status IN "
-            f"({', '.join('?' * len(safety.LIVE_STATUSES))})", safety.LIVE_STATUSES,
-        )
+        rows = self._rt.store.calls.live()
         changes = []
         for row in rows:
             ours = self.registry.get(row["id"])
@@ -301,7 +299,7 @@ class Dialer:
         except NotFoundError:  # 20404: Twilio does not know this call
             status = "completed" if row["status"] == "in-progress" else "failed"
             return await self._close(row, status, "unknown")
-        if state.status in TERMINAL_STATUSES:
+        if state.status in TERMINAL:
             duration = state.duration
             return await self._close(
                 row, state.status, state.status, answered_by=state.answered_by,
@@ -376,16 +374,6 @@ class Dialer:
         return session
 
     # -- helpers ---------------------------------------------------------------------------------
-
-    def _record(self, connection: Any, call_id: str, token: str, request: parser.CallRequest) -> str:
-        self._writer.insert(connection, {
-            "id": call_id, "token": token,
-            "contact_id": request.contact.id if request.contact else None,
-            "to_name": request.to_name, "to_number": request.to_number,
-            "message": request.message, "mode": "interactive" if request.interactive else "notify",
-            "keep_open": int(request.keep_open), "voice": request.voice, "language": request.language,
-        })
-        return call_id
 
     def _session(self, call_id: str, token: str, request: parser.CallRequest) -> CallSession:
         def gather(key: str) -> Any:

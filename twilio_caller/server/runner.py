@@ -80,7 +80,7 @@ class ServerRunner:
             _check_default_voice(config)
             audio = AudioLibrary.from_config(config)
             stack.push_async_callback(audio.aclose)
-            self.dialer = Dialer(self._rt, Telephony(credentials, self._rt.store), public, audio,
+            self.dialer = Dialer(self._rt, Telephony(credentials, self._rt.store.ledger), public, audio,
                                  real_calls=not self._simulate, owner=owner)
             stack.push_async_callback(self.dialer.close)
             token = secrets.token_urlsafe(32)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from twilio_caller.config import Config
 from twilio_caller.errors import ConfigError, InternalError, NotFoundError, TelephonyError
 from twilio_caller.safety import Approval
-from twilio_caller.store import Store
+from twilio_caller.store.ports import SafetyLedger
 from twilio_caller.transport.port import Placed, ProviderCall
 
 if TYPE_CHECKING:
@@ -54,14 +54,14 @@ class Telephony:
     def __init__(
         self,
         credentials: Credentials,
-        store: Store,
+        ledger: SafetyLedger,
         *,
         backoff_seconds: float = 0.5,
         sleep: Callable[[float], None] = time.sleep,
         now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
     ) -> None:
         self._credentials = credentials
-        self._store = store
+        self._ledger = ledger
         self._client: Client | None = None
         self._backoff = backoff_seconds
         self._sleep = sleep
@@ -127,17 +127,7 @@ class Telephony:
         """Dial only for a call that safety approved and that was not dialled before."""
         if not isinstance(approval, Approval):
             raise InternalError("refusing to dial: no approved safety decision for this call")
-        rows = self._store.query(
-            "SELECT d.allowed, d.to_number, c.twilio_sid FROM safety_decisions d"
-            " JOIN calls c ON c.id = d.call_id WHERE d.id = ? AND d.call_id = ?",
-            (approval.decision_id, approval.call_id),
-        )
-        if (
-            not rows
-            or not rows[0]["allowed"]
-            or rows[0]["to_number"] != approval.to_number
-            or rows[0]["twilio_sid"] is not None
-        ):
+        if not self._ledger.approval_holds(approval.decision_id, approval.call_id, approval.to_number):
             raise InternalError("refusing to dial: no approved safety decision for this call")
 
     def _created_since(self, number: str, started: datetime) -> Placed | None:
