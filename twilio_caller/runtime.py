@@ -16,7 +16,7 @@ from twilio_caller.config import (
 )
 from twilio_caller.contacts import ContactBook
 from twilio_caller.settings import Settings
-from twilio_caller.store import Store
+from twilio_caller.store import Store, open_store
 
 
 
@@ -66,7 +66,7 @@ class Runtime:
     @functools.cached_property
     def store(self) -> Store:
         ensure_home(self.home)
-        return Store(self.config.database_path)
+        return open_store(self.config.database_path)
 
     @functools.cached_property
     def contacts(self) -> ContactBook:

@@ -273,8 +273,8 @@ def _dry_run(rt: Runtime, arguments: dict[str, Any]) -> dict[str, Any]:
 
     settings = rt.settings_in_force()
     request = parser.from_arguments(rt.contacts, settings, arguments)
-    decision, _ = safety.reserve(rt.store, request, rt.clock.now(), safety.Rules.from_settings(settings),
-                                 tool="call (dry run)", record_call=None)
+    decision, _ = safety.reserve(rt.store.ledger, request, rt.clock.now(), safety.Rules.from_settings(settings),
+                                 tool="call (dry run)", new_call=None)
     if not decision.allowed:
         raise decision.refusal()
     return {
