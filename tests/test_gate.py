@@ -171,7 +171,7 @@ def test_a_burst_released_together_never_exceeds_the_cap(home: Path, processes: 
 
 
 def test_the_daily_cap_counts_the_owners_day_not_utcs(home: Path) -> None:
-    from twilio_caller import parser, safety
+    from twilio_caller import call_request, safety
     from twilio_caller.store.ports import NewCall
 
     home.mkdir(parents=True, exist_ok=True)
@@ -185,7 +185,7 @@ def test_the_daily_cap_counts_the_owners_day_not_utcs(home: Path) -> None:
     rules = safety.Rules.from_settings(runtime.settings)
 
     def reserve(name: str, now: datetime) -> safety.Decision:
-        request = parser.from_arguments(runtime.contacts, runtime.settings, {"to": name, "message": "Hi"})
+        request = call_request.from_arguments(runtime.contacts, runtime.settings, {"to": name, "message": "Hi"})
         decision, _ = safety.reserve(runtime.store.ledger, request, now, rules, tool="call",
                                      new_call=_record(request, now))
         return decision

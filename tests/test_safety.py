@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from twilio_caller import parser, safety
+from twilio_caller import call_request, safety
 from twilio_caller.calls import CallWriter
 from twilio_caller.clock import ManualClock
 from twilio_caller.errors import InternalError, InvalidInputError
@@ -34,8 +34,8 @@ def book(runtime: Runtime, write_config):
     return configure
 
 
-def request(rt: Runtime, to: str, message: str = "Hello") -> parser.CallRequest:
-    return parser.from_arguments(rt.contacts, rt.settings, {"to": to, "message": message})
+def request(rt: Runtime, to: str, message: str = "Hello") -> call_request.CallRequest:
+    return call_request.from_arguments(rt.contacts, rt.settings, {"to": to, "message": message})
 
 
 def decide(rt: Runtime, to: str, now: datetime) -> safety.Decision:

@@ -246,7 +246,7 @@ def test_an_unknown_contact_is_refused_when_scheduling(server: LiveServer) -> No
 
 
 def test_a_sentence_with_a_time_schedules_the_call(server: LiveServer, manual: ManualClock) -> None:
-    from twilio_caller.commands import run_command
+    from twilio_caller.sentences import run_command
 
     result = run_command(server.runtime, Invocation.from_environment(server.runtime.environ), text="call Contact8 tomorrow at 9am and tell him the car is ready")
     assert result["parsed"]["arguments"]["at"] == "2026-12-02T09:00"

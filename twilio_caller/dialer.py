@@ -10,7 +10,7 @@ import secrets
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from twilio_caller import numbers, parser, safety, voices
+from twilio_caller import call_request, numbers, safety, voices
 from twilio_caller.call_state import CallStates, new_owner
 from twilio_caller.call_status import TERMINAL
 from twilio_caller.calls import CallWriter, new_call
@@ -86,7 +86,7 @@ class Dialer:
 
     # -- placing a call: the one pipeline ----------------------------------------------------
 
-    def check(self, arguments: Mapping[str, Any]) -> tuple[parser.CallRequest, safety.Rules]:
+    def check(self, arguments: Mapping[str, Any]) -> tuple[call_request.CallRequest, safety.Rules]:
         """Parse and judge a call against the rules in force now: the config file as it is
         at this moment (a broken one raises ConfigError; the old rules never apply)."""
         config = self._rt.rules_in_force()
@@ -96,7 +96,7 @@ class Dialer:
             safety.require_identity(config)
         if config is not self._conversation_config:
             self.conversation, self._conversation_config = self._conversation(config.settings), config
-        request = parser.from_arguments(self._rt.contacts, config.settings, arguments)
+        request = call_request.from_arguments(self._rt.contacts, config.settings, arguments)
         return request, safety.Rules.from_settings(config.settings)
 
     async def call(
@@ -155,7 +155,7 @@ class Dialer:
 
     async def say(self, call_id: str, message: str, expect_reply: bool, timeout: float) -> dict[str, Any]:
         session = self._live(call_id)
-        text = parser.check_message(message)
+        text = call_request.check_message(message)
         session.take_outcomes()  # what came before this turn was already reported or is in the transcript
         action = Speak(text, expect_reply)
         session.idle_since = self._rt.clock.monotonic()
@@ -199,7 +199,7 @@ class Dialer:
 
     async def hangup(self, call_id: str, message: str | None) -> dict[str, Any]:
         session = self._live(call_id)
-        text = parser.check_message(message) if message else None
+        text = call_request.check_message(message) if message else None
         if session.holding:
             action = HangUp(text)
             self._submit(session, action)
@@ -242,7 +242,7 @@ class Dialer:
             record["no_reply_reason"] = NO_REPLY_BY_STATUS[session.status]
         return record
 
-    async def _pregenerate(self, request: parser.CallRequest) -> None:
+    async def _pregenerate(self, request: call_request.CallRequest) -> None:
         """The opening and the message are known before dialing: voice them now, while the
         phone has not rung yet (bounded; a failure only means <Say>)."""
         if self._audio is None:
@@ -363,7 +363,7 @@ class Dialer:
         self._writer.advance(row["id"], status)
 
     def _session_from(self, row: Any, status: str) -> CallSession:
-        request = parser.CallRequest(
+        request = call_request.CallRequest(
             number=numbers.parse(row["to_number"], self._settings.phone_region),
             contact=None, message=row["message"] or "", interactive=row["mode"] == "interactive",
             keep_open=bool(row["keep_open"]), voice=row["voice"] or self._settings.voice.default,
@@ -376,7 +376,7 @@ class Dialer:
 
     # -- helpers ---------------------------------------------------------------------------------
 
-    def _session(self, call_id: str, token: str, request: parser.CallRequest) -> CallSession:
+    def _session(self, call_id: str, token: str, request: call_request.CallRequest) -> CallSession:
         settings = self._settings
         gather = settings.gather
         speech = Speech(

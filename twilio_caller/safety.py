@@ -23,7 +23,7 @@ from twilio_caller import numbers
 from twilio_caller.clock import isoformat
 from twilio_caller.config import Config
 from twilio_caller.errors import ConfigError, InvalidInputError, RefusedError
-from twilio_caller.parser import CallRequest
+from twilio_caller.call_request import CallRequest
 from twilio_caller.settings import Settings
 from twilio_caller.store import Store
 from twilio_caller.store.ports import NewCall, Reservation, SafetyLedger, Usage

@@ -155,7 +155,7 @@ def _schedule(rt: Runtime, invocation: Invocation, arguments: dict[str, Any], at
               when_allowed: bool, detail: str | None = None) -> dict[str, Any]:
     """A call for later (or now, with retries): checked as a request now (the contact, the
     arguments), decided by the safety rules when it is dialed; the server dials it."""
-    from twilio_caller import parser, when
+    from twilio_caller import call_request, when
     from twilio_caller.errors import InvalidInputError
     from twilio_caller.scheduled import Retry, ScheduleBook
     from twilio_caller.scheduler import describe
@@ -165,7 +165,7 @@ def _schedule(rt: Runtime, invocation: Invocation, arguments: dict[str, Any], at
                                 "use interactive to hear the answer", field="keep_open")
     if arguments.get("send_digits"):
         raise InvalidInputError("send_digits is for calls placed now", field="send_digits")
-    request = parser.from_arguments(rt.contacts, rt.settings, arguments)
+    request = call_request.from_arguments(rt.contacts, rt.settings, arguments)
     now = rt.clock.now()
     due = when.due_at(at, now, rt.settings.safety.timezone) if at is not None else now
     _server(rt, invocation)  # it dials; it stays up while calls are scheduled
@@ -269,10 +269,10 @@ def _stored_call(rt: Runtime, call_id: str) -> dict[str, Any]:
 
 
 def _dry_run(rt: Runtime, arguments: dict[str, Any]) -> dict[str, Any]:
-    from twilio_caller import parser, safety
+    from twilio_caller import call_request, safety
 
     settings = rt.settings_in_force()
-    request = parser.from_arguments(rt.contacts, settings, arguments)
+    request = call_request.from_arguments(rt.contacts, settings, arguments)
     decision, _ = safety.reserve(rt.store.ledger, request, rt.clock.now(), safety.Rules.from_settings(settings),
                                  tool="call (dry run)", new_call=None)
     if not decision.allowed:

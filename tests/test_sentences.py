@@ -10,12 +10,15 @@ from typing import Any
 import pytest
 import yaml
 
-from twilio_caller import commands, manifest
-from twilio_caller.commands import Context, KnownCall, parse, run_command
+from twilio_caller import manifest
+from twilio_caller.sentences import run_command
+from twilio_caller.sentences.context import Context, KnownCall
+from twilio_caller.sentences.grammar import parse
+from twilio_caller.sentences.rephrase import to_second_person
 from twilio_caller.errors import RefusedError
 from twilio_caller.invocation import Invocation
 
-CORPUS = yaml.safe_load((Path(__file__).with_name("commands_corpus.yaml")).read_text(encoding="utf-8"))
+CORPUS = yaml.safe_load((Path(__file__).with_name("sentences_corpus.yaml")).read_text(encoding="utf-8"))
 CONTEXTS = {
     name: Context(contacts=CORPUS["contacts"], owner=CORPUS["owner"],
                   calls=[KnownCall(**call) for call in calls],
@@ -70,7 +73,7 @@ def run_command_spec() -> manifest.ToolSpec:
     declared = manifest.load_manifest().tools.get("run_command")
     if declared is not None:
         return declared
-    return manifest.ToolSpec(name="run_command", description="", entrypoint="twilio_caller.commands:run_command",
+    return manifest.ToolSpec(name="run_command", description="", entrypoint="twilio_caller.sentences:run_command",
                              side_effecting=True, parameters=RUN_COMMAND_ENTRY["parameters"],
                              returns=RUN_COMMAND_ENTRY["returns"])
 
@@ -96,7 +99,7 @@ def test_the_corpus_is_large_and_covers_every_kind_of_answer() -> None:
 def test_every_case_written_in_the_corpus_is_run_through_the_parser() -> None:
     """No case lost to a YAML slip (a case nested in another, a misspelt key): each `- text:`
     of the file is one parametrized parse with an expected result."""
-    raw = (Path(__file__).with_name("commands_corpus.yaml")).read_text(encoding="utf-8")
+    raw = (Path(__file__).with_name("sentences_corpus.yaml")).read_text(encoding="utf-8")
     assert len(CASES) == raw.count("\n  - text: ")
     for case in CORPUS["cases"]:
         assert set(case) <= {"text", "parse", "context"} and {"text", "parse"} <= set(case)
@@ -150,7 +153,7 @@ def test_parsing_is_deterministic_and_never_raises_on_odd_input() -> None:
     ],
 )
 def test_words_about_the_callee_become_second_person(message: str, pronoun: str, spoken: str) -> None:
-    assert commands.to_second_person(message, pronoun) == spoken
+    assert to_second_person(message, pronoun) == spoken
 
 
 def test_the_owner_is_named_from_the_config(runtime, write_config) -> None:

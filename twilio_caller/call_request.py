@@ -1,4 +1,4 @@
-"""The command parser: the raw arguments of `call` → a `CallRequest`. A contact name is
+"""A call request, built from the raw arguments of `call` (`CallRequest`). A contact name is
 looked up (regardless of case); a number in any common form becomes E.164. Emergency and
 short numbers are not errors here: they reach safety, which refuses them (`never_dial`)."""
 
