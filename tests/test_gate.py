@@ -118,7 +118,7 @@ def test_the_server_hangs_up_when_twilio_ignores_time_limit(gated, monkeypatch) 
 def _dial_after_barrier(home: str, api_base_url: str, account: tuple[str, str], attempts: int,
                         barrier, results) -> None:
     from twilio_caller.dialer import Dialer
-    from twilio_caller.telephony import Credentials, Telephony
+    from twilio_caller.transport.twilio.calls import Credentials, Telephony
 
     runtime = Runtime(Path(home), environ={})
     telephony = Telephony(Credentials(account[0], account[1], "+13125550199", api_base_url), runtime.store.ledger)

@@ -16,7 +16,7 @@ from twilio_caller.calls import CallWriter
 from twilio_caller.clock import ManualClock
 from twilio_caller.errors import InternalError, InvalidInputError
 from twilio_caller.runtime import Runtime
-from twilio_caller.telephony import Credentials, Telephony
+from twilio_caller.transport.twilio.calls import Credentials, Telephony
 
 CHICAGO = ZoneInfo("America/Chicago")
 

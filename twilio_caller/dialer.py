@@ -10,7 +10,7 @@ import secrets
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from twilio_caller import numbers, parser, safety, twiml, voices
+from twilio_caller import numbers, parser, safety, voices
 from twilio_caller.call_state import CallStates, new_owner
 from twilio_caller.call_status import TERMINAL
 from twilio_caller.calls import CallWriter, new_call
@@ -19,7 +19,10 @@ from twilio_caller.conversation import FAILURE_GOODBYE, NO_REPLY_BY_STATUS, Budg
 from twilio_caller.errors import InvalidInputError, NotFoundError, TelephonyError, TwilioCallerError
 from twilio_caller.runtime import Runtime
 from twilio_caller.sessions import Action, CallSession, HangUp, Outcome, Press, Registry, Speak, action_to_dict
-from twilio_caller.telephony import Telephony
+from twilio_caller.transport.port import CallTransport, Speech
+from twilio_caller.transport.twilio.calls import Telephony
+from twilio_caller.transport.twilio.routes import WebhookUrls
+from twilio_caller.transport.twilio.transport import TwilioTransport
 
 if TYPE_CHECKING:
     from twilio_caller.audio import AudioLibrary
@@ -38,8 +41,8 @@ class Dialer:
         self._rt = runtime
         self._real_calls = real_calls  # not simulated: the owner's identity must be set
         self.fixed_settings_guard: Callable[[Config], None] | None = None  # set by the server
-        self._telephony = telephony
-        self._base_url = base_url.rstrip("/")
+        self.urls = WebhookUrls(base_url)
+        self.transport: CallTransport = TwilioTransport(telephony, self.urls)
         self._writer = CallWriter(runtime.store, runtime.clock)
         self.states = CallStates(runtime.store, runtime.clock)
         self.owner = owner or new_owner()
@@ -65,7 +68,7 @@ class Dialer:
                 audio_seconds=config.get("elevenlabs.budget_seconds"),
             ),
             safety.opening_text(config),
-            self.url_for,
+            self.transport,
             voicemail_mode=config.get("voicemail.mode"),
             voicing=self._voicing(),
         )
@@ -74,15 +77,11 @@ class Dialer:
         library = self._audio
         if library is None:
             return None
-        return Voicing(library, lambda clip: library.url_for(clip, self._base_url))
+        return Voicing(library, lambda clip: library.url_for(clip, self.urls.base_url))
 
     @property
     def public_url(self) -> str:
-        return self._base_url
-
-    def url_for(self, session: CallSession, route: str, query: Mapping[str, str]) -> str:
-        url = f"{self._base_url}/twilio/{session.call_id}/{session.token}/{route}"
-        return url + ("?" + "&".join(f"{k}={v}" for k, v in query.items()) if query else "")
+        return self.urls.base_url
 
     # -- placing a call: the one pipeline ----------------------------------------------------
 
@@ -122,14 +121,11 @@ class Dialer:
         await self._pregenerate(request)
         send_digits = arguments.get("send_digits")
         session.digits_sent = bool(send_digits)
-        extra = {"send_digits": send_digits} if send_digits else {"machine_detection": "DetectMessageEnd"}
         try:
             placed = await asyncio.to_thread(
-                self._telephony.create_call, approval,
-                url=self.url_for(session, "voice", {}),
-                status_callback=self.url_for(session, "status", {}),
+                self.transport.initiate, approval, session,
                 ring_timeout=self._config.get("twilio.ring_timeout_seconds"),
-                extra=extra,
+                send_digits=send_digits or None,
             )
         except TelephonyError as exc:
             self._writer.not_placed(call_id, exc.message)
@@ -185,8 +181,8 @@ class Dialer:
                                     field="call_id")
         else:
             self._writer.event(call_id, "digits", None, None, {"digits": digits})
-            document = twiml.press(digits, self._api_hold_url(session))
-            await asyncio.to_thread(self._telephony.update_call, session.twilio_sid, twiml=document)
+            await asyncio.to_thread(self.transport.send_digits, session.twilio_sid, session, digits,
+                                    self._api_resume(session))
         return self.result(session, [], timed_out=False, this_turn=False)
 
     async def wait(self, call_id: str, until: str, timeout: float) -> dict[str, Any]:
@@ -299,14 +295,14 @@ class Dialer:
             self._writer.advance(row["id"], "failed", end_reason="not-placed")
             return {"call_id": row["id"], "action": "closed", "status": "failed", "reason": "not-placed"}
         try:
-            state = await asyncio.to_thread(self._telephony.fetch_call, row["twilio_sid"])
+            state = await asyncio.to_thread(self.transport.fetch_status, row["twilio_sid"])
         except NotFoundError:  # 20404: Twilio does not know this call
             status = "completed" if row["status"] == "in-progress" else "failed"
             return await self._close(row, status, "unknown")
-        if state["status"] in TERMINAL:
-            duration = state["duration"]
+        if state.status in TERMINAL:
+            duration = state.duration
             return await self._close(
-                row, state["status"], state["status"], answered_by=state["answered_by"],
+                row, state.status, state.status, answered_by=state.answered_by,
                 duration_seconds=int(duration) if duration and str(duration).isdigit() else None,
             )
         if self._overdue(row):
@@ -314,8 +310,8 @@ class Dialer:
             return await self._close(row, "completed", "max-duration")
         if ours is not None:
             return None
-        await self._take_back(row, state["status"])
-        return {"call_id": row["id"], "action": "taken-back", "status": state["status"], "reason": None}
+        await self._take_back(row, state.status)
+        return {"call_id": row["id"], "action": "taken-back", "status": state.status, "reason": None}
 
     async def _close(self, row: Any, status: str, reason: str, **fields: Any) -> dict[str, Any]:
         """End the call's record with a final status and why; tools waiting on it wake."""
@@ -342,25 +338,24 @@ class Dialer:
     async def _hang_up_quietly(self, sid: str) -> None:
         """End the call at Twilio; an answer that it is over already (21220, 20404) is fine."""
         try:
-            await asyncio.to_thread(self._telephony.update_call, sid, status="completed")
+            await asyncio.to_thread(self.transport.hang_up, sid, "in-progress")
         except TwilioCallerError as exc:
             log.info("hanging up %s: %s", sid, exc.message)
 
     async def _take_back(self, row: Any, status: str) -> None:
         session = self._session_from(row, status)
         self.registry.add(session)
+        resume, goodbye = None, None
         if session.status == "in-progress":
-            fields = (
-                {"url": self._api_hold_url(session), "method": "POST"} if session.keep_open
-                else {"twiml": twiml.notify(session.speech, [RECOVERED_GOODBYE])}
-            )
-            if not session.keep_open:
+            if session.keep_open:
+                resume = self._api_resume(session)
+            else:
+                goodbye = RECOVERED_GOODBYE
                 self._writer.turn(session.call_id, "assistant", RECOVERED_GOODBYE)
-        else:  # not answered yet: it will ask for its first TwiML here
-            fields = {"url": self.url_for(session, "voice", {}), "method": "POST"}
-        fields.update(status_callback=self.url_for(session, "status", {}), status_callback_method="POST")
+        # else not answered yet: it will ask for its first answer here
         try:
-            await asyncio.to_thread(self._telephony.update_call, row["twilio_sid"], **fields)
+            await asyncio.to_thread(self.transport.reattach, row["twilio_sid"], session,
+                                    resume=resume, goodbye=goodbye)
         except TwilioCallerError:
             self.registry.discard(row["id"])  # not ours after all: the next reconciliation tries again
             raise
@@ -384,7 +379,7 @@ class Dialer:
         def gather(key: str) -> Any:
             return self._config.get(f"gather.{key}")
 
-        speech = twiml.Speech(
+        speech = Speech(
             voice=request.voice,
             language=voices.say_language(request.voice, request.language),
             recognition_language=request.language,
@@ -428,10 +423,11 @@ class Dialer:
             raise
         session.submit(action)
 
-    def _api_hold_url(self, session: CallSession) -> str:
-        """A hold URL for TwiML given through the REST API (not as a request's answer)."""
+    def _api_resume(self, session: CallSession) -> int:
+        """A resume number (Twilio: a hold URL) for a command given through the provider's
+        API, not as a request's answer: issued in the store first."""
         session.hold_number = self.states.issue_hold(session.call_id)
-        return self.url_for(session, "hold", {"n": str(session.hold_number)})
+        return session.hold_number
 
     @staticmethod
     async def _delivered(delivered: asyncio.Event, timeout: float) -> bool:
@@ -443,16 +439,12 @@ class Dialer:
         return True
 
     async def _end_by_api(self, session: CallSession, text: str | None) -> None:
-        if session.status in ("pending", "queued", "initiated", "ringing"):
-            fields: dict[str, Any] = {"status": "canceled" if session.status != "pending" else "completed"}
-        elif text:
+        answered = session.status not in ("pending", "queued", "initiated", "ringing")
+        if answered and text:
             self._writer.turn(session.call_id, "assistant", text)
-            fields = {"twiml": twiml.notify(session.speech, [text])}
-        else:
-            fields = {"status": "completed"}
         session.hung_up_by_us = True
         if session.twilio_sid:
-            await asyncio.to_thread(self._telephony.update_call, session.twilio_sid, **fields)
+            await asyncio.to_thread(self.transport.hang_up, session.twilio_sid, session.status, session, text)
 
     def _guard_duration(self, session: CallSession, limit: int) -> None:
         """Twilio's TimeLimit ends the call; should it not, the server does."""

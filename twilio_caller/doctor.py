@@ -132,7 +132,7 @@ def _clock(rt: Runtime) -> Check:
 
 
 def _account(rt: Runtime) -> Check:
-    from twilio_caller.telephony import Credentials, Telephony
+    from twilio_caller.transport.twilio.calls import Credentials, Telephony
 
     try:
         telephony = Telephony(Credentials.from_config(rt.config), rt.store.ledger)

@@ -111,7 +111,7 @@ def call(
         return _dry_run(rt, arguments)
     from twilio_caller.errors import RefusedError
     from twilio_caller.server.client import ensure_server
-    from twilio_caller.telephony import Credentials
+    from twilio_caller.transport.twilio.calls import Credentials
 
     if not rt.simulate:
         from twilio_caller.safety import require_identity
