@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from twilio_caller import call_request, numbers, safety, voices
 from twilio_caller.call_state import CallStates, new_owner
-from twilio_caller.call_status import TERMINAL
+from twilio_caller.call_status import TERMINAL, UNANSWERED
 from twilio_caller.calls import CallWriter, new_call
 from twilio_caller.config import Config
 from twilio_caller.conversation import FAILURE_GOODBYE, NO_REPLY_BY_STATUS, Budgets, Conversation, Voicing
@@ -439,7 +439,7 @@ class Dialer:
         return True
 
     async def _end_by_api(self, session: CallSession, text: str | None) -> None:
-        answered = session.status not in ("pending", "queued", "initiated", "ringing")
+        answered = session.status not in UNANSWERED
         if answered and text:
             self._writer.turn(session.call_id, "assistant", text)
         session.hung_up_by_us = True
