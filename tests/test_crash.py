@@ -4,14 +4,15 @@ that never share a home."""
 
 from __future__ import annotations
 
-import os
-import signal
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from conftest import LiveServer
-from test_recovery import Callee, live_home, server
+from crashkit import (Callee, Person, background, callee_lines, final_status_callback, gather_post,
+                      hold_starts_until, kill, live_home, said_lines, server, stop_background,
+                      wait_for_turn)
 from twilio_caller.errors import ServerUnavailableError
 from twilio_caller.manifest import invoke
 from twilio_caller.runtime import Runtime
@@ -27,15 +28,6 @@ def twilio():
     simulator = Simulator(time_scale=10.0)
     with SimulatorThread(simulator) as running:
         yield simulator, running.base_url
-
-
-def kill(pid: int) -> None:
-    os.kill(pid, signal.SIGKILL)
-    os.waitpid(pid, 0)  # our child: reap it
-
-
-def callee_lines(record: dict) -> list[str]:
-    return [t["text"] for t in record["transcript"] if t["speaker"] == "callee"]
 
 
 def test_a_restarted_server_continues_the_gather_sequence(home: Path, twilio) -> None:
@@ -192,7 +184,7 @@ def test_a_call_killed_while_ringing_is_answered_by_the_next_server(home: Path, 
         second.stop()
 
 
-KILL_POINTS = ["after-dialing", "after-greeting", "between-reply-and-say", "before-hangup"]
+KILL_POINTS = ["while-ringing", "after-greeting", "between-reply-and-say", "before-hangup"]
 
 
 @pytest.mark.parametrize("kill_at", range(len(KILL_POINTS)), ids=KILL_POINTS)
@@ -219,6 +211,8 @@ def test_crash_matrix_a_keep_open_call_loses_and_doubles_no_turn(home: Path, twi
     try:
         for index, step in enumerate(steps):
             if index == kill_at:
+                if index == 0:
+                    assert simulator.call(placed["twilio_sid"]).status in ("queued", "ringing")
                 kill(first.info["pid"])
                 restarted = server(home)
             results.append(step())
@@ -279,3 +273,118 @@ def test_replays_of_every_route_after_a_restart_get_the_answer_on_record(home: P
         assert invoke("hangup", {"call_id": placed["call_id"]}, runtime)["status"] == "completed"
     finally:
         restarted.stop()
+
+
+QUESTIONS = {"Hello": "Hi", "And then?": "Second reply", "Anything else?": "Third reply"}
+
+
+def keep_open_call(home: Path, twilio, person: Person):
+    """A keep-open call through a background server, its first reply heard."""
+    simulator, api = twilio
+    runtime = live_home(home, simulator, api)
+    simulator.set_callee("+13125550101", InteractiveCallee(person, ring_seconds=2))
+    first = background(home)
+    placed = invoke("call", {"to": "Contact1", "message": "Hello", "keep_open": True, "wait": False}, runtime)
+    assert invoke("wait", {"call_id": placed["call_id"], "timeout_seconds": 30}, runtime)["reply"]["text"] == "Hi"
+    return runtime, first, placed
+
+
+def test_crash_matrix_a_say_held_when_its_server_dies_follows_the_call(home: Path, twilio) -> None:
+    """Kill point "while a say is held": the agent's `say` waits for the callee, who is
+    thinking (the call in its Gather). The server is SIGKILLed; the waiting `say` starts the
+    next server, which takes the call back and asks the cut question again; `say` returns
+    that reply (not exit 7), and the call goes on to its end."""
+    simulator, _ = twilio
+    person = Person(QUESTIONS, think_at="And then?")
+    runtime, first, placed = keep_open_call(home, twilio, person)
+    call_id = placed["call_id"]
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            saying = pool.submit(invoke, "say", {"call_id": call_id, "message": "And then?"}, runtime)
+            assert person.thinking.wait(10)
+            kill(first.info["pid"])
+            second = saying.result(timeout=90)
+        person.release.set()
+        assert second["reply"]["text"] == "Second reply"
+        third = invoke("say", {"call_id": call_id, "message": "Anything else?"}, runtime)
+        assert third["reply"]["text"] == "Third reply"
+        ended = invoke("hangup", {"call_id": call_id}, runtime)
+        assert ended["status"] == "completed"
+        record = simulator.call(placed["twilio_sid"])
+        assert record.wait(10) and record.status == "completed"
+        assert callee_lines(ended) == ["Hi", "Second reply", "Third reply"]
+        said = said_lines(ended)  # the cut question asked again, once, after the reprompt
+        asked = said.index("And then?")
+        assert said[asked:asked + 4] == ["And then?", "Sorry, I didn't catch that.", "And then?", "Anything else?"]
+        assert said.count("And then?") == 2 and said.count("Anything else?") == 1
+        stored = invoke("call_status", {"call_id": call_id}, runtime)
+        assert stored["ended"] and stored["transcript"] == ended["transcript"]
+    finally:
+        person.release.set()
+        stop_background(home)
+
+
+@pytest.mark.parametrize("in_flight", [True, False], ids=["received", "not-received"])
+def test_crash_matrix_a_reply_being_posted_when_the_server_dies(home: Path, twilio, in_flight: bool) -> None:
+    """Kill point "while a reply is being posted": SIGKILL with Twilio's Gather request on
+    its way — after the server wrote the reply (received) or before it reached it. Like
+    Twilio, the simulator does not retry the failed request: the call ends with an
+    application error. The waiting `say` follows the call to the next server (started once
+    Twilio has ended it) and returns what the store knows: the reply when it was received,
+    else the end; reconciliation closes the record; nothing doubled."""
+    simulator, _ = twilio
+    person = Person(QUESTIONS)
+    runtime, first, placed = keep_open_call(home, twilio, person)
+    call_id = placed["call_id"]
+    record = simulator.call(placed["twilio_sid"])
+
+    def die() -> None:
+        if in_flight:
+            assert wait_for_turn(runtime, call_id, "Second reply")
+        hold_starts_until(home, record.finished)
+        kill(first.info["pid"])
+
+    simulator.chaos.on_next_webhook(gather_post(2), die, in_flight=in_flight)
+    try:
+        second = invoke("say", {"call_id": call_id, "message": "And then?"}, runtime)
+        assert record.wait(10) and record.status == "completed"
+        assert 11200 in record.error_codes and "an application error has occurred" in record.heard_text[-1]
+        closed = invoke("reconcile_calls", {}, runtime)["changed"]
+        assert closed == [{"call_id": call_id, "action": "closed", "status": "completed", "reason": "completed"}]
+        stored = invoke("call_status", {"call_id": call_id}, runtime)
+        assert stored["ended"] and stored["status"] == "completed" and stored["end_reason"] == "completed"
+        assert said_lines(stored).count("And then?") == 1
+        assert "Second reply" in record.said_text  # the callee said it; only a received one is on record
+        if in_flight:
+            assert second["reply"]["text"] == "Second reply"
+            assert callee_lines(stored) == ["Hi", "Second reply"]
+        else:
+            assert second["reply"] is None and second["no_reply_reason"] == "hung-up" and second["ended"]
+            assert callee_lines(stored) == ["Hi"]
+        assert stored["transcript"][:len(second["transcript"])] == second["transcript"]
+    finally:
+        stop_background(home)
+
+
+def test_crash_matrix_a_hangup_whose_server_dies_returns_the_end(home: Path, twilio) -> None:
+    """Kill point "during the hangup request": the call ends at Twilio, and the server dies
+    before the final status callback reaches it (not retried). The waiting `hangup`
+    follows the call: the next server closes it from Twilio's word, and `hangup` returns
+    the ended call, as the store has it."""
+    simulator, _ = twilio
+    person = Person(QUESTIONS)
+    runtime, first, placed = keep_open_call(home, twilio, person)
+    call_id = placed["call_id"]
+    simulator.chaos.on_next_webhook(final_status_callback, lambda: kill(first.info["pid"]), in_flight=False)
+    try:
+        ended = invoke("hangup", {"call_id": call_id}, runtime)
+        record = simulator.call(placed["twilio_sid"])
+        assert record.wait(10) and record.status == "completed"
+        assert ended["ended"] and ended["status"] == "completed" and ended["end_reason"] == "completed"
+        assert callee_lines(ended) == ["Hi"]
+        stored = invoke("call_status", {"call_id": call_id}, runtime)
+        assert stored == ended
+        closed = invoke("reconcile_calls", {}, runtime)["changed"]  # the next server's start-up report
+        assert closed == [{"call_id": call_id, "action": "closed", "status": "completed", "reason": "completed"}]
+    finally:
+        stop_background(home)

@@ -56,6 +56,17 @@ class CallStates:
             "SELECT twiml FROM call_answers WHERE call_id = ? AND request_key = ?", (call_id, key))
         return rows[0]["twiml"] if rows else None
 
+    def unanswered_gather(self, call_id: str) -> int | None:
+        """The Gather given last, when Twilio's request for it never reached a server: no
+        answer on record and no reply written under its key (the callee was still being
+        listened to). None when there is no such Gather."""
+        number = self.load(call_id).gather_seq
+        if number == 0 or self.answer(call_id, f"gather:{number}") is not None:
+            return None
+        rows = self._store.query("SELECT 1 FROM turns WHERE call_id = ? AND dedupe_key = ?",
+                                 (call_id, f"{call_id}:gather:{number}"))
+        return None if rows else number
+
     def commit(self, call_id: str, key: str, twiml: str, lines: Sequence[Line], *,
                gather_seq: int, hold_seq: int, reprompts_left: int, last_prompt: Sequence[str],
                delivered: int) -> str:

@@ -353,7 +353,7 @@ class Dialer:
         self.registry.add(session)
         if session.status == "in-progress":
             fields = (
-                {"url": self._api_hold_url(session), "method": "POST"} if session.keep_open
+                {"url": self._resume_url(session), "method": "POST"} if session.keep_open
                 else {"twiml": twiml.notify(session.speech, [RECOVERED_GOODBYE])}
             )
             if not session.keep_open:
@@ -444,6 +444,15 @@ class Dialer:
         """A hold URL for TwiML given through the REST API (not as a request's answer)."""
         session.hold_number = self.states.issue_hold(session.call_id)
         return self.url_for(session, "hold", {"n": str(session.hold_number)})
+
+    def _resume_url(self, session: CallSession) -> str:
+        """Where a keep-open call taken back goes: the redirect cuts the Gather it was in, so
+        a Gather whose answer never reached a server is asked again (its request without
+        speech: the reprompt, or no-speech when none is left); otherwise the hold."""
+        number = self.states.unanswered_gather(session.call_id)
+        if number is not None:
+            return self.url_for(session, "gather", {"n": str(number)})
+        return self._api_hold_url(session)
 
     @staticmethod
     async def _delivered(delivered: asyncio.Event, timeout: float) -> bool:
