@@ -4,19 +4,21 @@ that never share a home."""
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from conftest import LiveServer
+from polling import eventually
 from crashkit import (Callee, Person, background, callee_lines, final_status_callback, gather_post,
                       hold_starts_until, kill, live_home, said_lines, server, stop_background,
                       wait_for_turn)
 from twilio_caller.errors import ServerUnavailableError
 from twilio_caller.manifest import invoke
 from twilio_caller.runtime import Runtime
-from twilio_caller.server.client import ensure_server
+from twilio_caller.server.client import ensure_server, find_server
 from twilio_caller.server.runfile import run_file
 from twilio_caller.simulator import InteractiveCallee, Simulator, SimulatorThread
 
@@ -387,4 +389,78 @@ def test_crash_matrix_a_hangup_whose_server_dies_returns_the_end(home: Path, twi
         closed = invoke("reconcile_calls", {}, runtime)["changed"]  # the next server's start-up report
         assert closed == [{"call_id": call_id, "action": "closed", "status": "completed", "reason": "completed"}]
     finally:
+        stop_background(home)
+
+
+def test_two_servers_started_on_one_home_at_once_one_owns_it(home: Path, twilio) -> None:
+    """Two `serve` processes started together on one home (no client's start lock between
+    them): exactly one takes the home's lease and serves; the other exits with exit 7 and
+    says which server holds the home. Calls then go to the one server, each reply once."""
+    import subprocess
+    import sys
+
+    simulator, api = twilio
+    runtime = live_home(home, simulator, api)
+    person = Person(QUESTIONS)
+    simulator.set_callee("+13125550101", InteractiveCallee(person, ring_seconds=2))
+    (home / "logs").mkdir(mode=0o700, exist_ok=True)
+    env = {**os.environ, "TWILIO_CALLER_HOME": str(home)}
+    command = [sys.executable, "-m", "twilio_caller", "serve", "--background"]
+    starts = [subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, env=env, start_new_session=True) for _ in range(2)]
+    try:
+        assert eventually(lambda: any(p.poll() is not None for p in starts), timeout=60)
+        refused = next(p for p in starts if p.poll() is not None)
+        serving = next(p for p in starts if p is not refused)
+        assert refused.returncode == 7
+        assert f"pid {serving.pid}" in refused.communicate(timeout=10)[0].decode()
+        owner = find_server(home)
+        assert owner is not None and owner.info["pid"] == serving.pid
+        placed = invoke("call", {"to": "Contact1", "message": "Hello", "keep_open": True}, runtime)
+        assert placed["reply"]["text"] == "Hi"
+        assert find_server(home).info["pid"] == serving.pid  # the client found it; no other started
+        said = invoke("say", {"call_id": placed["call_id"], "message": "And then?"}, runtime)
+        assert said["reply"]["text"] == "Second reply"
+        ended = invoke("hangup", {"call_id": placed["call_id"]}, runtime)
+        assert callee_lines(ended) == ["Hi", "Second reply"] and ended["status"] == "completed"
+    finally:
+        for process in starts:
+            if process.poll() is None:
+                kill(process.pid)
+            if process.stdout is not None:
+                process.stdout.close()
+
+
+def test_a_waiting_tool_with_no_next_server_says_how_to_follow_the_call(home: Path, twilio, monkeypatch) -> None:
+    """Following is bounded: when no next server can start (here a broken config), the
+    waiting `say` ends with exit 7 naming the call and the commands that follow it; once
+    the home is fixed, those commands take the call back."""
+    from twilio_caller.server import follow
+
+    monkeypatch.setattr(follow, "FOLLOW_SECONDS", 1.0)
+    person = Person(QUESTIONS, think_at="And then?")
+    runtime, first, placed = keep_open_call(home, twilio, person)
+    call_id = placed["call_id"]
+    config = home / "config.yaml"
+    good = config.read_text()
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            saying = pool.submit(invoke, "say", {"call_id": call_id, "message": "And then?"}, runtime)
+            assert person.thinking.wait(10)
+            config.write_text(good.replace("webhook: {port: 0}", "webhook: {port: -1}"))
+            kill(first.info["pid"])
+            with pytest.raises(ServerUnavailableError) as lost:
+                saying.result(timeout=90)
+        assert lost.value.exit_code == 7
+        assert call_id in lost.value.message and f"twilio-caller wait {call_id}" in lost.value.message
+        assert "calls reconcile" in lost.value.message
+        config.write_text(good)
+        changed = invoke("reconcile_calls", {}, runtime)["changed"]
+        assert changed == [{"call_id": call_id, "action": "taken-back", "status": "in-progress", "reason": None}]
+        person.release.set()
+        heard = invoke("wait", {"call_id": call_id, "timeout_seconds": 30}, runtime)
+        assert heard["reply"]["text"] == "Second reply"  # the cut question asked again
+        assert invoke("hangup", {"call_id": call_id}, runtime)["status"] == "completed"
+    finally:
+        person.release.set()
         stop_background(home)

@@ -6,7 +6,7 @@ or starts the home's next server, the normal way, and goes on waiting there on t
 call_id: the agent gets the call's real result — the reply (also one the dead server wrote
 before it could answer), or the end reconciliation found — instead of exit 7. Bounded: when
 no server can be reached or started within FOLLOW_SECONDS, exit 7 names the call and the
-command that follows it."""
+commands that follow it."""
 
 from __future__ import annotations
 
@@ -115,7 +115,8 @@ def _next_server(home: Path, call_id: str, simulate: bool) -> ServerClient:
                 raise ServerUnavailableError(
                     f"the server running call {call_id} stopped and no other could be reached or "
                     f"started within {FOLLOW_SECONDS:.0f} s ({exc.message}); the call is on record: "
-                    f"follow it with `twilio-caller wait {call_id}` once a server runs"
+                    f"`twilio-caller calls reconcile` starts a server that takes it back, then "
+                    f"`twilio-caller wait {call_id}` follows it"
                 ) from exc
             time.sleep(RETRY_SECONDS)
 
