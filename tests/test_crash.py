@@ -483,3 +483,29 @@ def test_a_waiting_tool_with_no_next_server_says_how_to_follow_the_call(home: Pa
     finally:
         person.release.set()
         stop_background(home)
+
+
+def test_a_call_waiting_for_its_first_reply_follows_it_to_the_next_server(home: Path, twilio) -> None:
+    """`call` (waiting) knows its call_id from the first progress event, so when its server
+    dies before the first reply it follows the call too: the next server asks the cut
+    question again and `call` returns the reply."""
+    simulator, api = twilio
+    runtime = live_home(home, simulator, api)
+    person = Person(QUESTIONS, think_at="Hello")
+    simulator.set_callee("+13125550101", InteractiveCallee(person, ring_seconds=2))
+    first = background(home)
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            calling = pool.submit(invoke, "call", {"to": "Contact1", "message": "Hello", "keep_open": True,
+                                                   "timeout_seconds": 60}, runtime)
+            assert person.thinking.wait(20)
+            kill(first.info["pid"])
+            placed = calling.result(timeout=90)
+        assert placed["reply"]["text"] == "Hi" and placed["status"] == "in-progress"
+        assert find_server(home).info["pid"] != first.info["pid"]
+        ended = invoke("hangup", {"call_id": placed["call_id"]}, runtime)
+        assert callee_lines(ended) == ["Hi"] and ended["status"] == "completed"
+        assert said_lines(ended).count("Hello") == 2  # asked, then asked again after the reprompt
+    finally:
+        person.release.set()
+        stop_background(home)
