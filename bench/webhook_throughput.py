@@ -82,7 +82,7 @@ def open_sessions(runner: Any, count: int, requests_file: Path) -> None:
             session.twilio_sid, session.status = sid, "in-progress"
             session.gather_number, session.last_prompt = 1, [MESSAGE]
             dialer.registry.add(session)
-            url = dialer.url_for(session, "gather", {"n": "1"})
+            url = dialer.urls.numbered(session, "gather", 1)
             params = {
                 "CallSid": sid, "AccountSid": runner.simulator.account_sid, "From": FROM, "To": TO,
                 "CallStatus": "in-progress", "ApiVersion": "2010-04-01", "Direction": "outbound-api",

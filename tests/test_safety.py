@@ -16,7 +16,7 @@ from twilio_caller.calls import CallWriter
 from twilio_caller.clock import ManualClock
 from twilio_caller.errors import InternalError, InvalidInputError
 from twilio_caller.runtime import Runtime
-from twilio_caller.telephony import Credentials, Telephony
+from twilio_caller.transport.twilio.calls import Credentials, Telephony
 
 CHICAGO = ZoneInfo("America/Chicago")
 
@@ -39,8 +39,8 @@ def request(rt: Runtime, to: str, message: str = "Hello") -> parser.CallRequest:
 
 
 def decide(rt: Runtime, to: str, now: datetime) -> safety.Decision:
-    decision, _ = safety.reserve(rt.store, request(rt, to), now, safety.Rules.from_config(rt.config),
-                                 tool="test", record_call=None)
+    decision, _ = safety.reserve(rt.store.ledger, request(rt, to), now, safety.Rules.from_config(rt.config),
+                                 tool="test", new_call=None)
     return decision
 
 
@@ -73,7 +73,7 @@ def place(rt: Runtime, to: str, now: datetime) -> tuple[safety.Decision, safety.
     simulator, base_url = _TWILIO
     server = Runtime(rt.home, clock=ManualClock(now))  # the server's runtime, its clock at `now`
     credentials = Credentials(simulator.account_sid, simulator.auth_token, "+13125550100", base_url)
-    dialer = Dialer(server, Telephony(credentials, server.store), "http://127.0.0.1:9")
+    dialer = Dialer(server, Telephony(credentials, server.store.ledger), "http://127.0.0.1:9")
     dialled_before = len(simulator.calls)
 
     async def dial() -> None:
@@ -270,8 +270,8 @@ def test_disclosure(book, opening: str, required: bool, allowed: bool) -> None:
 def test_every_decision_is_audited_with_the_message_truncated(book) -> None:
     rt = book(ALL_DAY_CALLEE)
     rt.contacts.add("Contact1", "312-555-0101")
-    safety.reserve(rt.store, request(rt, "Contact1", "x" * 500), at("2026-06-10 12:00:00"),
-                   safety.Rules.from_config(rt.config), tool="call", record_call=None)
+    safety.reserve(rt.store.ledger, request(rt, "Contact1", "x" * 500), at("2026-06-10 12:00:00"),
+                   safety.Rules.from_config(rt.config), tool="call", new_call=None)
     decide(rt, "911", at("2026-06-10 12:00:00"))
     rows = rt.store.query("SELECT tool, to_number, allowed, rule, reason, message FROM safety_decisions ORDER BY id")
     assert [(r["allowed"], r["rule"]) for r in rows] == [(1, None), (0, "never_dial")]
@@ -280,7 +280,7 @@ def test_every_decision_is_audited_with_the_message_truncated(book) -> None:
 
 def dead_telephony(rt: Runtime) -> Telephony:
     credentials = Credentials("AC" + "0" * 32, "token-for-tests", "+13125550100", "http://127.0.0.1:9")
-    return Telephony(credentials, rt.store)
+    return Telephony(credentials, rt.store.ledger)
 
 
 def test_telephony_refuses_without_an_approved_decision(book) -> None:
@@ -413,8 +413,8 @@ def test_an_unparsable_blocked_entry_still_blocks_its_digits(book, entry: str) -
 def test_a_message_of_exactly_200_characters_is_audited_whole(book) -> None:
     rt = book(ALL_DAY_CALLEE)
     rt.contacts.add("Contact1", "312-555-0101")
-    safety.reserve(rt.store, request(rt, "Contact1", "y" * 200), at("2026-06-10 12:00:00"),
-                   safety.Rules.from_config(rt.config), tool="call", record_call=None)
+    safety.reserve(rt.store.ledger, request(rt, "Contact1", "y" * 200), at("2026-06-10 12:00:00"),
+                   safety.Rules.from_config(rt.config), tool="call", new_call=None)
     assert rt.store.query("SELECT message FROM safety_decisions")[0]["message"] == "y" * 200
 
 

@@ -39,7 +39,6 @@ if TYPE_CHECKING:
     from twilio_caller.runtime import Runtime
 
 Parse = dict[str, Any]
-LIVE_STATUSES = LIVE
 
 
 # --- what the grammar knows about the world --------------------------------------------
@@ -66,7 +65,7 @@ class Context:
     @classmethod
     def from_runtime(cls, rt: Runtime, recent: int = 50) -> Context:
         calls = [
-            KnownCall(c["call_id"], c["to"]["name"], c["to"]["number"], c["status"] in LIVE_STATUSES)
+            KnownCall(c["call_id"], c["to"]["name"], c["to"]["number"], c["status"] in LIVE)
             for c in rt.calls.list(limit=recent)
         ]
         names = [contact.name for contact in rt.contacts.all()]

@@ -132,10 +132,10 @@ def _clock(rt: Runtime) -> Check:
 
 
 def _account(rt: Runtime) -> Check:
-    from twilio_caller.telephony import Credentials, Telephony
+    from twilio_caller.transport.twilio.calls import Credentials, Telephony
 
     try:
-        telephony = Telephony(Credentials.from_config(rt.config), rt.store)
+        telephony = Telephony(Credentials.from_config(rt.config), rt.store.ledger)
         telephony.recent_calls(limit=1)
     except TwilioCallerError as exc:
         return Check("twilio account", False, exc.message,

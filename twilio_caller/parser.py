@@ -10,8 +10,9 @@ from typing import Any
 
 from twilio_caller import numbers
 from twilio_caller.config import Config
-from twilio_caller.contacts import Contact, ContactBook, check_text, check_voice
+from twilio_caller.contacts import ContactBook, check_text, check_voice
 from twilio_caller.errors import InvalidInputError
+from twilio_caller.store.ports import Contact
 
 MESSAGE_MAX = 1200  # what fits in a call; run_command allows 1000 of the user's own words plus its framing
 LANGUAGE_PATTERN = r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$"

@@ -15,7 +15,7 @@ from twilio_caller.config import (
     Config, config_text, ensure_home, environment_values, load_config, resolve_home,
 )
 from twilio_caller.contacts import ContactBook
-from twilio_caller.store import Store
+from twilio_caller.store import Store, open_store
 
 
 SIMULATE_ENV = "TWILIO_CALLER_SIMULATE"  # 1: calls go to the built-in simulator
@@ -61,7 +61,7 @@ class Runtime:
     @functools.cached_property
     def store(self) -> Store:
         ensure_home(self.home)
-        return Store(self.config.database_path)
+        return open_store(self.config.database_path)
 
     @functools.cached_property
     def contacts(self) -> ContactBook:

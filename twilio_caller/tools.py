@@ -111,7 +111,7 @@ def call(
         return _dry_run(rt, arguments)
     from twilio_caller.errors import RefusedError
     from twilio_caller.server.client import ensure_server
-    from twilio_caller.telephony import Credentials
+    from twilio_caller.transport.twilio.calls import Credentials
 
     if not rt.simulate:
         from twilio_caller.safety import require_identity
@@ -267,8 +267,8 @@ def _dry_run(rt: Runtime, arguments: dict[str, Any]) -> dict[str, Any]:
 
     config = rt.rules_in_force()
     request = parser.from_arguments(rt.contacts, config, arguments)
-    decision, _ = safety.reserve(rt.store, request, rt.clock.now(), safety.Rules.from_config(config),
-                                 tool="call (dry run)", record_call=None)
+    decision, _ = safety.reserve(rt.store.ledger, request, rt.clock.now(), safety.Rules.from_config(config),
+                                 tool="call (dry run)", new_call=None)
     if not decision.allowed:
         raise decision.refusal()
     return {

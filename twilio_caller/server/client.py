@@ -149,12 +149,12 @@ def _refuse_if_leased(home: Path) -> None:
     (run file missing or stale): starting another would put two servers on one home."""
     from twilio_caller.call_state import HomeLease
     from twilio_caller.clock import SystemClock
-    from twilio_caller.store import Store
+    from twilio_caller.store import open_store
 
     path = home / "twilio-caller.db"
     if not path.exists():
         return
-    store = Store(path)
+    store = open_store(path)
     try:
         holder = HomeLease(store, SystemClock()).holder()
     finally:

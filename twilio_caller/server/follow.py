@@ -125,12 +125,12 @@ def _heard(home: Path, call_id: str) -> int:
     """How many callee turns the store holds for the call (0 when it has none or no store)."""
     from twilio_caller.calls import CallWriter
     from twilio_caller.clock import SystemClock
-    from twilio_caller.store import Store
+    from twilio_caller.store import open_store
 
     path = home / "twilio-caller.db"
     if not path.exists():
         return 0
-    store = Store(path)
+    store = open_store(path)
     try:
         record = CallWriter(store, SystemClock()).get(call_id)
     finally:

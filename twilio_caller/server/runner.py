@@ -24,7 +24,7 @@ from twilio_caller.runtime import Runtime
 from twilio_caller.scheduler import Scheduler
 from twilio_caller.server.runfile import remove_run_file, write_run_file
 from twilio_caller.serving import Listener, PortInUse, base_url, bind
-from twilio_caller.telephony import Credentials, Telephony
+from twilio_caller.transport.twilio.calls import Credentials, Telephony
 from twilio_caller.tunnel import open_public_url
 
 log = logging.getLogger("twilio_caller.server")
@@ -80,7 +80,7 @@ class ServerRunner:
             _check_default_voice(config)
             audio = AudioLibrary.from_config(config)
             stack.push_async_callback(audio.aclose)
-            self.dialer = Dialer(self._rt, Telephony(credentials, self._rt.store), public, audio,
+            self.dialer = Dialer(self._rt, Telephony(credentials, self._rt.store.ledger), public, audio,
                                  real_calls=not self._simulate, owner=owner)
             stack.push_async_callback(self.dialer.close)
             token = secrets.token_urlsafe(32)
@@ -88,7 +88,7 @@ class ServerRunner:
             from twilio_caller.server.webhook import build_webhook_app
 
             activity = Activity(self._rt.clock.monotonic)
-            webhook = Listener(build_webhook_app(self.dialer, credentials.auth_token, public, audio),
+            webhook = Listener(build_webhook_app(self.dialer, public, audio),
                                webhook_socket)
             self.scheduler = Scheduler(self._rt, self.dialer)
             stack.push_async_callback(self.scheduler.close)
