@@ -85,7 +85,7 @@ def follow(watch: Watch, *, simulate: bool, wait_seconds: float) -> dict[str, An
     if watch.tool == "say" and not watch.arguments.get("expect_reply", True):
         return server.invoke("call_status", {"call_id": call_id}, wait_seconds=5)  # its line is on record: delivered there
     record = server.invoke("call_status", {"call_id": call_id}, wait_seconds=5)
-    if _callee_turns(record) > watch.heard_before or record["ended"]:
+    if record["ended"] or (watch.until == "reply" and _callee_turns(record) > watch.heard_before):
         return this_turn(record, watch)
     remaining = max(wait_seconds - (time.monotonic() - watch.started), MIN_WAIT_SECONDS)
     resumed = server.invoke("wait", {"call_id": call_id, "until": watch.until, "timeout_seconds": remaining},
