@@ -346,17 +346,18 @@ class Dialer:
     async def _take_back(self, row: Any, status: str) -> None:
         session = self._session_from(row, status)
         self.registry.add(session)
-        resume, goodbye = None, None
+        resume, reask, goodbye = None, None, None
         if session.status == "in-progress":
             if session.keep_open:
-                resume = self._api_resume(session)
+                reask = self.states.unanswered_gather(session.call_id)
+                resume = self._api_resume(session) if reask is None else None
             else:
                 goodbye = RECOVERED_GOODBYE
                 self._writer.turn(session.call_id, "assistant", RECOVERED_GOODBYE)
         # else not answered yet: it will ask for its first answer here
         try:
             await asyncio.to_thread(self.transport.reattach, row["twilio_sid"], session,
-                                    resume=resume, goodbye=goodbye)
+                                    resume=resume, reask=reask, goodbye=goodbye)
         except TwilioCallerError:
             self.registry.discard(row["id"])  # not ours after all: the next reconciliation tries again
             raise
