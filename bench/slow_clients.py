@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from twilio_caller.server.webhook import _form
+from twilio_caller.transport.twilio.requests import read_form as _form
 from twilio_caller.serving import REQUEST_READ_SECONDS, Listener, bind
 
 STARTS = (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Ty",

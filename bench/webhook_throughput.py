@@ -62,14 +62,14 @@ def open_sessions(runner: Any, count: int, requests_file: Path) -> None:
     private Dialer helpers, in the server's loop thread, before any request arrives)."""
     from twilio.request_validator import RequestValidator  # type: ignore[import-untyped]
 
-    from twilio_caller import numbers, parser
+    from twilio_caller import call_request, numbers
 
     dialer, runtime = runner.dialer, runner._rt
-    config = runtime.config
+    settings = runtime.settings
     validator = RequestValidator(runner.simulator.auth_token)
-    request = parser.CallRequest(
+    request = call_request.CallRequest(
         number=numbers.parse(TO, "US"), contact=None, message=MESSAGE, interactive=True,
-        keep_open=False, voice=config.get("voice.default"), language=config.get("voice.language"),
+        keep_open=False, voice=settings.voice.default, language=settings.voice.language,
         closing=None,
     )
     with runtime.store.transaction() as connection, requests_file.open("w") as stream:
@@ -82,7 +82,7 @@ def open_sessions(runner: Any, count: int, requests_file: Path) -> None:
             session.twilio_sid, session.status = sid, "in-progress"
             session.gather_number, session.last_prompt = 1, [MESSAGE]
             dialer.registry.add(session)
-            url = dialer.url_for(session, "gather", {"n": "1"})
+            url = dialer.urls.numbered(session, "gather", 1)
             params = {
                 "CallSid": sid, "AccountSid": runner.simulator.account_sid, "From": FROM, "To": TO,
                 "CallStatus": "in-progress", "ApiVersion": "2010-04-01", "Direction": "outbound-api",

@@ -13,7 +13,7 @@ import pytest
 from twilio_caller.cli import main
 from twilio_caller.errors import InvalidInputError
 from twilio_caller.runtime import Runtime
-from twilio_caller.store import Store
+from twilio_caller.store.sqlite import SqliteStore as Store
 
 
 def run(capsys, *arguments: str) -> tuple[int, dict]:

@@ -231,11 +231,11 @@ def test_purge_deletes_transcripts_of_ended_calls_only(live_server) -> None:
 
 def test_retention_purges_old_transcripts(runtime, clock) -> None:
     from twilio_caller.calls import CallWriter
+    from twilio_caller.store.ports import NewCall
 
     runtime.contacts.add("Contact1", "312-555-0101")
     writer = CallWriter(runtime.store, clock)
-    with runtime.store.transaction() as connection:
-        writer.insert(connection, {"id": "call_old", "token": "t", "to_number": "+13125550101", "mode": "notify"})
+    runtime.store.calls.insert(NewCall(id="call_old", token="t", to_number="+13125550101", mode="notify"), clock.now())
     writer.turn("call_old", "callee", "old words")
     writer.advance("call_old", "completed")
     clock.advance(89 * 86400)

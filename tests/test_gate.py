@@ -118,10 +118,10 @@ def test_the_server_hangs_up_when_twilio_ignores_time_limit(gated, monkeypatch) 
 def _dial_after_barrier(home: str, api_base_url: str, account: tuple[str, str], attempts: int,
                         barrier, results) -> None:
     from twilio_caller.dialer import Dialer
-    from twilio_caller.telephony import Credentials, Telephony
+    from twilio_caller.transport.twilio.calls import Credentials, Telephony
 
     runtime = Runtime(Path(home), environ={})
-    telephony = Telephony(Credentials(account[0], account[1], "+13125550199", api_base_url), runtime.store)
+    telephony = Telephony(Credentials(account[0], account[1], "+13125550199", api_base_url), runtime.store.ledger)
     dialer = Dialer(runtime, telephony, "http://127.0.0.1:9")
 
     async def dial() -> int:
@@ -171,7 +171,8 @@ def test_a_burst_released_together_never_exceeds_the_cap(home: Path, processes: 
 
 
 def test_the_daily_cap_counts_the_owners_day_not_utcs(home: Path) -> None:
-    from twilio_caller import parser, safety
+    from twilio_caller import call_request, safety
+    from twilio_caller.store.ports import NewCall
 
     home.mkdir(parents=True, exist_ok=True)
     (home / "config.yaml").write_text(
@@ -181,23 +182,18 @@ def test_the_daily_cap_counts_the_owners_day_not_utcs(home: Path) -> None:
     runtime.contacts.add("Contact1", "+13125550101")
     runtime.contacts.add("Contact2", "+13125550102")
     tokyo_evening = datetime(2026, 6, 10, 14, 30, tzinfo=timezone.utc)  # 23:30 in Tokyo, same UTC day
-    rules = safety.Rules.from_config(runtime.config)
+    rules = safety.Rules.from_settings(runtime.settings)
 
     def reserve(name: str, now: datetime) -> safety.Decision:
-        request = parser.from_arguments(runtime.contacts, runtime.config, {"to": name, "message": "Hi"})
-        decision, _ = safety.reserve(runtime.store, request, now, rules, tool="call",
-                                     record_call=lambda connection: _record(connection, request, now))
+        request = call_request.from_arguments(runtime.contacts, runtime.settings, {"to": name, "message": "Hi"})
+        decision, _ = safety.reserve(runtime.store.ledger, request, now, rules, tool="call",
+                                     new_call=_record(request, now))
         return decision
 
-    def _record(connection, request, now: datetime) -> str:
+    def _record(request, now: datetime) -> NewCall:
         call_id = f"call_{now:%H%M%S}{request.to_number[-2:]}"
-        from twilio_caller.calls import CallWriter
-        from twilio_caller.clock import ManualClock
-
-        CallWriter(runtime.store, ManualClock(now)).insert(connection, {
-            "id": call_id, "token": "t", "contact_id": request.contact.id, "to_name": request.to_name,
-            "to_number": request.to_number, "message": "Hi", "mode": "notify"})
-        return call_id
+        return NewCall(id=call_id, token="t", contact_id=request.contact.id, to_name=request.to_name,
+                       to_number=request.to_number, message="Hi", mode="notify")
 
     assert reserve("Contact1", tokyo_evening).allowed
     next_tokyo_day = tokyo_evening + timedelta(minutes=45)  # 00:15 in Tokyo; still 15:15 UTC

@@ -11,12 +11,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from twilio_caller import parser, safety
+from twilio_caller import call_request, safety
 from twilio_caller.calls import CallWriter
 from twilio_caller.clock import ManualClock
 from twilio_caller.errors import InternalError, InvalidInputError
 from twilio_caller.runtime import Runtime
-from twilio_caller.telephony import Credentials, Telephony
+from twilio_caller.transport.twilio.calls import Credentials, Telephony
 
 CHICAGO = ZoneInfo("America/Chicago")
 
@@ -34,13 +34,13 @@ def book(runtime: Runtime, write_config):
     return configure
 
 
-def request(rt: Runtime, to: str, message: str = "Hello") -> parser.CallRequest:
-    return parser.from_arguments(rt.contacts, rt.config, {"to": to, "message": message})
+def request(rt: Runtime, to: str, message: str = "Hello") -> call_request.CallRequest:
+    return call_request.from_arguments(rt.contacts, rt.settings, {"to": to, "message": message})
 
 
 def decide(rt: Runtime, to: str, now: datetime) -> safety.Decision:
-    decision, _ = safety.reserve(rt.store, request(rt, to), now, safety.Rules.from_config(rt.config),
-                                 tool="test", record_call=None)
+    decision, _ = safety.reserve(rt.store.ledger, request(rt, to), now, safety.Rules.from_settings(rt.settings),
+                                 tool="test", new_call=None)
     return decision
 
 
@@ -73,7 +73,7 @@ def place(rt: Runtime, to: str, now: datetime) -> tuple[safety.Decision, safety.
     simulator, base_url = _TWILIO
     server = Runtime(rt.home, clock=ManualClock(now))  # the server's runtime, its clock at `now`
     credentials = Credentials(simulator.account_sid, simulator.auth_token, "+13125550100", base_url)
-    dialer = Dialer(server, Telephony(credentials, server.store), "http://127.0.0.1:9")
+    dialer = Dialer(server, Telephony(credentials, server.store.ledger), "http://127.0.0.1:9")
     dialled_before = len(simulator.calls)
 
     async def dial() -> None:
@@ -95,7 +95,7 @@ def place(rt: Runtime, to: str, now: datetime) -> tuple[safety.Decision, safety.
         at = datetime.fromisoformat(refusal.next_allowed_at) if refusal.next_allowed_at else None
         return safety.Decision(False, refusal.rule, refusal.reason, at), None
     assert len(simulator.calls) == dialled_before + 1
-    limit = safety.Rules.from_config(rt.config).max_duration_seconds
+    limit = safety.Rules.from_settings(rt.settings).max_duration_seconds
     return (safety.Decision(True, None, row["reason"]),
             safety.Approval(row["id"], row["call_id"], row["to_number"], limit))
 
@@ -270,8 +270,8 @@ def test_disclosure(book, opening: str, required: bool, allowed: bool) -> None:
 def test_every_decision_is_audited_with_the_message_truncated(book) -> None:
     rt = book(ALL_DAY_CALLEE)
     rt.contacts.add("Contact1", "312-555-0101")
-    safety.reserve(rt.store, request(rt, "Contact1", "x" * 500), at("2026-06-10 12:00:00"),
-                   safety.Rules.from_config(rt.config), tool="call", record_call=None)
+    safety.reserve(rt.store.ledger, request(rt, "Contact1", "x" * 500), at("2026-06-10 12:00:00"),
+                   safety.Rules.from_settings(rt.settings), tool="call", new_call=None)
     decide(rt, "911", at("2026-06-10 12:00:00"))
     rows = rt.store.query("SELECT tool, to_number, allowed, rule, reason, message FROM safety_decisions ORDER BY id")
     assert [(r["allowed"], r["rule"]) for r in rows] == [(1, None), (0, "never_dial")]
@@ -280,7 +280,7 @@ def test_every_decision_is_audited_with_the_message_truncated(book) -> None:
 
 def dead_telephony(rt: Runtime) -> Telephony:
     credentials = Credentials("AC" + "0" * 32, "token-for-tests", "+13125550100", "http://127.0.0.1:9")
-    return Telephony(credentials, rt.store)
+    return Telephony(credentials, rt.store.ledger)
 
 
 def test_telephony_refuses_without_an_approved_decision(book) -> None:
@@ -413,8 +413,8 @@ def test_an_unparsable_blocked_entry_still_blocks_its_digits(book, entry: str) -
 def test_a_message_of_exactly_200_characters_is_audited_whole(book) -> None:
     rt = book(ALL_DAY_CALLEE)
     rt.contacts.add("Contact1", "312-555-0101")
-    safety.reserve(rt.store, request(rt, "Contact1", "y" * 200), at("2026-06-10 12:00:00"),
-                   safety.Rules.from_config(rt.config), tool="call", record_call=None)
+    safety.reserve(rt.store.ledger, request(rt, "Contact1", "y" * 200), at("2026-06-10 12:00:00"),
+                   safety.Rules.from_settings(rt.settings), tool="call", new_call=None)
     assert rt.store.query("SELECT message FROM safety_decisions")[0]["message"] == "y" * 200
 
 
@@ -433,7 +433,7 @@ def test_the_report_shows_the_rules_in_force_and_todays_usage(book) -> None:
     rt.contacts.opt_out("+13125550102")
     now = at("2026-06-10 12:00:00")
     assert place(rt, "Contact1", now)[0].allowed
-    report = safety.report(rt.store, safety.Rules.from_config(rt.config), now + timedelta(minutes=1, microseconds=7))
+    report = safety.report(rt.store, safety.Rules.from_settings(rt.settings), now + timedelta(minutes=1, microseconds=7))
     assert report["rules"]["callee_hours"] is None
     assert report["rules"]["calling_hours"] == "07:00-23:00"
     assert report["now"] == {"owner_time": "2026-06-10T12:01:00-05:00", "within_calling_hours": True}
@@ -443,7 +443,7 @@ def test_the_report_shows_the_rules_in_force_and_todays_usage(book) -> None:
         {"name": "Contact1", "number": "+13125550101", "calls": 1, "remaining": 0, "opted_out": False},
         {"name": "Contact2", "number": "+13125550102", "calls": 0, "remaining": 1, "opted_out": True},
     ]
-    rules = dataclasses.replace(safety.Rules.from_config(rt.config), callee_hours=safety.Window.parse("09:00-17:00"))
+    rules = dataclasses.replace(safety.Rules.from_settings(rt.settings), callee_hours=safety.Window.parse("09:00-17:00"))
     evening = safety.report(rt.store, rules, at("2026-06-10 23:30:00"))
     assert evening["rules"]["callee_hours"] == "09:00-17:00"
     assert evening["now"]["within_calling_hours"] is False

@@ -17,7 +17,7 @@ from starlette.routing import Route
 
 from test_webhook import Hook, keep_open
 from twilio_caller.server.runfile import read_run_file
-from twilio_caller.server.webhook import MAX_BODY_BYTES, _form
+from twilio_caller.transport.twilio.requests import MAX_BODY_BYTES, read_form as _form
 from twilio_caller.serving import Listener, bind
 
 READ_SECONDS = 0.5

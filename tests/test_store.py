@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from twilio_caller.errors import ConflictError, InternalError
-from twilio_caller.store import MIGRATIONS, Migration, Store
+from twilio_caller.store.sqlite import MIGRATIONS, Migration, SqliteStore as Store
 
 
 def test_a_new_database_is_in_wal_mode_with_every_migration_recorded(tmp_path: Path) -> None:
@@ -94,3 +94,18 @@ def test_conflict_error_is_raised_not_a_raw_integrity_error(tmp_path: Path) -> N
     book.add("Contact1", "312-555-0101")
     with pytest.raises(ConflictError):
         book.add("Other", "+1 (312) 555-0101")
+
+
+def test_only_the_sqlite_store_holds_sql() -> None:
+    """The domain modules speak to the store's interfaces (store/ports.py); SQL and the
+    sqlite3 driver appear only in store/sqlite/."""
+    import re
+
+    package = Path(__file__).resolve().parent.parent / "twilio_caller"
+    sql = re.compile(r"\bimport sqlite3\b|\b(SELECT \S.* FROM|INSERT INTO|DELETE FROM|UPDATE \w+ SET)\b")
+    outside = [
+        f"{path.relative_to(package)}:{number}"
+        for path in package.rglob("*.py") if "store/sqlite" not in path.as_posix()
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if sql.search(line)
+    ]
+    assert outside == []

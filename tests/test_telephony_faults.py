@@ -26,7 +26,7 @@ from conftest import TEST_CONFIG
 from twilio_caller.clock import ManualClock
 from twilio_caller.errors import NotFoundError, TelephonyError
 from twilio_caller.runtime import Runtime
-from twilio_caller.telephony import Credentials, Telephony
+from twilio_caller.transport.twilio.calls import Credentials, Telephony
 
 ACCOUNT = "AC" + "7" * 32
 TOKEN = "telephony-faults-token"
@@ -77,7 +77,7 @@ class StandIn:
 
 
 def telephony(twilio: StandIn, runtime: Runtime) -> Telephony:
-    return Telephony(Credentials(ACCOUNT, TOKEN, FROM, twilio.base_url), runtime.store, sleep=lambda _: None)
+    return Telephony(Credentials(ACCOUNT, TOKEN, FROM, twilio.base_url), runtime.store.ledger, sleep=lambda _: None)
 
 
 def call(sid: str, created: datetime, to: str = TO, status: str = "queued") -> dict[str, Any]:
@@ -140,7 +140,7 @@ def dial(home: Path, twilio: StandIn):
     slept: list[float] = []
 
     def place(**arguments: Any) -> str:
-        telephony = Telephony(Credentials(ACCOUNT, TOKEN, FROM, twilio.base_url), runtime.store,
+        telephony = Telephony(Credentials(ACCOUNT, TOKEN, FROM, twilio.base_url), runtime.store.ledger,
                               sleep=slept.append, now=lambda: NOW)
         dialer = Dialer(runtime, telephony, "http://127.0.0.1:9")
 

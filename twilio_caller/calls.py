@@ -2,23 +2,24 @@
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Sequence
-from datetime import date, datetime, time, timedelta, timezone
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from twilio_caller.clock import Clock, isoformat
-from twilio_caller.call_status import TERMINAL, status_rank
+from twilio_caller.call_status import TERMINAL
+from twilio_caller.clock import Clock
 from twilio_caller.errors import InvalidInputError
 from twilio_caller.store import Store
-
-TERMINAL_STATUSES = TERMINAL
+from twilio_caller.call_request import CallRequest
+from twilio_caller.store.ports import CallFilter, CallRepository, Line, NewCall, Row
 
 
 class CallLog:
     def __init__(self, store: Store, clock: Clock, owner_timezone: str) -> None:
-        self._store = store
+        self._calls = store.calls
         self._clock = clock
         self._zone = ZoneInfo(owner_timezone)
 
@@ -31,19 +32,9 @@ class CallLog:
         since: str | None = None,
         limit: int = 20,
     ) -> list[dict[str, Any]]:
-        clauses, parameters = _contact_clauses(contact_id, removed_contact)
-        if status is not None:
-            clauses.append("status = ?")
-            parameters.append(status)
-        if since is not None:
-            clauses.append("created_at >= ?")
-            parameters.append(isoformat(self.parse_since(since).astimezone(timezone.utc)))
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        rows = self._store.query(
-            f"SELECT * FROM calls {where} ORDER BY created_at DESC, rowid DESC LIMIT ?",
-            [*parameters, limit],
-        )
-        return [record(row, self._turns(row["id"]), audio_fallbacks(self._store, row["id"])) for row in rows]
+        where = CallFilter(contact_id=contact_id, removed_contact=_removed(contact_id, removed_contact),
+                           status=status, since=self.parse_since(since) if since is not None else None)
+        return [full_record(self._calls, row) for row in self._calls.find(where, limit)]
 
     def parse_since(self, text: str) -> datetime:
         """`today`, `yesterday`, an ISO date (its start in the owner's zone) or date-time."""
@@ -68,44 +59,31 @@ class CallLog:
               removed_contact: str | None = None) -> dict[str, int]:
         """Delete the transcripts (turns and callback payloads) of ended calls placed before
         `before` and/or to one contact. The call rows stay, for the caps and the audit."""
-        clauses, parameters = _contact_clauses(contact_id, removed_contact)
-        clauses.append(f"status IN ({', '.join('?' * len(TERMINAL_STATUSES))})")
-        parameters += sorted(TERMINAL_STATUSES)
-        if before is not None:
-            clauses.append("created_at < ?")
-            parameters.append(isoformat(before.astimezone(timezone.utc)))
-        calls = f"SELECT id FROM calls WHERE {' AND '.join(clauses)}"
-        with self._store.transaction() as connection:
-            turns = connection.execute(f"DELETE FROM turns WHERE call_id IN ({calls})", parameters).rowcount
-            events = connection.execute(f"DELETE FROM events WHERE call_id IN ({calls})", parameters).rowcount
-        return {"turns": turns, "events": events}
+        return self._calls.purge(CallFilter(contact_id=contact_id,
+                                            removed_contact=_removed(contact_id, removed_contact),
+                                            before=before, ended_only=True))
 
     def removed_contact_called(self, name: str) -> bool:
         """Whether calls went to a contact of this name that is no longer in the book."""
-        clauses, parameters = _contact_clauses(None, name)
-        return bool(self._store.query(f"SELECT 1 FROM calls WHERE {clauses[0]} LIMIT 1", parameters))
+        return bool(self._calls.find(CallFilter(removed_contact=_removed(None, name)), 1))
 
     def purge_expired(self, retention_days: int) -> dict[str, int]:
         return self.purge(before=self._clock.now() - timedelta(days=retention_days))
 
-    def _turns(self, call_id: str) -> Sequence[sqlite3.Row]:
-        return self._store.query(
-            "SELECT speaker, text, confidence, at FROM turns WHERE call_id = ? ORDER BY id",
-            (call_id,),
-        )
 
 
-def audio_fallbacks(store: Store, call_id: str) -> list[dict[str, str]]:
+def full_record(calls: CallRepository, row: Row) -> dict[str, Any]:
+    """A call as tools return it: the row, its transcript and its audio fallbacks."""
+    return record(row, calls.turns(row["id"]), audio_fallbacks(calls, row["id"]))
+
+
+def audio_fallbacks(calls: CallRepository, call_id: str) -> list[dict[str, str]]:
     """The lines that were to be played with pre-generated audio but were <Say>ed, and why."""
-    import json
-
-    rows = store.query("SELECT payload FROM events WHERE call_id = ? AND kind = 'audio' ORDER BY id", (call_id,))
-    return [{key: str(value) for key, value in json.loads(row["payload"]).items()
-             if key in ("text", "reason", "detail")} for row in rows]
+    return [{key: str(value) for key, value in payload.items() if key in ("text", "reason", "detail")}
+            for payload in calls.event_payloads(call_id, "audio")]
 
 
-def record(row: sqlite3.Row, turns: Sequence[sqlite3.Row],
-           fallbacks: list[dict[str, str]] | None = None) -> dict[str, Any]:
+def record(row: Row, turns: Sequence[Row], fallbacks: list[dict[str, str]] | None = None) -> dict[str, Any]:
     transcript = [dict(turn) for turn in turns]
     heard = [turn for turn in transcript if turn["speaker"] == "callee"]
     reply = (
@@ -123,7 +101,7 @@ def record(row: sqlite3.Row, turns: Sequence[sqlite3.Row],
         "no_reply_reason": None if reply else row["no_reply_reason"],
         "transcript": transcript,
         "duration_seconds": row["duration_seconds"],
-        "ended": row["status"] in TERMINAL_STATUSES,
+        "ended": row["status"] in TERMINAL,
         "voicemail_left": bool(row["voicemail_left"]),
         "opted_out": bool(row["opted_out"]),
         "audio_fallbacks": fallbacks or [],
@@ -133,14 +111,12 @@ def record(row: sqlite3.Row, turns: Sequence[sqlite3.Row],
     }
 
 
-def _contact_clauses(contact_id: int | None, removed_contact: str | None) -> tuple[list[str], list[object]]:
-    """SQL conditions for the calls of one contact: by id, or — once it was removed from the
-    book (its calls' contact_id is then NULL) — by the name the calls kept."""
-    if contact_id is not None:
-        return ["contact_id = ?"], [contact_id]
-    if removed_contact is not None:
-        return ["contact_id IS NULL AND LOWER(to_name) = LOWER(?)"], [" ".join(removed_contact.split())]
-    return [], []
+def _removed(contact_id: int | None, removed_contact: str | None) -> str | None:
+    """The calls of one contact are found by its id, or — once it was removed from the book
+    — by the name the calls kept (spaces folded)."""
+    if contact_id is not None or removed_contact is None:
+        return None
+    return " ".join(removed_contact.split())
 
 
 def _start_of(day: date, zone: ZoneInfo) -> datetime:
@@ -153,99 +129,55 @@ class CallWriter:
 
     def __init__(self, store: Store, clock: Clock) -> None:
         self._store = store
+        self._calls = store.calls
         self._clock = clock
 
     @property
     def store(self) -> Store:
         return self._store
 
-    def insert(self, connection: sqlite3.Connection, fields: dict[str, Any]) -> None:
-        """Inside safety's reservation transaction: the call exists from the moment it is allowed."""
-        row = {**fields, "status": "pending", "created_at": isoformat(self._clock.now())}
-        columns = ", ".join(row)
-        connection.execute(
-            f"INSERT INTO calls ({columns}) VALUES ({', '.join('?' * len(row))})", list(row.values())
-        )
-
     def placed(self, call_id: str, twilio_sid: str, status: str) -> None:
-        with self._store.transaction() as connection:
-            connection.execute(
-                "UPDATE calls SET twilio_sid = ?, status = CASE WHEN status = 'pending'"
-                " THEN ? ELSE status END WHERE id = ?",
-                (twilio_sid, status, call_id),
-            )
+        self._calls.placed(call_id, twilio_sid, status)
 
     def not_placed(self, call_id: str, error: str) -> None:
         """Twilio refused the call: it failed, and it does not count against any cap."""
-        with self._store.transaction() as connection:
-            connection.execute(
-                "UPDATE calls SET status = 'failed', placed = 0, error = ?, ended_at = ?"
-                " WHERE id = ?",
-                (error, isoformat(self._clock.now()), call_id),
-            )
+        self._calls.not_placed(call_id, error, self._clock.now())
 
     def turn(self, call_id: str, speaker: str, text: str, confidence: float | None = None,
              dedupe_key: str | None = None) -> bool:
         """Record a transcript line; False when `dedupe_key` was recorded before (a replay)."""
         return self.turns(call_id, [(speaker, text, confidence, dedupe_key)])[0]
 
-    def turns(self, call_id: str, lines: Sequence[tuple[str, str, float | None, str | None]]) -> list[bool]:
+    def turns(self, call_id: str, lines: Sequence[Line]) -> list[bool]:
         """Record several transcript lines (speaker, text, confidence, dedupe_key) in one
         transaction; for each, False when its dedupe_key was recorded before."""
-        at = isoformat(self._clock.now())
-        with self._store.transaction() as connection:
-            return [
-                connection.execute(
-                    "INSERT OR IGNORE INTO turns (call_id, speaker, text, confidence, at, dedupe_key)"
-                    " VALUES (?, ?, ?, ?, ?, ?)",
-                    (call_id, speaker, text, confidence, at, dedupe_key),
-                ).rowcount == 1
-                for speaker, text, confidence, dedupe_key in lines
-            ]
+        return self._calls.add_turns(call_id, lines, self._clock.now())
 
     def event(self, call_id: str, kind: str, status: str | None, sequence: int | None,
-              payload: dict[str, Any], *, dedupe_by_content: bool = False) -> bool:
+              payload: Mapping[str, Any], *, dedupe_by_content: bool = False) -> bool:
         """Record an event; False for a duplicate: same kind and SequenceNumber, or — with
         `dedupe_by_content` and no SequenceNumber — the same payload."""
-        import hashlib
-        import json
-
         content = json.dumps(payload, sort_keys=True)
         content_key = (hashlib.sha256(content.encode()).hexdigest()
                        if dedupe_by_content and sequence is None else None)
-        with self._store.transaction() as connection:
-            cursor = connection.execute(
-                "INSERT OR IGNORE INTO events (call_id, kind, status, sequence_number, payload, at, content_key)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (call_id, kind, status, sequence, json.dumps(payload), isoformat(self._clock.now()), content_key),
-            )
-            return cursor.rowcount == 1
+        return self._calls.add_event(call_id, kind, status, sequence, payload, self._clock.now(),
+                                     content_key=content_key)
 
     def advance(self, call_id: str, status: str, **fields: Any) -> str:
         """Move the call forward to `status` (never back; a terminal state is final) and set
         `fields` (answered_by, duration_seconds, no_reply_reason, ...). Returns the status now."""
-        with self._store.transaction() as connection:
-            current = connection.execute("SELECT status FROM calls WHERE id = ?", (call_id,)).fetchone()
-            if current is None:
-                return status
-            now_status = current["status"]
-            if status_rank(status) > status_rank(now_status):
-                now_status = status
-                if status in TERMINAL_STATUSES:
-                    fields["ended_at"] = isoformat(self._clock.now())
-            sets = {"status": now_status, **{k: v for k, v in fields.items() if v is not None}}
-            assignments = ", ".join(f"{column} = ?" for column in sets)
-            connection.execute(
-                f"UPDATE calls SET {assignments} WHERE id = ?", [*sets.values(), call_id]
-            )
-            return str(now_status)
+        return self._calls.advance(call_id, status, fields, self._clock.now())
 
     def get(self, call_id: str) -> dict[str, Any] | None:
-        rows = self._store.query("SELECT * FROM calls WHERE id = ?", (call_id,))
-        if not rows:
-            return None
-        turns = self._store.query(
-            "SELECT speaker, text, confidence, at FROM turns WHERE call_id = ? ORDER BY id",
-            (call_id,),
-        )
-        return record(rows[0], turns, audio_fallbacks(self._store, call_id))
+        row = self._calls.get(call_id)
+        return full_record(self._calls, row) if row is not None else None
+
+
+def new_call(call_id: str, token: str, request: CallRequest) -> NewCall:
+    """The record of a call the safety gate is asked to allow."""
+    return NewCall(
+        id=call_id, token=token, contact_id=request.contact.id if request.contact else None,
+        to_name=request.to_name, to_number=request.to_number, message=request.message,
+        mode="interactive" if request.interactive else "notify", keep_open=request.keep_open,
+        voice=request.voice, language=request.language,
+    )

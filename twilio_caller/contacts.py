@@ -5,72 +5,40 @@ from __future__ import annotations
 
 import csv
 import difflib
-import sqlite3
 import unicodedata
 import zoneinfo
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from twilio_caller import numbers
-from twilio_caller.clock import Clock, isoformat
+from twilio_caller.clock import Clock
 from twilio_caller.errors import ConflictError, InvalidInputError, NotFoundError
 from twilio_caller.store import Store
+from twilio_caller.store.ports import Contact, ContactFields, Taken
 
 NAME_MAX = 64
 CSV_COLUMNS = ("name", "number", "timezone", "voice", "notes")
 _UNSET: Any = object()
 
 
-@dataclass(frozen=True)
-class Contact:
-    id: int
-    name: str
-    number: str
-    timezone: str | None
-    voice: str | None
-    notes: str | None
-    opted_out_at: str | None
-    created_at: str
-    updated_at: str
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        del data["id"]
-        return data
-
-
-@dataclass(frozen=True)
-class ContactFields:
-    """A contact's values, each checked and normalised, ready to store."""
-
-    name: str
-    number: str
-    timezone: str | None
-    voice: str | None
-    notes: str | None
-
-
 class ContactBook:
     def __init__(self, store: Store, clock: Clock, region: str) -> None:
-        self._store = store
+        self._contacts = store.contacts
         self._clock = clock
         self._region = region
 
     def all(self) -> list[Contact]:
-        rows = self._store.query("SELECT * FROM contacts ORDER BY name_key")
-        return [Contact(**_columns(row)) for row in rows]
+        return self._contacts.all()
 
     def get(self, name: str) -> Contact:
-        rows = self._store.query("SELECT * FROM contacts WHERE name_key = ?", (_key(name),))
-        if not rows:
+        contact = self._contacts.by_key(_key(name))
+        if contact is None:
             raise NotFoundError(f"no contact named {name.strip()!r}{self._closest(name)}")
-        return Contact(**_columns(rows[0]))
+        return contact
 
     def find_by_number(self, e164: str) -> Contact | None:
-        rows = self._store.query("SELECT * FROM contacts WHERE number = ?", (e164,))
-        return Contact(**_columns(rows[0])) if rows else None
+        return self._contacts.by_number(e164)
 
     def add(
         self,
@@ -81,8 +49,7 @@ class ContactBook:
         notes: str | None = None,
     ) -> Contact:
         fields = self.check(name, number, timezone, voice, notes)
-        with self._store.transaction() as connection:
-            return self._insert(connection, fields)
+        return self._add([fields])[0]
 
     def update(
         self,
@@ -103,31 +70,19 @@ class ContactBook:
             current.voice if voice is _UNSET else voice,
             current.notes if notes is _UNSET else notes,
         )
-        with self._store.transaction() as connection:
-            self._ensure_unique(connection, fields, current.id)
-            connection.execute(
-                "UPDATE contacts SET name = ?, name_key = ?, number = ?, timezone = ?, voice = ?,"
-                " notes = ?, opted_out_at = CASE WHEN ? THEN NULL ELSE opted_out_at END,"
-                " updated_at = ? WHERE id = ?",
-                (fields.name, _key(fields.name), fields.number, fields.timezone, fields.voice,
-                 fields.notes, opt_in, isoformat(self._clock.now()), current.id),
-            )
+        try:
+            self._contacts.update(current.id, fields, _key(fields.name), opt_in=opt_in, now=self._clock.now())
+        except Taken as taken:
+            raise _conflict(taken, fields) from None
         return self.get(fields.name)
 
     def opt_out(self, e164: str) -> None:
         """The callee asked not to be called again: refuse calls until the owner opts them in."""
-        now = isoformat(self._clock.now())
-        with self._store.transaction() as connection:
-            connection.execute(
-                "UPDATE contacts SET opted_out_at = COALESCE(opted_out_at, ?), updated_at = ?"
-                " WHERE number = ?",
-                (now, now, e164),
-            )
+        self._contacts.opt_out(e164, self._clock.now())
 
     def remove(self, name: str) -> Contact:
         contact = self.get(name)
-        with self._store.transaction() as connection:
-            connection.execute("DELETE FROM contacts WHERE id = ?", (contact.id,))
+        self._contacts.remove(contact.id)
         return contact
 
     def import_csv(self, path: Path) -> list[Contact]:
@@ -154,8 +109,7 @@ class ContactBook:
                 + (f"\n(and {len(problems) - 20} more)" if len(problems) > 20 else "")
             )
         try:
-            with self._store.transaction() as connection:
-                return [self._insert(connection, fields) for fields in checked]
+            return self._add(checked)
         except ConflictError as exc:
             raise ConflictError(f"{path}: nothing imported; {exc.message}") from exc
 
@@ -175,36 +129,12 @@ class ContactBook:
             notes=check_text((notes or "").strip(), "notes") or None,
         )
 
-    def _insert(self, connection: sqlite3.Connection, fields: ContactFields) -> Contact:
-        self._ensure_unique(connection, fields, None)
-        now = isoformat(self._clock.now())
-        cursor = connection.execute(
-            "INSERT INTO contacts (name, name_key, number, timezone, voice, notes,"
-            " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (fields.name, _key(fields.name), fields.number, fields.timezone, fields.voice,
-             fields.notes, now, now),
-        )
-        return Contact(
-            id=cursor.lastrowid or 0, **asdict(fields), opted_out_at=None,
-            created_at=now, updated_at=now,
-        )
-
-    def _ensure_unique(
-        self, connection: sqlite3.Connection, fields: ContactFields, own_id: int | None
-    ) -> None:
-        for column, value, label in (
-            ("name_key", _key(fields.name), "the name"),
-            ("number", fields.number, "the number"),
-        ):
-            row = connection.execute(
-                f"SELECT name FROM contacts WHERE {column} = ? AND id IS NOT ?", (value, own_id)
-            ).fetchone()
-            if row:
-                shown = fields.name if column == "name_key" else fields.number
-                raise ConflictError(
-                    f"{label} {shown!r} is already taken by contact {row['name']!r}",
-                    field="name" if column == "name_key" else "number",
-                )
+    def _add(self, entries: list[ContactFields]) -> list[Contact]:
+        """All of them or none; ConflictError names the first clash with the book."""
+        try:
+            return self._contacts.add([(fields, _key(fields.name)) for fields in entries], self._clock.now())
+        except Taken as taken:
+            raise _conflict(taken, entries[taken.index]) from None
 
     def _closest(self, name: str) -> str:
         names = [contact.name for contact in self.all()]
@@ -276,8 +206,10 @@ def _key(name: str) -> str:
     return " ".join(unicodedata.normalize("NFC", name).split()).casefold()
 
 
-def _columns(row: sqlite3.Row) -> dict[str, Any]:
-    return {key: row[key] for key in row.keys() if key != "name_key"}  # noqa: SIM118 (sqlite3.Row iterates values)
+def _conflict(taken: Taken, fields: ContactFields) -> ConflictError:
+    shown = fields.name if taken.field == "name" else fields.number
+    label = "the name" if taken.field == "name" else "the number"
+    return ConflictError(f"{label} {shown!r} is already taken by contact {taken.holder!r}", field=taken.field)
 
 
 def _clash(fields: ContactFields, earlier: Iterable[ContactFields]) -> str | None:

@@ -1,23 +1,30 @@
-"""The webhook side of a live call: Twilio's requests (voice, gather, hold, status) → the
-TwiML that answers them. Every turn and status change is written to the store before the
-answer goes back; the agent's waiting tool calls are woken through the session."""
+"""The conversation core: a live call's events (answered, heard, silence, digits, ready,
+status) → the commands that answer them (say, ask, hold, press, end), in the neutral language
+of the call-transport port (transport/port.py); the transport parses its provider's requests
+into events and renders the commands (TwiML for Twilio). Every turn and status change is
+written to the store before the answer goes back; the agent's waiting tool calls are woken
+through the session."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from twilio_caller import twiml
 from twilio_caller.call_state import CallStates
-from twilio_caller.calls import TERMINAL_STATUSES, CallWriter
+from twilio_caller.call_status import TERMINAL
+from twilio_caller.calls import CallWriter
 from twilio_caller.clock import Clock
 from twilio_caller.contacts import ContactBook
 from twilio_caller.errors import TwilioCallerError
 from twilio_caller.safety import is_opt_out
 from twilio_caller.sessions import Action, CallSession, HangUp, Outcome, Press, action_from_dict
+from twilio_caller.transport.port import (
+    Answered, Ask, Command, Digits, EndCall, Event, Heard, Hold, Interrupted, Line, Ready, Renderer, Say, SendDigits,
+    Silence, Spoken, StatusChanged,
+)
 
 if TYPE_CHECKING:
     from twilio_caller.audio import Audio, AudioLibrary
@@ -30,14 +37,7 @@ OPT_OUT_GOODBYE = "Understood. You won't get calls from me again. Goodbye."
 FAILURE_GOODBYE = "Sorry, I have a technical problem and have to end this call. Goodbye."
 NO_REPLY_BY_STATUS = {"busy": "busy", "no-answer": "no-answer", "failed": "failed",
                       "canceled": "canceled", "completed": "hung-up"}
-ANSWER_SECONDS = 13.5  # how long an answer may take in all, inside Twilio's 15 s limit
-
-
-def answered_by(raw: str | None) -> str | None:
-    """Twilio's AnsweredBy values, as the result reports them: human, machine, fax, unknown."""
-    if not raw:
-        return None
-    return "machine" if raw.startswith("machine") else raw
+ANSWER_SECONDS = 13.5  # how long an answer may take in all, inside the provider's window (Twilio: 15 s)
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ class Conversation:
         clock: Clock,
         budgets: Budgets,
         opening: str,
-        url_for: Callable[[CallSession, str, Mapping[str, str]], str],
+        transport: Renderer,
         *,
         voicemail_mode: str = "leave-message",
         voicing: Voicing | None = None,
@@ -75,7 +75,7 @@ class Conversation:
         self._clock = clock
         self._budgets = budgets
         self._opening = opening
-        self._url_for = url_for
+        self._transport = transport
         self._voicemail_mode = voicemail_mode
         self._voicing = voicing
 
@@ -83,30 +83,59 @@ class Conversation:
     def opening(self) -> str:
         return self._opening
 
-    async def voice(self, session: CallSession, answered: str | None = None) -> str:
-        return await self._once(session, "voice", lambda: self._open(session, answered))
+    async def handle(self, session: CallSession, event: Event) -> str | None:
+        """An event from the transport: the answer it waits for (as the transport renders it),
+        or None for an event that needs none (a status, an interruption). A status the store
+        refused raises, after the agent's waiting tools were told."""
+        if isinstance(event, StatusChanged):
+            await self.status(session, event)
+            return None
+        if isinstance(event, Interrupted):
+            await self.interrupted(session, event)
+            return None
+        return await self.answer(session, event)
 
-    async def gather(self, session: CallSession, number: int, speech: str | None,
-                     confidence: float | None, dedupe_key: str) -> str:
+    async def answer(self, session: CallSession, event: Answered | Heard | Silence | Digits | Ready) -> str:
+        """The answer to an event the transport waits on, as the transport renders it. The
+        first request computes it; a retry or replay of the same request gets the same one."""
+        match event:
+            case Answered(answered_by=who):
+                return await self._once(session, "voice", lambda: self._open(session, who))
+            case Heard(turn=turn, text=text, confidence=confidence, dedupe_key=dedupe_key):
+                return await self._listened(session, turn, lambda: self._heard(session, text, confidence, dedupe_key))
+            case Digits(turn=turn, digits=digits, dedupe_key=dedupe_key):
+                return await self._listened(session, turn, lambda: self._heard(session, digits, None, dedupe_key))
+            case Silence(turn=turn):
+                return await self._listened(session, turn, lambda: self._heard(session, None, None, ""))
+            case Ready(resume=number):
+                return await self._ready(session, number)
+
+    async def _listened(self, session: CallSession, number: int,
+                        heard: Callable[[], Awaitable[Command]]) -> str:
+        """Listening turn `number` ended: only the turn asked last is answered anew."""
         key = f"gather:{number}"
         if number != session.gather_number and key not in session.answers:
-            return self._states.answer(session.call_id, key) or await self._stale(session)
-        return await self._once(
-            session, key, lambda: self._heard(session, speech, confidence, dedupe_key),
-        )
+            return self._states.answer(session.call_id, key) or self._stale(session)
+        return await self._once(session, key, heard)
 
-    async def hold(self, session: CallSession, number: int) -> str:
-        """Request `hold?n=N`: only the hold URL given last is answered anew; an older one
-        gets the answer it got before (a replay), or a steady hold that delivers nothing."""
+    async def _ready(self, session: CallSession, number: int) -> str:
+        """`Ready(N)` (Twilio: `hold?n=N`): only the resume number given last is answered
+        anew; an older one gets the answer it got before (a replay), or a steady hold that
+        delivers nothing."""
         key = f"hold:{number}"
         if number != session.hold_number and key not in session.answers:
-            return self._states.answer(session.call_id, key) or await self._stale(session)
+            return self._states.answer(session.call_id, key) or self._stale(session)
         return await self._once(session, key, lambda: self._held(session))
 
-    async def _held(self, session: CallSession) -> str:
+    async def _held(self, session: CallSession) -> Command:
         if session.ended:
-            return twiml.notify(session.speech, [])
+            return EndCall()
         return await self._wait_for_agent(session, self._deadline())
+
+    async def interrupted(self, session: CallSession, event: Interrupted) -> None:
+        """The callee spoke over the assistant: what they actually heard goes on record."""
+        self._writer.event(session.call_id, "interrupted", None, None, {"heard": event.heard})
+        session.emit({"event": "interrupted", "heard": event.heard})
 
     def restore(self, session: CallSession) -> None:
         """Rebuild the session's live state from the store (after a restart, or a failed write)."""
@@ -117,31 +146,29 @@ class Conversation:
         session.last_prompt = state.last_prompt
         session.requeue([action_from_dict(action) for action in state.pending_actions])
 
-    def hold_url(self, session: CallSession) -> str:
-        """The next hold URL, with its sequence (given in an answer: saved with it)."""
+    @staticmethod
+    def _next_resume(session: CallSession) -> int:
+        """The next resume number (Twilio: the hold URL's sequence), saved with the answer."""
         session.hold_number += 1
-        return self._url_for(session, "hold", {"n": str(session.hold_number)})
+        return session.hold_number
 
-    async def status(self, session: CallSession, status: str, sequence: int | None,
-                     params: Mapping[str, str]) -> None:
+    async def status(self, session: CallSession, event: StatusChanged) -> None:
         try:
-            await self._status(session, status, sequence, params)
+            await self._status(session, event)
         except TwilioCallerError as exc:
             await self.fail(session, exc)
             raise
 
-    async def _status(self, session: CallSession, status: str, sequence: int | None,
-                      params: Mapping[str, str]) -> None:
-        if not self._writer.event(session.call_id, "status", status, sequence, dict(params),
+    async def _status(self, session: CallSession, event: StatusChanged) -> None:
+        status = event.status.value
+        if not self._writer.event(session.call_id, "status", status, event.sequence, dict(event.details),
                                   dedupe_by_content=True):
             return  # a duplicate callback changes nothing
-        duration = params.get("CallDuration")
         now = self._writer.advance(
             session.call_id, status,
-            answered_by=answered_by(params.get("AnsweredBy")),
-            duration_seconds=int(duration) if duration and duration.isdigit() else None,
+            answered_by=event.answered_by, duration_seconds=event.duration_seconds,
         )
-        if now in TERMINAL_STATUSES and not session.ended:
+        if now in TERMINAL and not session.ended:
             if not session.outcomes:  # else the outcome already said reply or no-speech
                 reason = None if not session.interactive and now == "completed" else NO_REPLY_BY_STATUS[now]
                 self._writer.advance(session.call_id, now, no_reply_reason=reason)
@@ -152,8 +179,8 @@ class Conversation:
             session.emit({"event": "answered" if now == "in-progress" else now})
             await session.notify()
 
-    async def _once(self, session: CallSession, key: str, answer: Callable[[], Awaitable[str]]) -> str:
-        """The first request computes the answer; a retry or replay gets the same TwiML —
+    async def _once(self, session: CallSession, key: str, answer: Callable[[], Awaitable[Command]]) -> str:
+        """The first request computes the answer; a retry or replay gets the same answer —
         from memory, or from the store after a restart."""
         pending = session.answers.get(key)
         if pending is None:
@@ -164,13 +191,14 @@ class Conversation:
             session.answers[key] = pending
         return await asyncio.shield(pending)
 
-    async def _answer(self, session: CallSession, key: str, answer: Callable[[], Awaitable[str]]) -> str:
-        """Make the answer, then write it with the lines it speaks and the state it leaves in
-        one transaction; only then are the agent's delivered actions reported delivered."""
+    async def _answer(self, session: CallSession, key: str, answer: Callable[[], Awaitable[Command]]) -> str:
+        """Make the answer, render it, then write it with the lines it speaks and the state it
+        leaves in one transaction; only then are the agent's delivered actions reported
+        delivered. The rendered answer is what is kept: a replay gets the very same one."""
         async with session.answering:
             session.unsaved, session.taken = [], []
             try:
-                document = await answer()
+                document = self._transport.render(session, await answer())
                 lines = [(speaker, text, confidence, dedupe or f"{session.call_id}:{key}:{index}")
                          for index, (speaker, text, confidence, dedupe) in enumerate(session.unsaved)]
                 document = self._states.commit(
@@ -183,7 +211,7 @@ class Conversation:
                 session.answers.pop(key, None)
                 self._rollback(session)
                 await self.fail(session, exc)
-                return twiml.notify(session.speech, [FAILURE_GOODBYE])
+                return self._transport.render(session, EndCall((FAILURE_GOODBYE,)))
             except BaseException:
                 session.answers.pop(key, None)  # not given: a retry makes it again
                 self._rollback(session)
@@ -214,9 +242,9 @@ class Conversation:
         session.last_prompt = state.last_prompt
         session.requeue(taken, front=True)
 
-    async def _open(self, session: CallSession, answered: str | None) -> str:
+    async def _open(self, session: CallSession, answered: str | None) -> Command:
         deadline = self._deadline()
-        who = answered_by(answered) or ("unknown" if session.digits_sent else None)
+        who = answered or ("unknown" if session.digits_sent else None)
         if who is not None:
             self._writer.advance(session.call_id, session.status, answered_by=who)
         if who in ("machine", "fax"):
@@ -226,7 +254,7 @@ class Conversation:
             return await self._goodbye(session, [*lines, NOTIFY_GOODBYE], deadline)
         return await self._ask(session, lines, prompt=[session.message], deadline=deadline)
 
-    async def _voicemail(self, session: CallSession, who: str, deadline: float) -> str:
+    async def _voicemail(self, session: CallSession, who: str, deadline: float) -> Command:
         """A machine answered, after its beep (DetectMessageEnd): leave the message, or not."""
         if who == "fax" or self._voicemail_mode == "hang-up":
             session.emit({"event": f"{who} answered: hanging up"})
@@ -237,7 +265,7 @@ class Conversation:
         return await self._goodbye(session, lines, deadline)
 
     async def _heard(self, session: CallSession, speech: str | None, confidence: float | None,
-                     dedupe_key: str) -> str:
+                     dedupe_key: str) -> Command:
         deadline = self._deadline()
         text = " ".join((speech or "").split())
         if text and not session.keep_open and not is_opt_out(text):
@@ -259,9 +287,9 @@ class Conversation:
         return await self._after_listening(session, heard=False, deadline=deadline)
 
     async def _reply_then_close(self, session: CallSession, text: str, confidence: float | None,
-                                dedupe_key: str, deadline: float) -> str:
+                                dedupe_key: str, deadline: float) -> Command:
         """The classic flow: the reply, then the closing — both lines in one write, made before
-        the agent wakes and before Twilio gets its answer."""
+        the agent wakes and before the transport gets its answer."""
         closing = session.closing
         self._writer.turns(session.call_id, [("callee", text, confidence, dedupe_key),
                                              ("assistant", closing, None, f"{dedupe_key}:closing")])
@@ -269,14 +297,14 @@ class Conversation:
         session.emit({"event": "said", "text": closing})
         await self._outcome(session, Outcome("reply", text, confidence))
         session.hung_up_by_us = True
-        return twiml.notify(session.speech, await self._voiced(session, [closing], deadline))
+        return EndCall(tuple(await self._voiced(session, [closing], deadline)))
 
-    async def _after_listening(self, session: CallSession, *, heard: bool, deadline: float) -> str:
+    async def _after_listening(self, session: CallSession, *, heard: bool, deadline: float) -> Command:
         if session.keep_open:
             return await self._wait_for_agent(session, deadline)
         return await self._goodbye(session, [session.closing if heard else SILENCE_GOODBYE], deadline)
 
-    async def _wait_for_agent(self, session: CallSession, deadline: float) -> str:
+    async def _wait_for_agent(self, session: CallSession, deadline: float) -> Command:
         idle = self._clock.monotonic() - session.idle_since
         remaining = self._budgets.unsteered_seconds - idle
         if remaining <= 0:
@@ -284,26 +312,26 @@ class Conversation:
             return await self._goodbye(session, [session.closing], deadline)
         action = await session.next_action(min(self._budgets.hold_seconds, remaining))
         if action is None:
-            return twiml.hold(self.hold_url(session))
+            return Hold(self._next_resume(session))
         session.taken.append(action)
         return await self._perform(session, action, deadline)
 
-    async def _perform(self, session: CallSession, action: Action, deadline: float) -> str:
+    async def _perform(self, session: CallSession, action: Action, deadline: float) -> Command:
         session.idle_since = self._clock.monotonic()
         if isinstance(action, HangUp):
             return await self._goodbye(session, [action.text] if action.text else [], deadline)
         if isinstance(action, Press):
             self._writer.event(session.call_id, "digits", None, None, {"digits": action.digits})
             session.emit({"event": "pressed", "digits": action.digits})
-            return twiml.press(action.digits, self.hold_url(session))
+            return SendDigits(action.digits, self._next_resume(session))
         if action.expect_reply:
             session.reprompts_left = self._budgets.reprompts
             return await self._ask(session, [action.text], prompt=[action.text], deadline=deadline)
         lines = await self._spoken(session, [action.text], deadline)
-        return twiml.say_then_hold(session.speech, lines, self.hold_url(session))
+        return Say(tuple(lines), self._next_resume(session))
 
     async def _opt_out(self, session: CallSession, text: str, confidence: float | None,
-                       deadline: float) -> str:
+                       deadline: float) -> Command:
         session.opted_out = True
         self._contacts.opt_out(session.to_number)
         self._writer.advance(session.call_id, session.status, opted_out=1)
@@ -311,37 +339,37 @@ class Conversation:
         await self._outcome(session, Outcome("reply", text, confidence))
         return await self._goodbye(session, [OPT_OUT_GOODBYE], deadline)
 
-    async def _stale(self, session: CallSession) -> str:
+    def _stale(self, session: CallSession) -> str:
         """A request we no longer expect (the call moved on, or a replay of an unanswered
-        one): keep the call steady, pointing at the current hold URL without taking anything."""
+        one): keep the call steady, pointing at the current resume number without taking
+        anything."""
         if session.ended:
-            return twiml.notify(session.speech, [])
-        return twiml.hold(self._url_for(session, "hold", {"n": str(session.hold_number)}))
+            return self._transport.render(session, EndCall())
+        return self._transport.render(session, Hold(session.hold_number))
 
     async def _outcome(self, session: CallSession, outcome: Outcome) -> None:
         session.idle_since = self._clock.monotonic()
         await session.record_outcome(outcome)
 
     async def _ask(self, session: CallSession, texts: list[str], *, prompt: list[str],
-                   deadline: float) -> str:
+                   deadline: float) -> Command:
         lines = await self._spoken(session, texts, deadline)
         session.gather_number += 1
         session.last_prompt = prompt
-        action = self._url_for(session, "gather", {"n": str(session.gather_number)})
-        return twiml.ask(session.speech, lines, action)
+        return Ask(tuple(lines), session.gather_number)
 
-    async def _goodbye(self, session: CallSession, texts: list[str], deadline: float) -> str:
+    async def _goodbye(self, session: CallSession, texts: list[str], deadline: float) -> Command:
         session.hung_up_by_us = True
-        return twiml.notify(session.speech, await self._spoken(session, texts, deadline))
+        return EndCall(tuple(await self._spoken(session, texts, deadline)))
 
-    async def _spoken(self, session: CallSession, texts: Sequence[str], deadline: float) -> list[twiml.Spoken]:
+    async def _spoken(self, session: CallSession, texts: Sequence[str], deadline: float) -> list[Spoken]:
         """Record the lines for the transcript (written with the answer), then voice them."""
         session.unsaved.extend(("assistant", text, None, None) for text in texts)
         for text in texts:
             session.emit({"event": "said", "text": text})
         return await self._voiced(session, texts, deadline)
 
-    async def _voiced(self, session: CallSession, texts: Sequence[str], deadline: float) -> list[twiml.Spoken]:
+    async def _voiced(self, session: CallSession, texts: Sequence[str], deadline: float) -> list[Spoken]:
         """Each line with pre-generated audio when that is ready within the budget (never past
         the request's deadline); else the text, to be <Say>ed."""
         if self._voicing is None or not texts:
@@ -351,10 +379,10 @@ class Conversation:
         budget = max(0.0, min(self._budgets.audio_seconds, deadline - self._clock.monotonic()))
         answers = await asyncio.gather(
             *(self._voicing.library.get_or_generate(text, budget) for text in texts))
-        lines: list[twiml.Spoken] = []
+        lines: list[Spoken] = []
         for text, answer in zip(texts, answers, strict=True):
             if isinstance(answer, Audio):
-                lines.append(twiml.Line(text, self._voicing.url(answer)))
+                lines.append(Line(text, self._voicing.url(answer)))
                 continue
             if answer.reason != "disabled":
                 self._writer.event(session.call_id, "audio", "fallback", None, {"text": text, **answer.to_dict()})

@@ -10,15 +10,20 @@ import secrets
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from twilio_caller import numbers, parser, safety, twiml, voices
+from twilio_caller import call_request, numbers, safety, voices
 from twilio_caller.call_state import CallStates, new_owner
-from twilio_caller.calls import TERMINAL_STATUSES, CallWriter
+from twilio_caller.call_status import TERMINAL, UNANSWERED
+from twilio_caller.calls import CallWriter, new_call
 from twilio_caller.config import Config
 from twilio_caller.conversation import FAILURE_GOODBYE, NO_REPLY_BY_STATUS, Budgets, Conversation, Voicing
 from twilio_caller.errors import InvalidInputError, NotFoundError, TelephonyError, TwilioCallerError
 from twilio_caller.runtime import Runtime
+from twilio_caller.settings import Settings
 from twilio_caller.sessions import Action, CallSession, HangUp, Outcome, Press, Registry, Speak, action_to_dict
-from twilio_caller.telephony import Telephony
+from twilio_caller.transport.port import CallTransport, Speech
+from twilio_caller.transport.twilio.calls import Telephony
+from twilio_caller.transport.twilio.routes import WebhookUrls
+from twilio_caller.transport.twilio.transport import TwilioTransport
 
 if TYPE_CHECKING:
     from twilio_caller.audio import AudioLibrary
@@ -37,8 +42,8 @@ class Dialer:
         self._rt = runtime
         self._real_calls = real_calls  # not simulated: the owner's identity must be set
         self.fixed_settings_guard: Callable[[Config], None] | None = None  # set by the server
-        self._telephony = telephony
-        self._base_url = base_url.rstrip("/")
+        self.urls = WebhookUrls(base_url)
+        self.transport: CallTransport = TwilioTransport(telephony, self.urls)
         self._writer = CallWriter(runtime.store, runtime.clock)
         self.states = CallStates(runtime.store, runtime.clock)
         self.owner = owner or new_owner()
@@ -47,25 +52,25 @@ class Dialer:
         self.registry = Registry()
         self._timers: set[asyncio.Task[None]] = set()
         self._conversation_config = runtime.config
-        self.conversation = self._conversation(runtime.config)
+        self.conversation = self._conversation(runtime.config.settings)
 
     @property
-    def _config(self) -> Config:
-        """The config the latest call was checked against (`check` reloads it)."""
-        return self._rt.config
+    def _settings(self) -> Settings:
+        """The settings the latest call was checked against (`check` reloads them)."""
+        return self._rt.settings
 
-    def _conversation(self, config: Config) -> Conversation:
+    def _conversation(self, settings: Settings) -> Conversation:
         return Conversation(
             self._writer, self._rt.contacts, self._rt.clock,
             Budgets(
-                hold_seconds=config.get("conversation.hold_budget_seconds"),
-                unsteered_seconds=config.get("conversation.unsteered_limit_seconds"),
-                reprompts=config.get("gather.reprompts"),
-                audio_seconds=config.get("elevenlabs.budget_seconds"),
+                hold_seconds=settings.conversation.hold_budget_seconds,
+                unsteered_seconds=settings.conversation.unsteered_limit_seconds,
+                reprompts=settings.gather.reprompts,
+                audio_seconds=settings.elevenlabs.budget_seconds,
             ),
-            safety.opening_text(config),
-            self.url_for,
-            voicemail_mode=config.get("voicemail.mode"),
+            settings.identity.opening_text,
+            self.transport,
+            voicemail_mode=settings.voicemail.mode,
             voicing=self._voicing(),
         )
 
@@ -73,19 +78,15 @@ class Dialer:
         library = self._audio
         if library is None:
             return None
-        return Voicing(library, lambda clip: library.url_for(clip, self._base_url))
+        return Voicing(library, lambda clip: library.url_for(clip, self.urls.base_url))
 
     @property
     def public_url(self) -> str:
-        return self._base_url
-
-    def url_for(self, session: CallSession, route: str, query: Mapping[str, str]) -> str:
-        url = f"{self._base_url}/twilio/{session.call_id}/{session.token}/{route}"
-        return url + ("?" + "&".join(f"{k}={v}" for k, v in query.items()) if query else "")
+        return self.urls.base_url
 
     # -- placing a call: the one pipeline ----------------------------------------------------
 
-    def check(self, arguments: Mapping[str, Any]) -> tuple[parser.CallRequest, safety.Rules]:
+    def check(self, arguments: Mapping[str, Any]) -> tuple[call_request.CallRequest, safety.Rules]:
         """Parse and judge a call against the rules in force now: the config file as it is
         at this moment (a broken one raises ConfigError; the old rules never apply)."""
         config = self._rt.rules_in_force()
@@ -94,9 +95,9 @@ class Dialer:
         if self._real_calls:
             safety.require_identity(config)
         if config is not self._conversation_config:
-            self.conversation, self._conversation_config = self._conversation(config), config
-        request = parser.from_arguments(self._rt.contacts, config, arguments)
-        return request, safety.Rules.from_config(config)
+            self.conversation, self._conversation_config = self._conversation(config.settings), config
+        request = call_request.from_arguments(self._rt.contacts, config.settings, arguments)
+        return request, safety.Rules.from_settings(config.settings)
 
     async def call(
         self, arguments: Mapping[str, Any], before_dial: Callable[[str], None] | None = None
@@ -106,8 +107,8 @@ class Dialer:
         request, rules = self.check(arguments)
         call_id, token = "call_" + secrets.token_hex(8), secrets.token_urlsafe(24)
         decision, approval = safety.reserve(
-            self._rt.store, request, self._rt.clock.now(), rules, tool="call",
-            record_call=lambda connection: self._record(connection, call_id, token, request),
+            self._rt.store.ledger, request, self._rt.clock.now(), rules, tool="call",
+            new_call=new_call(call_id, token, request),
         )
         if approval is None:
             raise decision.refusal()
@@ -121,14 +122,11 @@ class Dialer:
         await self._pregenerate(request)
         send_digits = arguments.get("send_digits")
         session.digits_sent = bool(send_digits)
-        extra = {"send_digits": send_digits} if send_digits else {"machine_detection": "DetectMessageEnd"}
         try:
             placed = await asyncio.to_thread(
-                self._telephony.create_call, approval,
-                url=self.url_for(session, "voice", {}),
-                status_callback=self.url_for(session, "status", {}),
-                ring_timeout=self._config.get("twilio.ring_timeout_seconds"),
-                extra=extra,
+                self.transport.initiate, approval, session,
+                ring_timeout=self._settings.twilio.ring_timeout_seconds,
+                send_digits=send_digits or None,
             )
         except TelephonyError as exc:
             self._writer.not_placed(call_id, exc.message)
@@ -157,7 +155,7 @@ class Dialer:
 
     async def say(self, call_id: str, message: str, expect_reply: bool, timeout: float) -> dict[str, Any]:
         session = self._live(call_id)
-        text = parser.check_message(message)
+        text = call_request.check_message(message)
         session.take_outcomes()  # what came before this turn was already reported or is in the transcript
         action = Speak(text, expect_reply)
         session.idle_since = self._rt.clock.monotonic()
@@ -184,8 +182,8 @@ class Dialer:
                                     field="call_id")
         else:
             self._writer.event(call_id, "digits", None, None, {"digits": digits})
-            document = twiml.press(digits, self._api_hold_url(session))
-            await asyncio.to_thread(self._telephony.update_call, session.twilio_sid, twiml=document)
+            await asyncio.to_thread(self.transport.send_digits, session.twilio_sid, session, digits,
+                                    self._api_resume(session))
         return self.result(session, [], timed_out=False, this_turn=False)
 
     async def wait(self, call_id: str, until: str, timeout: float) -> dict[str, Any]:
@@ -201,7 +199,7 @@ class Dialer:
 
     async def hangup(self, call_id: str, message: str | None) -> dict[str, Any]:
         session = self._live(call_id)
-        text = parser.check_message(message) if message else None
+        text = call_request.check_message(message) if message else None
         if session.holding:
             action = HangUp(text)
             self._submit(session, action)
@@ -244,12 +242,12 @@ class Dialer:
             record["no_reply_reason"] = NO_REPLY_BY_STATUS[session.status]
         return record
 
-    async def _pregenerate(self, request: parser.CallRequest) -> None:
+    async def _pregenerate(self, request: call_request.CallRequest) -> None:
         """The opening and the message are known before dialing: voice them now, while the
         phone has not rung yet (bounded; a failure only means <Say>)."""
         if self._audio is None:
             return
-        seconds = self._config.get("elevenlabs.pregenerate_seconds")
+        seconds = self._settings.elevenlabs.pregenerate_seconds
         await asyncio.gather(*(self._audio.get_or_generate(text, seconds)
                                for text in (self.conversation.opening, request.message)))
 
@@ -273,10 +271,7 @@ class Dialer:
         ring time + maximum duration + a grace period is closed whatever Twilio says or
         whether it answers at all. Calls another running server holds are left to it.
         Returns what changed: [{call_id, action, status, reason}]."""
-        rows = self._rt.store.query(
-            "SELECT * FROM calls WHERE placed = 1 AND status IN "
-            f"({', '.join('?' * len(safety.LIVE_STATUSES))})", safety.LIVE_STATUSES,
-        )
+        rows = self._rt.store.calls.live()
         changes = []
         for row in rows:
             ours = self.registry.get(row["id"])
@@ -301,14 +296,14 @@ class Dialer:
             self._writer.advance(row["id"], "failed", end_reason="not-placed")
             return {"call_id": row["id"], "action": "closed", "status": "failed", "reason": "not-placed"}
         try:
-            state = await asyncio.to_thread(self._telephony.fetch_call, row["twilio_sid"])
+            state = await asyncio.to_thread(self.transport.fetch_status, row["twilio_sid"])
         except NotFoundError:  # 20404: Twilio does not know this call
             status = "completed" if row["status"] == "in-progress" else "failed"
             return await self._close(row, status, "unknown")
-        if state["status"] in TERMINAL_STATUSES:
-            duration = state["duration"]
+        if state.status in TERMINAL:
+            duration = state.duration
             return await self._close(
-                row, state["status"], state["status"], answered_by=state["answered_by"],
+                row, state.status, state.status, answered_by=state.answered_by,
                 duration_seconds=int(duration) if duration and str(duration).isdigit() else None,
             )
         if self._overdue(row):
@@ -316,8 +311,8 @@ class Dialer:
             return await self._close(row, "completed", "max-duration")
         if ours is not None:
             return None
-        await self._take_back(row, state["status"])
-        return {"call_id": row["id"], "action": "taken-back", "status": state["status"], "reason": None}
+        await self._take_back(row, state.status)
+        return {"call_id": row["id"], "action": "taken-back", "status": state.status, "reason": None}
 
     async def _close(self, row: Any, status: str, reason: str, **fields: Any) -> dict[str, Any]:
         """End the call's record with a final status and why; tools waiting on it wake."""
@@ -335,8 +330,8 @@ class Dialer:
     def _overdue(self, row: Any) -> bool:
         from datetime import datetime, timedelta
 
-        limit = self.states.max_seconds(row["id"]) or self._config.get("safety.max_duration_seconds")
-        ring = self._config.get("twilio.ring_timeout_seconds")
+        limit = self.states.max_seconds(row["id"]) or self._settings.safety.max_duration_seconds
+        ring = self._settings.twilio.ring_timeout_seconds
         deadline = datetime.fromisoformat(row["created_at"]) + timedelta(
             seconds=limit + ring + RECONCILE_GRACE_SECONDS)
         return self._rt.clock.now() > deadline
@@ -344,36 +339,36 @@ class Dialer:
     async def _hang_up_quietly(self, sid: str) -> None:
         """End the call at Twilio; an answer that it is over already (21220, 20404) is fine."""
         try:
-            await asyncio.to_thread(self._telephony.update_call, sid, status="completed")
+            await asyncio.to_thread(self.transport.hang_up, sid, "in-progress")
         except TwilioCallerError as exc:
             log.info("hanging up %s: %s", sid, exc.message)
 
     async def _take_back(self, row: Any, status: str) -> None:
         session = self._session_from(row, status)
         self.registry.add(session)
+        resume, reask, goodbye = None, None, None
         if session.status == "in-progress":
-            fields = (
-                {"url": self._api_hold_url(session), "method": "POST"} if session.keep_open
-                else {"twiml": twiml.notify(session.speech, [RECOVERED_GOODBYE])}
-            )
-            if not session.keep_open:
+            if session.keep_open:
+                reask = self.states.unanswered_gather(session.call_id)
+                resume = self._api_resume(session) if reask is None else None
+            else:
+                goodbye = RECOVERED_GOODBYE
                 self._writer.turn(session.call_id, "assistant", RECOVERED_GOODBYE)
-        else:  # not answered yet: it will ask for its first TwiML here
-            fields = {"url": self.url_for(session, "voice", {}), "method": "POST"}
-        fields.update(status_callback=self.url_for(session, "status", {}), status_callback_method="POST")
+        # else not answered yet: it will ask for its first answer here
         try:
-            await asyncio.to_thread(self._telephony.update_call, row["twilio_sid"], **fields)
+            await asyncio.to_thread(self.transport.reattach, row["twilio_sid"], session,
+                                    resume=resume, reask=reask, goodbye=goodbye)
         except TwilioCallerError:
             self.registry.discard(row["id"])  # not ours after all: the next reconciliation tries again
             raise
         self._writer.advance(row["id"], status)
 
     def _session_from(self, row: Any, status: str) -> CallSession:
-        request = parser.CallRequest(
-            number=numbers.parse(row["to_number"], self._config.get("phone_region")),
+        request = call_request.CallRequest(
+            number=numbers.parse(row["to_number"], self._settings.phone_region),
             contact=None, message=row["message"] or "", interactive=row["mode"] == "interactive",
-            keep_open=bool(row["keep_open"]), voice=row["voice"] or self._config.get("voice.default"),
-            language=row["language"] or self._config.get("voice.language"), closing=None,
+            keep_open=bool(row["keep_open"]), voice=row["voice"] or self._settings.voice.default,
+            language=row["language"] or self._settings.voice.language, closing=None,
         )
         session = self._session(row["id"], row["token"], request)
         session.to_name, session.twilio_sid, session.status = row["to_name"], row["twilio_sid"], status
@@ -382,34 +377,23 @@ class Dialer:
 
     # -- helpers ---------------------------------------------------------------------------------
 
-    def _record(self, connection: Any, call_id: str, token: str, request: parser.CallRequest) -> str:
-        self._writer.insert(connection, {
-            "id": call_id, "token": token,
-            "contact_id": request.contact.id if request.contact else None,
-            "to_name": request.to_name, "to_number": request.to_number,
-            "message": request.message, "mode": "interactive" if request.interactive else "notify",
-            "keep_open": int(request.keep_open), "voice": request.voice, "language": request.language,
-        })
-        return call_id
-
-    def _session(self, call_id: str, token: str, request: parser.CallRequest) -> CallSession:
-        def gather(key: str) -> Any:
-            return self._config.get(f"gather.{key}")
-
-        speech = twiml.Speech(
+    def _session(self, call_id: str, token: str, request: call_request.CallRequest) -> CallSession:
+        settings = self._settings
+        gather = settings.gather
+        speech = Speech(
             voice=request.voice,
             language=voices.say_language(request.voice, request.language),
             recognition_language=request.language,
-            speech_timeout=str(gather("speech_timeout")),
-            timeout=gather("timeout"),
-            speech_model=gather("speech_model"),
-            hints=tuple(gather("hints")),
+            speech_timeout=gather.speech_timeout,
+            timeout=gather.timeout,
+            speech_model=gather.speech_model,
+            hints=gather.hints,
         )
         return CallSession(
             call_id=call_id, token=token, to_number=request.to_number, to_name=request.to_name,
             message=request.message, interactive=request.interactive, keep_open=request.keep_open,
-            closing=request.closing or self._config.get("conversation.closing"),
-            speech=speech, reprompts_left=gather("reprompts"),
+            closing=request.closing or settings.conversation.closing,
+            speech=speech, reprompts_left=gather.reprompts,
             idle_since=self._rt.clock.monotonic(),
         )
 
@@ -440,10 +424,11 @@ class Dialer:
             raise
         session.submit(action)
 
-    def _api_hold_url(self, session: CallSession) -> str:
-        """A hold URL for TwiML given through the REST API (not as a request's answer)."""
+    def _api_resume(self, session: CallSession) -> int:
+        """A resume number (Twilio: a hold URL) for a command given through the provider's
+        API, not as a request's answer: issued in the store first."""
         session.hold_number = self.states.issue_hold(session.call_id)
-        return self.url_for(session, "hold", {"n": str(session.hold_number)})
+        return session.hold_number
 
     @staticmethod
     async def _delivered(delivered: asyncio.Event, timeout: float) -> bool:
@@ -455,16 +440,12 @@ class Dialer:
         return True
 
     async def _end_by_api(self, session: CallSession, text: str | None) -> None:
-        if session.status in ("pending", "queued", "initiated", "ringing"):
-            fields: dict[str, Any] = {"status": "canceled" if session.status != "pending" else "completed"}
-        elif text:
+        answered = session.status not in UNANSWERED
+        if answered and text:
             self._writer.turn(session.call_id, "assistant", text)
-            fields = {"twiml": twiml.notify(session.speech, [text])}
-        else:
-            fields = {"status": "completed"}
         session.hung_up_by_us = True
         if session.twilio_sid:
-            await asyncio.to_thread(self._telephony.update_call, session.twilio_sid, **fields)
+            await asyncio.to_thread(self.transport.hang_up, session.twilio_sid, session.status, session, text)
 
     def _guard_duration(self, session: CallSession, limit: int) -> None:
         """Twilio's TimeLimit ends the call; should it not, the server does."""

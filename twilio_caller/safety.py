@@ -1,15 +1,16 @@
-"""The safety validator: a `CallRequest`, the store and the clock → allowed, or refused with
-a stable rule id, a reason and, where one exists, the earliest time the call would pass.
+"""The safety validator: a `CallRequest`, the usage the safety ledger counts and the clock →
+allowed, or refused with a stable rule id, a reason and, where one exists, the earliest time
+the call would pass.
 
-`reserve()` is the gate: it counts usage, decides, audits the decision and — when allowed —
-records the call, all in one IMMEDIATE transaction, so no burst of requests from threads or
-processes can exceed a cap. Its `Approval` is what telephony demands before it dials."""
+`reserve()` is the gate: through the ledger (store.ports.SafetyLedger) it counts usage,
+decides, audits the decision and — when allowed — records the call, all in one transaction
+of the ledger's, so no burst of requests from threads or processes can exceed a cap. Its
+`Approval` is what telephony re-checks with the ledger before it dials."""
 
 from __future__ import annotations
 
 import re
-import sqlite3
-from collections.abc import Callable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
@@ -19,14 +20,14 @@ import phonenumbers
 from phonenumbers import timezone as number_timezones
 
 from twilio_caller import numbers
-from twilio_caller.call_status import LIVE
 from twilio_caller.clock import isoformat
 from twilio_caller.config import Config
 from twilio_caller.errors import ConfigError, InvalidInputError, RefusedError
-from twilio_caller.parser import CallRequest
+from twilio_caller.call_request import CallRequest
+from twilio_caller.settings import Settings
 from twilio_caller.store import Store
+from twilio_caller.store.ports import NewCall, Reservation, SafetyLedger, Usage
 
-LIVE_STATUSES = tuple(sorted(LIVE))
 NEVER_DIAL_TYPES = numbers.NEVER_DIAL_TYPES
 AUDITED_MESSAGE_MAX = 200
 _AI = re.compile(r"\b(AI|A\.I\.|artificial intelligence)\b", re.IGNORECASE)
@@ -78,32 +79,23 @@ class Rules:
     max_duration_seconds: int
 
     @classmethod
-    def from_config(cls, config: Config) -> Rules:
-        region = config.get("phone_region")
-        callee_hours = config.get("safety.callee_hours")
+    def from_settings(cls, settings: Settings) -> Rules:
+        rules = settings.safety
         return cls(
-            owner_zone=ZoneInfo(config.get("safety.timezone")),
-            calling_hours=Window.parse(config.get("safety.calling_hours")),
-            callee_hours=Window.parse(callee_hours) if callee_hours else None,
-            per_contact_per_day=config.get("safety.max_calls_per_contact_per_day"),
-            per_day=config.get("safety.max_calls_per_day"),
-            concurrent=config.get("safety.max_concurrent_calls"),
-            min_gap=timedelta(seconds=config.get("safety.min_seconds_between_calls_to_contact")),
-            allowed_countries=frozenset(config.get("safety.allowed_countries")),
-            blocked=frozenset(_normalise_blocked(config.get("safety.blocked"), region)),
-            disclosure_required=config.get("safety.disclosure_required"),
-            opening=opening_text(config),
-            assistant_name=config.get("identity.assistant_name"),
-            max_duration_seconds=config.get("safety.max_duration_seconds"),
+            owner_zone=rules.zone,
+            calling_hours=Window.parse(rules.calling_hours),
+            callee_hours=Window.parse(rules.callee_hours) if rules.callee_hours else None,
+            per_contact_per_day=rules.max_calls_per_contact_per_day,
+            per_day=rules.max_calls_per_day,
+            concurrent=rules.max_concurrent_calls,
+            min_gap=timedelta(seconds=rules.min_seconds_between_calls_to_contact),
+            allowed_countries=frozenset(rules.allowed_countries),
+            blocked=frozenset(_normalise_blocked(rules.blocked, settings.phone_region)),
+            disclosure_required=rules.disclosure_required,
+            opening=settings.identity.opening_text,
+            assistant_name=settings.identity.assistant_name,
+            max_duration_seconds=rules.max_duration_seconds,
         )
-
-
-@dataclass(frozen=True)
-class Usage:
-    live_calls: int
-    calls_today: int
-    contact_calls_today: int
-    last_contact_call_at: datetime | None
 
 
 @dataclass(frozen=True)
@@ -147,12 +139,6 @@ def require_identity(config: Config) -> None:
         )
 
 
-def opening_text(config: Config) -> str:
-    return str(config.get("identity.opening")).format(
-        assistant=config.get("identity.assistant_name"), owner=config.get("identity.owner_name")
-    )
-
-
 def evaluate(request: CallRequest, usage: Usage, now: datetime, rules: Rules) -> Decision:
     """The first rule that refuses, in order of precedence; else ALLOW. Pure: no I/O."""
     for check in (_blocked, _never_dial, _country, _allowlist, _opted_out, _disclosure,
@@ -164,52 +150,32 @@ def evaluate(request: CallRequest, usage: Usage, now: datetime, rules: Rules) ->
 
 
 def reserve(
-    store: Store,
+    ledger: SafetyLedger,
     request: CallRequest,
     now: datetime,
     rules: Rules,
     *,
     tool: str,
-    record_call: Callable[[sqlite3.Connection], str] | None,
+    new_call: NewCall | None,
 ) -> tuple[Decision, Approval | None]:
-    """Decide and audit; when allowed and `record_call` is given, record the call in the same
-    transaction and return the approval telephony needs. A dry run passes no `record_call`."""
-    with store.transaction() as connection:
-        decision = evaluate(request, usage(connection, request, now, rules.owner_zone), now, rules)
-        call_id = record_call(connection) if decision.allowed and record_call else None
-        decision_id = _audit(connection, request, decision, now, tool, call_id)
+    """Decide and audit; when allowed and `new_call` is given, the ledger records the call in
+    the same transaction and this returns the approval telephony needs. A dry run passes no
+    `new_call`."""
+    reservation = Reservation(
+        tool=tool, to_number=request.to_number, contact_id=request.contact.id if request.contact else None,
+        message=_audited(request.message), now=now, day=day_bounds(now, rules.owner_zone), call=new_call,
+    )
+    decision, reserved = ledger.reserve(reservation, lambda usage: evaluate(request, usage, now, rules))
     approval = (
-        Approval(decision_id, call_id, request.to_number, rules.max_duration_seconds)
-        if call_id
+        Approval(reserved.decision_id, reserved.call_id, request.to_number, rules.max_duration_seconds)
+        if reserved.call_id
         else None
     )
     return decision, approval
 
 
-def usage(connection: sqlite3.Connection, request: CallRequest, now: datetime, zone: ZoneInfo) -> Usage:
-    start, end = day_bounds(now, zone)
-    live = f"status IN ({', '.join('?' * len(LIVE_STATUSES))})"
-    live_calls = connection.execute(
-        f"SELECT COUNT(*) FROM calls WHERE placed = 1 AND {live}", LIVE_STATUSES
-    ).fetchone()[0]
-    today = "placed = 1 AND created_at >= ? AND created_at < ?"
-    calls_today = connection.execute(f"SELECT COUNT(*) FROM calls WHERE {today}", (start, end)).fetchone()[0]
-    target, value = _target(request)
-    contact_today, last = connection.execute(
-        f"SELECT SUM(created_at >= ? AND created_at < ?), MAX(created_at) FROM calls"
-        f" WHERE placed = 1 AND {target} = ?",
-        (start, end, value),
-    ).fetchone()
-    return Usage(
-        live_calls=live_calls,
-        calls_today=calls_today,
-        contact_calls_today=contact_today or 0,
-        last_contact_call_at=datetime.fromisoformat(last) if last else None,
-    )
-
-
-def day_bounds(now: datetime, zone: ZoneInfo) -> tuple[str, str]:
-    """The owner's calendar day around `now`, as UTC timestamps comparable with the store's."""
+def day_bounds(now: datetime, zone: ZoneInfo) -> tuple[datetime, datetime]:
+    """The owner's calendar day around `now`, as UTC moments."""
     day = now.astimezone(zone).date()
     return _utc(_local(day, time.min, zone)), _utc(_local(day + timedelta(days=1), time.min, zone))
 
@@ -222,10 +188,6 @@ def callee_zone(request: CallRequest) -> ZoneInfo | list[str]:
     parsed = phonenumbers.parse(request.to_number)
     zones = [z for z in number_timezones.time_zones_for_number(parsed) if z != "Etc/Unknown"]
     return ZoneInfo(zones[0]) if len(zones) == 1 else zones
-
-
-def _target(request: CallRequest) -> tuple[str, Any]:
-    return ("contact_id", request.contact.id) if request.contact else ("to_number", request.to_number)
 
 
 def _blocked(request: CallRequest, usage: Usage, now: datetime, rules: Rules) -> Decision | None:
@@ -362,15 +324,15 @@ def _local(day: date, clock_time: time, zone: ZoneInfo) -> datetime:
     return moment.astimezone(timezone.utc).astimezone(zone)
 
 
-def _utc(moment: datetime) -> str:
-    return isoformat(moment.astimezone(timezone.utc))
+def _utc(moment: datetime) -> datetime:
+    return moment.astimezone(timezone.utc)
 
 
 def _clock_time(now: datetime, zone: ZoneInfo) -> str:
     return now.astimezone(zone).strftime("%H:%M %Z")
 
 
-def _normalise_blocked(entries: list[str], region: str) -> set[str]:
+def _normalise_blocked(entries: Iterable[str], region: str) -> set[str]:
     blocked = set()
     for entry in entries:
         try:
@@ -380,24 +342,11 @@ def _normalise_blocked(entries: list[str], region: str) -> set[str]:
     return blocked
 
 
-def _audit(
-    connection: sqlite3.Connection,
-    request: CallRequest,
-    decision: Decision,
-    now: datetime,
-    tool: str,
-    call_id: str | None,
-) -> int:
-    message = request.message
+def _audited(message: str) -> str:
+    """The message as the audit keeps it: at most AUDITED_MESSAGE_MAX characters."""
     if len(message) > AUDITED_MESSAGE_MAX:
-        message = message[: AUDITED_MESSAGE_MAX - 1] + "…"
-    cursor = connection.execute(
-        "INSERT INTO safety_decisions (call_id, tool, to_number, contact_id, allowed, rule,"
-        " reason, message, decided_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (call_id, tool, request.to_number, request.contact.id if request.contact else None,
-         int(decision.allowed), decision.rule, decision.reason, message, isoformat(now)),
-    )
-    return cursor.lastrowid or 0
+        return message[: AUDITED_MESSAGE_MAX - 1] + "…"
+    return message
 
 
 _OPT_OUT = re.compile(
@@ -422,19 +371,9 @@ def is_opt_out(speech: str) -> bool:
 
 def report(store: Store, rules: Rules, now: datetime) -> dict[str, Any]:
     """The rules in force and today's usage, per contact."""
-    start, end = day_bounds(now, rules.owner_zone)
-    counts = {
-        row["contact_id"]: row["n"]
-        for row in store.query(
-            "SELECT contact_id, COUNT(*) AS n FROM calls WHERE placed = 1 AND created_at >= ?"
-            " AND created_at < ? AND contact_id IS NOT NULL GROUP BY contact_id", (start, end))
-    }
-    contacts = store.query("SELECT id, name, number, opted_out_at FROM contacts ORDER BY name_key")
-    total = sum(counts.values())
-    live = store.query(
-        f"SELECT COUNT(*) FROM calls WHERE placed = 1 AND status IN ({', '.join('?' * len(LIVE_STATUSES))})",
-        LIVE_STATUSES,
-    )[0][0]
+    usage = store.ledger.day_usage(day_bounds(now, rules.owner_zone))
+    counts = usage.per_contact
+    total = usage.calls
     return {
         "rules": {
             "timezone": rules.owner_zone.key,
@@ -457,16 +396,16 @@ def report(store: Store, rules: Rules, now: datetime) -> dict[str, Any]:
         "today": {
             "calls": total,
             "remaining": max(rules.per_day - total, 0),
-            "live_calls": live,
+            "live_calls": usage.live_calls,
             "contacts": [
                 {
-                    "name": row["name"],
-                    "number": row["number"],
-                    "calls": counts.get(row["id"], 0),
-                    "remaining": max(rules.per_contact_per_day - counts.get(row["id"], 0), 0),
-                    "opted_out": row["opted_out_at"] is not None,
+                    "name": contact.name,
+                    "number": contact.number,
+                    "calls": counts.get(contact.id, 0),
+                    "remaining": max(rules.per_contact_per_day - counts.get(contact.id, 0), 0),
+                    "opted_out": contact.opted_out_at is not None,
                 }
-                for row in contacts
+                for contact in store.contacts.all()
             ],
         },
     }

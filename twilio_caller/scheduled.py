@@ -11,21 +11,22 @@ A scheduled call moves through these states:
 
 from __future__ import annotations
 
-import json
 import secrets
-import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from twilio_caller.call_status import CallStatus
 from twilio_caller.clock import Clock, isoformat
 from twilio_caller.errors import InvalidInputError, NotFoundError
 from twilio_caller.store import Store
+from twilio_caller.store.ports import NewScheduled, Row
 
 PREFIX = "sched_"
-RETRY_OUTCOMES = ("busy", "no-answer", "failed", "voicemail")
+RETRY_OUTCOMES = (CallStatus.BUSY.value, CallStatus.NO_ANSWER.value, CallStatus.FAILED.value, "voicemail")
 FINAL_STATES = frozenset({"done", "missed", "refused", "failed", "canceled"})
+OPEN_STATES = ("scheduled", "dialing")
 
 
 
@@ -85,27 +86,23 @@ class Scheduled:
 
 class ScheduleBook:
     def __init__(self, store: Store, clock: Clock) -> None:
-        self._store = store
+        self._schedule = store.schedule
+        self._calls = store.calls
         self._clock = clock
 
     def add(self, arguments: Mapping[str, Any], to_name: str | None, to_number: str, due: datetime,
             retry: Retry, *, when_allowed: bool, detail: str | None = None) -> Scheduled:
         scheduled_id = PREFIX + secrets.token_hex(8)
-        now = isoformat(self._clock.now())
-        with self._store.transaction() as connection:
-            connection.execute(
-                "INSERT INTO scheduled_calls (id, arguments, to_name, to_number, due_at, retry_on,"
-                " max_attempts, spacing_minutes, when_allowed, state, detail, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'scheduled', ?, ?, ?)",
-                (scheduled_id, json.dumps(dict(arguments)), to_name, to_number, isoformat(_utc(due)),
-                 json.dumps(list(retry.on)), retry.attempts, retry.spacing_minutes, int(when_allowed),
-                 detail, now, now),
-            )
+        self._schedule.add(NewScheduled(
+            id=scheduled_id, arguments=dict(arguments), to_name=to_name, to_number=to_number, due_at=_utc(due),
+            retry_on=list(retry.on), max_attempts=retry.attempts, spacing_minutes=retry.spacing_minutes,
+            when_allowed=when_allowed, detail=detail,
+        ), self._clock.now())
         return self.get(scheduled_id)
 
     def find(self, scheduled_id: str) -> Scheduled | None:
-        rows = self._store.query("SELECT * FROM scheduled_calls WHERE id = ?", (scheduled_id,))
-        return _scheduled(rows[0]) if rows else None
+        row = self._schedule.get(scheduled_id)
+        return _scheduled(row) if row is not None else None
 
     def get(self, scheduled_id: str) -> Scheduled:
         found = self.find(scheduled_id)
@@ -114,55 +111,38 @@ class ScheduleBook:
         return found
 
     def all(self, *, include_finished: bool = False) -> list[Scheduled]:
-        sql = "SELECT * FROM scheduled_calls"
-        if not include_finished:
-            sql += " WHERE state IN ('scheduled', 'dialing')"
-        return [_scheduled(row) for row in self._store.query(sql + " ORDER BY due_at, id")]
+        return [_scheduled(row) for row in self._schedule.in_states(() if include_finished else OPEN_STATES)]
 
     def due(self, now: datetime) -> list[Scheduled]:
-        rows = self._store.query(
-            "SELECT * FROM scheduled_calls WHERE state = 'scheduled' AND due_at <= ? ORDER BY due_at, id",
-            (isoformat(_utc(now)),),
-        )
-        return [_scheduled(row) for row in rows]
+        return [_scheduled(row) for row in self._schedule.due(now)]
 
     def in_state(self, state: str) -> list[Scheduled]:
-        rows = self._store.query("SELECT * FROM scheduled_calls WHERE state = ? ORDER BY due_at", (state,))
-        return [_scheduled(row) for row in rows]
+        return [_scheduled(row) for row in self._schedule.in_states((state,))]
 
     def pending(self) -> int:
-        rows = self._store.query(
-            "SELECT COUNT(*) AS n FROM scheduled_calls WHERE state IN ('scheduled', 'dialing')")
-        return int(rows[0]["n"])
+        return self._schedule.count(OPEN_STATES)
 
     def cancel(self, scheduled_id: str) -> Scheduled:
         item = self.get(scheduled_id)
         if item.final:
             raise InvalidInputError(f"scheduled call {scheduled_id} is already {item.state}; nothing to cancel",
                                     field="scheduled_id")
-        self._update(scheduled_id, ("scheduled", "dialing"), state="canceled",
+        self._update(scheduled_id, OPEN_STATES, state="canceled",
                      detail="canceled by the user" + ("; the call in progress goes on (hangup ends it)"
                                                       if item.state == "dialing" else ""))
         return self.get(scheduled_id)
 
     def claim(self, scheduled_id: str) -> bool:
         """scheduled → dialing, exactly once however many schedulers look at it."""
-        return self._update(scheduled_id, ("scheduled",), state="dialing",
-                            claimed_at=isoformat(self._clock.now()))
+        return self._update(scheduled_id, ("scheduled",), state="dialing", claimed_at=self._clock.now())
 
     def placed(self, scheduled_id: str, call_id: str | None) -> None:
         """One more attempt made (`call_id` None: Twilio took no call)."""
-        with self._store.transaction() as connection:
-            row = connection.execute("SELECT call_ids FROM scheduled_calls WHERE id = ?",
-                                     (scheduled_id,)).fetchone()
-            call_ids = [*json.loads(row["call_ids"]), *([call_id] if call_id else [])]
-            connection.execute(
-                "UPDATE scheduled_calls SET call_ids = ?, attempts_made = attempts_made + 1, updated_at = ?"
-                " WHERE id = ?", (json.dumps(call_ids), isoformat(self._clock.now()), scheduled_id))
+        self._schedule.add_attempt(scheduled_id, call_id, self._clock.now())
 
     def again(self, scheduled_id: str, due: datetime, *, outcome: str | None, detail: str) -> bool:
         """dialing → scheduled at `due` (a retry, or a refusal waited out); not if canceled."""
-        return self._update(scheduled_id, ("dialing",), state="scheduled", due_at=isoformat(_utc(due)),
+        return self._update(scheduled_id, ("dialing",), state="scheduled", due_at=_utc(due),
                             outcome=outcome, detail=detail)
 
     def finish(self, scheduled_id: str, state: str, *, outcome: str | None, detail: str | None,
@@ -171,42 +151,30 @@ class ScheduleBook:
 
     def record_outcome(self, scheduled_id: str, outcome: str | None) -> None:
         """The last attempt's outcome, whatever the state (a canceled one's call ended too)."""
-        self._update(scheduled_id, tuple(FINAL_STATES | {"scheduled", "dialing"}), outcome=outcome)
+        self._update(scheduled_id, tuple(FINAL_STATES | set(OPEN_STATES)), outcome=outcome)
 
     def call_since(self, number: str, since: datetime) -> str | None:
         """A call to `number` recorded at or after `since` (one placed just before a crash)."""
-        rows = self._store.query(
-            "SELECT id FROM calls WHERE to_number = ? AND created_at >= ? ORDER BY created_at DESC LIMIT 1",
-            (number, isoformat(_utc(since))),
-        )
-        return str(rows[0]["id"]) if rows else None
+        return self._calls.latest_to(number, since)
 
     def _update(self, scheduled_id: str, from_states: Sequence[str], **values: Any) -> bool:
-        values["updated_at"] = isoformat(self._clock.now())
-        assignments = ", ".join(f"{column} = ?" for column in values)
-        marks = ", ".join("?" for _ in from_states)
-        with self._store.transaction() as connection:
-            cursor = connection.execute(
-                f"UPDATE scheduled_calls SET {assignments} WHERE id = ? AND state IN ({marks})",  # noqa: S608
-                (*values.values(), scheduled_id, *from_states),
-            )
-        return cursor.rowcount == 1
+        return self._schedule.transition(scheduled_id, from_states, values, self._clock.now())
 
 
-def _scheduled(row: sqlite3.Row) -> Scheduled:
+def _scheduled(row: Row) -> Scheduled:
     return Scheduled(
         id=row["id"],
-        arguments=json.loads(row["arguments"]),
+        arguments=dict(row["arguments"]),
         to_name=row["to_name"],
         to_number=row["to_number"],
-        due_at=datetime.fromisoformat(row["due_at"]),
-        retry=Retry(on=tuple(json.loads(row["retry_on"])), attempts=row["max_attempts"],
+        due_at=row["due_at"],
+        retry=Retry(on=tuple(row["retry_on"]), attempts=row["max_attempts"],
                     spacing_minutes=row["spacing_minutes"]),
         when_allowed=bool(row["when_allowed"]),
         attempts_made=row["attempts_made"],
         state=row["state"],
-        claimed_at=datetime.fromisoformat(row["claimed_at"]) if row["claimed_at"] else None,
-        call_ids=json.loads(row["call_ids"]),
+        claimed_at=row["claimed_at"],
+        call_ids=list(row["call_ids"]),
         outcome=row["outcome"],
         detail=row["detail"],
         created_at=row["created_at"],

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from twilio_caller.twiml import Speech
+from twilio_caller.transport.port import Speech
 
 
 @dataclass(frozen=True)

@@ -3,35 +3,26 @@ callee speech is never spliced into markup by hand)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
-
-@dataclass(frozen=True)
-class Line:
-    """A line the assistant says: `text` for the transcript, and pre-generated audio to
-    <Play> in its place when there is some (else it is <Say>ed)."""
-
-    text: str
-    audio_url: str | None = None
+from twilio_caller.transport.port import Ask, Command, EndCall, Hold, Line, Say, SendDigits, Speech, Spoken
 
 
-Spoken = str | Line
-
-
-@dataclass(frozen=True)
-class Speech:
-    """How the assistant sounds and how it listens."""
-
-    voice: str
-    language: str | None  # of <Say>; None when the voice itself fixes it (Polly.*, Google.*)
-    recognition_language: str
-    speech_timeout: str
-    timeout: int
-    speech_model: str
-    hints: Sequence[str]
+def render(command: Command, speech: Speech, url: Callable[[str, int], str]) -> str:
+    """A neutral command as TwiML; `url(route, n)` is the webhook URL Twilio comes back to."""
+    match command:
+        case Say(lines=lines, resume=resume):
+            return say_then_hold(speech, lines, url("hold", resume))
+        case Ask(lines=lines, turn=turn):
+            return ask(speech, lines, url("gather", turn))
+        case Hold(resume=resume):
+            return hold(url("hold", resume))
+        case SendDigits(digits=digits, resume=resume):
+            return press(digits, url("hold", resume))
+        case EndCall(lines=lines):
+            return notify(speech, lines)
 
 
 def notify(speech: Speech, lines: Sequence[Spoken]) -> str:

@@ -7,14 +7,15 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from twilio_caller import twiml
+from twilio_caller.transport.port import Line, Speech
+from twilio_caller.transport.twilio import twiml
 
 HOSTILE = [
     "</Say><Dial>+19005550100</Dial><Say>",
     "<![CDATA[<Hangup/>]]> & \"quotes\" 'apostrophes'",
     "<?xml version='1.0'?><Response><Play>http://evil.example.com/x.mp3</Play></Response>",
 ]
-SPEECH = twiml.Speech(voice="Polly.Brian", language="en-GB", recognition_language="en-GB",
+SPEECH = Speech(voice="Polly.Brian", language="en-GB", recognition_language="en-GB",
                       speech_timeout="auto", timeout=7, speech_model="phone_call", hints=("Robert", "late"))
 HOLD = "https://calls.example.com/twilio/call_1/token/hold"
 
@@ -54,7 +55,7 @@ def test_ask_listens_for_speech_and_posts_silence_too(text: str) -> None:
 
 
 def test_ask_without_hints_sends_no_hints() -> None:
-    speech = twiml.Speech("Polly.Brian", None, "en-US", "auto", 5, "phone_call", ())
+    speech = Speech("Polly.Brian", None, "en-US", "auto", 5, "phone_call", ())
     gather = parse(twiml.ask(speech, ["Hi"], HOLD)).find("Gather")
     assert gather is not None and "hints" not in gather.attrib
     assert gather.find("Say").get("language") is None  # the Polly voice fixes the language
@@ -89,7 +90,7 @@ def test_press_plays_digits_then_redirects(digits: str) -> None:
 
 def test_pre_generated_audio_is_played_in_place_of_say() -> None:
     url = "https://calls.example.com/audio/tok/" + "a" * 64 + ".mp3"
-    root = parse(twiml.notify(SPEECH, [twiml.Line("Hello", url), twiml.Line("<b>no audio</b>")]))
+    root = parse(twiml.notify(SPEECH, [Line("Hello", url), Line("<b>no audio</b>")]))
     assert verbs(root) == ["Play", "Say", "Hangup"]
     assert root.find("Play").text == url
     assert root.find("Say").text == "<b>no audio</b>"

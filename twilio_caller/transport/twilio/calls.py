@@ -1,5 +1,6 @@
-"""The only place that talks to the Twilio REST API (through the twilio SDK), and the
-second half of the safety gate: it dials only with an `Approval` that the store confirms."""
+"""The Twilio Calls API client: the only place that talks to the Twilio REST API (through the
+twilio SDK), and the second half of the safety gate: it dials only with an `Approval` that
+the store confirms."""
 
 from __future__ import annotations
 
@@ -10,15 +11,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
-from twilio_caller.config import Config
-from twilio_caller.errors import ConfigError, InternalError, NotFoundError, TelephonyError
+from twilio_caller.errors import InternalError, NotFoundError, TelephonyError
 from twilio_caller.safety import Approval
-from twilio_caller.store import Store
+from twilio_caller.settings import Twilio
+from twilio_caller.store.ports import SafetyLedger
+from twilio_caller.transport.port import Placed, ProviderCall
 
 if TYPE_CHECKING:
     from twilio.rest import Client
 
-log = logging.getLogger("twilio_caller.telephony")
+log = logging.getLogger("twilio_caller.telephony")  # the name operators already filter on
 REQUEST_TIMEOUT_SECONDS = 15
 CREATE_ATTEMPTS = 3
 CLOCK_SKEW_SECONDS = 5
@@ -33,39 +35,22 @@ class Credentials:
     api_base_url: str
 
     @classmethod
-    def from_config(cls, config: Config) -> Credentials:
-        values = {key: config.get(f"twilio.{key}") for key in
-                  ("account_sid", "auth_token", "from_number", "api_base_url")}
-        missing = [variable for key, variable in (
-            ("account_sid", "TWILIO_ACCOUNT_SID"), ("auth_token", "TWILIO_AUTH_TOKEN"),
-            ("from_number", "TWILIO_FROM_NUMBER"),
-        ) if not values[key]]
-        if missing:
-            raise ConfigError(
-                f"Twilio is not set up: set {', '.join(missing)} in the environment "
-                "(or twilio.* in config.yaml), or try it offline with --simulate"
-            )
-        return cls(**values)
-
-
-@dataclass(frozen=True)
-class PlacedCall:
-    sid: str
-    status: str
+    def from_settings(cls, twilio: Twilio) -> Credentials:
+        return cls(*twilio.account(), twilio.api_base_url)
 
 
 class Telephony:
     def __init__(
         self,
         credentials: Credentials,
-        store: Store,
+        ledger: SafetyLedger,
         *,
         backoff_seconds: float = 0.5,
         sleep: Callable[[float], None] = time.sleep,
         now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
     ) -> None:
         self._credentials = credentials
-        self._store = store
+        self._ledger = ledger
         self._client: Client | None = None
         self._backoff = backoff_seconds
         self._sleep = sleep
@@ -75,6 +60,11 @@ class Telephony:
     def from_number(self) -> str:
         return self._credentials.from_number
 
+    @property
+    def auth_token(self) -> str:
+        """What Twilio signs its webhook requests with."""
+        return self._credentials.auth_token
+
     def create_call(
         self,
         approval: Approval,
@@ -83,7 +73,7 @@ class Telephony:
         status_callback: str,
         ring_timeout: int,
         extra: Mapping[str, Any] | None = None,
-    ) -> PlacedCall:
+    ) -> Placed:
         """Dial. A 429, a 5xx or a lost connection is retried with backoff — but only after
         the account's recent calls show the failed attempt created no call; when it did,
         that call is adopted instead, so a fault never dials twice."""
@@ -98,7 +88,7 @@ class Telephony:
             started = self._now()
             try:
                 call = self._request(lambda client: client.calls.create(**fields))
-                return PlacedCall(sid=call.sid, status=call.status)
+                return Placed(sid=call.sid, status=call.status)
             except TelephonyError as exc:
                 if not exc.retryable or attempt == CREATE_ATTEMPTS:
                     raise
@@ -118,28 +108,18 @@ class Telephony:
         """The SIDs of the account's latest calls (also proves the credentials work)."""
         return [call.sid for call in self._request(lambda client: client.calls.list(limit=limit))]
 
-    def fetch_call(self, sid: str) -> dict[str, Any]:
+    def fetch_call(self, sid: str) -> ProviderCall:
         call = self._request(lambda client: client.calls(sid).fetch())
-        return {"status": call.status, "duration": call.duration, "answered_by": call.answered_by}
+        return ProviderCall(status=call.status, duration=call.duration, answered_by=call.answered_by)
 
     def _confirm(self, approval: Approval) -> None:
         """Dial only for a call that safety approved and that was not dialled before."""
         if not isinstance(approval, Approval):
             raise InternalError("refusing to dial: no approved safety decision for this call")
-        rows = self._store.query(
-            "SELECT d.allowed, d.to_number, c.twilio_sid FROM safety_decisions d"
-            " JOIN calls c ON c.id = d.call_id WHERE d.id = ? AND d.call_id = ?",
-            (approval.decision_id, approval.call_id),
-        )
-        if (
-            not rows
-            or not rows[0]["allowed"]
-            or rows[0]["to_number"] != approval.to_number
-            or rows[0]["twilio_sid"] is not None
-        ):
+        if not self._ledger.approval_holds(approval.decision_id, approval.call_id, approval.to_number):
             raise InternalError("refusing to dial: no approved safety decision for this call")
 
-    def _created_since(self, number: str, started: datetime) -> PlacedCall | None:
+    def _created_since(self, number: str, started: datetime) -> Placed | None:
         """A call to `number` from our number that Twilio created at or after `started`."""
         try:
             recent = self._request(lambda client: client.calls.list(
@@ -152,7 +132,7 @@ class Telephony:
         skew = timedelta(seconds=CLOCK_SKEW_SECONDS)
         for call in recent:
             if call.date_created is not None and call.date_created >= started - skew:
-                return PlacedCall(sid=call.sid, status=call.status)
+                return Placed(sid=call.sid, status=call.status)
         return None
 
     def _request(self, action: Any) -> Any:

@@ -1,0 +1,315 @@
+"""The store's interfaces: what the domain modules (contacts, calls, safety, call_state,
+scheduled) need from persistent state, as small typed protocols, and the records that cross
+them. An implementation (today `store.sqlite`) holds every line of SQL; nothing here names a
+driver, a connection or a cursor, and every method that writes is one transaction of its own,
+so a second implementation (PostgreSQL, several servers on one database) plugs in unchanged.
+
+Times given to a repository cross as aware datetimes. Rows the domain shapes itself (a call
+record, a scheduled call) cross as read-only mappings of the schema's columns; the timestamps
+inside call and contact records are the ISO-8601 strings tools return (seconds, with offset),
+so every implementation renders them the same way."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any, Protocol, TypeVar
+
+Row = Mapping[str, Any]
+Line = tuple[str, str, float | None, str | None]  # speaker, text, confidence, dedupe_key
+
+
+# -- contacts ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Contact:
+    id: int
+    name: str
+    number: str
+    timezone: str | None
+    voice: str | None
+    notes: str | None
+    opted_out_at: str | None
+    created_at: str
+    updated_at: str
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        del data["id"]
+        return data
+
+
+@dataclass(frozen=True)
+class ContactFields:
+    """A contact's values, each checked and normalised, ready to store."""
+
+    name: str
+    number: str
+    timezone: str | None
+    voice: str | None
+    notes: str | None
+
+
+class Taken(Exception):  # noqa: N818 - a fact reported by the store, not a failure of it
+    """A name (by its key) or a number already belongs to another contact."""
+
+    def __init__(self, field: str, holder: str, index: int = 0) -> None:
+        super().__init__(f"{field} taken by {holder}")
+        self.field = field  # "name" or "number"
+        self.holder = holder  # the name of the contact that has it
+        self.index = index  # which of the entries written together clashed
+
+
+class ContactRepository(Protocol):
+    """Names are unique by their key (the domain's case- and space-folded form)."""
+
+    def all(self) -> list[Contact]: ...
+    def by_key(self, name_key: str) -> Contact | None: ...
+    def by_number(self, e164: str) -> Contact | None: ...
+    def add(self, entries: Sequence[tuple[ContactFields, str]], now: datetime) -> list[Contact]:
+        """(fields, name_key) each; all of them or none (Taken names the first clash)."""
+    def update(self, contact_id: int, fields: ContactFields, name_key: str, *, opt_in: bool,
+               now: datetime) -> None: ...
+    def opt_out(self, e164: str, now: datetime) -> None:
+        """Mark the contact with this number opted out (its first opt-out time is kept)."""
+    def remove(self, contact_id: int) -> None: ...
+
+
+# -- the call log ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NewCall:
+    """A call as safety's reservation records it (status pending, not yet placed)."""
+
+    id: str
+    token: str
+    to_number: str
+    mode: str
+    contact_id: int | None = None
+    to_name: str | None = None
+    message: str | None = None
+    keep_open: bool = False
+    voice: str | None = None
+    language: str | None = None
+
+
+@dataclass(frozen=True)
+class CallFilter:
+    """Which calls: of one contact (by id, or by the name a removed contact's calls kept),
+    with a status, created at or after `since` / before `before`, only ended ones."""
+
+    contact_id: int | None = None
+    removed_contact: str | None = None
+    status: str | None = None
+    since: datetime | None = None
+    before: datetime | None = None
+    ended_only: bool = False
+
+
+class CallRepository(Protocol):
+    def insert(self, call: NewCall, now: datetime) -> None: ...
+    def get(self, call_id: str) -> Row | None: ...
+    def find(self, where: CallFilter, limit: int) -> list[Row]:
+        """Newest first."""
+    def live(self) -> list[Row]:
+        """THE live calls: placed and in a live status (call_status.LIVE)."""
+    def latest_to(self, number: str, since: datetime) -> str | None:
+        """The newest call to `number` recorded at or after `since`."""
+    def turns(self, call_id: str) -> list[Row]:
+        """speaker, text, confidence, at — in order."""
+    def event_payloads(self, call_id: str, kind: str) -> list[dict[str, Any]]: ...
+    def placed(self, call_id: str, provider_sid: str, status: str) -> None:
+        """The provider took the call: its id, and its status unless the call moved on."""
+    def not_placed(self, call_id: str, error: str, now: datetime) -> None:
+        """The provider refused it: failed, not counted against any cap."""
+    def add_turns(self, call_id: str, lines: Sequence[Line], now: datetime) -> list[bool]:
+        """For each line, False when its dedupe_key was recorded before."""
+    def has_turn(self, call_id: str, dedupe_key: str) -> bool:
+        """Whether a line was recorded under `dedupe_key`."""
+    def add_event(self, call_id: str, kind: str, status: str | None, sequence: int | None,
+                  payload: Mapping[str, Any], now: datetime, *, content_key: str | None) -> bool:
+        """False for a duplicate (same kind and sequence, or same content_key)."""
+    def advance(self, call_id: str, status: str, fields: Mapping[str, Any], now: datetime) -> str:
+        """Move forward by status rank (never back; terminal is final), set the non-None
+        `fields`; the status now (`status` itself when the call is unknown)."""
+    def purge(self, where: CallFilter) -> dict[str, int]:
+        """Delete turns and events of the matching calls: {"turns": n, "events": n}."""
+
+
+# -- the safety ledger -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Usage:
+    live_calls: int
+    calls_today: int
+    contact_calls_today: int
+    last_contact_call_at: datetime | None
+
+
+class Verdict(Protocol):
+    @property
+    def allowed(self) -> bool: ...
+    @property
+    def rule(self) -> str | None: ...
+    @property
+    def reason(self) -> str: ...
+
+
+V = TypeVar("V", bound=Verdict)
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """One request to the gate: whom (a contact, else the bare number), the owner's day, what
+    is audited, and — for a real placement — the call to record when it is allowed."""
+
+    tool: str
+    to_number: str
+    contact_id: int | None
+    message: str
+    now: datetime
+    day: tuple[datetime, datetime]
+    call: NewCall | None = None
+
+
+@dataclass(frozen=True)
+class Reserved:
+    decision_id: int
+    call_id: str | None
+
+
+@dataclass(frozen=True)
+class DayUsage:
+    calls: int
+    live_calls: int
+    per_contact: Mapping[int, int]
+
+
+class SafetyLedger(Protocol):
+    def reserve(self, reservation: Reservation, decide: Callable[[Usage], V]) -> tuple[V, Reserved]:
+        """At once, as one transaction no concurrent reservation interleaves with: count the
+        usage, `decide`, audit the decision and, when allowed, record `reservation.call`."""
+    def day_usage(self, day: tuple[datetime, datetime]) -> DayUsage: ...
+    def approval_holds(self, decision_id: int, call_id: str, to_number: str) -> bool:
+        """The audited decision allowed exactly this call to this number, not yet dialled."""
+    def decisions(self, limit: int) -> list[Row]:
+        """The latest audited decisions, newest first."""
+
+
+# -- call state and leases ---------------------------------------------------------------
+
+
+@dataclass
+class CallStateRecord:
+    gather_seq: int = 0
+    hold_seq: int = 0
+    reprompts_left: int | None = None
+    last_prompt: list[str] | None = None
+    pending_actions: list[dict[str, Any]] | None = None
+    owner: str | None = None
+    lease_until: datetime | None = None
+    max_seconds: int | None = None
+
+
+@dataclass(frozen=True)
+class LeaseHolder:
+    owner: str
+    pid: int
+    lease_until: datetime
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A request's answer and the state it leaves (`delivered` actions leave the queue)."""
+
+    key: str
+    twiml: str
+    lines: Sequence[Line]
+    gather_seq: int
+    hold_seq: int
+    reprompts_left: int
+    last_prompt: Sequence[str]
+    delivered: int
+
+
+class CallStateRepository(Protocol):
+    def load(self, call_id: str) -> CallStateRecord | None: ...
+    def answer(self, call_id: str, key: str) -> str | None: ...
+    def commit(self, call_id: str, answer: Answer, now: datetime) -> str:
+        """Answer, lines and state at once; the answer on record (a concurrent one's first)."""
+    def start(self, call_id: str, owner: str, max_seconds: int, lease_until: datetime, now: datetime) -> None: ...
+    def issue_hold(self, call_id: str, now: datetime) -> int: ...
+    def queue_action(self, call_id: str, action: Mapping[str, Any], now: datetime) -> None: ...
+    def drop_actions(self, call_id: str, now: datetime) -> None: ...
+    def claim(self, call_id: str, owner: str, lease_until: datetime, now: datetime,
+              alive: Callable[[str], bool]) -> bool:
+        """Take the call unless another owner's lease is fresh and `alive(owner)`."""
+    def renew(self, call_ids: Sequence[str], owner: str, lease_until: datetime) -> None: ...
+    def release(self, call_ids: Sequence[str], owner: str) -> None: ...
+
+
+class LeaseRepository(Protocol):
+    """Named leases (the home's one server)."""
+
+    def holder(self, name: str) -> LeaseHolder | None:
+        """Who holds it, fresh or not."""
+    def acquire(self, name: str, owner: str, pid: int, lease_until: datetime, now: datetime,
+                alive: Callable[[int], bool]) -> LeaseHolder | None:
+        """Take or renew; None when done, else the fresh live holder that keeps it."""
+    def release(self, name: str, owner: str) -> None: ...
+
+
+# -- scheduled calls ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NewScheduled:
+    id: str
+    arguments: Mapping[str, Any]
+    to_name: str | None
+    to_number: str
+    due_at: datetime
+    retry_on: Sequence[str]
+    max_attempts: int
+    spacing_minutes: float
+    when_allowed: bool
+    detail: str | None
+
+
+class ScheduleRepository(Protocol):
+    """Rows have the columns of a scheduled call, with JSON fields decoded and times parsed."""
+
+    def add(self, item: NewScheduled, now: datetime) -> None: ...
+    def get(self, scheduled_id: str) -> Row | None: ...
+    def in_states(self, states: Sequence[str]) -> list[Row]:
+        """By due time (empty `states`: all)."""
+    def due(self, now: datetime) -> list[Row]:
+        """Scheduled ones due at or before `now`, by due time."""
+    def count(self, states: Sequence[str]) -> int: ...
+    def transition(self, scheduled_id: str, from_states: Sequence[str], values: Mapping[str, Any],
+                   now: datetime) -> bool:
+        """Set `values` only if the item is in one of `from_states`; whether it was."""
+    def add_attempt(self, scheduled_id: str, call_id: str | None, now: datetime) -> None: ...
+
+
+# -- the whole store ---------------------------------------------------------------------
+
+
+class Store(Protocol):
+    @property
+    def contacts(self) -> ContactRepository: ...
+    @property
+    def calls(self) -> CallRepository: ...
+    @property
+    def ledger(self) -> SafetyLedger: ...
+    @property
+    def call_states(self) -> CallStateRepository: ...
+    @property
+    def leases(self) -> LeaseRepository: ...
+    @property
+    def schedule(self) -> ScheduleRepository: ...
+    def close(self) -> None: ...
