@@ -426,6 +426,30 @@ def _covering(work: Path, path: Path) -> dict[int, set[str]]:
     return covering
 
 
+def _selection_summary(found: list[Mutation], base: Baseline, source: str) -> str:
+    """How much these mutants would run if every test that ran their function ran (the
+    selection before per-line coverage) against what runs now: tests and baseline seconds
+    per mutant, the most a survivor costs (a kill stops at the first failing test)."""
+    spans: dict[str, set[int]] = {}
+    for node, _parent, _field, _index, function, _in_function in _walk(ast.parse(source)):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | ast.Lambda):
+            spans.setdefault(function, set()).add(node.lineno)  # its body is another function's
+        elif hasattr(node, "lineno"):
+            spans.setdefault(function, set()).update(range(node.lineno, (node.end_lineno or node.lineno) + 1))
+    by_line = [tests_for(m, base) for m in found]
+    by_function = [tests_for(Mutation(m.index, m.function, m.description, m.key, m.in_function,
+                                      tuple(spans.get(m.function, ())) if m.in_function else ()), base)
+                   for m in found]
+    count = max(1, len(found))
+
+    def seconds(selections: list[list[str]]) -> float:
+        return sum(base.durations.get(t, 0.0) for tests in selections for t in tests) / count
+
+    return (f"  tests per mutant: {sum(map(len, by_line)) / count:.1f} by line "
+            f"({seconds(by_line):.1f} s), {sum(map(len, by_function)) / count:.1f} by function "
+            f"({seconds(by_function):.1f} s)")
+
+
 def tests_for(mutation: Mutation, base: Baseline) -> list[str]:
     """The tests that ran a line of the mutated code; a module-level constant, the tests that
     ran the lines reading it; other code run at import (module and class bodies) is covered
@@ -474,6 +498,7 @@ def run_module(module: str, only: list[int] | None, verbose: bool, jobs: int,
         base = baseline(path, tests, work)
         print(f"{module}: {len(found)} mutants; baseline {time.monotonic() - started:.1f} s "
               f"({len(base.order)} tests)", flush=True)
+        print(_selection_summary(found, base, source), flush=True)
         results: list[Result] = []
         queue = [m for m in found if only is None or m.index in only]
         running: dict[int, tuple[Mutation, float, float]] = {}
