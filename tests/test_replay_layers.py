@@ -19,12 +19,14 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+from xml.etree import ElementTree
 
 import pytest
 
 from conftest import LiveServer
 from polling import eventually
-from test_call_state import answers, events
+from test_call_state import answers, events, state
 from test_webhook import Hook, keep_open
 
 DUPLICATES = 8
@@ -74,12 +76,38 @@ def test_a_gather_for_a_sequence_nobody_was_given_records_and_takes_nothing(serv
     stale = hook.post(hook.path("gather") + "?n=7", form, timeout=30)
     assert stale.status_code == 200
     assert "<Say" not in stale.text and "<Gather" not in stale.text  # a steady hold, nothing said
+    assert_holds_at_the_current_hold_url(server, hook, stale.text)
     assert "gather:7" not in answers(server, call_id)
     assert callee_lines(hook) == ["Hi"]
     spoken = server.tool("say", call_id=call_id, message="Still there?")  # nothing was taken
     assert spoken["reply"]["text"] == "Yes"
     assert [t["text"] for t in spoken["transcript"] if t["speaker"] == "callee"] == ["Hi", "Yes"]
     server.tool("hangup", call_id=call_id)
+
+
+def test_a_hold_for_a_sequence_nobody_was_given_holds_the_call_steady(server) -> None:
+    placed = keep_open(server, replies=[{"say": "Hi"}, {"say": "Yes"}])
+    hook = Hook(server, placed, None)
+    call_id = placed["call_id"]
+    assert eventually(lambda: "hold:1" in answers(server, call_id))
+    stale = hook.post(hook.path("hold") + "?n=99", timeout=30)
+    assert stale.status_code == 200
+    assert_holds_at_the_current_hold_url(server, hook, stale.text)
+    assert "hold:99" not in answers(server, call_id)
+    assert server.tool("say", call_id=call_id, message="Still there?")["reply"]["text"] == "Yes"
+    server.tool("hangup", call_id=call_id)
+
+
+def assert_holds_at_the_current_hold_url(server, hook: Hook, document: str) -> None:
+    """A stale request's answer: valid TwiML that pauses and redirects to a hold URL that
+    was given (an empty or broken document would make Twilio end the call with an error)."""
+    root = ElementTree.fromstring(document)
+    assert root.tag == "Response"
+    assert [child.tag for child in root] == ["Pause", "Redirect"]
+    target = urlsplit(root.find("Redirect").text)
+    assert target.path == hook.path("hold")
+    given = int(parse_qs(target.query)["n"][0])
+    assert 1 <= given <= state(server, hook.placed["call_id"])["hold_seq"]
 
 
 def test_a_status_callback_retried_with_its_sequence_number_is_one_event(server) -> None:
