@@ -1,6 +1,6 @@
-"""Why a call brought no reply, as the agent reads it: a notify call that was never answered
+"""What a call reports when it ends, as the agent reads it: a notify call that was never answered
 reports its status (busy, no-answer, failed) as the reason, like an interactive one; a notify
-call that was heard to the end has no reason at all."""
+call that was heard to the end has no reason at all; the duration is the one Twilio reported."""
 
 from __future__ import annotations
 
@@ -21,3 +21,11 @@ def test_a_notify_call_heard_to_the_end_has_no_reason(live_server) -> None:
     assert result["status"] == "completed"
     assert result["no_reply_reason"] is None
     assert live_server.tool("call_status", call_id=result["call_id"])["no_reply_reason"] is None
+
+
+def test_the_duration_twilio_reports_is_the_calls_duration(live_server) -> None:
+    result = live_server.tool("call", to="Contact6", message="Running late")
+    record = live_server.simulator.call(result["twilio_sid"])
+    assert record.wait(10) and record.duration
+    status = live_server.tool("call_status", call_id=result["call_id"])
+    assert status["duration_seconds"] == record.duration
