@@ -283,6 +283,13 @@ def _hook() -> Any:
 TIMED_OUT = 124  # a worker's exit code when one test ran far longer than in the baseline
 
 
+def _hung(test: str) -> None:
+    """The watchdog: name the test that hung (TC_FAILED_OUT + ".hung"), end the worker."""
+    if os.environ.get("TC_FAILED_OUT"):
+        Path(os.environ["TC_FAILED_OUT"] + ".hung").write_text(test)
+    os._exit(TIMED_OUT)
+
+
 class _Plugin:
     """Names the running test for the tracer (its coverage context, and the environment that
     spawned processes inherit), records each test's duration, and (given the baseline's
@@ -301,7 +308,7 @@ class _Plugin:
         if self._tracer is not None:
             self._tracer.switch(item.nodeid)
         if item.nodeid in self._limits and self._watchdog is None:
-            self._watchdog = threading.Timer(self._limits[item.nodeid], os._exit, (TIMED_OUT,))
+            self._watchdog = threading.Timer(self._limits[item.nodeid], _hung, (item.nodeid,))
             self._watchdog.daemon = True
             self._watchdog.start()
 
@@ -504,6 +511,7 @@ def run_module(module: str, only: list[int] | None, verbose: bool, jobs: int,
         running: dict[int, tuple[Mutation, float, float]] = {}
         killers: dict[str, str] = {}  # function → the test that last killed one of its mutants
         selections: dict[int, list[str]] = {}  # mutant → the tests it ran
+        hangers: set[str] = set()  # tests a mutant made hang: tried last (others fail faster)
         kills: dict[str, int] = {}  # test → mutants it killed so far: strong tests go first
         while queue or running:
             while queue and len(running) < jobs:
@@ -515,7 +523,7 @@ def run_module(module: str, only: list[int] | None, verbose: bool, jobs: int,
                 if not selected:
                     results.append(Result(mutation, "uncovered"))
                     continue
-                selected.sort(key=lambda test: (-kills.get(test, 0), base.durations.get(test, 1.0)))
+                selected.sort(key=lambda test: _priority(test, kills, hangers, base))
                 killer = killers.get(mutation.function)
                 if killer in selected:  # the test most likely to fail goes first
                     selected.remove(killer)
@@ -529,6 +537,9 @@ def run_module(module: str, only: list[int] | None, verbose: bool, jobs: int,
                     continue
                 del running[pid]
                 failed = work / f"failed-{mutation.index}"
+                hung = work / f"failed-{mutation.index}.hung"
+                if hung.exists():
+                    hangers.add(hung.read_text())
                 if failed.exists():
                     killers[mutation.function] = failed.read_text()
                     kills[killers[mutation.function]] = kills.get(killers[mutation.function], 0) + 1
@@ -538,10 +549,17 @@ def run_module(module: str, only: list[int] | None, verbose: bool, jobs: int,
                     took = time.monotonic() - began
                     print(f"  [{mutation.index}] {verdict} ({took:.1f} s): {mutation.key}", flush=True)
             time.sleep(0.02)
+        for tests in selections.values():  # a recheck tries the tests that hung last
+            tests.sort(key=lambda test: test in hangers)
         _recheck([r for r in results if r.outcome == "timeout"], source, dotted, selections, base, work, jobs)
         results.sort(key=lambda result: result.mutation.index)
         print(f"{module}: done in {time.monotonic() - started:.0f} s", flush=True)
     return results
+
+
+def _priority(test: str, kills: dict[str, int], hangers: set[str], base: Baseline) -> tuple[bool, int, float]:
+    """Tests a mutant made hang go last, then the tests that killed most, then the fastest."""
+    return (test in hangers, -kills.get(test, 0), base.durations.get(test, 1.0))
 
 
 def _recheck(timed_out: list[Result], source: str, dotted: str, selections: dict[int, list[str]],
