@@ -46,7 +46,7 @@ TARGETS: dict[str, list[str]] = {
     "twilio_caller/conversation.py": ["tests/test_conversation_*.py", "tests/test_calls.py", "tests/test_webhook.py",
                                       "tests/test_call_state.py", "tests/test_voice_features.py",
                                       "tests/test_call_lifecycle.py", "tests/test_interrupt.py",
-                                      "tests/test_replay_layers.py", "tests/test_crash.py"],
+                                      "tests/test_replay_layers.py", "tests/test_crash.py", "tests/test_calls_cli.py"],
     "twilio_caller/transport/twilio/calls.py": ["tests/test_calls.py", "tests/test_safety.py", "tests/test_gate.py",
                                                 "tests/test_call_lifecycle.py", "tests/test_recovery.py",
                                                 "tests/test_telephony_*.py"],
