@@ -17,6 +17,7 @@ from twilio_caller.calls import CallWriter
 from twilio_caller.conversation import OPT_OUT_GOODBYE, REPROMPT, SILENCE_GOODBYE, Budgets, Conversation
 from twilio_caller.runtime import Runtime
 from twilio_caller.sessions import CallSession, HangUp, Speak
+from twilio_caller.store.ports import NewCall
 from twilio_caller.transport.port import (
     Answered, Ask, CallLine, Command, Digits, EndCall, Heard, Hold, Interrupted, Say, SendDigits, Silence,
     Speech, StatusChanged,
@@ -65,13 +66,10 @@ def loop() -> Iterator[asyncio.AbstractEventLoop]:
 
 
 def session_for(runtime: Runtime, *, keep_open: bool = False, call_id: str = "call_core1") -> CallSession:
-    writer = CallWriter(runtime.store, runtime.clock)
-    with runtime.store.transaction() as connection:
-        writer.insert(connection, {
-            "id": call_id, "token": "t0ken", "contact_id": None, "to_name": "Bob", "to_number": NUMBER,
-            "message": MESSAGE, "mode": "interactive", "keep_open": int(keep_open), "voice": SPEECH.voice,
-            "language": "en-US",
-        })
+    runtime.store.calls.insert(NewCall(
+        id=call_id, token="t0ken", to_name="Bob", to_number=NUMBER, message=MESSAGE, mode="interactive",
+        keep_open=keep_open, voice=SPEECH.voice, language="en-US",
+    ), runtime.clock.now())
     return CallSession(call_id=call_id, token="t0ken", to_number=NUMBER, to_name="Bob", message=MESSAGE,
                        interactive=True, keep_open=keep_open, closing=CLOSING, speech=SPEECH,
                        reprompts_left=1, status="in-progress")
@@ -157,8 +155,7 @@ def test_digits_are_a_reply_and_an_interruption_is_on_record(runtime, core, tran
     loop.run_until_complete(core.answer(session, Answered("human")))
     assert loop.run_until_complete(core.handle(session, Interrupted("Hi, this is Ada's"))) is None
     assert {"event": "interrupted", "heard": "Hi, this is Ada's"} in session.events
-    rows = runtime.store.query("SELECT kind, payload FROM events WHERE call_id = ?", (session.call_id,))
-    assert [json.loads(r["payload"]) for r in rows if r["kind"] == "interrupted"] == [{"heard": "Hi, this is Ada's"}]
+    assert runtime.store.calls.event_payloads(session.call_id, "interrupted") == [{"heard": "Hi, this is Ada's"}]
     pressed = Digits(1, "2", "call_core1:gather:1")
     assert transport.command(loop.run_until_complete(core.answer(session, pressed))) == EndCall((CLOSING,))
     assert [(o.kind, o.text) for o in session.outcomes] == [("reply", "2")]

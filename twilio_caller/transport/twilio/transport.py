@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from twilio.request_validator import RequestValidator
 
+from twilio_caller.call_status import UNANSWERED
 from twilio_caller.transport.port import CallLine, Command, EndCall, Event, Placed, ProviderCall, SendDigits
 from twilio_caller.transport.twilio import requests, twiml
 from twilio_caller.transport.twilio.calls import Telephony
@@ -15,8 +16,6 @@ from twilio_caller.transport.twilio.routes import WebhookUrls
 
 if TYPE_CHECKING:
     from twilio_caller.safety import Approval
-
-NOT_ANSWERED = ("pending", "queued", "initiated", "ringing")
 
 
 class TwilioTransport:
@@ -59,7 +58,7 @@ class TwilioTransport:
         """End a call in `status`: cancel one not answered yet, else say `text` (if any) and
         hang up."""
         fields: dict[str, Any]
-        if status in NOT_ANSWERED:
+        if status in UNANSWERED:
             fields = {"status": "canceled" if status != "pending" else "completed"}
         elif text and line is not None:
             fields = {"twiml": self.render(line, EndCall((text,)))}
