@@ -10,7 +10,7 @@ import secrets
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from twilio_caller import numbers, parser, safety, voices
+from twilio_caller import call_request, numbers, safety, voices
 from twilio_caller.call_state import CallStates, new_owner
 from twilio_caller.call_status import TERMINAL, UNANSWERED
 from twilio_caller.calls import CallWriter, new_call
@@ -18,6 +18,7 @@ from twilio_caller.config import Config
 from twilio_caller.conversation import FAILURE_GOODBYE, NO_REPLY_BY_STATUS, Budgets, Conversation, Voicing
 from twilio_caller.errors import InvalidInputError, NotFoundError, TelephonyError, TwilioCallerError
 from twilio_caller.runtime import Runtime
+from twilio_caller.settings import Settings
 from twilio_caller.sessions import Action, CallSession, HangUp, Outcome, Press, Registry, Speak, action_to_dict
 from twilio_caller.transport.port import CallTransport, Speech
 from twilio_caller.transport.twilio.calls import Telephony
@@ -51,25 +52,25 @@ class Dialer:
         self.registry = Registry()
         self._timers: set[asyncio.Task[None]] = set()
         self._conversation_config = runtime.config
-        self.conversation = self._conversation(runtime.config)
+        self.conversation = self._conversation(runtime.config.settings)
 
     @property
-    def _config(self) -> Config:
-        """The config the latest call was checked against (`check` reloads it)."""
-        return self._rt.config
+    def _settings(self) -> Settings:
+        """The settings the latest call was checked against (`check` reloads them)."""
+        return self._rt.settings
 
-    def _conversation(self, config: Config) -> Conversation:
+    def _conversation(self, settings: Settings) -> Conversation:
         return Conversation(
             self._writer, self._rt.contacts, self._rt.clock,
             Budgets(
-                hold_seconds=config.get("conversation.hold_budget_seconds"),
-                unsteered_seconds=config.get("conversation.unsteered_limit_seconds"),
-                reprompts=config.get("gather.reprompts"),
-                audio_seconds=config.get("elevenlabs.budget_seconds"),
+                hold_seconds=settings.conversation.hold_budget_seconds,
+                unsteered_seconds=settings.conversation.unsteered_limit_seconds,
+                reprompts=settings.gather.reprompts,
+                audio_seconds=settings.elevenlabs.budget_seconds,
             ),
-            safety.opening_text(config),
+            settings.identity.opening_text,
             self.transport,
-            voicemail_mode=config.get("voicemail.mode"),
+            voicemail_mode=settings.voicemail.mode,
             voicing=self._voicing(),
         )
 
@@ -85,7 +86,7 @@ class Dialer:
 
     # -- placing a call: the one pipeline ----------------------------------------------------
 
-    def check(self, arguments: Mapping[str, Any]) -> tuple[parser.CallRequest, safety.Rules]:
+    def check(self, arguments: Mapping[str, Any]) -> tuple[call_request.CallRequest, safety.Rules]:
         """Parse and judge a call against the rules in force now: the config file as it is
         at this moment (a broken one raises ConfigError; the old rules never apply)."""
         config = self._rt.rules_in_force()
@@ -94,9 +95,9 @@ class Dialer:
         if self._real_calls:
             safety.require_identity(config)
         if config is not self._conversation_config:
-            self.conversation, self._conversation_config = self._conversation(config), config
-        request = parser.from_arguments(self._rt.contacts, config, arguments)
-        return request, safety.Rules.from_config(config)
+            self.conversation, self._conversation_config = self._conversation(config.settings), config
+        request = call_request.from_arguments(self._rt.contacts, config.settings, arguments)
+        return request, safety.Rules.from_settings(config.settings)
 
     async def call(
         self, arguments: Mapping[str, Any], before_dial: Callable[[str], None] | None = None
@@ -124,7 +125,7 @@ class Dialer:
         try:
             placed = await asyncio.to_thread(
                 self.transport.initiate, approval, session,
-                ring_timeout=self._config.get("twilio.ring_timeout_seconds"),
+                ring_timeout=self._settings.twilio.ring_timeout_seconds,
                 send_digits=send_digits or None,
             )
         except TelephonyError as exc:
@@ -154,7 +155,7 @@ class Dialer:
 
     async def say(self, call_id: str, message: str, expect_reply: bool, timeout: float) -> dict[str, Any]:
         session = self._live(call_id)
-        text = parser.check_message(message)
+        text = call_request.check_message(message)
         session.take_outcomes()  # what came before this turn was already reported or is in the transcript
         action = Speak(text, expect_reply)
         session.idle_since = self._rt.clock.monotonic()
@@ -198,7 +199,7 @@ class Dialer:
 
     async def hangup(self, call_id: str, message: str | None) -> dict[str, Any]:
         session = self._live(call_id)
-        text = parser.check_message(message) if message else None
+        text = call_request.check_message(message) if message else None
         if session.holding:
             action = HangUp(text)
             self._submit(session, action)
@@ -241,12 +242,12 @@ class Dialer:
             record["no_reply_reason"] = NO_REPLY_BY_STATUS[session.status]
         return record
 
-    async def _pregenerate(self, request: parser.CallRequest) -> None:
+    async def _pregenerate(self, request: call_request.CallRequest) -> None:
         """The opening and the message are known before dialing: voice them now, while the
         phone has not rung yet (bounded; a failure only means <Say>)."""
         if self._audio is None:
             return
-        seconds = self._config.get("elevenlabs.pregenerate_seconds")
+        seconds = self._settings.elevenlabs.pregenerate_seconds
         await asyncio.gather(*(self._audio.get_or_generate(text, seconds)
                                for text in (self.conversation.opening, request.message)))
 
@@ -329,8 +330,8 @@ class Dialer:
     def _overdue(self, row: Any) -> bool:
         from datetime import datetime, timedelta
 
-        limit = self.states.max_seconds(row["id"]) or self._config.get("safety.max_duration_seconds")
-        ring = self._config.get("twilio.ring_timeout_seconds")
+        limit = self.states.max_seconds(row["id"]) or self._settings.safety.max_duration_seconds
+        ring = self._settings.twilio.ring_timeout_seconds
         deadline = datetime.fromisoformat(row["created_at"]) + timedelta(
             seconds=limit + ring + RECONCILE_GRACE_SECONDS)
         return self._rt.clock.now() > deadline
@@ -345,28 +346,29 @@ class Dialer:
     async def _take_back(self, row: Any, status: str) -> None:
         session = self._session_from(row, status)
         self.registry.add(session)
-        resume, goodbye = None, None
+        resume, reask, goodbye = None, None, None
         if session.status == "in-progress":
             if session.keep_open:
-                resume = self._api_resume(session)
+                reask = self.states.unanswered_gather(session.call_id)
+                resume = self._api_resume(session) if reask is None else None
             else:
                 goodbye = RECOVERED_GOODBYE
                 self._writer.turn(session.call_id, "assistant", RECOVERED_GOODBYE)
         # else not answered yet: it will ask for its first answer here
         try:
             await asyncio.to_thread(self.transport.reattach, row["twilio_sid"], session,
-                                    resume=resume, goodbye=goodbye)
+                                    resume=resume, reask=reask, goodbye=goodbye)
         except TwilioCallerError:
             self.registry.discard(row["id"])  # not ours after all: the next reconciliation tries again
             raise
         self._writer.advance(row["id"], status)
 
     def _session_from(self, row: Any, status: str) -> CallSession:
-        request = parser.CallRequest(
-            number=numbers.parse(row["to_number"], self._config.get("phone_region")),
+        request = call_request.CallRequest(
+            number=numbers.parse(row["to_number"], self._settings.phone_region),
             contact=None, message=row["message"] or "", interactive=row["mode"] == "interactive",
-            keep_open=bool(row["keep_open"]), voice=row["voice"] or self._config.get("voice.default"),
-            language=row["language"] or self._config.get("voice.language"), closing=None,
+            keep_open=bool(row["keep_open"]), voice=row["voice"] or self._settings.voice.default,
+            language=row["language"] or self._settings.voice.language, closing=None,
         )
         session = self._session(row["id"], row["token"], request)
         session.to_name, session.twilio_sid, session.status = row["to_name"], row["twilio_sid"], status
@@ -375,24 +377,23 @@ class Dialer:
 
     # -- helpers ---------------------------------------------------------------------------------
 
-    def _session(self, call_id: str, token: str, request: parser.CallRequest) -> CallSession:
-        def gather(key: str) -> Any:
-            return self._config.get(f"gather.{key}")
-
+    def _session(self, call_id: str, token: str, request: call_request.CallRequest) -> CallSession:
+        settings = self._settings
+        gather = settings.gather
         speech = Speech(
             voice=request.voice,
             language=voices.say_language(request.voice, request.language),
             recognition_language=request.language,
-            speech_timeout=str(gather("speech_timeout")),
-            timeout=gather("timeout"),
-            speech_model=gather("speech_model"),
-            hints=tuple(gather("hints")),
+            speech_timeout=gather.speech_timeout,
+            timeout=gather.timeout,
+            speech_model=gather.speech_model,
+            hints=gather.hints,
         )
         return CallSession(
             call_id=call_id, token=token, to_number=request.to_number, to_name=request.to_name,
             message=request.message, interactive=request.interactive, keep_open=request.keep_open,
-            closing=request.closing or self._config.get("conversation.closing"),
-            speech=speech, reprompts_left=gather("reprompts"),
+            closing=request.closing or settings.conversation.closing,
+            speech=speech, reprompts_left=gather.reprompts,
             idle_since=self._rt.clock.monotonic(),
         )
 

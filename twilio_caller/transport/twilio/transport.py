@@ -66,12 +66,17 @@ class TwilioTransport:
             fields = {"status": "completed"}
         self.calls.update_call(sid, **fields)
 
-    def reattach(self, sid: str, line: CallLine, *, resume: int | None = None, goodbye: str | None = None) -> None:
+    def reattach(self, sid: str, line: CallLine, *, resume: int | None = None, reask: int | None = None,
+                 goodbye: str | None = None) -> None:
         """Point a live call another (stopped) server ran at this one: say `goodbye` and hang
-        up, or come back as `Ready(resume)`, or — not answered yet — ask for the first answer."""
+        up, or come back as `Ready(resume)`, or as Gather `reask`'s request with nothing heard
+        (the redirect cut that Gather: the question is asked again), or — not answered yet —
+        ask for the first answer."""
         fields: dict[str, Any]
         if goodbye is not None:
             fields = {"twiml": self.render(line, EndCall((goodbye,)))}
+        elif reask is not None:
+            fields = {"url": self.urls.numbered(line, "gather", reask), "method": "POST"}
         elif resume is not None:
             fields = {"url": self.urls.numbered(line, "hold", resume), "method": "POST"}
         else:
