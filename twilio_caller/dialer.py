@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from twilio_caller import call_request, numbers, safety, voices
 from twilio_caller.call_state import CallStates, new_owner
-from twilio_caller.call_status import TERMINAL
+from twilio_caller.call_status import TERMINAL, UNANSWERED
 from twilio_caller.calls import CallWriter, new_call
 from twilio_caller.config import Config
 from twilio_caller.conversation import FAILURE_GOODBYE, NO_REPLY_BY_STATUS, Budgets, Conversation, Voicing
@@ -346,17 +346,18 @@ class Dialer:
     async def _take_back(self, row: Any, status: str) -> None:
         session = self._session_from(row, status)
         self.registry.add(session)
-        resume, goodbye = None, None
+        resume, reask, goodbye = None, None, None
         if session.status == "in-progress":
             if session.keep_open:
-                resume = self._api_resume(session)
+                reask = self.states.unanswered_gather(session.call_id)
+                resume = self._api_resume(session) if reask is None else None
             else:
                 goodbye = RECOVERED_GOODBYE
                 self._writer.turn(session.call_id, "assistant", RECOVERED_GOODBYE)
         # else not answered yet: it will ask for its first answer here
         try:
             await asyncio.to_thread(self.transport.reattach, row["twilio_sid"], session,
-                                    resume=resume, goodbye=goodbye)
+                                    resume=resume, reask=reask, goodbye=goodbye)
         except TwilioCallerError:
             self.registry.discard(row["id"])  # not ours after all: the next reconciliation tries again
             raise
@@ -439,7 +440,7 @@ class Dialer:
         return True
 
     async def _end_by_api(self, session: CallSession, text: str | None) -> None:
-        answered = session.status not in ("pending", "queued", "initiated", "ringing")
+        answered = session.status not in UNANSWERED
         if answered and text:
             self._writer.turn(session.call_id, "assistant", text)
         session.hung_up_by_us = True

@@ -70,7 +70,7 @@ def build_control_app(
     async def reachability(request: Request) -> Response:
         if not allowed(request):
             return Response(status_code=403)
-        return JSONResponse(await _reachable(dialer.public_url))
+        return JSONResponse(await _reachable(dialer.urls.ping()))
 
     async def tool(request: Request) -> Response:
         if not allowed(request):
@@ -97,11 +97,10 @@ def build_control_app(
     ])
 
 
-async def _reachable(public_url: str) -> dict[str, Any]:
+async def _reachable(url: str) -> dict[str, Any]:
     """Whether the public URL leads back here, asked the way Twilio would reach it."""
     import httpx
 
-    url = f"{public_url}/twilio/ping"
     try:
         async with httpx.AsyncClient(timeout=5, trust_env=False, follow_redirects=True) as client:
             response = await client.get(url)
