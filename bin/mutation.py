@@ -50,6 +50,7 @@ TARGETS: dict[str, list[str]] = {
     "twilio_caller/transport/twilio/calls.py": ["tests/test_calls.py", "tests/test_safety.py", "tests/test_gate.py",
                                                 "tests/test_call_lifecycle.py", "tests/test_recovery.py",
                                                 "tests/test_telephony_*.py"],
+    "twilio_caller/transport/twilio/status.py": ["tests/test_twilio_transport.py", "tests/test_webhook.py"],
     "twilio_caller/transport/twilio/transport.py": ["tests/test_twilio_transport.py", "tests/test_calls.py", "tests/test_call_lifecycle.py",
                                                     "tests/test_recovery.py", "tests/test_webhook.py"],
 }
