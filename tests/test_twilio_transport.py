@@ -12,7 +12,7 @@ from starlette.routing import NoMatchFound
 
 from twilio_caller.call_status import CallStatus
 from twilio_caller.transport.port import (
-    Answered, Ask, EndCall, Heard, Hold, Line, Ready, Say, SendDigits, Silence, Speech, StatusChanged,
+    Answered, Ask, Command, EndCall, Heard, Hold, Line, Ready, Say, SendDigits, Silence, Speech, StatusChanged,
 )
 from twilio_caller.transport.twilio import twiml
 from twilio_caller.transport.twilio.requests import MAX_SPEECH_CHARS, parse_event
@@ -77,7 +77,7 @@ def test_a_hold_request_is_ready_and_a_status_is_a_call_status() -> None:
         assert parse_event(CALL, "status", {}, {"CallStatus": unknown}) is None
 
 
-def render(command) -> ET.Element:  # type: ignore[no-untyped-def]
+def render(command: Command) -> ET.Element:
     urls = WebhookUrls(BASE)
     return ET.fromstring(twiml.render(command, SPEECH, lambda route, n: urls.numbered(CALL, route, n)))
 
