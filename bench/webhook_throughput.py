@@ -63,6 +63,8 @@ def open_sessions(runner: Any, count: int, requests_file: Path) -> None:
     from twilio.request_validator import RequestValidator  # type: ignore[import-untyped]
 
     from twilio_caller import call_request, numbers
+    from twilio_caller.calls import new_call
+    from twilio_caller.store.sqlite.calls import insert_call
 
     dialer, runtime = runner.dialer, runner._rt
     settings = runtime.settings
@@ -75,7 +77,7 @@ def open_sessions(runner: Any, count: int, requests_file: Path) -> None:
     with runtime.store.transaction() as connection, requests_file.open("w") as stream:
         for index in range(count):
             call_id, token, sid = f"call_{index:016x}", secrets.token_urlsafe(24), f"CA{index:032x}"
-            dialer._record(connection, call_id, token, request)
+            insert_call(connection, new_call(call_id, token, request), runtime.clock.now())
             connection.execute("UPDATE calls SET twilio_sid = ?, status = 'in-progress' WHERE id = ?",
                                (sid, call_id))
             session = dialer._session(call_id, token, request)

@@ -17,6 +17,7 @@ from crashkit import (Callee, Person, background, callee_lines, final_status_cal
                       hold_starts_until, kill, live_home, said_lines, server, stop_background,
                       wait_for_turn)
 from twilio_caller.errors import ServerUnavailableError
+from twilio_caller.invocation import Invocation
 from twilio_caller.manifest import invoke
 from twilio_caller.runtime import Runtime
 from twilio_caller.server.client import ensure_server, find_server
@@ -509,3 +510,58 @@ def test_a_call_waiting_for_its_first_reply_follows_it_to_the_next_server(home: 
     finally:
         person.release.set()
         stop_background(home)
+
+
+def test_ghost_calls_of_killed_servers_are_closed_and_block_nothing(home: Path) -> None:
+    """The issue's proof as written: three SIGKILLs of a simulate-mode server during live
+    calls (its Twilio dies with it), then a new call: placed, not refused by `concurrency`,
+    and neither `safety_rules` nor `list_calls` shows a phantom live call."""
+    import subprocess
+    import sys
+
+    from conftest import CONTACTS, TEST_CONFIG
+
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "logs").mkdir(mode=0o700, exist_ok=True)
+    (home / "config.yaml").write_text(TEST_CONFIG.format(hold=0.3, unsteered=60).replace(
+        "max_concurrent_calls: 1000", f"max_concurrent_calls: {GHOSTS}"))
+    runtime = Runtime(home, environ={})
+    runtime.contacts.add("Contact1", CONTACTS["Contact1"])
+    how = Invocation(simulate=True, callee={"ring_seconds": 0.1, "replies": [{"say": "Hi"}]})
+
+    def tool(name: str, /, **arguments):
+        return invoke(name, arguments, runtime, how)
+
+    env = {**os.environ, "TWILIO_CALLER_HOME": str(home)}
+    command = [sys.executable, "-m", "twilio_caller", "serve", "--background", "--simulate", "--time-scale", "50"]
+
+    def start() -> subprocess.Popen:
+        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL, env=env, start_new_session=True)
+        assert eventually(lambda: serving_pid(home) == process.pid, 60)
+        return process
+
+    ghosts = []
+    try:
+        for _ in range(GHOSTS):
+            serving = start()
+            placed = tool("call", to="Contact1", message="Hello", keep_open=True)
+            assert placed["reply"]["text"] == "Hi" and not placed["ended"]
+            ghosts.append(placed["call_id"])
+            kill(serving.pid)
+        start()  # the next server: it closes the last ghost at start
+        fresh = tool("call", to="Contact1", message="Hello again", keep_open=True)
+        assert fresh["reply"]["text"] == "Hi"
+        for call_id in ghosts:
+            record = tool("call_status", call_id=call_id)
+            assert record["ended"] and record["status"] == "completed" and record["end_reason"] == "unknown"
+        assert tool("safety_rules")["today"]["live_calls"] == 1
+        assert [c["call_id"] for c in tool("list_calls")["calls"] if not c["ended"]] == [fresh["call_id"]]
+        assert tool("hangup", call_id=fresh["call_id"])["status"] == "completed"
+    finally:
+        stop_background(home)
+
+
+def serving_pid(home: Path) -> int | None:
+    running = find_server(home)
+    return running.info.get("pid") if running is not None else None
