@@ -1,5 +1,5 @@
 """The conversation core: a live call's events (answered, heard, silence, digits, ready,
-status) → the commands that answer them (say, ask, hold, press, end), in the neutral language
+status, a machine detected later) → the commands that answer them (say, ask, hold, press, end), in the neutral language
 of the call-transport port (transport/port.py); the transport parses its provider's requests
 into events and renders the commands (TwiML for Twilio). Every turn and status change is
 written to the store before the answer goes back; the agent's waiting tool calls are woken
@@ -22,8 +22,8 @@ from twilio_caller.errors import TwilioCallerError
 from twilio_caller.safety import is_opt_out
 from twilio_caller.sessions import Action, CallSession, HangUp, Outcome, Press, action_from_dict
 from twilio_caller.transport.port import (
-    Answered, Ask, Command, Digits, EndCall, Event, Heard, Hold, Interrupted, Line, Ready, Renderer, Say, SendDigits,
-    Silence, Spoken, StatusChanged,
+    Answered, Ask, Command, Detected, Digits, EndCall, Event, Heard, Hold, Interrupted, Line, Ready, Renderer, Say,
+    SendDigits, Silence, Spoken, StatusChanged,
 )
 
 if TYPE_CHECKING:
@@ -37,6 +37,7 @@ OPT_OUT_GOODBYE = "Understood. You won't get calls from me again. Goodbye."
 FAILURE_GOODBYE = "Sorry, I have a technical problem and have to end this call. Goodbye."
 NO_REPLY_BY_STATUS = {"busy": "busy", "no-answer": "no-answer", "failed": "failed",
                       "canceled": "canceled", "completed": "hung-up"}
+MACHINES = ("machine", "fax")  # answered_by values that get the voicemail path
 ANSWER_SECONDS = 13.5  # how long an answer may take in all, inside the provider's window (Twilio: 15 s)
 
 
@@ -68,6 +69,7 @@ class Conversation:
         *,
         voicemail_mode: str = "leave-message",
         voicing: Voicing | None = None,
+        steer: Callable[[CallSession, int], Awaitable[None]] | None = None,
     ) -> None:
         self._writer = writer
         self._states = CallStates(writer.store, clock)
@@ -78,6 +80,7 @@ class Conversation:
         self._transport = transport
         self._voicemail_mode = voicemail_mode
         self._voicing = voicing
+        self._steer = steer  # moves a live call to ask for Ready(resume) now (the provider's API)
 
     @property
     def opening(self) -> str:
@@ -92,6 +95,9 @@ class Conversation:
             return None
         if isinstance(event, Interrupted):
             await self.interrupted(session, event)
+            return None
+        if isinstance(event, Detected):
+            await self.detected(session, event)
             return None
         return await self.answer(session, event)
 
@@ -130,12 +136,42 @@ class Conversation:
     async def _held(self, session: CallSession) -> Command:
         if session.ended:
             return EndCall()
+        if not session.interactive:
+            return await self._after_message(session)
         return await self._wait_for_agent(session, self._deadline())
+
+    async def _after_message(self, session: CallSession) -> Command:
+        """A message said while asynchronous detection had not reported: a person then hears
+        the goodbye; a machine's voicemail path comes through `detected`, so hold till then
+        (no longer than a call may go unsteered)."""
+        await session.wait_until(lambda: not session.detecting or session.ended, self._budgets.hold_seconds)
+        unsteered = self._clock.monotonic() - session.idle_since > self._budgets.unsteered_seconds
+        if (session.detecting or session.detected_as in MACHINES) and not unsteered:
+            return Hold(self._next_resume(session))
+        return await self._goodbye(session, [NOTIFY_GOODBYE], self._deadline())
 
     async def interrupted(self, session: CallSession, event: Interrupted) -> None:
         """The callee spoke over the assistant: what they actually heard goes on record."""
         self._writer.event(session.call_id, "interrupted", None, None, {"heard": event.heard})
         session.emit({"event": "interrupted", "heard": event.heard})
+
+    async def detected(self, session: CallSession, event: Detected) -> None:
+        """Asynchronous machine detection decided while the call goes on: a machine or a fax
+        moves the call to the voicemail path (its answer written first, under the next resume
+        number, then the live call is pointed at it); a person, or no decision, changes
+        nothing but the record. A result for an ended call, or a repeat, changes nothing."""
+        if session.ended or not self._writer.event(
+                session.call_id, "amd", event.answered_by, None, dict(event.details), dedupe_by_content=True):
+            return
+        self._writer.advance(session.call_id, session.status, answered_by=event.answered_by)
+        session.detecting, session.detected_as = False, event.answered_by
+        await session.notify()  # a message said before the result waits for it
+        if event.answered_by not in MACHINES or self._steer is None:
+            return
+        resume = self._next_resume(session)
+        await self._once(session, f"hold:{resume}",
+                         lambda: self._voicemail(session, event.answered_by, self._deadline()))
+        await self._steer(session, resume)  # an answer not saved is a stale resume: the call ends
 
     def restore(self, session: CallSession) -> None:
         """Rebuild the session's live state from the store (after a restart, or a failed write)."""
@@ -247,15 +283,18 @@ class Conversation:
         who = answered or ("unknown" if session.digits_sent else None)
         if who is not None:
             self._writer.advance(session.call_id, session.status, answered_by=who)
-        if who in ("machine", "fax"):
+        if who in MACHINES:
             return await self._voicemail(session, who, deadline)
         lines = [self._opening, session.message]
+        if not session.interactive and session.detecting:  # the goodbye waits for the result
+            return Say(tuple(await self._spoken(session, lines, deadline)), self._next_resume(session))
         if not session.interactive:
             return await self._goodbye(session, [*lines, NOTIFY_GOODBYE], deadline)
         return await self._ask(session, lines, prompt=[session.message], deadline=deadline)
 
     async def _voicemail(self, session: CallSession, who: str, deadline: float) -> Command:
-        """A machine answered, after its beep (DetectMessageEnd): leave the message, or not."""
+        """A machine answered, after its beep (DetectMessageEnd; asynchronously: as the beep
+        was detected): leave the message, or not."""
         if who == "fax" or self._voicemail_mode == "hang-up":
             session.emit({"event": f"{who} answered: hanging up"})
             return await self._goodbye(session, [], deadline)

@@ -71,7 +71,18 @@ class Dialer:
             self.transport,
             voicemail_mode=config.get("voicemail.mode"),
             voicing=self._voicing(),
+            steer=self._steer,
         )
+
+    async def _steer(self, session: CallSession, resume: int) -> None:
+        """Point a live call at `Ready(resume)` through the provider's API (asynchronous machine
+        detection's voicemail path); a call that ended meanwhile is left as it is."""
+        if session.twilio_sid is None or session.ended:
+            return
+        try:
+            await asyncio.to_thread(self.transport.resume_at, session.twilio_sid, session, resume)
+        except TwilioCallerError as exc:
+            log.info("call %s: could not move it to the voicemail path: %s", session.call_id, exc.message)
 
     def _voicing(self) -> Voicing | None:
         library = self._audio
@@ -121,11 +132,13 @@ class Dialer:
         await self._pregenerate(request)
         send_digits = arguments.get("send_digits")
         session.digits_sent = bool(send_digits)
+        detection = self._config.get("voicemail.detection")
+        session.detecting = detection == "async" and not send_digits
         try:
             placed = await asyncio.to_thread(
                 self.transport.initiate, approval, session,
                 ring_timeout=self._config.get("twilio.ring_timeout_seconds"),
-                send_digits=send_digits or None,
+                send_digits=send_digits or None, detection=detection,
             )
         except TelephonyError as exc:
             self._writer.not_placed(call_id, exc.message)

@@ -87,6 +87,8 @@ class CallSession:
     taken: list[Action] = field(default_factory=list)  # actions the answer being made delivers
     opted_out: bool = False
     digits_sent: bool = False  # SendDigits on create: Twilio turns answering-machine detection off
+    detecting: bool = False  # asynchronous machine detection was asked for and has not reported
+    detected_as: str | None = None  # what it reported: human, machine, fax, unknown
     idle_since: float = 0.0
     events: list[dict[str, object]] = field(default_factory=list)  # progress, for the CLI
     failure: Exception | None = None  # a write that failed: the call was ended, tools get this error

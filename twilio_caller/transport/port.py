@@ -121,7 +121,17 @@ class StatusChanged:
     details: Mapping[str, str] = field(default_factory=dict)
 
 
-Event = Answered | Heard | Silence | Digits | Interrupted | Ready | StatusChanged
+@dataclass(frozen=True)
+class Detected:
+    """Answering-machine detection decided after the call was answered (asynchronous
+    detection): `answered_by` is human, machine, fax or unknown; `details` are the provider's
+    own words, for the record."""
+
+    answered_by: str
+    details: Mapping[str, str] = field(default_factory=dict)
+
+
+Event = Answered | Heard | Silence | Digits | Interrupted | Ready | StatusChanged | Detected
 
 
 # -- commands out ---------------------------------------------------------------------------------
@@ -204,7 +214,9 @@ class CallTransport(Renderer, Protocol):
                     params: Mapping[str, str]) -> Event | None: ...
 
     def initiate(self, approval: Approval, line: CallLine, *, ring_timeout: int,
-                 send_digits: str | None) -> Placed: ...
+                 send_digits: str | None, detection: str = "sync") -> Placed: ...
+
+    def resume_at(self, sid: str, line: CallLine, resume: int) -> None: ...
 
     def send_digits(self, sid: str, line: CallLine, digits: str, resume: int) -> None: ...
 
