@@ -47,6 +47,7 @@ class Budgets:
     unsteered_seconds: float
     reprompts: int
     audio_seconds: float = 1.5
+    acknowledge_after_seconds: float = 0.0  # 0: no acknowledgement while the agent thinks
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,7 @@ class Conversation:
         voicemail_mode: str = "leave-message",
         voicing: Voicing | None = None,
         steer: Callable[[CallSession, int], Awaitable[None]] | None = None,
+        acknowledgements: Sequence[str] = (),
     ) -> None:
         self._writer = writer
         self._states = CallStates(writer.store, clock)
@@ -81,6 +83,7 @@ class Conversation:
         self._voicemail_mode = voicemail_mode
         self._voicing = voicing
         self._steer = steer  # moves a live call to ask for Ready(resume) now (the provider's API)
+        self.acknowledgements = tuple(acknowledgements)
 
     @property
     def opening(self) -> str:
@@ -113,8 +116,8 @@ class Conversation:
                 return await self._listened(session, turn, lambda: self._heard(session, digits, None, dedupe_key))
             case Silence(turn=turn):
                 return await self._listened(session, turn, lambda: self._heard(session, None, None, ""))
-            case Ready(resume=number):
-                return await self._ready(session, number)
+            case Ready(resume=number, text=text, confidence=confidence):
+                return await self._ready(session, number, text, confidence)
 
     async def _listened(self, session: CallSession, number: int,
                         heard: Callable[[], Awaitable[Command]]) -> str:
@@ -124,18 +127,25 @@ class Conversation:
             return self._states.answer(session.call_id, key) or self._stale(session)
         return await self._once(session, key, heard)
 
-    async def _ready(self, session: CallSession, number: int) -> str:
+    async def _ready(self, session: CallSession, number: int, text: str, confidence: float | None) -> str:
         """`Ready(N)` (Twilio: `hold?n=N`): only the resume number given last is answered
         anew; an older one gets the answer it got before (a replay), or a steady hold that
         delivers nothing."""
         key = f"hold:{number}"
         if number != session.hold_number and key not in session.answers:
             return self._states.answer(session.call_id, key) or self._stale(session)
-        return await self._once(session, key, lambda: self._held(session))
+        said = " ".join(text.split())
+        return await self._once(session, key, lambda: self._held(session, said, confidence,
+                                                                 f"{session.call_id}:{key}"))
 
-    async def _held(self, session: CallSession) -> Command:
+    async def _held(self, session: CallSession, said: str = "", confidence: float | None = None,
+                    dedupe_key: str = "") -> Command:
         if session.ended:
             return EndCall()
+        if said:
+            opted_out = await self._said_while_waiting(session, said, confidence, dedupe_key)
+            if opted_out is not None:
+                return opted_out
         if not session.interactive:
             return await self._after_message(session)
         return await self._wait_for_agent(session, self._deadline())
@@ -149,6 +159,18 @@ class Conversation:
         if (session.detecting or session.detected_as in MACHINES) and not unsteered:
             return Hold(self._next_resume(session))
         return await self._goodbye(session, [NOTIFY_GOODBYE], self._deadline())
+
+    async def _said_while_waiting(self, session: CallSession, text: str, confidence: float | None,
+                                  dedupe_key: str) -> Command | None:
+        """The callee spoke while held: on record, and the agent's next reply (marked as said
+        while waiting); an opt-out ends the call (the command returned)."""
+        self._writer.turn(session.call_id, "callee", text, confidence, dedupe_key)
+        session.emit({"event": "heard", "text": text, "confidence": confidence, "while_waiting": True})
+        if is_opt_out(text):
+            return await self._opt_out(session, text, confidence, self._deadline())
+        if session.interactive:
+            await self._outcome(session, Outcome("reply", text, confidence, while_waiting=True))
+        return None
 
     async def interrupted(self, session: CallSession, event: Interrupted) -> None:
         """The callee spoke over the assistant: what they actually heard goes on record."""
@@ -349,14 +371,30 @@ class Conversation:
         if remaining <= 0:
             session.emit({"event": "unsteered"})
             return await self._goodbye(session, [session.closing], deadline)
-        action = await session.next_action(min(self._budgets.hold_seconds, remaining))
-        if action is None:
+        wait = min(self._budgets.hold_seconds, remaining)
+        acknowledge_in = self._acknowledge_in(session)
+        action = await session.next_action(wait if acknowledge_in is None else min(wait, acknowledge_in))
+        if action is not None:
+            session.taken.append(action)
+            return await self._perform(session, action, deadline)
+        acknowledge_in = self._acknowledge_in(session)
+        if acknowledge_in is None or acknowledge_in > 0:
             return Hold(self._next_resume(session))
-        session.taken.append(action)
-        return await self._perform(session, action, deadline)
+        text = self.acknowledgements[session.acknowledgements_said % len(self.acknowledgements)]
+        session.acknowledged, session.acknowledgements_said = True, session.acknowledgements_said + 1
+        return Hold(self._next_resume(session), tuple(await self._spoken(session, [text], deadline)))
+
+    def _acknowledge_in(self, session: CallSession) -> float | None:
+        """Seconds until this wait's acknowledgement is due (<= 0: now); None when there is
+        none to give (said already in this wait, or turned off)."""
+        after = self._budgets.acknowledge_after_seconds
+        if after <= 0 or session.acknowledged or not self.acknowledgements:
+            return None
+        return max(0.0, session.idle_since + after - self._clock.monotonic())
 
     async def _perform(self, session: CallSession, action: Action, deadline: float) -> Command:
         session.idle_since = self._clock.monotonic()
+        session.acknowledged = False
         if isinstance(action, HangUp):
             return await self._goodbye(session, [action.text] if action.text else [], deadline)
         if isinstance(action, Press):
@@ -388,6 +426,7 @@ class Conversation:
 
     async def _outcome(self, session: CallSession, outcome: Outcome) -> None:
         session.idle_since = self._clock.monotonic()
+        session.acknowledged = False  # a new wait for the agent begins
         await session.record_outcome(outcome)
 
     async def _ask(self, session: CallSession, texts: list[str], *, prompt: list[str],

@@ -66,12 +66,14 @@ class Dialer:
                 unsteered_seconds=config.get("conversation.unsteered_limit_seconds"),
                 reprompts=config.get("gather.reprompts"),
                 audio_seconds=config.get("elevenlabs.budget_seconds"),
+                acknowledge_after_seconds=config.get("conversation.acknowledge_after_seconds"),
             ),
             safety.opening_text(config),
             self.transport,
             voicemail_mode=config.get("voicemail.mode"),
             voicing=self._voicing(),
             steer=self._steer,
+            acknowledgements=tuple(config.get("conversation.acknowledgements")),
         )
 
     async def _steer(self, session: CallSession, resume: int) -> None:
@@ -244,6 +246,8 @@ class Dialer:
         if replies:
             last = replies[-1]
             record["reply"] = {"text": last.text, "confidence": last.confidence, "untrusted": True}
+            if last.while_waiting:
+                record["reply"]["while_waiting"] = True
             record["no_reply_reason"] = None
         elif fresh:
             record["reply"], record["no_reply_reason"] = None, "no-speech"
@@ -260,8 +264,9 @@ class Dialer:
         if self._audio is None:
             return
         seconds = self._config.get("elevenlabs.pregenerate_seconds")
-        await asyncio.gather(*(self._audio.get_or_generate(text, seconds)
-                               for text in (self.conversation.opening, request.message)))
+        lines = (self.conversation.opening, request.message,
+                 *(self.conversation.acknowledgements if request.keep_open else ()))
+        await asyncio.gather(*(self._audio.get_or_generate(text, seconds) for text in lines))
 
     # -- after a crash -----------------------------------------------------------------------
 

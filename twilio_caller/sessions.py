@@ -19,6 +19,7 @@ class Outcome:
     kind: Literal["reply", "no-speech"]
     text: str | None = None
     confidence: float | None = None
+    while_waiting: bool = False  # said while held for the agent, not in answer to a line
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,8 @@ class CallSession:
     digits_sent: bool = False  # SendDigits on create: Twilio turns answering-machine detection off
     detecting: bool = False  # asynchronous machine detection was asked for and has not reported
     detected_as: str | None = None  # what it reported: human, machine, fax, unknown
+    acknowledged: bool = False  # this wait's acknowledgement was said (reset by a reply or an action)
+    acknowledgements_said: int = 0  # which acknowledgement comes next
     idle_since: float = 0.0
     events: list[dict[str, object]] = field(default_factory=list)  # progress, for the CLI
     failure: Exception | None = None  # a write that failed: the call was ended, tools get this error

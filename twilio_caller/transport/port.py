@@ -105,9 +105,12 @@ class Interrupted:
 @dataclass(frozen=True)
 class Ready:
     """The line is free again (after a said line, a hold or pressed digits): the transport asks
-    for the next command, quoting the `resume` number the command before gave it."""
+    for the next command, quoting the `resume` number the command before gave it. `text` is
+    what the callee said while held (a hold listens), if anything."""
 
     resume: int
+    text: str = ""
+    confidence: float | None = None
 
 
 @dataclass(frozen=True)
@@ -155,9 +158,12 @@ class Ask:
 
 @dataclass(frozen=True)
 class Hold:
-    """Nothing to say yet: keep the line open and come back as `Ready(resume)`."""
+    """Nothing to say yet: keep the line open, listening, and come back as `Ready(resume)`
+    (with what the callee said meanwhile, if anything); `lines` (an acknowledgement) are said
+    first."""
 
     resume: int
+    lines: tuple[Spoken, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -77,9 +77,9 @@ def parse_event(line: CallLine, kind: str, query: Mapping[str, str], params: Map
     number = query.get("n", "")
     if not number.isdigit() or kind not in ("gather", "hold"):
         return None
-    if kind == "hold":
-        return Ready(int(number))
     speech = params.get("SpeechResult", "")[:MAX_SPEECH_CHARS]
+    if kind == "hold":  # a hold's Gather posts what was said while held
+        return Ready(int(number), speech, confidence(params) if speech else None)
     if not speech:
         return Silence(int(number))
     return Heard(int(number), speech, confidence(params), f"{line.call_id}:gather:{number}")

@@ -1,0 +1,80 @@
+"""What the callee hears while the agent thinks, end to end through the simulator: a hold
+listens (words said meanwhile reach the agent, marked as said while waiting), and after a
+configured delay the callee hears one short acknowledgement per wait."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conftest import LiveServer
+from polling import eventually
+
+ACKS = ("Mm-hm, one moment.", "Just a moment.")
+HOLDING_LINE = "oh and bring the receipts"
+
+
+def serve(home: Path, acknowledge: float = 0) -> LiveServer:
+    server = LiveServer(home, time_scale=50, hold=0.3, unsteered=30, acknowledge=acknowledge)
+    server.thread.start()
+    return server
+
+
+@pytest.fixture
+def quiet(home: Path) -> Iterator[LiveServer]:
+    """Acknowledgements off: only what the callee says matters here."""
+    server = serve(home)
+    yield server
+    server.thread.stop()
+    server.runtime.close()
+
+
+def test_words_said_while_held_reach_the_agent_marked_as_such(quiet: LiveServer) -> None:
+    quiet.script("Contact11", replies=[{"say": "Hi"}], speak_while_holding=[{"say": HOLDING_LINE}])
+    placed = quiet.tool("call", to="Contact11", message="Hello", keep_open=True)
+    assert placed["reply"]["text"] == "Hi" and "while_waiting" not in placed["reply"]
+    later = quiet.tool("wait", call_id=placed["call_id"], timeout_seconds=30)
+    assert later["reply"] == {"text": HOLDING_LINE, "confidence": 0.9, "untrusted": True, "while_waiting": True}
+    callee_lines = [t["text"] for t in later["transcript"] if t["speaker"] == "callee"]
+    assert callee_lines == ["Hi", HOLDING_LINE]
+    quiet.tool("hangup", call_id=placed["call_id"])
+    record = quiet.simulator.call(placed["twilio_sid"])
+    record.wait(10)
+    assert record.experience.lost_words == 0
+
+
+def test_an_opt_out_said_while_held_ends_the_call(quiet: LiveServer) -> None:
+    quiet.script("Contact12", replies=[{"say": "Hi"}], speak_while_holding=[{"say": "stop calling me"}])
+    placed = quiet.tool("call", to="Contact12", message="Hello", keep_open=True)
+    ended = quiet.tool("wait", call_id=placed["call_id"], until="end", timeout_seconds=30)
+    assert ended["opted_out"] is True and ended["status"] == "completed"
+
+
+def test_one_acknowledgement_per_wait(home: Path) -> None:
+    server = serve(home, acknowledge=0.2)
+    try:
+        server.script("Contact13", replies=[{"say": "Hi"}, {"say": "Friday works"}])
+        placed = server.tool("call", to="Contact13", message="Hello", keep_open=True)
+        record = server.simulator.call(placed["twilio_sid"])
+
+        def acks() -> list[str]:
+            return [u.text for u in record.heard if u.text in ACKS]
+
+        def holds() -> int:
+            return sum(1 for r in record.requests if "/hold?n=" in r.url)
+
+        assert eventually(lambda: len(acks()) == 1)
+        seen = holds()
+        assert eventually(lambda: holds() >= seen + 3)  # the wait goes on: no second one
+        assert acks() == [ACKS[0]]
+        reply = server.tool("say", call_id=placed["call_id"], message="Does Friday work?")
+        assert reply["reply"]["text"] == "Friday works"
+        assert eventually(lambda: len(acks()) == 2)  # a new wait, the next acknowledgement
+        assert acks() == [ACKS[0], ACKS[1]]
+        ended = server.tool("hangup", call_id=placed["call_id"])
+        assert [t["text"] for t in ended["transcript"]].count(ACKS[0]) == 1
+    finally:
+        server.thread.stop()
+        server.runtime.close()
