@@ -45,6 +45,20 @@ def test_words_said_while_held_reach_the_agent_marked_as_such(quiet: LiveServer)
     assert record.experience.lost_words == 0
 
 
+def test_say_hands_over_an_aside_first_and_wait_then_gets_the_answer(quiet: LiveServer) -> None:
+    quiet.script("Contact14", replies=[{"say": "Hi"}, {"say": "Friday works"}],
+                 speak_while_holding=[{"say": HOLDING_LINE}])
+    placed = quiet.tool("call", to="Contact14", message="Hello", keep_open=True)
+    call_id = placed["call_id"]
+    assert eventually(lambda: HOLDING_LINE in [t["text"] for t in quiet.tool("call_status", call_id=call_id)["transcript"]])
+    said = quiet.tool("say", call_id=call_id, message="Does Friday work?")
+    assert said["reply"]["text"] == HOLDING_LINE and said["reply"]["while_waiting"] is True
+    assert "Does Friday work?" in [t["text"] for t in said["transcript"]]  # the line was delivered
+    answer = quiet.tool("wait", call_id=call_id, timeout_seconds=30)
+    assert answer["reply"]["text"] == "Friday works" and "while_waiting" not in answer["reply"]
+    quiet.tool("hangup", call_id=call_id)
+
+
 def test_an_opt_out_said_while_held_ends_the_call(quiet: LiveServer) -> None:
     quiet.script("Contact12", replies=[{"say": "Hi"}], speak_while_holding=[{"say": "stop calling me"}])
     placed = quiet.tool("call", to="Contact12", message="Hello", keep_open=True)

@@ -170,10 +170,16 @@ class Dialer:
     async def say(self, call_id: str, message: str, expect_reply: bool, timeout: float) -> dict[str, Any]:
         session = self._live(call_id)
         text = parser.check_message(message)
-        session.take_outcomes()  # what came before this turn was already reported or is in the transcript
+        unseen = session.take_outcomes()  # reported before, or in the transcript — but for asides:
+        asides = [outcome for outcome in unseen if outcome.while_waiting]
         action = Speak(text, expect_reply)
         session.idle_since = self._rt.clock.monotonic()
         self._submit(session, action)
+        if asides:  # said while the agent thought: this result hands them over; `wait` gets the answer
+            ready = await self._delivered(action.delivered, timeout)
+            if session.failure is not None:
+                raise session.failure
+            return self.result(session, asides, timed_out=not ready)
         if expect_reply:
             ready = await session.wait_until(lambda: session.new_outcomes() or session.ended, timeout)
         else:
