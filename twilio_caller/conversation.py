@@ -390,11 +390,11 @@ class Conversation:
         after = self._budgets.acknowledge_after_seconds
         if after <= 0 or session.acknowledged or not self.acknowledgements:
             return None
-        return max(0.0, session.idle_since + after - self._clock.monotonic())
+        return max(0.0, session.quiet_since + after - self._clock.monotonic())
 
     async def _perform(self, session: CallSession, action: Action, deadline: float) -> Command:
         session.idle_since = self._clock.monotonic()
-        session.acknowledged = False
+        session.acknowledged = True  # the agent acted: nothing to acknowledge until the callee speaks
         if isinstance(action, HangUp):
             return await self._goodbye(session, [action.text] if action.text else [], deadline)
         if isinstance(action, Press):
@@ -426,7 +426,9 @@ class Conversation:
 
     async def _outcome(self, session: CallSession, outcome: Outcome) -> None:
         session.idle_since = self._clock.monotonic()
-        session.acknowledged = False  # a new wait for the agent begins
+        session.acknowledged = outcome.kind != "reply"  # a reply begins a wait that may be acknowledged
+        lag = _speech_lag(session.speech.speech_timeout) if outcome.kind == "reply" else 0.0
+        session.quiet_since = session.idle_since - lag  # end of speech: the provider waited `lag` to be sure
         await session.record_outcome(outcome)
 
     async def _ask(self, session: CallSession, texts: list[str], *, prompt: list[str],
@@ -469,3 +471,9 @@ class Conversation:
 
     def _deadline(self) -> float:
         return self._clock.monotonic() + ANSWER_SECONDS
+
+
+def _speech_lag(speech_timeout: str) -> float:
+    """How long after the callee's last word a speech result is posted: the speech timeout
+    (`auto`: about a second)."""
+    return float(speech_timeout) if speech_timeout.isdigit() else 1.0

@@ -90,7 +90,8 @@ class CallSession:
     digits_sent: bool = False  # SendDigits on create: Twilio turns answering-machine detection off
     detecting: bool = False  # asynchronous machine detection was asked for and has not reported
     detected_as: str | None = None  # what it reported: human, machine, fax, unknown
-    acknowledged: bool = False  # this wait's acknowledgement was said (reset by a reply or an action)
+    acknowledged: bool = True  # no acknowledgement due: one was said in this wait, or no callee turn began one
+    quiet_since: float = 0.0  # when the callee last stopped speaking (monotonic, the server's estimate)
     acknowledgements_said: int = 0  # which acknowledgement comes next
     idle_since: float = 0.0
     events: list[dict[str, object]] = field(default_factory=list)  # progress, for the CLI
