@@ -65,6 +65,7 @@ def callee(turns: int, holding_lines: int) -> Any:
 
 def run(calls: int, turns: int, think: tuple[float, float], time_scale: float,
         holding_lines: int) -> tuple[list[Any], list[str]]:
+    from twilio_caller.invocation import SIMULATE_ENV
     from twilio_caller.runtime import Runtime
     from twilio_caller.server.runner import ServerRunner, ServerThread
 
@@ -73,8 +74,7 @@ def run(calls: int, turns: int, think: tuple[float, float], time_scale: float,
         home = Path(directory) / "home"
         home.mkdir()
         (home / "config.yaml").write_text(config_for(max(calls, 3)))
-        client = Runtime(home, environ={})
-        client.simulate = True
+        client = Runtime(home, environ={SIMULATE_ENV: "1"})  # its tools run simulated
         for index in range(1, calls + 1):
             client.contacts.add(contact_name(index), f"+1312555{index:04d}", "America/Chicago")
         runner = ServerRunner(Runtime(home, environ={}), simulate=True, idle_exit=False, time_scale=time_scale)

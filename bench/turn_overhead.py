@@ -204,6 +204,7 @@ CLIENTS = {"tool": tool_client, "http": http_client}
 def run_level(calls: int, turns: int, think_ms: float, time_scale: float, client_kind: str,
               fixes: frozenset[str], place_rate: float) -> tuple[Samples, int, float]:
     """One fresh home and server; `calls` calls at once. Returns the samples and the peak live calls."""
+    from twilio_caller.invocation import SIMULATE_ENV
     from twilio_caller.runtime import Runtime
     from twilio_caller.server.runner import ServerRunner, ServerThread
 
@@ -213,8 +214,7 @@ def run_level(calls: int, turns: int, think_ms: float, time_scale: float, client
         home = Path(directory) / "home"
         home.mkdir()
         (home / "config.yaml").write_text(config_for(max(calls, 3)))
-        client = Runtime(home, environ={})
-        client.simulate = True
+        client = Runtime(home, environ={SIMULATE_ENV: "1"})  # its tools run simulated
         for index in range(1, calls + 1):
             client.contacts.add(contact_name(index), f"+1312555{index:04d}", "America/Chicago")
         runner = ServerRunner(Runtime(home, environ={}), simulate=True, idle_exit=False,

@@ -62,20 +62,22 @@ def open_sessions(runner: Any, count: int, requests_file: Path) -> None:
     private Dialer helpers, in the server's loop thread, before any request arrives)."""
     from twilio.request_validator import RequestValidator  # type: ignore[import-untyped]
 
-    from twilio_caller import numbers, parser
+    from twilio_caller import call_request, numbers
+    from twilio_caller.calls import new_call
+    from twilio_caller.store.sqlite.calls import insert_call
 
     dialer, runtime = runner.dialer, runner._rt
-    config = runtime.config
+    settings = runtime.settings
     validator = RequestValidator(runner.simulator.auth_token)
-    request = parser.CallRequest(
+    request = call_request.CallRequest(
         number=numbers.parse(TO, "US"), contact=None, message=MESSAGE, interactive=True,
-        keep_open=False, voice=config.get("voice.default"), language=config.get("voice.language"),
+        keep_open=False, voice=settings.voice.default, language=settings.voice.language,
         closing=None,
     )
     with runtime.store.transaction() as connection, requests_file.open("w") as stream:
         for index in range(count):
             call_id, token, sid = f"call_{index:016x}", secrets.token_urlsafe(24), f"CA{index:032x}"
-            dialer._record(connection, call_id, token, request)
+            insert_call(connection, new_call(call_id, token, request), runtime.clock.now())
             connection.execute("UPDATE calls SET twilio_sid = ?, status = 'in-progress' WHERE id = ?",
                                (sid, call_id))
             session = dialer._session(call_id, token, request)

@@ -28,6 +28,7 @@ import yaml
 
 from twilio_caller.errors import TwilioCallerError
 from twilio_caller.export import export
+from twilio_caller.invocation import Invocation
 from twilio_caller.manifest import invoke
 from twilio_caller.runtime import Runtime
 from twilio_caller.server.runner import ServerRunner, ServerThread
@@ -43,6 +44,9 @@ webhook:
 """
 
 
+SIMULATED = Invocation(simulate=True)  # every call goes to the simulator in this process
+
+
 @dataclass
 class Agent:
     """Runs the model's tool calls through the manifest and shows each one."""
@@ -54,7 +58,7 @@ class Agent:
         self.calls.append(name)
         print(f"→ {name} {json.dumps(arguments, ensure_ascii=False)}", flush=True)
         try:
-            result = invoke(name, arguments, self.runtime)
+            result = invoke(name, arguments, self.runtime, SIMULATED)
         except TwilioCallerError as exc:  # what the model sees: the error document
             result = exc.to_dict()
         print(f"← {json.dumps(_shown(result), ensure_ascii=False)}", flush=True)
@@ -91,7 +95,6 @@ def run(callee_path: Path, time_scale: float) -> dict[str, Any]:
     try:
         (home / "config.yaml").write_text(CONFIG, encoding="utf-8")
         runtime = Runtime(home, environ={})
-        runtime.simulate = True
         offered = export("anthropic")  # the tool definitions a model would be given
         print(f"tools offered to the model: {', '.join(tool['name'] for tool in offered)}")
         agent = Agent(runtime)

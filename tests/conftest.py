@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from twilio_caller.clock import ManualClock
+from twilio_caller.invocation import SIMULATE_ENV
 from twilio_caller.runtime import Runtime
 
 ISOLATED_VARIABLES = (
@@ -83,10 +84,9 @@ class LiveServer:
         home.mkdir(parents=True, exist_ok=True)
         (home / "config.yaml").write_text(TEST_CONFIG.format(hold=hold, unsteered=unsteered).replace(
             "acknowledge_after_seconds: 0\n", f"acknowledge_after_seconds: {acknowledge}\n") + extra_config)
-        self.runtime = Runtime(home, environ={}, clock=clock)
+        self.runtime = Runtime(home, environ={SIMULATE_ENV: "1"}, clock=clock)  # tools run simulated
         for name, number in CONTACTS.items():
             self.runtime.contacts.add(name, number, "America/Chicago")
-        self.runtime.simulate = True
         self.runner = ServerRunner(Runtime(home, environ={}, clock=clock), simulate=True, idle_exit=False,
                                    time_scale=time_scale)
         self.thread = ServerThread(self.runner)

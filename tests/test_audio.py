@@ -21,17 +21,17 @@ from starlette.applications import Starlette
 from twilio_caller.audio import (
     Audio,
     AudioLibrary,
-    ElevenLabsSettings,
     Fallback,
     SynthesisError,
     audio_routes,
     generate_phrases,
     list_cached,
     mp3_frame_length,
-    phrases_from_config,
+    phrases_from_settings,
 )
 from twilio_caller.config import load_config
 from twilio_caller.errors import ConfigError, InvalidInputError
+from twilio_caller.settings import ElevenLabsSettings
 from twilio_caller.simulator.runner import Server
 
 from elevenlabs_standin import API_KEY, MP3, VOICE_ID, StandIn
@@ -254,7 +254,7 @@ async def test_settings_come_from_config_and_the_key_from_the_environment(
 ) -> None:
     write_config(f"elevenlabs:\n  api_base_url: {stand_in.base_url}\n  voice_id: {VOICE_ID}\n  budget_seconds: 2\n")
     config = load_config(home, {"ELEVENLABS_API_KEY": API_KEY})
-    settings = ElevenLabsSettings.from_config(config)
+    settings = config.settings.elevenlabs
     assert settings.budget_seconds == 2 and settings.output_format == "mp3_22050_32"
     assert API_KEY not in repr(settings)
     library = AudioLibrary.from_config(config)
@@ -398,7 +398,7 @@ async def test_cached_audio_of_other_settings_is_listed_as_not_current(
 
 def test_phrases_come_from_config_with_names_filled_in(home: Path, write_config: Callable[..., Path]) -> None:
     write_config("identity: {assistant_name: Ada, owner_name: Sam}\n")
-    phrases = phrases_from_config(load_config(home, {}), extra=["Goodbye.", "Sorry, I didn't catch that."])
+    phrases = phrases_from_settings(load_config(home, {}).settings, extra=["Goodbye.", "Sorry, I didn't catch that."])
     assert phrases[0] == "Hello, this is Ada, Sam's AI assistant."
     assert "Hi, this is Ada, Sam's AI assistant." in phrases  # the opening
     assert "Thanks, I'll pass that on. Goodbye." in phrases  # the closing

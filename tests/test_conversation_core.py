@@ -155,8 +155,7 @@ def test_digits_are_a_reply_and_an_interruption_is_on_record(runtime, core, tran
     loop.run_until_complete(core.answer(session, Answered("human")))
     assert loop.run_until_complete(core.handle(session, Interrupted("Hi, this is Ada's"))) is None
     assert {"event": "interrupted", "heard": "Hi, this is Ada's"} in session.events
-    rows = runtime.store.query("SELECT kind, payload FROM events WHERE call_id = ?", (session.call_id,))
-    assert [json.loads(r["payload"]) for r in rows if r["kind"] == "interrupted"] == [{"heard": "Hi, this is Ada's"}]
+    assert runtime.store.calls.event_payloads(session.call_id, "interrupted") == [{"heard": "Hi, this is Ada's"}]
     pressed = Digits(1, "2", "call_core1:gather:1")
     assert transport.command(loop.run_until_complete(core.answer(session, pressed))) == EndCall((CLOSING,))
     assert [(o.kind, o.text) for o in session.outcomes] == [("reply", "2")]

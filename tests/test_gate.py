@@ -171,7 +171,7 @@ def test_a_burst_released_together_never_exceeds_the_cap(home: Path, processes: 
 
 
 def test_the_daily_cap_counts_the_owners_day_not_utcs(home: Path) -> None:
-    from twilio_caller import parser, safety
+    from twilio_caller import call_request, safety
     from twilio_caller.store.ports import NewCall
 
     home.mkdir(parents=True, exist_ok=True)
@@ -182,10 +182,10 @@ def test_the_daily_cap_counts_the_owners_day_not_utcs(home: Path) -> None:
     runtime.contacts.add("Contact1", "+13125550101")
     runtime.contacts.add("Contact2", "+13125550102")
     tokyo_evening = datetime(2026, 6, 10, 14, 30, tzinfo=timezone.utc)  # 23:30 in Tokyo, same UTC day
-    rules = safety.Rules.from_config(runtime.config)
+    rules = safety.Rules.from_settings(runtime.settings)
 
     def reserve(name: str, now: datetime) -> safety.Decision:
-        request = parser.from_arguments(runtime.contacts, runtime.config, {"to": name, "message": "Hi"})
+        request = call_request.from_arguments(runtime.contacts, runtime.settings, {"to": name, "message": "Hi"})
         decision, _ = safety.reserve(runtime.store.ledger, request, now, rules, tool="call",
                                      new_call=_record(request, now))
         return decision

@@ -145,6 +145,7 @@ def test_turns_and_events_are_recorded_once(store: Store) -> None:
     assert store.calls.add_turns("call_a", [("assistant", "Hello", None, None), ("callee", "Hi", 0.9, "g1")], T0) \
         == [True, True]
     assert store.calls.add_turns("call_a", [("callee", "Hi", 0.9, "g1")], T0) == [False]
+    assert store.calls.has_turn("call_a", "g1") and not store.calls.has_turn("call_a", "g2")
     assert [(t["speaker"], t["text"], t["confidence"]) for t in store.calls.turns("call_a")] == [
         ("assistant", "Hello", None), ("callee", "Hi", 0.9)]
     assert store.calls.add_event("call_a", "status", "ringing", 1, {"a": 1}, T0, content_key=None)

@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from twilio_caller.errors import ConfigError, RefusedError, ServerUnavailableError
+from twilio_caller.invocation import Invocation
 from twilio_caller.manifest import invoke
 from twilio_caller.runtime import Runtime
 from twilio_caller.server.client import ensure_server, find_server
@@ -42,6 +43,12 @@ def both_allow(server, to: str = "Contact1") -> dict:
     result = server.tool("call", to=to, message="Hello")
     assert result["status"] == "completed"
     return result
+
+
+def call_with_callee(server, callee: dict) -> dict:
+    """A simulated call whose invocation scripts the callee (as `call --simulate --callee`)."""
+    return invoke("call", {"to": "Contact1", "message": "Hello"}, server.runtime,
+                  Invocation(simulate=True, callee=callee))
 
 
 def closed_window() -> str:
@@ -94,17 +101,13 @@ def test_a_config_that_no_longer_validates_refuses_calls_never_the_old_rules(liv
 
 
 def test_a_callee_script_applies_to_the_call_that_asked_for_it(live_server) -> None:
-    live_server.runtime.callee = {"answer": "busy"}
-    assert live_server.tool("call", to="Contact1", message="Hello")["status"] == "busy"
-    live_server.runtime.callee = None
+    assert call_with_callee(live_server, {"answer": "busy"})["status"] == "busy"
     assert live_server.tool("call", to="Contact1", message="Hello")["status"] == "completed"
 
 
 def test_a_callee_set_for_the_server_comes_back_after_a_per_call_script(live_server) -> None:
     live_server.script("Contact1", answer="no-answer")
-    live_server.runtime.callee = {"answer": "busy"}
-    assert live_server.tool("call", to="Contact1", message="Hello")["status"] == "busy"
-    live_server.runtime.callee = None
+    assert call_with_callee(live_server, {"answer": "busy"})["status"] == "busy"
     assert live_server.tool("call", to="Contact1", message="Hello")["status"] == "no-answer"
 
 

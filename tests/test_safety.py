@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from twilio_caller import parser, safety
+from twilio_caller import call_request, safety
 from twilio_caller.calls import CallWriter
 from twilio_caller.clock import ManualClock
 from twilio_caller.errors import InternalError, InvalidInputError
@@ -34,12 +34,12 @@ def book(runtime: Runtime, write_config):
     return configure
 
 
-def request(rt: Runtime, to: str, message: str = "Hello") -> parser.CallRequest:
-    return parser.from_arguments(rt.contacts, rt.config, {"to": to, "message": message})
+def request(rt: Runtime, to: str, message: str = "Hello") -> call_request.CallRequest:
+    return call_request.from_arguments(rt.contacts, rt.settings, {"to": to, "message": message})
 
 
 def decide(rt: Runtime, to: str, now: datetime) -> safety.Decision:
-    decision, _ = safety.reserve(rt.store.ledger, request(rt, to), now, safety.Rules.from_config(rt.config),
+    decision, _ = safety.reserve(rt.store.ledger, request(rt, to), now, safety.Rules.from_settings(rt.settings),
                                  tool="test", new_call=None)
     return decision
 
@@ -95,7 +95,7 @@ def place(rt: Runtime, to: str, now: datetime) -> tuple[safety.Decision, safety.
         at = datetime.fromisoformat(refusal.next_allowed_at) if refusal.next_allowed_at else None
         return safety.Decision(False, refusal.rule, refusal.reason, at), None
     assert len(simulator.calls) == dialled_before + 1
-    limit = safety.Rules.from_config(rt.config).max_duration_seconds
+    limit = safety.Rules.from_settings(rt.settings).max_duration_seconds
     return (safety.Decision(True, None, row["reason"]),
             safety.Approval(row["id"], row["call_id"], row["to_number"], limit))
 
@@ -271,7 +271,7 @@ def test_every_decision_is_audited_with_the_message_truncated(book) -> None:
     rt = book(ALL_DAY_CALLEE)
     rt.contacts.add("Contact1", "312-555-0101")
     safety.reserve(rt.store.ledger, request(rt, "Contact1", "x" * 500), at("2026-06-10 12:00:00"),
-                   safety.Rules.from_config(rt.config), tool="call", new_call=None)
+                   safety.Rules.from_settings(rt.settings), tool="call", new_call=None)
     decide(rt, "911", at("2026-06-10 12:00:00"))
     rows = rt.store.query("SELECT tool, to_number, allowed, rule, reason, message FROM safety_decisions ORDER BY id")
     assert [(r["allowed"], r["rule"]) for r in rows] == [(1, None), (0, "never_dial")]
@@ -414,7 +414,7 @@ def test_a_message_of_exactly_200_characters_is_audited_whole(book) -> None:
     rt = book(ALL_DAY_CALLEE)
     rt.contacts.add("Contact1", "312-555-0101")
     safety.reserve(rt.store.ledger, request(rt, "Contact1", "y" * 200), at("2026-06-10 12:00:00"),
-                   safety.Rules.from_config(rt.config), tool="call", new_call=None)
+                   safety.Rules.from_settings(rt.settings), tool="call", new_call=None)
     assert rt.store.query("SELECT message FROM safety_decisions")[0]["message"] == "y" * 200
 
 
@@ -433,7 +433,7 @@ def test_the_report_shows_the_rules_in_force_and_todays_usage(book) -> None:
     rt.contacts.opt_out("+13125550102")
     now = at("2026-06-10 12:00:00")
     assert place(rt, "Contact1", now)[0].allowed
-    report = safety.report(rt.store, safety.Rules.from_config(rt.config), now + timedelta(minutes=1, microseconds=7))
+    report = safety.report(rt.store, safety.Rules.from_settings(rt.settings), now + timedelta(minutes=1, microseconds=7))
     assert report["rules"]["callee_hours"] is None
     assert report["rules"]["calling_hours"] == "07:00-23:00"
     assert report["now"] == {"owner_time": "2026-06-10T12:01:00-05:00", "within_calling_hours": True}
@@ -443,7 +443,7 @@ def test_the_report_shows_the_rules_in_force_and_todays_usage(book) -> None:
         {"name": "Contact1", "number": "+13125550101", "calls": 1, "remaining": 0, "opted_out": False},
         {"name": "Contact2", "number": "+13125550102", "calls": 0, "remaining": 1, "opted_out": True},
     ]
-    rules = dataclasses.replace(safety.Rules.from_config(rt.config), callee_hours=safety.Window.parse("09:00-17:00"))
+    rules = dataclasses.replace(safety.Rules.from_settings(rt.settings), callee_hours=safety.Window.parse("09:00-17:00"))
     evening = safety.report(rt.store, rules, at("2026-06-10 23:30:00"))
     assert evening["rules"]["callee_hours"] == "09:00-17:00"
     assert evening["now"]["within_calling_hours"] is False

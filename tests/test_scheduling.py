@@ -17,6 +17,7 @@ from conftest import CONTACTS, LiveServer
 from twilio_caller import when
 from twilio_caller.clock import ManualClock
 from twilio_caller.errors import InvalidInputError, NotFoundError, RefusedError
+from twilio_caller.invocation import Invocation
 
 CHICAGO_9AM = datetime(2026, 12, 1, 15, 0, tzinfo=timezone.utc)  # Tuesday 09:00 in Chicago
 
@@ -245,9 +246,9 @@ def test_an_unknown_contact_is_refused_when_scheduling(server: LiveServer) -> No
 
 
 def test_a_sentence_with_a_time_schedules_the_call(server: LiveServer, manual: ManualClock) -> None:
-    from twilio_caller.commands import run_command
+    from twilio_caller.sentences import run_command
 
-    result = run_command(server.runtime, text="call Contact8 tomorrow at 9am and tell him the car is ready")
+    result = run_command(server.runtime, Invocation.from_environment(server.runtime.environ), text="call Contact8 tomorrow at 9am and tell him the car is ready")
     assert result["parsed"]["arguments"]["at"] == "2026-12-02T09:00"
     assert result["result"]["state"] == "scheduled" and result["result"]["at"] == "2026-12-02T15:00:00+00:00"
     manual.set(datetime(2026, 12, 2, 15, 0, tzinfo=timezone.utc))

@@ -74,7 +74,7 @@ def test_skill_md_carries_the_publishing_fields() -> None:
 
 def test_skill_md_declares_every_environment_variable_the_code_reads() -> None:
     declared = {var["name"] for var in frontmatter(ROOT / "SKILL.md")["metadata"]["openclaw"]["envVars"]}
-    from twilio_caller.runtime import SIMULATE_ENV
+    from twilio_caller.invocation import SIMULATE_ENV
 
     read = set(config.environment_keys()) | {config.HOME_ENV, SIMULATE_ENV}
     assert read <= declared

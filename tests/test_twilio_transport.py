@@ -36,6 +36,7 @@ PREFIX = f"https://calls.example.com/twilio/{CALL.call_id}/{CALL.token}"
 def test_urls_follow_the_contracted_layout() -> None:
     urls = WebhookUrls(BASE)
     assert urls.base_url == "https://calls.example.com"
+    assert urls.ping() == "https://calls.example.com/twilio/ping"
     assert urls.url(CALL, "voice") == f"{PREFIX}/voice"
     assert urls.url(CALL, "status") == f"{PREFIX}/status"
     assert urls.numbered(CALL, "gather", 3) == f"{PREFIX}/gather?n=3"

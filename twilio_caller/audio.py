@@ -29,7 +29,7 @@ import re
 import secrets
 import struct
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -42,6 +42,7 @@ from starlette.routing import Route
 
 from twilio_caller.config import Config
 from twilio_caller.errors import ConfigError, InvalidInputError
+from twilio_caller.settings import ElevenLabsSettings, Settings
 
 log = logging.getLogger("twilio_caller.audio")
 
@@ -51,18 +52,8 @@ MAX_ERROR_BYTES = 16 * 1024
 REQUEST_TIMEOUT_SECONDS = 30.0  # background generation gives up after this
 CONNECT_TIMEOUT_SECONDS = 5.0
 CACHE_VERSION = 1
-DEFAULT_API_BASE_URL = "https://api.elevenlabs.io"
-DEFAULT_OUTPUT_FORMAT = "mp3_22050_32"
-DEFAULT_BUDGET_SECONDS = 1.5
 TOKEN_FILE = "serving-token"
 CACHE_CONTROL = "public, max-age=31536000, immutable"  # a file's content never changes under its name
-DEFAULT_PHRASES = (
-    "Hello, this is {assistant}, {owner}'s AI assistant.",
-    "Thanks for calling.",
-    "I'll relay that message.",
-    "Have a great day.",
-    "Goodbye.",
-)
 FALLBACK_REASONS = ("disabled", "no-api-key", "too-long", "unauthorized", "rate-limited",
                     "server-error", "rejected", "unreachable", "timeout", "bad-audio")
 
@@ -181,53 +172,23 @@ _SERVED_NAME = re.compile(r"^[0-9a-f]{64}\.(" + "|".join(MEDIA_TYPES) + r")$")
 
 # -- settings --------------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class ElevenLabsSettings:
-    api_base_url: str = DEFAULT_API_BASE_URL
-    api_key: str | None = field(default=None, repr=False)
-    voice_id: str | None = None
-    model: str | None = None
-    output_format: str = DEFAULT_OUTPUT_FORMAT
-    voice_settings: Mapping[str, Any] | None = None
-    budget_seconds: float = DEFAULT_BUDGET_SECONDS
-
-    @classmethod
-    def from_config(cls, config: Config) -> ElevenLabsSettings:
-        """From config (ELEVENLABS_API_KEY already applied). Keys not yet in skill.yaml
-        (output_format, voice_settings) fall back to their defaults."""
-        return cls(
-            api_base_url=config.get("elevenlabs.api_base_url"),
-            api_key=config.get("elevenlabs.api_key") or None,
-            voice_id=config.get("elevenlabs.voice_id") or None,
-            model=config.get("elevenlabs.model") or None,
-            output_format=_optional(config, "elevenlabs.output_format", DEFAULT_OUTPUT_FORMAT),
-            voice_settings=_optional(config, "elevenlabs.voice_settings", None),
-            budget_seconds=config.get("elevenlabs.budget_seconds"),
-        )
-
-    @property
-    def format(self) -> AudioFormat:
-        try:
-            return FORMATS[self.output_format]
-        except KeyError:
-            raise ConfigError(
-                f"elevenlabs.output_format {self.output_format!r} is not one of {', '.join(FORMATS)}"
-            ) from None
-
-    def unavailable(self) -> Fallback | None:
-        if not self.voice_id:
-            return Fallback("disabled", "no elevenlabs.voice_id is configured")
-        if not self.api_key:
-            return Fallback("no-api-key", "set ELEVENLABS_API_KEY (or elevenlabs.api_key) to use ElevenLabs voices")
-        return None
-
-
-def _optional(config: Config, key: str, default: Any) -> Any:
+def audio_format(settings: ElevenLabsSettings) -> AudioFormat:
+    """The format `elevenlabs.output_format` names; ConfigError for one this package cannot serve."""
     try:
-        value = config.get(key)
-    except (KeyError, TypeError):
-        return default
-    return default if value is None else value
+        return FORMATS[settings.output_format]
+    except KeyError:
+        raise ConfigError(
+            f"elevenlabs.output_format {settings.output_format!r} is not one of {', '.join(FORMATS)}"
+        ) from None
+
+
+def unavailable(settings: ElevenLabsSettings) -> Fallback | None:
+    """Why ElevenLabs cannot be asked at all (no voice, no key), else None."""
+    if not settings.voice_id:
+        return Fallback("disabled", "no elevenlabs.voice_id is configured")
+    if not settings.api_key:
+        return Fallback("no-api-key", "set ELEVENLABS_API_KEY (or elevenlabs.api_key) to use ElevenLabs voices")
+    return None
 
 
 # -- the API client ----------------------------------------------------------------------------------
@@ -243,7 +204,7 @@ class ElevenLabs:
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._settings = settings
-        self._format = settings.format
+        self._format = audio_format(settings)
         self._http = httpx.AsyncClient(
             base_url=settings.api_base_url.rstrip("/"),
             headers={"xi-api-key": settings.api_key or "", "Accept": f"{self._format.media_type}, */*;q=0.1"},
@@ -337,7 +298,7 @@ class AudioLibrary:
     ) -> None:
         self.directory = home / "audio"
         self.settings = settings
-        self.format = settings.format
+        self.format = audio_format(settings)
         self._request_timeout, self._transport = request_timeout, transport
         self._client: ElevenLabs | None = None  # made on first use: listing the cache opens no connection
         self._pending: dict[str, asyncio.Task[Audio]] = {}
@@ -345,16 +306,16 @@ class AudioLibrary:
 
     @classmethod
     def from_config(cls, config: Config, **options: Any) -> AudioLibrary:
-        return cls(config.home, ElevenLabsSettings.from_config(config), **options)
+        return cls(config.home, config.settings.elevenlabs, **options)
 
     # what callers use --------------------------------------------------------------------------
 
     async def get_or_generate(self, text: str, budget_seconds: float | None = None) -> Audio | Fallback:
         """Audio for `text` within the budget (default elevenlabs.budget_seconds), else a Fallback.
         Never raises for the API's failures and never waits past the budget."""
-        unavailable = self.settings.unavailable()
-        if unavailable is not None:
-            return unavailable
+        unavailable_now = unavailable(self.settings)
+        if unavailable_now is not None:
+            return unavailable_now
         try:
             key = self.key_for(text)
         except InvalidInputError as exc:
@@ -373,9 +334,9 @@ class AudioLibrary:
     async def generate(self, text: str) -> Audio:
         """Audio for `text`, however long it takes (pre-generation, `phrases generate`).
         InvalidInputError for bad text, SynthesisError when the API gives no audio."""
-        unavailable = self.settings.unavailable()
-        if unavailable is not None:
-            raise SynthesisError(unavailable.reason, unavailable.detail)
+        unavailable_now = unavailable(self.settings)
+        if unavailable_now is not None:
+            raise SynthesisError(unavailable_now.reason, unavailable_now.detail)
         key = self.key_for(text)
         hit = self.cached(key)
         if hit is not None:
@@ -384,7 +345,7 @@ class AudioLibrary:
 
     def lookup(self, text: str) -> Audio | None:
         """Cached audio for `text`, without asking the API (the phrase library at call time)."""
-        if self.settings.unavailable() is not None:
+        if unavailable(self.settings) is not None:
             return None
         try:
             return self.cached(self.key_for(text))
@@ -560,17 +521,11 @@ def audio_routes(library: AudioLibrary) -> list[Route]:
 
 # -- the phrase library ----------------------------------------------------------------------------------
 
-def phrases_from_config(config: Config, extra: Iterable[str] = ()) -> list[str]:
-    """The phrases to pre-generate: config `phrases` (default DEFAULT_PHRASES), the opening and
+def phrases_from_settings(settings: Settings, extra: Iterable[str] = ()) -> list[str]:
+    """The phrases to pre-generate: config `phrases`, the opening and
     the closing, and `extra` (e.g. the conversation's fixed lines), names filled in, once each."""
-    names = {"{assistant}": config.get("identity.assistant_name"), "{owner}": config.get("identity.owner_name")}
-    texts = [*_optional(config, "phrases", DEFAULT_PHRASES), config.get("identity.opening"),
-             config.get("conversation.closing"), *extra]
-    filled = []
-    for text in texts:
-        for marker, name in names.items():
-            text = text.replace(marker, name)
-        filled.append(" ".join(text.split()))
+    texts = [*settings.phrases, settings.identity.opening, settings.conversation.closing, *extra]
+    filled = [" ".join(settings.identity.fill(text).split()) for text in texts]
     return list(dict.fromkeys(text for text in filled if text))
 
 
@@ -583,9 +538,9 @@ async def generate_phrases(
     limits). Returns one row per phrase: {text, status: cached|generated|failed, file, reason,
     detail}. ConfigError when ElevenLabs is not set up or refuses the key; InvalidInputError,
     before anything is generated, for a phrase that cannot be."""
-    unavailable = library.settings.unavailable()
-    if unavailable is not None:
-        raise ConfigError(f"cannot generate phrases: {unavailable.detail}")
+    off = unavailable(library.settings)
+    if off is not None:
+        raise ConfigError(f"cannot generate phrases: {off.detail}")
     texts = [check_text(text) for text in phrases]
     rows = []
     for done, text in enumerate(texts, start=1):
@@ -612,7 +567,7 @@ def list_cached(library: AudioLibrary) -> list[dict[str, Any]]:
     for entry in library.entries():
         text = str(entry.get("text", ""))
         try:
-            current = library.settings.unavailable() is None and library.key_for(text) == entry.get("key")
+            current = unavailable(library.settings) is None and library.key_for(text) == entry.get("key")
         except InvalidInputError:
             current = False
         rows.append({

@@ -37,6 +37,7 @@ class State:
 class CallStates:
     def __init__(self, store: Store, clock: Clock) -> None:
         self._states = store.call_states
+        self._calls = store.calls
         self._clock = clock
 
     def load(self, call_id: str) -> State:
@@ -51,6 +52,15 @@ class CallStates:
 
     def answer(self, call_id: str, key: str) -> str | None:
         return self._states.answer(call_id, key)
+
+    def unanswered_gather(self, call_id: str) -> int | None:
+        """The Gather given last, when Twilio's request for it never reached a server: no
+        answer on record and no reply written under its key (the callee was still being
+        listened to). None when there is no such Gather."""
+        number = self.load(call_id).gather_seq
+        if number == 0 or self.answer(call_id, f"gather:{number}") is not None:
+            return None
+        return None if self._calls.has_turn(call_id, f"{call_id}:gather:{number}") else number
 
     def commit(self, call_id: str, key: str, twiml: str, lines: Sequence[Line], *,
                gather_seq: int, hold_seq: int, reprompts_left: int, last_prompt: Sequence[str],

@@ -38,6 +38,8 @@ LIVE: frozenset[CallStatus] = frozenset({
     CallStatus.IN_PROGRESS,
 })
 TERMINAL: frozenset[CallStatus] = frozenset(set(CallStatus) - LIVE)
+UNANSWERED: frozenset[CallStatus] = frozenset(LIVE - {CallStatus.IN_PROGRESS})
+"""Live, but nobody has picked up yet (ending it cancels it rather than hanging up)."""
 PROVIDER: frozenset[CallStatus] = frozenset(set(CallStatus) - {CallStatus.PENDING})
 """What a provider may report (pending is ours alone)."""
 

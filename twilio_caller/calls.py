@@ -13,7 +13,7 @@ from twilio_caller.call_status import TERMINAL
 from twilio_caller.clock import Clock
 from twilio_caller.errors import InvalidInputError
 from twilio_caller.store import Store
-from twilio_caller.parser import CallRequest
+from twilio_caller.call_request import CallRequest
 from twilio_caller.store.ports import CallFilter, CallRepository, Line, NewCall, Row
 
 

@@ -1,10 +1,12 @@
 """The command line: argument parsing and output only. Every command runs a tool from the
 manifest (the same validation an agent gets) and prints its result — a table for people,
-exactly one JSON document on stdout with --json. Errors map to the exit codes of errors.py."""
+exactly one JSON document on stdout with --json. Errors map to the exit codes of errors.py.
+Each command is declared (`@command(name, help, arg(...), ...)`) right above its handler."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import re
 import sys
@@ -12,7 +14,10 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from twilio_caller import __version__, render
-from twilio_caller.errors import ConfigError, ConflictError, InternalError, InvalidInputError, TwilioCallerError
+from twilio_caller.errors import (
+    ConfigError, ConflictError, InvalidInputError, TwilioCallerError, crash_message, reported,
+)
+from twilio_caller.invocation import Invocation, Progress
 
 if TYPE_CHECKING:
     from twilio_caller.runtime import Runtime
@@ -23,6 +28,62 @@ Handler = Callable[[argparse.Namespace, "Runtime"], tuple[Any, Callable[[Any], s
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         raise InvalidInputError(f"{message} (see `{self.prog} --help`)")
+
+
+@dataclasses.dataclass(frozen=True)
+class Arg:
+    """One `add_argument` of a command, as declared above its handler."""
+
+    flags: tuple[str, ...]
+    options: dict[str, Any]
+
+
+def arg(*flags: str, **options: Any) -> Arg:
+    return Arg(flags, options)
+
+
+@dataclasses.dataclass(frozen=True)
+class Command:
+    name: str
+    help: str
+    handler: Handler | None
+    arguments: tuple[Arg, ...]
+
+
+COMMANDS: list[Command] = []  # in declaration order: the order of `--help`
+
+
+def command(name: str, help: str, *arguments: Arg) -> Callable[[Handler], Handler]:
+    """Declare the command `name` run by the handler below it, with its arguments."""
+    def declare(handler: Handler) -> Handler:
+        COMMANDS.append(Command(name, help, handler, arguments))
+        return handler
+    return declare
+
+
+def listed(name: str, help: str) -> None:
+    """A command `main` runs before any parsing (mcp, simulator): only listed in --help."""
+    COMMANDS.append(Command(name, help, None, ()))
+
+
+def _boolean(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("true", "yes", "1", "on"):
+        return True
+    if value in ("false", "no", "0", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, not {text!r}")
+
+
+CONTACT_OPTIONS = (
+    arg("--timezone", help="IANA time zone, e.g. America/New_York"),
+    arg("--voice", help="default voice, e.g. Polly.Joanna"),
+    arg("--notes"),
+)
+SIMULATE_OPTIONS = (
+    arg("--simulate", action="store_true", help="use the built-in offline Twilio simulator (no account needed)"),
+    arg("--callee", metavar="FILE", help="simulate mode: a callee script (YAML)"),
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -47,20 +108,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         result, render = options.handler(options, runtime)
         _print_result(result, render, as_json)
         return _exit_code(options, result)
-    except TwilioCallerError as exc:
-        _print_error(exc, as_json)
-        return exc.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except Exception as exc:  # the boundary: no traceback reaches a person or an agent
-        where = runtime.record_crash() if runtime is not None else "please report this as a bug"
-        error = InternalError(f"internal error ({type(exc).__name__}); {where}")
+    except Exception as exc:  # noqa: BLE001 - the boundary: no traceback reaches a person or an agent
+        error = reported(exc, lambda bug: crash_message(bug, _crash_record(runtime)))
         _print_error(error, as_json)
         return error.exit_code
     finally:
         if runtime is not None:
             runtime.close()
+
+
+def _crash_record(runtime: Runtime | None) -> str:
+    return runtime.record_crash() if runtime is not None else "please report this as a bug"
 
 
 def _exit_code(options: argparse.Namespace, result: Any) -> int:
@@ -81,170 +142,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"twilio-caller {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True,
                                      parser_class=_Parser)
-
-    def command(name: str, handler: Handler, help: str) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, parents=[common], help=help, description=help)
-        sub.set_defaults(handler=handler)
-        return sub
-
-    add = command("add", _add, "add a contact: add 312-555-0123 \"Contact7\"")
-    add.add_argument("positional", nargs="*", metavar="NUMBER NAME",
-                     help="a number and a name, in either order")
-    add.add_argument("--name")
-    add.add_argument("--number")
-    _contact_options(add)
-
-    contacts = command("contacts", _contacts, "list contacts, or `contacts import FILE.csv`")
-    contacts.add_argument("action", nargs="?", choices=["list", "import"], default="list")
-    contacts.add_argument("file", nargs="?", help="CSV file for import")
-
-    update = command("update", _update, "change a contact (an empty value clears a field)")
-    update.add_argument("name")
-    update.add_argument("--number")
-    update.add_argument("--opt-in", action="store_true",
-                        help="let a contact who opted out be called again (on their word only)")
-    _contact_options(update)
-
-    remove = command("remove", _remove, "remove a contact")
-    remove.add_argument("name")
-
-    rename = command("rename", _rename, "rename a contact")
-    rename.add_argument("old")
-    rename.add_argument("new")
-
-    calls = command("calls", _calls, "the call log, newest first; `calls purge` deletes transcripts")
-    calls.add_argument("action", nargs="?", choices=["list", "purge", "reconcile"], default="list")
-    calls.add_argument("--older-than", type=int, metavar="DAYS", help="purge: calls older than DAYS")
-    calls.add_argument("--contact")
-    calls.add_argument("--status")
-    calls.add_argument("--since", help="ISO date or time, today or yesterday")
-    calls.add_argument("--limit", type=int, default=20)
-    calls.add_argument("--simulate", action="store_true",
-                       help="reconcile: start a simulate-mode server when none runs")
-
-    config = command("config", _config, "show the configuration, or write an example")
-    config.add_argument("action", choices=["show", "init", "path"])
-    config.add_argument("--force", action="store_true", help="init: replace an existing file")
-
-    tool = command("tool", _tool, "run any tool of skill.yaml with JSON arguments")
-    tool.add_argument("name")
-    tool.add_argument("--args", default="{}", metavar="JSON",
-                      help="the arguments as a JSON object, or - to read them from stdin")
-
-    tools = command("tools", _tools, "list the tools of skill.yaml, or export their definitions")
-    tools.add_argument("--format", choices=["manifest", "openai", "openai-responses", "anthropic", "mcp"],
-                       help="print the tool definitions for this runtime, as JSON")
-    tools.add_argument("--strict", action="store_true",
-                       help="strict-mode schemas (openai, openai-responses, anthropic)")
-
-    do = command("do", _do, "do what a sentence says: do \"call Contact1 and tell her I'll be late\"")
-    do.add_argument("text", nargs="+", help="the sentence (quoted, or as separate words)")
-    do.add_argument("--dry-run", action="store_true",
-                    help="parse only; for a call, check the contact and the safety rules")
-    do.add_argument("--simulate", action="store_true",
-                    help="use the built-in offline Twilio simulator (no account needed)")
-
-    commands.add_parser("mcp", help="serve every tool over MCP on stdin/stdout (for MCP clients)")
-
-    call = command("call", _call, "phone someone: call Contact1 \"I'll be late\" [--interactive]")
-    call.add_argument("positional", nargs="*", metavar="TO MESSAGE",
-                      help="a contact name or number, then the message")
-    call.add_argument("--to", "--number", dest="to", help="contact name or phone number")
-    call.add_argument("--message")
-    call.add_argument("--interactive", nargs="?", const=True, default=False, type=_boolean,
-                      help="listen for the answer (also --interactive=false)")
-    call.add_argument("--keep-open", action="store_true", help="keep the call open for say/hangup")
-    call.add_argument("--voice")
-    call.add_argument("--language", help="speech-recognition language, e.g. en-US")
-    call.add_argument("--closing", help="said before hanging up after the answer")
-    call.add_argument("--dry-run", action="store_true", help="check contact and safety only")
-    call.add_argument("--no-wait", "--detach", dest="no_wait", action="store_true",
-                      help="return once the call is placed (Ctrl-C then leaves the call alone)")
-    call.add_argument("--timeout", type=float, default=50, help="longest wait in seconds (default 50)")
-    call.add_argument("--send-digits", metavar="DIGITS",
-                      help="DTMF tones once answered, before speaking (a phone menu; w = pause)")
-    call.add_argument("--at", metavar="WHEN",
-                      help="call later: 2026-12-01T09:00, \"in 20 minutes\", \"tomorrow at 9am\", \"tonight\"")
-    call.add_argument("--when-allowed", action="store_true",
-                      help="outside the calling hours, schedule the call for when they allow it")
-    call.add_argument("--retry", type=int, metavar="ATTEMPTS",
-                      help="attempts in all when the line is busy, unanswered, failed or voicemail")
-    call.add_argument("--retry-spacing", type=float, metavar="MINUTES", help="minutes between attempts (10)")
-    _simulate_options(call)
-
-    scheduled = command("scheduled", _scheduled, "list scheduled calls, or cancel one: scheduled --cancel ID")
-    scheduled.add_argument("--all", action="store_true", help="include finished ones")
-    scheduled.add_argument("--cancel", metavar="SCHEDULED_ID")
-
-    say = command("say", _say, "speak into a live call and return the next reply")
-    say.add_argument("call_id")
-    say.add_argument("message")
-    say.add_argument("--no-reply", action="store_true", help="do not wait for a reply")
-    say.add_argument("--timeout", type=float, default=50)
-
-    wait = command("wait", _wait, "listen to a live call until the next reply or its end")
-    wait.add_argument("call_id")
-    wait.add_argument("--until", choices=["reply", "end"], default="reply")
-    wait.add_argument("--timeout", type=float, default=50)
-
-    hangup = command("hangup", _hangup, "end a live call, optionally with a goodbye")
-    hangup.add_argument("call_id")
-    hangup.add_argument("message", nargs="?")
-
-    press = command("press", _press, "press keys (DTMF) in a live call, e.g. a phone menu")
-    press.add_argument("call_id")
-    press.add_argument("digits")
-
-    phrases = command("phrases", _phrases, "ElevenLabs phrase library: phrases generate | phrases list")
-    phrases.add_argument("action", nargs="?", choices=["list", "generate"], default="list")
-
-    status = command("status", _status, "the state of a call")
-    status.add_argument("call_id")
-
-    serve = command("serve", _serve, "run the server in the foreground (webhook, control API)")
-    serve.add_argument("--background", action="store_true", help=argparse.SUPPRESS)
-    serve.add_argument("--time-scale", type=float, default=1.0,
-                       help="simulate mode: speed up the simulated callee")
-    serve.add_argument("--simulate", action="store_true",
-                       help="place calls on the built-in offline Twilio simulator")
-
-    server = command("server", _server, "the background server: status, stop, logs")
-    server.add_argument("action", choices=["status", "stop", "logs"])
-    server.add_argument("--force", action="store_true",
-                        help="stop: even with live calls (the next server takes them back)")
-    server.add_argument("--hangup", action="store_true",
-                        help="stop: first hang up the live calls politely, with the closing line")
-
-    doctor = command("doctor", _doctor, "check this machine is ready for real calls, with fixes")
-    doctor.add_argument("--online", action="store_true", help="also check the credentials with Twilio")
-
-    command("safety", _safety, "the safety rules in force and today's usage per contact")
-
-    demo = command("demo", _demo, "a simulated call, offline, with no account")
-    demo.add_argument("--type", action="store_true", help="you play the callee: type what they say")
-    commands.add_parser("simulator", help="run the offline Twilio simulator (see simulator --help)")
+    for declared in COMMANDS:
+        if declared.handler is None:  # run before parsing (main): listed for --help only
+            commands.add_parser(declared.name, help=declared.help)
+            continue
+        sub = commands.add_parser(declared.name, parents=[common], help=declared.help, description=declared.help)
+        sub.set_defaults(handler=declared.handler)
+        for argument in declared.arguments:
+            sub.add_argument(*argument.flags, **argument.options)
     return parser
-
-
-def _simulate_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--simulate", action="store_true",
-                        help="use the built-in offline Twilio simulator (no account needed)")
-    parser.add_argument("--callee", metavar="FILE", help="simulate mode: a callee script (YAML)")
-
-
-def _boolean(text: str) -> bool:
-    value = text.strip().lower()
-    if value in ("true", "yes", "1", "on"):
-        return True
-    if value in ("false", "no", "0", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, not {text!r}")
-
-
-def _contact_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--timezone", help="IANA time zone, e.g. America/New_York")
-    parser.add_argument("--voice", help="default voice, e.g. Polly.Joanna")
-    parser.add_argument("--notes")
 
 
 # tool arguments the CLI spells differently: its errors name the flag a person typed
@@ -252,11 +158,11 @@ CLI_FLAGS = {"older_than_days": "--older-than", "timeout_seconds": "--timeout", 
              "keep_open": "--keep-open", "dry_run": "--dry-run", "new_name": "NEW"}
 
 
-def _invoke(runtime: Runtime, tool: str, arguments: dict[str, Any]) -> Any:
+def _invoke(runtime: Runtime, tool: str, arguments: dict[str, Any], invocation: Invocation | None = None) -> Any:
     from twilio_caller.manifest import invoke
 
     try:
-        return invoke(tool, {k: v for k, v in arguments.items() if v is not None}, runtime)
+        return invoke(tool, {k: v for k, v in arguments.items() if v is not None}, runtime, invocation)
     except InvalidInputError as exc:
         raise _as_cli_flags(exc) from exc
 
@@ -270,6 +176,9 @@ def _as_cli_flags(error: InvalidInputError) -> InvalidInputError:
     return type(error)(message, field=CLI_FLAGS.get(error.field or "", error.field))
 
 
+@command("add", "add a contact: add 312-555-0123 \"Contact7\"",
+         arg("positional", nargs="*", metavar="NUMBER NAME", help="a number and a name, in either order"),
+         arg("--name"), arg("--number"), *CONTACT_OPTIONS)
 def _add(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable[[Any], str]]:
     name, number = _name_and_number(options)
     contact = _invoke(runtime, "add_contact", {
@@ -297,6 +206,9 @@ def _name_and_number(options: argparse.Namespace) -> tuple[str, str]:
     return name, number
 
 
+@command("contacts", "list contacts, or `contacts import FILE.csv`",
+         arg("action", nargs="?", choices=["list", "import"], default="list"),
+         arg("file", nargs="?", help="CSV file for import"))
 def _contacts(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable[[Any], str]]:
     if options.action == "import":
         if not options.file:
@@ -308,6 +220,10 @@ def _contacts(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Calla
     return _invoke(runtime, "list_contacts", {}), lambda r: render.contact_table(r["contacts"])
 
 
+@command("update", "change a contact (an empty value clears a field)",
+         arg("name"), arg("--number"),
+         arg("--opt-in", action="store_true", help="let a contact who opted out be called again (on their word only)"),
+         *CONTACT_OPTIONS)
 def _update(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable[[Any], str]]:
     changes = {"number": options.number, "timezone": options.timezone,
                "voice": options.voice, "notes": options.notes}
@@ -321,20 +237,28 @@ def _update(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callabl
     return contact, lambda c: f"updated {c['name']}\n" + render.contact_table([c])
 
 
+@command("remove", "remove a contact", arg("name"))
 def _remove(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable[[Any], str]]:
     result = _invoke(runtime, "remove_contact", {"name": options.name})
     return result, lambda r: f"removed {r['removed']['name']} ({r['removed']['number']})"
 
 
+@command("rename", "rename a contact", arg("old"), arg("new"))
 def _rename(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable[[Any], str]]:
     contact = _invoke(runtime, "update_contact", {"name": options.old, "new_name": options.new})
     return contact, lambda c: f"renamed {options.old} to {c['name']}"
 
 
+@command("calls", "the call log, newest first; `calls purge` deletes transcripts",
+         arg("action", nargs="?", choices=["list", "purge", "reconcile"], default="list"),
+         arg("--older-than", type=int, metavar="DAYS", help="purge: calls older than DAYS"),
+         arg("--contact"), arg("--status"), arg("--since", help="ISO date or time, today or yesterday"),
+         arg("--limit", type=int, default=20),
+         arg("--simulate", action="store_true", help="reconcile: start a simulate-mode server when none runs"))
 def _calls(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable[[Any], str]]:
     if options.action == "reconcile":
-        runtime.simulate = runtime.simulate or options.simulate
-        return _invoke(runtime, "reconcile_calls", {}), render.reconciled_text
+        how = _invocation(runtime, options.simulate)
+        return _invoke(runtime, "reconcile_calls", {}, how), render.reconciled_text
     if options.action == "purge":
         if options.older_than is None and options.contact is None:
             raise InvalidInputError("calls purge: say what to purge: --older-than DAYS, --contact NAME, or both")
@@ -349,6 +273,9 @@ def _calls(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable
     return result, lambda r: render.call_table(r["calls"])
 
 
+@command("config", "show the configuration, or write an example",
+         arg("action", choices=["show", "init", "path"]),
+         arg("--force", action="store_true", help="init: replace an existing file"))
 def _config(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable[[Any], str]]:
     from twilio_caller import config as config_module
 
@@ -371,6 +298,9 @@ def _config(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callabl
     return shown, render.config_text
 
 
+@command("tool", "run any tool of skill.yaml with JSON arguments",
+         arg("name"),
+         arg("--args", default="{}", metavar="JSON", help="the arguments as a JSON object, or - to read them from stdin"))
 def _tool(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, None]:
     from twilio_caller.manifest import invoke
 
@@ -382,6 +312,10 @@ def _tool(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, None]:
     return invoke(options.name, arguments, runtime), None
 
 
+@command("tools", "list the tools of skill.yaml, or export their definitions",
+         arg("--format", choices=["manifest", "openai", "openai-responses", "anthropic", "mcp"],
+             help="print the tool definitions for this runtime, as JSON"),
+         arg("--strict", action="store_true", help="strict-mode schemas (openai, openai-responses, anthropic)"))
 def _tools(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable[[Any], str] | None]:
     if options.strict and not options.format:
         raise InvalidInputError("--strict needs --format openai, openai-responses or anthropic", field="strict")
@@ -400,6 +334,43 @@ def _tools(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable
     )
 
 
+@command("do", "do what a sentence says: do \"call Contact1 and tell her I'll be late\"",
+         arg("text", nargs="+", help="the sentence (quoted, or as separate words)"),
+         arg("--dry-run", action="store_true", help="parse only; for a call, check the contact and the safety rules"),
+         arg("--simulate", action="store_true", help="use the built-in offline Twilio simulator (no account needed)"))
+def _do(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable[[Any], str]]:
+    how = _invocation(runtime, options.simulate, None if options.json or options.dry_run else render.show_progress)
+    result = _invoke(runtime, "run_command", {"text": " ".join(options.text), "dry_run": options.dry_run}, how)
+    return result, render.do_text
+
+
+listed("mcp", "serve every tool over MCP on stdin/stdout (for MCP clients)")
+
+
+@command("call", "phone someone: call Contact1 \"I'll be late\" [--interactive]",
+         arg("positional", nargs="*", metavar="TO MESSAGE", help="a contact name or number, then the message"),
+         arg("--to", "--number", dest="to", help="contact name or phone number"),
+         arg("--message"),
+         arg("--interactive", nargs="?", const=True, default=False, type=_boolean,
+             help="listen for the answer (also --interactive=false)"),
+         arg("--keep-open", action="store_true", help="keep the call open for say/hangup"),
+         arg("--voice"),
+         arg("--language", help="speech-recognition language, e.g. en-US"),
+         arg("--closing", help="said before hanging up after the answer"),
+         arg("--dry-run", action="store_true", help="check contact and safety only"),
+         arg("--no-wait", "--detach", dest="no_wait", action="store_true",
+             help="return once the call is placed (Ctrl-C then leaves the call alone)"),
+         arg("--timeout", type=float, default=50, help="longest wait in seconds (default 50)"),
+         arg("--send-digits", metavar="DIGITS",
+             help="DTMF tones once answered, before speaking (a phone menu; w = pause)"),
+         arg("--at", metavar="WHEN",
+             help="call later: 2026-12-01T09:00, \"in 20 minutes\", \"tomorrow at 9am\", \"tonight\""),
+         arg("--when-allowed", action="store_true",
+             help="outside the calling hours, schedule the call for when they allow it"),
+         arg("--retry", type=int, metavar="ATTEMPTS",
+             help="attempts in all when the line is busy, unanswered, failed or voicemail"),
+         arg("--retry-spacing", type=float, metavar="MINUTES", help="minutes between attempts (10)"),
+         *SIMULATE_OPTIONS)
 def _call(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable[[Any], str]]:
     given = list(options.positional)
     to = options.to or (given.pop(0) if given else None)
@@ -411,7 +382,6 @@ def _call(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable[
         )
     if options.message and given and options.to is None:
         raise InvalidInputError(f"unexpected words {' '.join(given)!r}: the message is given by --message")
-    _simulation(options, runtime)
     placed: dict[str, str] = {}
 
     def progress(event: dict[str, Any]) -> None:
@@ -420,8 +390,7 @@ def _call(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable[
         if not options.json:
             render.show_progress(event)
 
-    if not options.dry_run:
-        runtime.progress = progress
+    how = _simulation(options, runtime, progress=None if options.dry_run else progress)
     try:
         result = _invoke(runtime, "call", {
             "to": to, "message": message, "interactive": options.interactive,
@@ -429,10 +398,10 @@ def _call(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable[
             "closing": options.closing, "dry_run": options.dry_run, "wait": not options.no_wait,
             "timeout_seconds": options.timeout, "send_digits": options.send_digits,
             "at": options.at, "when_allowed": options.when_allowed or None, "retry": _retry(options),
-        })
+        }, how)
     except KeyboardInterrupt:
         if "call_id" in placed:
-            _cancel(runtime, placed["call_id"], options.closing or runtime.config.get("conversation.closing"))
+            _cancel(runtime, placed["call_id"], options.closing or runtime.settings.conversation.closing)
         raise
     return result, render.call_text
 
@@ -458,6 +427,9 @@ def _retry(options: argparse.Namespace) -> dict[str, Any] | None:
     return retry
 
 
+@command("scheduled", "list scheduled calls, or cancel one: scheduled --cancel ID",
+         arg("--all", action="store_true", help="include finished ones"),
+         arg("--cancel", metavar="SCHEDULED_ID"))
 def _scheduled(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable[[Any], str]]:
     if options.cancel:
         return (_invoke(runtime, "cancel_scheduled", {"scheduled_id": options.cancel}),
@@ -466,13 +438,17 @@ def _scheduled(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Call
     return listed, lambda r: render.scheduled_table(r["scheduled"])
 
 
-def _simulation(options: argparse.Namespace, runtime: Runtime) -> None:
+def _invocation(runtime: Runtime, simulate: bool, progress: Progress | None = None) -> Invocation:
+    """How this command runs: simulated when --simulate (or TWILIO_CALLER_SIMULATE) says so."""
+    default = Invocation.from_environment(runtime.environ)
+    return Invocation(simulate=default.simulate or simulate, progress=progress)
+
+
+def _simulation(options: argparse.Namespace, runtime: Runtime, *, progress: Progress | None) -> Invocation:
     if options.callee and not options.simulate:
         raise InvalidInputError("--callee needs --simulate (it scripts the simulated callee)")
-    if options.simulate:
-        runtime.simulate = True
-    if options.callee:
-        runtime.callee = _callee_script(options.callee)
+    how = _invocation(runtime, options.simulate, progress)
+    return dataclasses.replace(how, callee=_callee_script(options.callee)) if options.callee else how
 
 
 def _callee_script(path: str) -> dict[str, Any]:
@@ -490,6 +466,10 @@ def _callee_script(path: str) -> dict[str, Any]:
     return script
 
 
+@command("say", "speak into a live call and return the next reply",
+         arg("call_id"), arg("message"),
+         arg("--no-reply", action="store_true", help="do not wait for a reply"),
+         arg("--timeout", type=float, default=50))
 def _say(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable[[Any], str]]:
     result = _invoke(runtime, "say", {"call_id": options.call_id, "message": options.message,
                                       "expect_reply": not options.no_reply,
@@ -497,22 +477,29 @@ def _say(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable[[
     return result, render.call_text
 
 
+@command("wait", "listen to a live call until the next reply or its end",
+         arg("call_id"), arg("--until", choices=["reply", "end"], default="reply"),
+         arg("--timeout", type=float, default=50))
 def _wait(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable[[Any], str]]:
     result = _invoke(runtime, "wait", {"call_id": options.call_id, "until": options.until,
                                        "timeout_seconds": options.timeout})
     return result, render.call_text
 
 
+@command("hangup", "end a live call, optionally with a goodbye", arg("call_id"), arg("message", nargs="?"))
 def _hangup(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable[[Any], str]]:
     result = _invoke(runtime, "hangup", {"call_id": options.call_id, "message": options.message})
     return result, render.call_text
 
 
+@command("press", "press keys (DTMF) in a live call, e.g. a phone menu", arg("call_id"), arg("digits"))
 def _press(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable[[Any], str]]:
     result = _invoke(runtime, "press", {"call_id": options.call_id, "digits": options.digits})
     return result, render.call_text
 
 
+@command("phrases", "ElevenLabs phrase library: phrases generate | phrases list",
+         arg("action", nargs="?", choices=["list", "generate"], default="list"))
 def _phrases(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable[[Any], str]]:
     import asyncio
 
@@ -522,7 +509,7 @@ def _phrases(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callab
     library = audio.AudioLibrary.from_config(runtime.config)
     if options.action == "list":
         return {"phrases": audio.list_cached(library)}, render.phrase_table
-    texts = audio.phrases_from_config(runtime.config, extra=[NOTIFY_GOODBYE, REPROMPT, SILENCE_GOODBYE])
+    texts = audio.phrases_from_settings(runtime.config.settings, extra=[NOTIFY_GOODBYE, REPROMPT, SILENCE_GOODBYE])
 
     async def generate() -> list[dict[str, Any]]:
         try:
@@ -533,10 +520,15 @@ def _phrases(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callab
     return {"phrases": asyncio.run(generate())}, render.phrase_summary
 
 
+@command("status", "the state of a call", arg("call_id"))
 def _status(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable[[Any], str]]:
     return _invoke(runtime, "call_status", {"call_id": options.call_id}), render.call_text
 
 
+@command("serve", "run the server in the foreground (webhook, control API)",
+         arg("--background", action="store_true", help=argparse.SUPPRESS),
+         arg("--time-scale", type=float, default=1.0, help="simulate mode: speed up the simulated callee"),
+         arg("--simulate", action="store_true", help="place calls on the built-in offline Twilio simulator"))
 def _serve(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable[[Any], str]]:
     from twilio_caller.server.runner import ServerRunner, serve_forever
 
@@ -550,6 +542,11 @@ def _serve(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable
     return {"stopped": True, **runner.info}, lambda r: "server stopped"
 
 
+@command("server", "the background server: status, stop, logs",
+         arg("action", choices=["status", "stop", "logs"]),
+         arg("--force", action="store_true", help="stop: even with live calls (the next server takes them back)"),
+         arg("--hangup", action="store_true",
+             help="stop: first hang up the live calls politely, with the closing line"))
 def _server(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable[[Any], str]]:
     from twilio_caller.server.client import find_server
 
@@ -590,7 +587,7 @@ def _end_live_calls(runtime: Runtime, running: Any, *, force: bool, hang_up: boo
             "`server stop --hangup` ends them politely first; `server stop --force` stops anyway "
             "(the next server takes them back)"
         )
-    closing = runtime.config.get("conversation.closing")
+    closing = runtime.settings.conversation.closing
     for call_id in live:
         try:
             _invoke(runtime, "hangup", {"call_id": call_id, "message": closing})
@@ -598,16 +595,21 @@ def _end_live_calls(runtime: Runtime, running: Any, *, force: bool, hang_up: boo
             pass  # it ended meanwhile
 
 
+@command("doctor", "check this machine is ready for real calls, with fixes",
+         arg("--online", action="store_true", help="also check the credentials with Twilio"))
 def _doctor(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable[[Any], str]]:
     from twilio_caller import doctor
 
     return doctor.run(runtime, online=options.online), render.doctor_text
 
 
+@command("safety", "the safety rules in force and today's usage per contact")
 def _safety(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable[[Any], str]]:
     return _invoke(runtime, "safety_rules", {}), render.safety_text
 
 
+@command("demo", "a simulated call, offline, with no account",
+         arg("--type", action="store_true", help="you play the callee: type what they say"))
 def _demo(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable[[Any], str]]:
     from twilio_caller.demo import run_demo
 
@@ -615,13 +617,7 @@ def _demo(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable[
     return result, lambda r: "\nthe tool result an agent gets:\n" + json.dumps(r, indent=2, ensure_ascii=False)
 
 
-def _do(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable[[Any], str]]:
-    if options.simulate:
-        runtime.simulate = True
-    if not options.json and not options.dry_run:
-        runtime.progress = render.show_progress
-    result = _invoke(runtime, "run_command", {"text": " ".join(options.text), "dry_run": options.dry_run})
-    return result, render.do_text
+listed("simulator", "run the offline Twilio simulator (see simulator --help)")
 
 
 def _print_result(result: Any, render: Callable[[Any], str] | None, as_json: bool) -> None:

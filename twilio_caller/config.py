@@ -5,6 +5,7 @@ its default, its environment variable (`env:`) and whether it is a secret (`secr
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import os
 import stat
@@ -15,6 +16,7 @@ from typing import Any
 
 from twilio_caller.errors import ConfigError
 from twilio_caller.manifest import describe, load_manifest, schema_errors
+from twilio_caller.settings import Settings
 
 HOME_ENV = "TWILIO_CALLER_HOME"
 CONFIG_NAMES = ("config.yaml", "config.yml", "config.json")
@@ -61,10 +63,21 @@ class Config:
         return key in self.from_env or _lookup(self.from_file, key) is not None
 
     def get(self, key: str) -> Any:
+        """One value by dotted key: for config's own checks and reports (`config show`, the
+        server's fixed-settings fingerprint); the package reads `settings` instead."""
         node: Any = self.values
         for part in key.split("."):
             node = node[part]
         return node
+
+    def leaves(self) -> dict[str, Any]:
+        """Every setting by dotted key, in the schema's order (what a fingerprint covers)."""
+        return {key: self.get(key) for key, _ in _leaves(config_schema())}
+
+    @functools.cached_property
+    def settings(self) -> Settings:
+        """These values, typed (built on first use; a reloaded config builds its own)."""
+        return Settings.from_values(self.values)
 
     @property
     def database_path(self) -> Path:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from twilio_caller.invocation import Invocation
 from twilio_caller.manifest import invoke
 from twilio_caller.runtime import Runtime
 
@@ -42,11 +43,10 @@ def run_demo(*, typed: bool, show: Callable[[dict[str, Any]], None]) -> dict[str
                               time_scale=1.0 if typed else 4.0, default_callee=_callee(typed))
         _intro(home, typed)
         with ServerThread(runner):
-            runtime.simulate, runtime.progress = True, show
-            result = invoke("call", {"to": name, "message": DEMO_MESSAGE, "interactive": True}, runtime)
-            runtime.progress = None
+            result = invoke("call", {"to": name, "message": DEMO_MESSAGE, "interactive": True}, runtime,
+                            Invocation(simulate=True, progress=show))
             final = invoke("wait", {"call_id": result["call_id"], "until": "end", "timeout_seconds": 60},
-                           runtime)
+                           runtime, Invocation(simulate=True))
             show({"event": final["status"]})
         runtime.close()
         return result

@@ -10,14 +10,15 @@ import secrets
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from twilio_caller import numbers, parser, safety, voices
+from twilio_caller import call_request, numbers, safety, voices
 from twilio_caller.call_state import CallStates, new_owner
-from twilio_caller.call_status import TERMINAL
+from twilio_caller.call_status import TERMINAL, UNANSWERED
 from twilio_caller.calls import CallWriter, new_call
 from twilio_caller.config import Config
 from twilio_caller.conversation import FAILURE_GOODBYE, NO_REPLY_BY_STATUS, Budgets, Conversation, Voicing
 from twilio_caller.errors import InvalidInputError, NotFoundError, TelephonyError, TwilioCallerError
 from twilio_caller.runtime import Runtime
+from twilio_caller.settings import Settings
 from twilio_caller.sessions import Action, CallSession, HangUp, Outcome, Press, Registry, Speak, action_to_dict
 from twilio_caller.transport.port import CallTransport, Speech
 from twilio_caller.transport.twilio.calls import Telephony
@@ -51,29 +52,29 @@ class Dialer:
         self.registry = Registry()
         self._timers: set[asyncio.Task[None]] = set()
         self._conversation_config = runtime.config
-        self.conversation = self._conversation(runtime.config)
+        self.conversation = self._conversation(runtime.config.settings)
 
     @property
-    def _config(self) -> Config:
-        """The config the latest call was checked against (`check` reloads it)."""
-        return self._rt.config
+    def _settings(self) -> Settings:
+        """The settings the latest call was checked against (`check` reloads them)."""
+        return self._rt.settings
 
-    def _conversation(self, config: Config) -> Conversation:
+    def _conversation(self, settings: Settings) -> Conversation:
         return Conversation(
             self._writer, self._rt.contacts, self._rt.clock,
             Budgets(
-                hold_seconds=config.get("conversation.hold_budget_seconds"),
-                unsteered_seconds=config.get("conversation.unsteered_limit_seconds"),
-                reprompts=config.get("gather.reprompts"),
-                audio_seconds=config.get("elevenlabs.budget_seconds"),
-                acknowledge_after_seconds=config.get("conversation.acknowledge_after_seconds"),
+                hold_seconds=settings.conversation.hold_budget_seconds,
+                unsteered_seconds=settings.conversation.unsteered_limit_seconds,
+                reprompts=settings.gather.reprompts,
+                audio_seconds=settings.elevenlabs.budget_seconds,
+                acknowledge_after_seconds=settings.conversation.acknowledge_after_seconds,
             ),
-            safety.opening_text(config),
+            settings.identity.opening_text,
             self.transport,
-            voicemail_mode=config.get("voicemail.mode"),
+            voicemail_mode=settings.voicemail.mode,
             voicing=self._voicing(),
             steer=self._steer,
-            acknowledgements=tuple(config.get("conversation.acknowledgements")),
+            acknowledgements=settings.conversation.acknowledgements,
         )
 
     async def _steer(self, session: CallSession, resume: int) -> None:
@@ -98,7 +99,7 @@ class Dialer:
 
     # -- placing a call: the one pipeline ----------------------------------------------------
 
-    def check(self, arguments: Mapping[str, Any]) -> tuple[parser.CallRequest, safety.Rules]:
+    def check(self, arguments: Mapping[str, Any]) -> tuple[call_request.CallRequest, safety.Rules]:
         """Parse and judge a call against the rules in force now: the config file as it is
         at this moment (a broken one raises ConfigError; the old rules never apply)."""
         config = self._rt.rules_in_force()
@@ -107,9 +108,9 @@ class Dialer:
         if self._real_calls:
             safety.require_identity(config)
         if config is not self._conversation_config:
-            self.conversation, self._conversation_config = self._conversation(config), config
-        request = parser.from_arguments(self._rt.contacts, config, arguments)
-        return request, safety.Rules.from_config(config)
+            self.conversation, self._conversation_config = self._conversation(config.settings), config
+        request = call_request.from_arguments(self._rt.contacts, config.settings, arguments)
+        return request, safety.Rules.from_settings(config.settings)
 
     async def call(
         self, arguments: Mapping[str, Any], before_dial: Callable[[str], None] | None = None
@@ -134,12 +135,12 @@ class Dialer:
         await self._pregenerate(request)
         send_digits = arguments.get("send_digits")
         session.digits_sent = bool(send_digits)
-        detection = self._config.get("voicemail.detection")
+        detection = self._settings.voicemail.detection
         session.detecting = detection == "async" and not send_digits
         try:
             placed = await asyncio.to_thread(
                 self.transport.initiate, approval, session,
-                ring_timeout=self._config.get("twilio.ring_timeout_seconds"),
+                ring_timeout=self._settings.twilio.ring_timeout_seconds,
                 send_digits=send_digits or None, detection=detection,
             )
         except TelephonyError as exc:
@@ -169,7 +170,7 @@ class Dialer:
 
     async def say(self, call_id: str, message: str, expect_reply: bool, timeout: float) -> dict[str, Any]:
         session = self._live(call_id)
-        text = parser.check_message(message)
+        text = call_request.check_message(message)
         unseen = session.take_outcomes()  # reported before, or in the transcript — but for asides:
         asides = [outcome for outcome in unseen if outcome.while_waiting]
         action = Speak(text, expect_reply)
@@ -219,7 +220,7 @@ class Dialer:
 
     async def hangup(self, call_id: str, message: str | None) -> dict[str, Any]:
         session = self._live(call_id)
-        text = parser.check_message(message) if message else None
+        text = call_request.check_message(message) if message else None
         if session.holding:
             action = HangUp(text)
             self._submit(session, action)
@@ -264,12 +265,12 @@ class Dialer:
             record["no_reply_reason"] = NO_REPLY_BY_STATUS[session.status]
         return record
 
-    async def _pregenerate(self, request: parser.CallRequest) -> None:
+    async def _pregenerate(self, request: call_request.CallRequest) -> None:
         """The opening and the message are known before dialing: voice them now, while the
         phone has not rung yet (bounded; a failure only means <Say>)."""
         if self._audio is None:
             return
-        seconds = self._config.get("elevenlabs.pregenerate_seconds")
+        seconds = self._settings.elevenlabs.pregenerate_seconds
         lines = (self.conversation.opening, request.message,
                  *(self.conversation.acknowledgements if request.keep_open else ()))
         await asyncio.gather(*(self._audio.get_or_generate(text, seconds) for text in lines))
@@ -353,8 +354,8 @@ class Dialer:
     def _overdue(self, row: Any) -> bool:
         from datetime import datetime, timedelta
 
-        limit = self.states.max_seconds(row["id"]) or self._config.get("safety.max_duration_seconds")
-        ring = self._config.get("twilio.ring_timeout_seconds")
+        limit = self.states.max_seconds(row["id"]) or self._settings.safety.max_duration_seconds
+        ring = self._settings.twilio.ring_timeout_seconds
         deadline = datetime.fromisoformat(row["created_at"]) + timedelta(
             seconds=limit + ring + RECONCILE_GRACE_SECONDS)
         return self._rt.clock.now() > deadline
@@ -369,28 +370,29 @@ class Dialer:
     async def _take_back(self, row: Any, status: str) -> None:
         session = self._session_from(row, status)
         self.registry.add(session)
-        resume, goodbye = None, None
+        resume, reask, goodbye = None, None, None
         if session.status == "in-progress":
             if session.keep_open:
-                resume = self._api_resume(session)
+                reask = self.states.unanswered_gather(session.call_id)
+                resume = self._api_resume(session) if reask is None else None
             else:
                 goodbye = RECOVERED_GOODBYE
                 self._writer.turn(session.call_id, "assistant", RECOVERED_GOODBYE)
         # else not answered yet: it will ask for its first answer here
         try:
             await asyncio.to_thread(self.transport.reattach, row["twilio_sid"], session,
-                                    resume=resume, goodbye=goodbye)
+                                    resume=resume, reask=reask, goodbye=goodbye)
         except TwilioCallerError:
             self.registry.discard(row["id"])  # not ours after all: the next reconciliation tries again
             raise
         self._writer.advance(row["id"], status)
 
     def _session_from(self, row: Any, status: str) -> CallSession:
-        request = parser.CallRequest(
-            number=numbers.parse(row["to_number"], self._config.get("phone_region")),
+        request = call_request.CallRequest(
+            number=numbers.parse(row["to_number"], self._settings.phone_region),
             contact=None, message=row["message"] or "", interactive=row["mode"] == "interactive",
-            keep_open=bool(row["keep_open"]), voice=row["voice"] or self._config.get("voice.default"),
-            language=row["language"] or self._config.get("voice.language"), closing=None,
+            keep_open=bool(row["keep_open"]), voice=row["voice"] or self._settings.voice.default,
+            language=row["language"] or self._settings.voice.language, closing=None,
         )
         session = self._session(row["id"], row["token"], request)
         session.to_name, session.twilio_sid, session.status = row["to_name"], row["twilio_sid"], status
@@ -399,24 +401,23 @@ class Dialer:
 
     # -- helpers ---------------------------------------------------------------------------------
 
-    def _session(self, call_id: str, token: str, request: parser.CallRequest) -> CallSession:
-        def gather(key: str) -> Any:
-            return self._config.get(f"gather.{key}")
-
+    def _session(self, call_id: str, token: str, request: call_request.CallRequest) -> CallSession:
+        settings = self._settings
+        gather = settings.gather
         speech = Speech(
             voice=request.voice,
             language=voices.say_language(request.voice, request.language),
             recognition_language=request.language,
-            speech_timeout=str(gather("speech_timeout")),
-            timeout=gather("timeout"),
-            speech_model=gather("speech_model"),
-            hints=tuple(gather("hints")),
+            speech_timeout=gather.speech_timeout,
+            timeout=gather.timeout,
+            speech_model=gather.speech_model,
+            hints=gather.hints,
         )
         return CallSession(
             call_id=call_id, token=token, to_number=request.to_number, to_name=request.to_name,
             message=request.message, interactive=request.interactive, keep_open=request.keep_open,
-            closing=request.closing or self._config.get("conversation.closing"),
-            speech=speech, reprompts_left=gather("reprompts"),
+            closing=request.closing or settings.conversation.closing,
+            speech=speech, reprompts_left=gather.reprompts,
             idle_since=self._rt.clock.monotonic(),
         )
 
@@ -463,7 +464,7 @@ class Dialer:
         return True
 
     async def _end_by_api(self, session: CallSession, text: str | None) -> None:
-        answered = session.status not in ("pending", "queued", "initiated", "ringing")
+        answered = session.status not in UNANSWERED
         if answered and text:
             self._writer.turn(session.call_id, "assistant", text)
         session.hung_up_by_us = True

@@ -37,7 +37,7 @@ def run(rt: Runtime, *, online: bool) -> dict[str, Any]:
 
 
 def _credentials(rt: Runtime) -> Check:
-    sid, token = rt.config.get("twilio.account_sid"), rt.config.get("twilio.auth_token")
+    sid, token = rt.settings.twilio.account_sid, rt.settings.twilio.auth_token
     problems = []
     if not sid:
         problems.append("TWILIO_ACCOUNT_SID is not set")
@@ -50,7 +50,7 @@ def _credentials(rt: Runtime) -> Check:
     if problems:
         return Check("credentials", False, "; ".join(problems),
                      "copy the Account SID and Auth Token from console.twilio.com into the environment")
-    return Check("credentials", True, f"account {sid[:6]}…, auth token set")
+    return Check("credentials", True, f"account {(sid or '')[:6]}…, auth token set")
 
 
 def _config_file(rt: Runtime) -> Check:
@@ -65,14 +65,14 @@ def _config_file(rt: Runtime) -> Check:
 
 
 def _identity(rt: Runtime) -> Check:
-    from twilio_caller.safety import opening_text, require_identity
+    from twilio_caller.safety import require_identity
 
     try:
         require_identity(rt.config)
     except TwilioCallerError as exc:
         return Check("identity", False, "the owner's and the assistant's names are not set",
                      exc.message)
-    return Check("identity", True, f"opening: {opening_text(rt.config)!r}")
+    return Check("identity", True, f"opening: {rt.settings.identity.opening_text!r}")
 
 
 def _home(rt: Runtime) -> Check:
@@ -90,21 +90,21 @@ def _home(rt: Runtime) -> Check:
 def _from_number(rt: Runtime) -> Check:
     from twilio_caller import numbers
 
-    value = rt.config.get("twilio.from_number")
+    value = rt.settings.twilio.from_number
     if not value:
         return Check("caller id", False, "TWILIO_FROM_NUMBER is not set",
                      "set it to a number of your Twilio account (or a verified caller ID), e.g. +13125550100")
     try:
-        number = numbers.parse_regular(value, rt.config.get("phone_region"), "a caller ID")
+        number = numbers.parse_regular(value, rt.settings.phone_region, "a caller ID")
     except TwilioCallerError as exc:
         return Check("caller id", False, exc.message, "use the E.164 form of a number your account owns")
     return Check("caller id", True, f"{number.e164} ({number.region}); Twilio must own or have verified it")
 
 
 def _tunnel(rt: Runtime) -> Check:
-    provider, public = rt.config.get("tunnel.provider"), rt.config.get("public_url")
+    provider, public = rt.settings.tunnel.provider, rt.settings.public_url
     if provider == "ngrok":
-        if not rt.config.get("tunnel.authtoken"):
+        if not rt.settings.tunnel.authtoken:
             return Check("tunnel", False, "tunnel.provider is ngrok but NGROK_AUTHTOKEN is not set",
                          "copy your authtoken from dashboard.ngrok.com into NGROK_AUTHTOKEN")
         from twilio_caller.tunnel import find_ngrok
@@ -123,7 +123,7 @@ def _tunnel(rt: Runtime) -> Check:
 def _clock(rt: Runtime) -> Check:
     from twilio_caller.safety import Rules
 
-    rules = Rules.from_config(rt.config)
+    rules = Rules.from_settings(rt.settings)
     now = rt.clock.now()
     local = now.astimezone(rules.owner_zone)
     detail = (f"owner time {local:%Y-%m-%d %H:%M %Z} ({rules.owner_zone.key}); calling hours "
@@ -135,7 +135,7 @@ def _account(rt: Runtime) -> Check:
     from twilio_caller.transport.twilio.calls import Credentials, Telephony
 
     try:
-        telephony = Telephony(Credentials.from_config(rt.config), rt.store.ledger)
+        telephony = Telephony(Credentials.from_settings(rt.settings.twilio), rt.store.ledger)
         telephony.recent_calls(limit=1)
     except TwilioCallerError as exc:
         return Check("twilio account", False, exc.message,

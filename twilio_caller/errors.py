@@ -1,14 +1,18 @@
-"""One small exception hierarchy. Each error carries a stable code, a message a person can
-act on, and the CLI exit code; `to_dict()` is the JSON shape agents and scripts rely on."""
+"""One small exception hierarchy and the one boundary that reports it. Each error carries a
+stable code, a message a person can act on, the CLI exit code and the control API's HTTP
+status; `to_dict()` is the JSON shape agents and scripts rely on. `reported()` is what every
+boundary (the CLI, the MCP server, the control API) turns an exception into."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 
 class TwilioCallerError(Exception):
     code = "internal"
     exit_code = 1
+    http_status = 500
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -27,6 +31,7 @@ class InvalidInputError(TwilioCallerError):
 
     code = "invalid_input"
     exit_code = 2
+    http_status = 400
 
     def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(message)
@@ -54,6 +59,7 @@ class RefusedError(TwilioCallerError):
 
     code = "refused"
     exit_code = 3
+    http_status = 403
 
     def __init__(self, rule: str, reason: str, next_allowed_at: str | None = None) -> None:
         super().__init__(reason)
@@ -75,6 +81,7 @@ class RefusedError(TwilioCallerError):
 class TelephonyError(TwilioCallerError):
     code = "telephony"
     exit_code = 4
+    http_status = 502
 
     def __init__(self, message: str, *, retryable: bool = False) -> None:
         super().__init__(message)
@@ -89,11 +96,34 @@ class ConfigError(TwilioCallerError):
 class NotFoundError(TwilioCallerError):
     code = "not_found"
     exit_code = 6
+    http_status = 404
 
 
 class ServerUnavailableError(TwilioCallerError):
     code = "server_unavailable"
     exit_code = 7
+    http_status = 503
+
+
+class ForbiddenError(TwilioCallerError):
+    """A control API request without the server's token."""
+
+    code = "forbidden"
+    http_status = 403
+
+
+def reported(error: BaseException, on_crash: Callable[[BaseException], str]) -> TwilioCallerError:
+    """What a boundary reports for `error`: one of ours as it is; anything else is a bug, an
+    InternalError whose message `on_crash` gives after keeping the details where they belong
+    (never a traceback to a person or an agent)."""
+    if isinstance(error, TwilioCallerError):
+        return error
+    return InternalError(on_crash(error))
+
+
+def crash_message(error: BaseException, where: str) -> str:
+    """The message of an unexpected failure: its kind and where the details are."""
+    return f"internal error ({type(error).__name__}); {where}"
 
 
 def from_dict(document: dict[str, Any]) -> TwilioCallerError:
@@ -102,13 +132,21 @@ def from_dict(document: dict[str, Any]) -> TwilioCallerError:
     code = body.get("code")
     if code == "refused":
         return RefusedError(body.get("rule", "unknown"), body.get("reason", ""), body.get("next_allowed_at"))
-    kinds: dict[str, type[TwilioCallerError]] = {
-        cls.code: cls
-        for cls in (InvalidInputError, UnknownToolError, ConflictError, TelephonyError,
-                    ConfigError, NotFoundError, ServerUnavailableError, InternalError)
-    }
-    kind = kinds.get(code or "", InternalError)
+    kind = _KINDS.get(code or "", InternalError)
+    if kind is ForbiddenError:
+        kind = InternalError  # a client with the wrong token: reported as before
     error = kind(body.get("message", "the server gave no reason"))
     if isinstance(error, InvalidInputError):
         error.field = body.get("field")
     return error
+
+
+def _kinds(base: type[TwilioCallerError]) -> dict[str, type[TwilioCallerError]]:
+    found = {}
+    for kind in base.__subclasses__():
+        found.update(_kinds(kind))
+        found.setdefault(kind.code, kind)
+    return found
+
+
+_KINDS = _kinds(TwilioCallerError)

@@ -8,12 +8,13 @@ import functools
 import importlib
 import inspect
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from twilio_caller.errors import InternalError, InvalidInputError, UnknownToolError
+from twilio_caller.invocation import Invocation
 
 if TYPE_CHECKING:
     from jsonschema.exceptions import ValidationError
@@ -29,11 +30,22 @@ class ToolSpec:
     side_effecting: bool
     parameters: dict[str, Any]
     returns: dict[str, Any]
+    served_by: str | None = None  # the server's own implementation, for a tool the server runs
 
     @functools.cached_property
     def function(self) -> Callable[..., dict[str, Any]]:
-        module_name, _, attribute = self.entrypoint.partition(":")
-        return getattr(importlib.import_module(module_name), attribute)  # type: ignore[no-any-return]
+        return cast("Callable[..., dict[str, Any]]", _resolve(self.entrypoint))
+
+    @functools.cached_property
+    def server_function(self) -> Callable[..., Awaitable[Any]] | None:
+        """The implementation the control API runs (None: the server does not run this tool)."""
+        return _resolve(self.served_by) if self.served_by is not None else None
+
+    @functools.cached_property
+    def takes_invocation(self) -> bool:
+        """The function's leading positional parameters are its context: the runtime, then —
+        for a tool whose run depends on it (a call: simulated or live) — the invocation."""
+        return len(_context_parameters(self.function)) > 1
 
     def validate_arguments(self, arguments: Any) -> dict[str, Any]:
         """The arguments with schema defaults filled in, or InvalidInputError naming the field."""
@@ -60,6 +72,11 @@ class ToolSpec:
                 f"{self.name} produced a result that breaks its declared shape "
                 f"({describe(error)}); please report this as a bug"
             )
+
+
+def _resolve(entrypoint: str) -> Any:
+    module_name, _, attribute = entrypoint.partition(":")
+    return getattr(importlib.import_module(module_name), attribute)
 
 
 def _reject_non_finite(tool: str, value: Any, path: str = "") -> None:
@@ -104,6 +121,7 @@ def load_manifest(path: Path = MANIFEST_PATH) -> Manifest:
             side_effecting=bool(entry.get("side_effecting", False)),
             parameters=entry["parameters"],
             returns=entry["returns"],
+            served_by=entry.get("served_by"),
         )
         for entry in raw["tools"]
     }
@@ -112,10 +130,16 @@ def load_manifest(path: Path = MANIFEST_PATH) -> Manifest:
     )
 
 
-def invoke(name: str, arguments: Any, runtime: Any) -> dict[str, Any]:
-    """Run one tool: validate its arguments, call it, check its result against `returns`."""
+def invoke(name: str, arguments: Any, runtime: Any, invocation: Invocation | None = None) -> dict[str, Any]:
+    """Run one tool: validate its arguments, call it, check its result against `returns`.
+    `invocation` says how (default: as the runtime's environment says)."""
     spec = load_manifest().tool(name)
-    result = spec.function(runtime, **spec.validate_arguments(arguments))
+    validated = spec.validate_arguments(arguments)
+    if spec.takes_invocation:
+        how = invocation if invocation is not None else Invocation.from_environment(runtime.environ)
+        result = spec.function(runtime, how, **validated)
+    else:
+        result = spec.function(runtime, **validated)
     spec.validate_result(result)
     return result
 
@@ -253,18 +277,25 @@ def _suggestion(name: str, candidates: Iterable[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
+def _context_parameters(function: Callable[..., Any]) -> list[inspect.Parameter]:
+    return [parameter for parameter in inspect.signature(function).parameters.values()
+            if parameter.kind is not inspect.Parameter.KEYWORD_ONLY]
+
+
 def signature_matches(spec: ToolSpec) -> list[str]:
-    """Differences between a tool's declared parameters and its function's signature."""
-    parameters = list(inspect.signature(spec.function).parameters.values())[1:]
+    """Differences between a tool's declared parameters and its function's signature: the
+    arguments are keyword-only, after the context (the runtime, and maybe `invocation`)."""
+    context = _context_parameters(spec.function)
+    parameters = [p for p in inspect.signature(spec.function).parameters.values() if p not in context]
     declared = spec.parameters.get("properties", {})
     required = set(spec.parameters.get("required", []))
     problems = []
     names = {p.name for p in parameters}
     problems += [f"{spec.name}: declared {n!r} is not a parameter" for n in set(declared) - names]
     problems += [f"{spec.name}: parameter {n!r} is not declared" for n in names - set(declared)]
+    misplaced = context[2:] if [p.name for p in context[1:2]] == ["invocation"] else context[1:]
+    problems += [f"{spec.name}: parameter {p.name!r} must be keyword-only" for p in misplaced]
     for parameter in parameters:
-        if parameter.kind is not inspect.Parameter.KEYWORD_ONLY:
-            problems.append(f"{spec.name}: parameter {parameter.name!r} must be keyword-only")
         has_default = parameter.default is not inspect.Parameter.empty
         if (parameter.name in required) == has_default:
             problems.append(f"{spec.name}: {parameter.name!r} required-ness differs")

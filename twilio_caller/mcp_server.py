@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import traceback
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from mcp import types
@@ -27,9 +27,12 @@ from mcp.server.lowlevel.server import Server
 from mcp.server.stdio import stdio_server
 
 from twilio_caller import __version__
-from twilio_caller.errors import InternalError, TwilioCallerError
+from twilio_caller.errors import crash_message, reported
 from twilio_caller.export import REACHES_OUT, export
 from twilio_caller.manifest import invoke, load_manifest
+
+if TYPE_CHECKING:
+    from twilio_caller.runtime import Runtime
 
 log = logging.getLogger("twilio_caller.mcp")
 PROGRESS_INTERVAL_SECONDS = 2.0
@@ -120,14 +123,13 @@ def run_tool(name: str, arguments: Any) -> tuple[dict[str, Any], bool]:
     try:
         runtime = Runtime.from_environment()
         return invoke(name, arguments, runtime), False
-    except TwilioCallerError as exc:
-        return exc.to_dict(), True
     except Exception as exc:  # noqa: BLE001 - the boundary: no traceback reaches the agent
-        log.error("tool failed:\n%s", traceback.format_exc())
-        where = runtime.record_crash() if runtime is not None else "please report this as a bug"
-        return InternalError(f"internal error ({type(exc).__name__}); {where}").to_dict(), True
+        return reported(exc, lambda bug: _crashed(bug, runtime)).to_dict(), True
     finally:
         if runtime is not None:
             runtime.close()
 
 
+def _crashed(error: BaseException, runtime: Runtime | None) -> str:
+    log.error("tool failed:\n%s", traceback.format_exc())
+    return crash_message(error, runtime.record_crash() if runtime is not None else "please report this as a bug")

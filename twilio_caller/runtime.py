@@ -1,13 +1,13 @@
 """What a tool needs to run: the home directory, its config, the store and the clock —
-each opened on first use, so a command pays only for what it touches."""
+each opened on first use, so a command pays only for what it touches. How one invocation
+runs (simulated or live, …) is not kept here: see invocation.py."""
 
 from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from twilio_caller.calls import CallLog
 from twilio_caller.clock import Clock, SystemClock
@@ -15,10 +15,9 @@ from twilio_caller.config import (
     Config, config_text, ensure_home, environment_values, load_config, resolve_home,
 )
 from twilio_caller.contacts import ContactBook
+from twilio_caller.settings import Settings
 from twilio_caller.store import Store, open_store
 
-
-SIMULATE_ENV = "TWILIO_CALLER_SIMULATE"  # 1: calls go to the built-in simulator
 
 
 class Runtime:
@@ -32,10 +31,7 @@ class Runtime:
         self.home = home
         self.clock: Clock = clock or SystemClock()
         self.environ: Mapping[str, str] = os.environ if environ is None else environ
-        self.simulate = self.environ.get(SIMULATE_ENV, "") in ("1", "true", "yes")
         self._config: Config | None = None
-        self.callee: dict[str, Any] | None = None  # simulate mode: the callee script for `call`
-        self.progress: Callable[[dict[str, Any]], None] | None = None  # live call progress
 
     @classmethod
     def from_environment(cls, clock: Clock | None = None) -> Runtime:
@@ -47,6 +43,15 @@ class Runtime:
         if self._config is None:
             self._config = load_config(self.home, self.environ)
         return self._config
+
+    @property
+    def settings(self) -> Settings:
+        """The config as last loaded, typed; `settings_in_force` rereads it."""
+        return self.config.settings
+
+    def settings_in_force(self) -> Settings:
+        """`rules_in_force()`, typed: built afresh from a config that changed."""
+        return self.rules_in_force().settings
 
     def rules_in_force(self) -> Config:
         """The config as the file and the environment say now: reloaded when the file's content
@@ -65,11 +70,11 @@ class Runtime:
 
     @functools.cached_property
     def contacts(self) -> ContactBook:
-        return ContactBook(self.store, self.clock, self.config.get("phone_region"))
+        return ContactBook(self.store, self.clock, self.settings.phone_region)
 
     @functools.cached_property
     def calls(self) -> CallLog:
-        return CallLog(self.store, self.clock, self.config.get("safety.timezone"))
+        return CallLog(self.store, self.clock, self.settings.safety.timezone)
 
     def record_crash(self) -> str:
         """Keep the current exception's traceback in logs/errors.log (never shown to a person

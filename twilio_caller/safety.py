@@ -10,6 +10,7 @@ of the ledger's, so no burst of requests from threads or processes can exceed a 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
@@ -22,7 +23,8 @@ from twilio_caller import numbers
 from twilio_caller.clock import isoformat
 from twilio_caller.config import Config
 from twilio_caller.errors import ConfigError, InvalidInputError, RefusedError
-from twilio_caller.parser import CallRequest
+from twilio_caller.call_request import CallRequest
+from twilio_caller.settings import Settings
 from twilio_caller.store import Store
 from twilio_caller.store.ports import NewCall, Reservation, SafetyLedger, Usage
 
@@ -77,23 +79,22 @@ class Rules:
     max_duration_seconds: int
 
     @classmethod
-    def from_config(cls, config: Config) -> Rules:
-        region = config.get("phone_region")
-        callee_hours = config.get("safety.callee_hours")
+    def from_settings(cls, settings: Settings) -> Rules:
+        rules = settings.safety
         return cls(
-            owner_zone=ZoneInfo(config.get("safety.timezone")),
-            calling_hours=Window.parse(config.get("safety.calling_hours")),
-            callee_hours=Window.parse(callee_hours) if callee_hours else None,
-            per_contact_per_day=config.get("safety.max_calls_per_contact_per_day"),
-            per_day=config.get("safety.max_calls_per_day"),
-            concurrent=config.get("safety.max_concurrent_calls"),
-            min_gap=timedelta(seconds=config.get("safety.min_seconds_between_calls_to_contact")),
-            allowed_countries=frozenset(config.get("safety.allowed_countries")),
-            blocked=frozenset(_normalise_blocked(config.get("safety.blocked"), region)),
-            disclosure_required=config.get("safety.disclosure_required"),
-            opening=opening_text(config),
-            assistant_name=config.get("identity.assistant_name"),
-            max_duration_seconds=config.get("safety.max_duration_seconds"),
+            owner_zone=rules.zone,
+            calling_hours=Window.parse(rules.calling_hours),
+            callee_hours=Window.parse(rules.callee_hours) if rules.callee_hours else None,
+            per_contact_per_day=rules.max_calls_per_contact_per_day,
+            per_day=rules.max_calls_per_day,
+            concurrent=rules.max_concurrent_calls,
+            min_gap=timedelta(seconds=rules.min_seconds_between_calls_to_contact),
+            allowed_countries=frozenset(rules.allowed_countries),
+            blocked=frozenset(_normalise_blocked(rules.blocked, settings.phone_region)),
+            disclosure_required=rules.disclosure_required,
+            opening=settings.identity.opening_text,
+            assistant_name=settings.identity.assistant_name,
+            max_duration_seconds=rules.max_duration_seconds,
         )
 
 
@@ -136,12 +137,6 @@ def require_identity(config: Config) -> None:
             f"{config.file or config.home / 'config.yaml'} (e.g. identity: {{assistant_name: Ada, "
             "owner_name: Sam}); the built-in names are used only in simulated calls"
         )
-
-
-def opening_text(config: Config) -> str:
-    return str(config.get("identity.opening")).format(
-        assistant=config.get("identity.assistant_name"), owner=config.get("identity.owner_name")
-    )
 
 
 def evaluate(request: CallRequest, usage: Usage, now: datetime, rules: Rules) -> Decision:
@@ -337,7 +332,7 @@ def _clock_time(now: datetime, zone: ZoneInfo) -> str:
     return now.astimezone(zone).strftime("%H:%M %Z")
 
 
-def _normalise_blocked(entries: list[str], region: str) -> set[str]:
+def _normalise_blocked(entries: Iterable[str], region: str) -> set[str]:
     blocked = set()
     for entry in entries:
         try:

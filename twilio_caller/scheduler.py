@@ -45,7 +45,7 @@ class Scheduler:
 
     def _missed_after(self) -> timedelta:
         """Read when applied: a config edit binds the next due call."""
-        return timedelta(minutes=self._rt.rules_in_force().get("scheduling.missed_after_minutes"))
+        return timedelta(minutes=self._rt.settings_in_force().scheduling.missed_after_minutes)
 
     def pending(self) -> bool:
         """Something is still to be dialed or watched (the server must not idle out)."""

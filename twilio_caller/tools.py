@@ -5,9 +5,13 @@ returns a JSON-ready dict in the shape of its `returns` schema."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from twilio_caller.invocation import Invocation
 from twilio_caller.runtime import Runtime
+
+if TYPE_CHECKING:
+    from twilio_caller.server.client import ServerClient
 
 _KEEP: Any = object()  # "argument not given": leave the field as it is
 
@@ -85,6 +89,8 @@ def _contact_of_calls(rt: Runtime, name: str) -> tuple[int | None, str | None]:
 
 def call(
     rt: Runtime,
+    invocation: Invocation,
+    /,
     *,
     to: str,
     message: str,
@@ -110,25 +116,23 @@ def call(
     if dry_run:
         return _dry_run(rt, arguments)
     from twilio_caller.errors import RefusedError
-    from twilio_caller.server.client import ensure_server
-    from twilio_caller.transport.twilio.calls import Credentials
 
-    if not rt.simulate:
+    if not invocation.simulate:
         from twilio_caller.safety import require_identity
 
-        Credentials.from_config(rt.rules_in_force())  # no account: say which variables to set, now
+        rt.settings_in_force().twilio.account()  # no account: say which variables to set, now
         require_identity(rt.config)
     if at is not None or retry:
-        return _schedule(rt, arguments, at, retry, when_allowed)
-    server = ensure_server(rt.home, simulate=rt.simulate, settings=_server_settings(rt))
-    extra = {"callee": rt.callee} if rt.callee else None
+        return _schedule(rt, invocation, arguments, at, retry, when_allowed)
+    server = _server(rt, invocation)
+    extra = {"callee": dict(invocation.callee)} if invocation.callee else None
     try:
         return server.invoke("call", arguments, wait_seconds=timeout_seconds, extra=extra,
-                             progress=rt.progress)
+                             progress=invocation.progress)
     except RefusedError as refusal:
         if not when_allowed or refusal.rule not in ("calling_hours", "callee_hours") or not refusal.next_allowed_at:
             raise
-        return _schedule(rt, arguments, refusal.next_allowed_at, None, True,
+        return _schedule(rt, invocation, arguments, refusal.next_allowed_at, None, True,
                          detail=f"refused now ({refusal.rule}: {refusal.reason}); scheduled for then")
 
 
@@ -147,25 +151,24 @@ def cancel_scheduled(rt: Runtime, *, scheduled_id: str) -> dict[str, Any]:
     return {"canceled": describe(rt, ScheduleBook(rt.store, rt.clock).cancel(scheduled_id))}
 
 
-def _schedule(rt: Runtime, arguments: dict[str, Any], at: str | None, retry: dict[str, Any] | None,
+def _schedule(rt: Runtime, invocation: Invocation, arguments: dict[str, Any], at: str | None, retry: dict[str, Any] | None,
               when_allowed: bool, detail: str | None = None) -> dict[str, Any]:
     """A call for later (or now, with retries): checked as a request now (the contact, the
     arguments), decided by the safety rules when it is dialed; the server dials it."""
-    from twilio_caller import parser, when
+    from twilio_caller import call_request, when
     from twilio_caller.errors import InvalidInputError
     from twilio_caller.scheduled import Retry, ScheduleBook
     from twilio_caller.scheduler import describe
-    from twilio_caller.server.client import ensure_server
 
     if arguments.get("keep_open"):
         raise InvalidInputError("a scheduled call cannot keep_open: nobody steers it when it is dialed; "
                                 "use interactive to hear the answer", field="keep_open")
     if arguments.get("send_digits"):
         raise InvalidInputError("send_digits is for calls placed now", field="send_digits")
-    request = parser.from_arguments(rt.contacts, rt.config, arguments)
+    request = call_request.from_arguments(rt.contacts, rt.settings, arguments)
     now = rt.clock.now()
-    due = when.due_at(at, now, rt.config.get("safety.timezone")) if at is not None else now
-    ensure_server(rt.home, simulate=rt.simulate, settings=_server_settings(rt))  # it dials; it stays up while calls are scheduled
+    due = when.due_at(at, now, rt.settings.safety.timezone) if at is not None else now
+    _server(rt, invocation)  # it dials; it stays up while calls are scheduled
     item = ScheduleBook(rt.store, rt.clock).add(arguments, request.to_name, request.to_number, due,
                                                 Retry.from_arguments(retry), when_allowed=when_allowed,
                                                 detail=detail)
@@ -179,22 +182,21 @@ def say(rt: Runtime, *, call_id: str, message: str, expect_reply: bool = True,
     return _live_call(rt, "say", arguments, timeout_seconds)
 
 
-def wait(rt: Runtime, *, call_id: str, until: str = "reply", timeout_seconds: float = 50) -> dict[str, Any]:
+def wait(rt: Runtime, invocation: Invocation, /, *, call_id: str, until: str = "reply", timeout_seconds: float = 50) -> dict[str, Any]:
     arguments = {"call_id": call_id, "until": until, "timeout_seconds": timeout_seconds}
     if call_id.startswith("sched_"):
-        return _scheduled_wait(rt, arguments, timeout_seconds)
+        return _scheduled_wait(rt, invocation, arguments, timeout_seconds)
     return _live_call(rt, "wait", arguments, timeout_seconds)
 
 
-def _scheduled_wait(rt: Runtime, arguments: dict[str, Any], timeout_seconds: float) -> dict[str, Any]:
+def _scheduled_wait(rt: Runtime, invocation: Invocation, arguments: dict[str, Any], timeout_seconds: float) -> dict[str, Any]:
     from twilio_caller.scheduled import ScheduleBook
     from twilio_caller.scheduler import describe
-    from twilio_caller.server.client import ensure_server
 
     item = ScheduleBook(rt.store, rt.clock).get(arguments["call_id"])
     if item.final:
         return describe(rt, item)
-    server = ensure_server(rt.home, simulate=rt.simulate, settings=_server_settings(rt))  # a server that was down dials it (or reports it missed)
+    server = _server(rt, invocation)  # a server that was down dials it (or reports it missed)
     return server.invoke("wait", arguments, wait_seconds=timeout_seconds)
 
 
@@ -222,18 +224,22 @@ def call_status(rt: Runtime, *, call_id: str) -> dict[str, Any]:
     return _stored_call(rt, call_id)
 
 
-def reconcile_calls(rt: Runtime) -> dict[str, Any]:
-    from twilio_caller.server.client import ensure_server, find_server
+def reconcile_calls(rt: Runtime, invocation: Invocation, /) -> dict[str, Any]:
+    from twilio_caller.server.client import find_server
 
-    server = find_server(rt.home) or ensure_server(rt.home, simulate=rt.simulate, settings=_server_settings(rt))
+    server = find_server(rt.home) or _server(rt, invocation)
     return server.invoke("reconcile_calls", {}, wait_seconds=120)
 
 
-def _server_settings(rt: Runtime) -> dict[str, str]:
-    """The fingerprint of the settings a server must run with for this client."""
+def _server(rt: Runtime, invocation: Invocation) -> ServerClient:
+    """The server for this home in the invocation's mode, started if none runs, restarted if
+    it runs with other fixed settings than this client's config and environment give now."""
+    from twilio_caller.server.client import ensure_server
     from twilio_caller.server.settings import fingerprint, fixed_settings
 
-    return fingerprint(fixed_settings(rt.rules_in_force(), "simulate" if rt.simulate else "live"))
+    mode = "simulate" if invocation.simulate else "live"
+    wanted = fingerprint(fixed_settings(rt.rules_in_force(), mode))
+    return ensure_server(rt.home, simulate=invocation.simulate, settings=wanted)
 
 
 def _live_call(rt: Runtime, tool: str, arguments: dict[str, Any], wait_seconds: float) -> dict[str, Any]:
@@ -263,11 +269,11 @@ def _stored_call(rt: Runtime, call_id: str) -> dict[str, Any]:
 
 
 def _dry_run(rt: Runtime, arguments: dict[str, Any]) -> dict[str, Any]:
-    from twilio_caller import parser, safety
+    from twilio_caller import call_request, safety
 
-    config = rt.rules_in_force()
-    request = parser.from_arguments(rt.contacts, config, arguments)
-    decision, _ = safety.reserve(rt.store.ledger, request, rt.clock.now(), safety.Rules.from_config(config),
+    settings = rt.settings_in_force()
+    request = call_request.from_arguments(rt.contacts, settings, arguments)
+    decision, _ = safety.reserve(rt.store.ledger, request, rt.clock.now(), safety.Rules.from_settings(settings),
                                  tool="call (dry run)", new_call=None)
     if not decision.allowed:
         raise decision.refusal()
@@ -277,7 +283,7 @@ def _dry_run(rt: Runtime, arguments: dict[str, Any]) -> dict[str, Any]:
         "to": {"name": request.to_name, "number": request.to_number},
         "mode": "interactive" if request.interactive else "notify",
         "keep_open": request.keep_open,
-        "opening": safety.opening_text(config),
+        "opening": settings.identity.opening_text,
         "message": request.message,
         "voice": request.voice,
         "language": request.language,
@@ -287,7 +293,7 @@ def _dry_run(rt: Runtime, arguments: dict[str, Any]) -> dict[str, Any]:
 def safety_rules(rt: Runtime) -> dict[str, Any]:
     from twilio_caller import safety
 
-    return safety.report(rt.store, safety.Rules.from_config(rt.config), rt.clock.now())
+    return safety.report(rt.store, safety.Rules.from_settings(rt.settings), rt.clock.now())
 
 
 def purge_calls(rt: Runtime, *, older_than_days: int | None = None, contact: str | None = None) -> dict[str, Any]:

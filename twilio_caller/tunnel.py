@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from twilio_caller.config import Config
 from twilio_caller.errors import ConfigError
 
 log = logging.getLogger("twilio_caller.tunnel")
@@ -66,7 +67,7 @@ class Tunnel:
 
 
 async def open_public_url(
-    config: Any,
+    config: Config,
     local_base_url: str,
     local_port: int,
     home: Path,
@@ -76,8 +77,7 @@ async def open_public_url(
 ) -> Tunnel:
     """The public base URL for the webhook listening at `local_base_url` (port `local_port`).
     Raises ConfigError with what to do when an ngrok tunnel cannot be opened."""
-    provider = config.get("tunnel.provider")
-    if provider != "ngrok":
+    if config.settings.tunnel.provider != "ngrok":
         return open_public_url_sync(config, local_base_url, local_port, home)
     job = asyncio.ensure_future(asyncio.to_thread(
         open_public_url_sync, config, local_base_url, local_port, home,
@@ -91,7 +91,7 @@ async def open_public_url(
 
 
 def open_public_url_sync(
-    config: Any,
+    config: Config,
     local_base_url: str,
     local_port: int,
     home: Path,
@@ -100,21 +100,20 @@ def open_public_url_sync(
     startup_timeout: float = DEFAULT_STARTUP_TIMEOUT,
 ) -> Tunnel:
     """`open_public_url` for a caller without an event loop; this blocks while ngrok starts."""
-    provider = config.get("tunnel.provider")
-    if provider == "ngrok":
-        if config.get("public_url"):
+    public = config.settings.public_url
+    if config.settings.tunnel.provider == "ngrok":
+        if public:
             log.info("tunnel.provider is ngrok: the ngrok URL is used, public_url is ignored")
         return _NgrokOpener(config, local_base_url, local_port, home, ngrok_path, startup_timeout).open()
-    public = config.get("public_url")
     if public:
-        return Tunnel(str(public).rstrip("/"), "public_url")
+        return Tunnel(public.rstrip("/"), "public_url")
     return Tunnel(local_base_url.rstrip("/"), "none")
 
 
-def find_ngrok(config: Any | None = None, environ: Any = os.environ) -> tuple[str, str]:
+def find_ngrok(config: Config | None = None, environ: Any = os.environ) -> tuple[str, str]:
     """(path, where it came from) of the ngrok executable pyngrok will run; the path may not
     exist yet when it is pyngrok's own copy ("download"), which pyngrok fetches on first use."""
-    configured = _optional(config, "tunnel.ngrok_path") if config is not None else None
+    configured = config.settings.tunnel.ngrok_path if config is not None else None
     if configured:
         return str(Path(str(configured)).expanduser()), "tunnel.ngrok_path"
     if environ.get(NGROK_PATH_ENV, "").strip():
@@ -132,16 +131,17 @@ def ngrok_config_file(home: Path) -> Path:
 
 
 class _NgrokOpener:
-    def __init__(self, config: Any, local_base_url: str, local_port: int, home: Path,
+    def __init__(self, config: Config, local_base_url: str, local_port: int, home: Path,
                  ngrok_path: str | None, startup_timeout: float) -> None:
         self.config = config
         self.upstream = _upstream(local_base_url, local_port)
         self.home = home
         self.explicit_path = ngrok_path
         self.startup_timeout = startup_timeout
-        self.token = str(config.get("tunnel.authtoken") or "").strip()
-        self.domain = _domain(config.get("tunnel.domain"))
-        self.region = (config.get("tunnel.region") or "").strip() or None
+        tunnel = config.settings.tunnel
+        self.token = tunnel.authtoken or ""
+        self.domain = _domain(tunnel.domain)
+        self.region = tunnel.region
 
     def open(self) -> Tunnel:
         from pyngrok import conf, installer, ngrok, process
@@ -242,7 +242,7 @@ class _NgrokOpener:
             why = {"ERR_NGROK_105": "it does not look like an ngrok authtoken",
                    "ERR_NGROK_4018": "ngrok needs a verified account and its authtoken",
                    }.get(code, "it is not valid (reset, revoked, or of another account)")
-            origin = ("NGROK_AUTHTOKEN" if getattr(self.config, "from_env", {}).get("tunnel.authtoken")
+            origin = ("NGROK_AUTHTOKEN" if "tunnel.authtoken" in self.config.from_env
                       else "tunnel.authtoken in config.yaml")
             return ConfigError(f"ngrok rejected the authtoken from {origin} ({code}): {why}. Copy your current "
                                "authtoken from https://dashboard.ngrok.com/get-started/your-authtoken into "
@@ -372,11 +372,6 @@ def _domain(value: Any) -> str | None:
     return host
 
 
-def _optional(config: Any, key: str) -> Any:
-    try:
-        return config.get(key)
-    except (KeyError, TypeError):
-        return None
 
 
 def _error_text(exc: BaseException) -> str:

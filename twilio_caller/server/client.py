@@ -27,12 +27,18 @@ from twilio_caller.server.settings import changed
 
 START_TIMEOUT_SECONDS = 30.0
 HEALTH_TIMEOUT_SECONDS = 3.0
+SERVER_EXIT_GRACE_SECONDS = 3.0  # a server whose connection broke: how long until it counts as gone
 Progress = Callable[[dict[str, Any]], None]
 
 
+class ServerLostError(ServerUnavailableError):
+    """The connection to the server broke while a tool ran (the server may have died)."""
+
+
 class ServerClient:
-    def __init__(self, info: dict[str, Any]) -> None:
+    def __init__(self, info: dict[str, Any], home: Path | None = None) -> None:
         self.info = info
+        self.home = home  # known: a waiting tool follows its call to the home's next server
         self._base = f"http://127.0.0.1:{info['control_port']}"
         # plain HTTP on loopback: no proxies from the environment, no CA bundle to load
         self._http = httpx.Client(headers={"Authorization": f"Bearer {info['token']}"},
@@ -54,7 +60,33 @@ class ServerClient:
 
     def invoke(self, name: str, arguments: dict[str, Any], *, wait_seconds: float,
                extra: dict[str, Any] | None = None, progress: Progress | None = None) -> dict[str, Any]:
-        """Run a server-side tool. The HTTP timeout outlasts the tool's own wait."""
+        """Run a server-side tool. The HTTP timeout outlasts the tool's own wait. A tool that
+        waits on a call (call, say, wait, hangup) and whose server dies meanwhile follows
+        the call to the home's next server (follow.py) and returns the call's real result."""
+        from twilio_caller.server.follow import Watch, follow
+
+        watch = Watch.start(self.home, name, arguments) if self.home is not None else None
+        if watch is not None and name == "call":
+            progress = watch.learning_call_id(progress)  # streamed: the call_id comes first
+        try:
+            return self.request(name, arguments, wait_seconds=wait_seconds, extra=extra, progress=progress)
+        except ServerLostError:
+            if watch is None or watch.call_id is None or not self.gone():
+                raise
+            return follow(watch, simulate=self.info.get("mode") == "simulate", wait_seconds=wait_seconds)
+
+    def gone(self, grace_seconds: float = SERVER_EXIT_GRACE_SECONDS) -> bool:
+        """True once the server's process has exited (it may take a moment after its socket)."""
+        deadline = time.monotonic() + grace_seconds
+        while _alive(self.info.get("pid")):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+        return True
+
+    def request(self, name: str, arguments: dict[str, Any], *, wait_seconds: float,
+                extra: dict[str, Any] | None = None, progress: Progress | None = None) -> dict[str, Any]:
+        """One tool run on this server, without following."""
         body = {"arguments": arguments, **(extra or {})}
         url = f"{self._base}/control/tools/{name}" + ("?stream=1" if progress else "")
         timeout = httpx.Timeout(wait_seconds + 30, connect=HEALTH_TIMEOUT_SECONDS)
@@ -67,7 +99,7 @@ class ServerClient:
                     return _answer(response)
                 return _follow(response, progress)
         except httpx.HTTPError as exc:
-            raise ServerUnavailableError(
+            raise ServerLostError(
                 f"lost the connection to the twilio-caller server ({type(exc).__name__}); "
                 "`twilio-caller server logs` may say why"
             ) from exc
@@ -90,7 +122,7 @@ def find_server(home: Path, *, check_health: bool = True) -> ServerClient | None
     info = read_run_file(home)
     if info is None or not _alive(info.get("pid")):
         return None
-    client = ServerClient(info)
+    client = ServerClient(info, home)
     return client if not check_health or client.health() is not None else None
 
 
@@ -232,7 +264,7 @@ def _follow(response: httpx.Response, progress: Progress) -> dict[str, Any]:
             return cast(dict[str, Any], document["result"])
         elif "error" in document:
             raise from_dict(document)
-    raise ServerUnavailableError("the server closed the connection before the call's result")
+    raise ServerLostError("the server closed the connection before the call's result")
 
 
 def _last_error(log: Path) -> str:

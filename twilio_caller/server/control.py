@@ -8,24 +8,22 @@ import json
 import logging
 import os
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from twilio_caller import __version__
 from twilio_caller.dialer import Dialer
-from twilio_caller.errors import InternalError, InvalidInputError, TwilioCallerError
-from twilio_caller.manifest import load_manifest
-from twilio_caller.scheduler import Scheduler, is_scheduled_id
+from twilio_caller.errors import ForbiddenError, InvalidInputError, TwilioCallerError, reported
+from twilio_caller.manifest import ToolSpec, load_manifest
+from twilio_caller.scheduler import Scheduler
+from twilio_caller.server.handlers import BeforeDial, Served
 
 log = logging.getLogger("twilio_caller.control")
-SERVER_TOOLS = ("call", "say", "wait", "hangup", "press", "call_status", "reconcile_calls")
-HTTP_STATUS = {1: 500, 2: 400, 3: 403, 4: 502, 5: 500, 6: 404, 7: 503}
-BeforeDial = Callable[[str, dict[str, Any] | None], None]
 
 
 class Activity:
@@ -58,7 +56,7 @@ def build_control_app(
 
     async def health(request: Request) -> Response:
         if not allowed(request):
-            return JSONResponse({"error": {"code": "forbidden", "message": "wrong token"}}, 403)
+            return error_response(ForbiddenError("wrong token"))
         return JSONResponse({"version": __version__, "mode": mode, "pid": os.getpid(),
                              "live_calls": len(dialer.registry.live()),
                              "live_call_ids": [session.call_id for session in dialer.registry.live()]})
@@ -72,29 +70,21 @@ def build_control_app(
     async def reachability(request: Request) -> Response:
         if not allowed(request):
             return Response(status_code=403)
-        return JSONResponse(await _reachable(dialer.public_url))
+        return JSONResponse(await _reachable(dialer.urls.ping()))
 
     async def tool(request: Request) -> Response:
         if not allowed(request):
-            return JSONResponse({"error": {"code": "forbidden", "message": "wrong token"}}, 403)
+            return error_response(ForbiddenError("wrong token"))
         activity.in_flight += 1
         try:
             body = await _json(request)
-            name = request.path_params["name"]
-            if name not in SERVER_TOOLS:
-                raise InvalidInputError(f"{name!r} is not a tool the server runs")
-            arguments = load_manifest().tool(name).validate_arguments(body.get("arguments", {}))
-            if name == "call":
-                return await _call(dialer, arguments, body, request.query_params.get("stream") == "1",
-                                   before_dial)
-            if scheduler is not None and is_scheduled_id(arguments.get("call_id", "")):
-                return JSONResponse(await _scheduled(scheduler, name, arguments))
-            return JSONResponse(await _run(dialer, name, arguments))
-        except TwilioCallerError as exc:
-            return _error(exc)
-        except Exception:
-            log.exception("control request failed")
-            return _error(InternalError("the server failed on this request; see `twilio-caller server logs`"))
+            spec, served = served_tool(request.path_params["name"])
+            arguments = spec.validate_arguments(body.get("arguments", {}))
+            context = Served(dialer, scheduler, before_dial, body, request.query_params.get("stream") == "1")
+            result = await served(context, **arguments)
+            return result if isinstance(result, Response) else JSONResponse(result)
+        except Exception as exc:  # noqa: BLE001 - the boundary: an error document, never a traceback
+            return error_response(reported(exc, _logged))
         finally:
             activity.in_flight -= 1
             activity.touch()
@@ -107,69 +97,10 @@ def build_control_app(
     ])
 
 
-async def _scheduled(scheduler: Scheduler, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
-    """wait and call_status on a scheduled call's id; the live-call tools take a call_id."""
-    match name:
-        case "wait":
-            return await scheduler.wait(arguments["call_id"], arguments["timeout_seconds"], arguments["until"])
-        case "call_status":
-            return scheduler.status(arguments["call_id"])
-    raise InvalidInputError(f"{name} needs the call_id of a call; {arguments['call_id']} is a scheduled "
-                            "call (call_status shows its calls)", field="call_id")
-
-
-async def _run(dialer: Dialer, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
-    match name:
-        case "say":
-            return await dialer.say(arguments["call_id"], arguments["message"],
-                                    arguments["expect_reply"], arguments["timeout_seconds"])
-        case "wait":
-            return await dialer.wait(arguments["call_id"], arguments["until"], arguments["timeout_seconds"])
-        case "hangup":
-            return await dialer.hangup(arguments["call_id"], arguments.get("message"))
-        case "press":
-            return await dialer.press(arguments["call_id"], arguments["digits"])
-        case "reconcile_calls":
-            return {"changed": [*dialer.take_unreported(), *await dialer.reconcile()]}
-        case _:
-            return dialer.status(arguments["call_id"])
-
-
-async def _call(dialer: Dialer, arguments: dict[str, Any], body: dict[str, Any], stream: bool,
-                before_dial: BeforeDial | None) -> Response:
-    callee = body.get("callee")
-    hook = (lambda number: before_dial(number, callee)) if before_dial else None
-    session = await dialer.call(arguments, before_dial=hook)
-    outcome = asyncio.ensure_future(
-        dialer.first_result(session, wait=arguments["wait"], timeout=arguments["timeout_seconds"])
-    )
-    if not stream:
-        return JSONResponse(await outcome)
-
-    async def lines() -> AsyncIterator[bytes]:
-        sent = 0
-        while True:
-            session.progressed.clear()
-            for event in session.events[sent:]:
-                yield _line({"progress": event})
-            sent = len(session.events)
-            if outcome.done():
-                break
-            waiter = asyncio.ensure_future(session.progressed.wait())
-            await asyncio.wait([outcome, waiter], return_when=asyncio.FIRST_COMPLETED)
-            waiter.cancel()
-        for event in session.events[sent:]:
-            yield _line({"progress": event})
-        yield _line({"result": outcome.result()})
-
-    return StreamingResponse(lines(), media_type="application/x-ndjson")
-
-
-async def _reachable(public_url: str) -> dict[str, Any]:
+async def _reachable(url: str) -> dict[str, Any]:
     """Whether the public URL leads back here, asked the way Twilio would reach it."""
     import httpx
 
-    url = f"{public_url}/twilio/ping"
     try:
         async with httpx.AsyncClient(timeout=5, trust_env=False, follow_redirects=True) as client:
             response = await client.get(url)
@@ -190,10 +121,21 @@ async def _json(request: Request) -> dict[str, Any]:
     return body
 
 
-def _error(error: TwilioCallerError) -> JSONResponse:
-    return JSONResponse(error.to_dict(), status_code=HTTP_STATUS.get(error.exit_code, 500))
+def served_tool(name: str) -> tuple[ToolSpec, Callable[..., Awaitable[Any]]]:
+    """The manifest's tool `name` and the server's implementation of it (skill.yaml `served_by`);
+    InvalidInputError for a tool the server does not run."""
+    spec = load_manifest().tools.get(name)
+    served = spec.server_function if spec is not None else None
+    if spec is None or served is None:
+        raise InvalidInputError(f"{name!r} is not a tool the server runs")
+    return spec, served
 
 
-def _line(document: dict[str, Any]) -> bytes:
-    return json.dumps(document, ensure_ascii=False).encode() + b"\n"
+def error_response(error: TwilioCallerError) -> JSONResponse:
+    return JSONResponse(error.to_dict(), status_code=error.http_status)
+
+
+def _logged(error: BaseException) -> str:
+    log.error("control request failed", exc_info=error)
+    return "the server failed on this request; see `twilio-caller server logs`"
 

@@ -23,6 +23,7 @@ from twilio_caller.errors import ConfigError, InvalidInputError, ServerUnavailab
 from twilio_caller.runtime import Runtime
 from twilio_caller.scheduler import Scheduler
 from twilio_caller.server.runfile import remove_run_file, write_run_file
+from twilio_caller.settings import Settings
 from twilio_caller.serving import Listener, PortInUse, base_url, bind
 from twilio_caller.transport.twilio.calls import Credentials, Telephony
 from twilio_caller.tunnel import open_public_url
@@ -69,7 +70,7 @@ class ServerRunner:
         async with AsyncExitStack() as stack:
             stack.callback(HomeLease(self._rt.store, self._rt.clock).release, owner)
             credentials = await self._credentials(stack)
-            webhook_socket = _bind(config.get("webhook.host"), config.get("webhook.port"), "webhook.port")
+            webhook_socket = _bind(config.settings.webhook.host, config.settings.webhook.port, "webhook.port")
             control_socket = _bind("127.0.0.1", 0, None)
             local = base_url(webhook_socket)
             tunnel = await open_public_url(config, local, webhook_socket.getsockname()[1], self._rt.home)
@@ -77,7 +78,7 @@ class ServerRunner:
             public = tunnel.public_url.rstrip("/")
             if self.simulator is not None and public != base_url(webhook_socket):
                 self.simulator.add_tunnel(public, base_url(webhook_socket))  # as the tunnel would
-            _check_default_voice(config)
+            _check_default_voice(config.settings)
             audio = AudioLibrary.from_config(config)
             stack.push_async_callback(audio.aclose)
             self.dialer = Dialer(self._rt, Telephony(credentials, self._rt.store.ledger), public, audio,
@@ -121,7 +122,7 @@ class ServerRunner:
 
     async def _credentials(self, stack: AsyncExitStack) -> Credentials:
         if not self._simulate:
-            return Credentials.from_config(self._rt.config)
+            return Credentials.from_settings(self._rt.settings.twilio)
         from twilio_caller.simulator import FriendlyCallee, Simulator, SimulatorThread
 
         self.simulator = Simulator(
@@ -137,7 +138,7 @@ class ServerRunner:
         stack.push_async_callback(asyncio.to_thread, server.stop)
         return Credentials(
             account_sid=self.simulator.account_sid, auth_token=self.simulator.auth_token,
-            from_number=self._rt.config.get("twilio.from_number") or SIMULATED_FROM_NUMBER,
+            from_number=self._rt.settings.twilio.from_number or SIMULATED_FROM_NUMBER,
             api_base_url=server.base_url,
         )
 
@@ -185,8 +186,8 @@ class ServerRunner:
                 self.simulator.set_callee(number, previous)
 
     async def _until_stopped(self, activity: Any) -> None:
-        limit = self._rt.config.get("server.idle_exit_seconds")
-        retention = self._rt.config.get("retention.days")
+        limit = self._rt.settings.server.idle_exit_seconds
+        retention = self._rt.settings.retention.days
         purged_at: float = -PURGE_EVERY_SECONDS
         reconciled_at = leased_at = self._rt.clock.monotonic()
         assert self.dialer is not None
@@ -242,11 +243,11 @@ def _settings(config: Any, mode: str) -> dict[str, Any]:
     return {"settings": masked(fixed), "fingerprint": fingerprint(fixed)}
 
 
-def _check_default_voice(config: Any) -> None:
+def _check_default_voice(settings: Settings) -> None:
     from twilio_caller import voices
 
     try:
-        voices.check_voice(config.get("voice.default"))
+        voices.check_voice(settings.voice.default)
     except InvalidInputError as exc:
         raise ConfigError(f"voice.default: {exc.message}") from exc
 

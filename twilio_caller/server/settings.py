@@ -19,9 +19,9 @@ FIXED_KEYS = ("public_url", "server.idle_exit_seconds", "twilio.api_base_url", "
 
 def fixed_settings(config: Config, mode: str) -> dict[str, Any]:
     """The fixed settings by dotted key, with the mode under `mode`."""
-    values = {"mode": mode}
-    for key in _fixed_keys(config.values):
-        values[key] = config.get(key)
+    values: dict[str, Any] = {"mode": mode}
+    values.update((key, value) for key, value in config.leaves().items()
+                  if key in FIXED_KEYS or key.startswith(FIXED_PREFIXES))
     return values
 
 
@@ -42,13 +42,3 @@ def changed(running: Mapping[str, str] | None, wanted: Mapping[str, str]) -> lis
         return sorted(wanted)
     return sorted(key for key in set(running) | set(wanted) if running.get(key) != wanted.get(key))
 
-
-def _fixed_keys(values: Mapping[str, Any], prefix: str = "") -> list[str]:
-    keys = []
-    for name, value in values.items():
-        dotted = prefix + name
-        if isinstance(value, Mapping) and any(p.startswith(dotted + ".") for p in FIXED_PREFIXES + FIXED_KEYS):
-            keys += _fixed_keys(value, dotted + ".")
-        elif dotted in FIXED_KEYS or dotted.startswith(FIXED_PREFIXES):
-            keys.append(dotted)
-    return keys

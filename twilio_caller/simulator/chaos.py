@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from twilio_caller.simulator.errors import INTERNAL_SERVER_ERROR, TOO_MANY_REQUESTS, ApiError
+
+
+WebhookMatch = Callable[[str, Mapping[str, str]], bool]  # (url, params) → this one?
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,7 @@ class Chaos:
         self._create_failures: list[_Failure] = []
         self._failures_after_create: list[_Failure] = []
         self._stalls = 0
+        self._webhook_hooks: list[tuple[WebhookMatch, Callable[[], None], bool]] = []
         self.duplicate_status_callbacks = False
         self.reorder_status_callbacks = False
         self.ignore_time_limit = False  # a Twilio that lets calls run past TimeLimit
@@ -54,11 +59,22 @@ class Chaos:
         with self._lock:
             self._stalls += count
 
+    def on_next_webhook(self, matches: WebhookMatch, hook: Callable[[], None], *,
+                        in_flight: bool = True) -> None:
+        """Run `hook()` (in a worker thread) once, for the first request toward the
+        application for which `matches(url, params)` holds: while that request is in flight —
+        sent, its answer not yet read (the answer is read once the hook returns) — or, with
+        `in_flight=False`, just before it is sent. A test kills the application there. Like
+        Twilio, the simulator does not retry a request that then fails."""
+        with self._lock:
+            self._webhook_hooks.append((matches, hook, in_flight))
+
     def reset(self) -> None:
         with self._lock:
             self._create_failures.clear()
             self._failures_after_create.clear()
             self._stalls = 0
+            self._webhook_hooks.clear()
             self.duplicate_status_callbacks = False
             self.reorder_status_callbacks = False
             self.ignore_time_limit = False
@@ -83,3 +99,12 @@ class Chaos:
                 return False
             self._stalls -= 1
             return True
+
+    def take_webhook_hook(self, url: str, params: Mapping[str, str]) -> tuple[Callable[[], None], bool] | None:
+        """The hook for this request and whether it runs while the request is in flight."""
+        with self._lock:
+            for index, (matches, hook, in_flight) in enumerate(self._webhook_hooks):
+                if matches(url, params):
+                    del self._webhook_hooks[index]
+                    return hook, in_flight
+        return None

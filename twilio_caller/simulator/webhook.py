@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import io
 import wave
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -92,9 +92,15 @@ class WebhookClient:
         target = Target.parse(url)
         request = self._build(method.upper(), target, dict(params))
         stall = stallable and self._chaos.take_stall()
+        hook = self._chaos.take_webhook_hook(url, params)
+        if hook is not None and not hook[1]:
+            await asyncio.to_thread(hook[0])
         try:
             async with asyncio.timeout(target.total):
-                response = await self._client().send(request)
+                if hook is not None and hook[1]:
+                    response = await self._in_flight(request, hook[0])
+                else:
+                    response = await self._client().send(request)
                 await response.aread()
                 if stall:
                     await asyncio.sleep(target.total + 1)
@@ -105,6 +111,15 @@ class WebhookClient:
         except httpx.HTTPError as error:
             raise CallFailure(HTTP_RETRIEVAL_FAILURE, f"HTTP retrieval failure: {error!r}", url) from None
         return Sent(request.method, str(request.url), response)
+
+    async def _in_flight(self, request: httpx.Request, hook: Callable[[], None]) -> httpx.Response:
+        """Send the request and, while it is on its way, run the hook; read the answer after."""
+        sending = asyncio.create_task(self._client().send(request))
+        try:
+            await asyncio.to_thread(hook)
+        finally:
+            response = await sending  # its failure (the application gone) is the request's
+        return response
 
     async def fetch_twiml(self, method: str, url: str, params: Mapping[str, str]) -> tuple[Sent, Document]:
         sent = await self.send(method, url, params, stallable=True)

@@ -127,6 +127,8 @@ class CallRepository(Protocol):
         """The provider refused it: failed, not counted against any cap."""
     def add_turns(self, call_id: str, lines: Sequence[Line], now: datetime) -> list[bool]:
         """For each line, False when its dedupe_key was recorded before."""
+    def has_turn(self, call_id: str, dedupe_key: str) -> bool:
+        """Whether a line was recorded under `dedupe_key`."""
     def add_event(self, call_id: str, kind: str, status: str | None, sequence: int | None,
                   payload: Mapping[str, Any], now: datetime, *, content_key: str | None) -> bool:
         """False for a duplicate (same kind and sequence, or same content_key)."""

@@ -50,6 +50,10 @@ class SqliteCalls:
             "SELECT speaker, text, confidence, at FROM turns WHERE call_id = ? ORDER BY id", (call_id,))
         return [dict(row) for row in rows]
 
+    def has_turn(self, call_id: str, dedupe_key: str) -> bool:
+        rows = self._db.query("SELECT 1 FROM turns WHERE call_id = ? AND dedupe_key = ?", (call_id, dedupe_key))
+        return bool(rows)
+
     def event_payloads(self, call_id: str, kind: str) -> list[dict[str, Any]]:
         rows = self._db.query(
             "SELECT payload FROM events WHERE call_id = ? AND kind = ? ORDER BY id", (call_id, kind))

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
-from twilio_caller.config import Config
-from twilio_caller.errors import ConfigError, InternalError, NotFoundError, TelephonyError
+from twilio_caller.errors import InternalError, NotFoundError, TelephonyError
 from twilio_caller.safety import Approval
+from twilio_caller.settings import Twilio
 from twilio_caller.store.ports import SafetyLedger
 from twilio_caller.transport.port import Placed, ProviderCall
 
@@ -35,19 +35,8 @@ class Credentials:
     api_base_url: str
 
     @classmethod
-    def from_config(cls, config: Config) -> Credentials:
-        values = {key: config.get(f"twilio.{key}") for key in
-                  ("account_sid", "auth_token", "from_number", "api_base_url")}
-        missing = [variable for key, variable in (
-            ("account_sid", "TWILIO_ACCOUNT_SID"), ("auth_token", "TWILIO_AUTH_TOKEN"),
-            ("from_number", "TWILIO_FROM_NUMBER"),
-        ) if not values[key]]
-        if missing:
-            raise ConfigError(
-                f"Twilio is not set up: set {', '.join(missing)} in the environment "
-                "(or twilio.* in config.yaml), or try it offline with --simulate"
-            )
-        return cls(**values)
+    def from_settings(cls, twilio: Twilio) -> Credentials:
+        return cls(*twilio.account(), twilio.api_base_url)
 
 
 class Telephony:

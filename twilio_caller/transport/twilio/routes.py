@@ -82,6 +82,10 @@ class WebhookUrls:
         path = self._router.url_path_for(route, call_id=line.call_id, token=line.token)
         return self._base + str(path) + ("?" + "&".join(f"{k}={v}" for k, v in query.items()) if query else "")
 
+    def ping(self) -> str:
+        """The URL that proves the public base leads back to this server (the doctor asks it)."""
+        return self._base + str(self._router.url_path_for("ping"))
+
     def numbered(self, line: CallLine, route: str, number: int) -> str:
         """A gather or hold URL with its sequence number (`?n=N`)."""
         return self.url(line, route, {"n": str(number)})

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from twilio.request_validator import RequestValidator
 
+from twilio_caller.call_status import UNANSWERED
 from twilio_caller.transport.port import CallLine, Command, EndCall, Event, Placed, ProviderCall, SendDigits
 from twilio_caller.transport.twilio import requests, twiml
 from twilio_caller.transport.twilio.calls import Telephony
@@ -15,8 +16,6 @@ from twilio_caller.transport.twilio.routes import WebhookUrls
 
 if TYPE_CHECKING:
     from twilio_caller.safety import Approval
-
-NOT_ANSWERED = ("pending", "queued", "initiated", "ringing")
 
 
 class TwilioTransport:
@@ -76,7 +75,7 @@ class TwilioTransport:
         """End a call in `status`: cancel one not answered yet, else say `text` (if any) and
         hang up."""
         fields: dict[str, Any]
-        if status in NOT_ANSWERED:
+        if status in UNANSWERED:
             fields = {"status": "canceled" if status != "pending" else "completed"}
         elif text and line is not None:
             fields = {"twiml": self.render(line, EndCall((text,)))}
@@ -84,12 +83,17 @@ class TwilioTransport:
             fields = {"status": "completed"}
         self.calls.update_call(sid, **fields)
 
-    def reattach(self, sid: str, line: CallLine, *, resume: int | None = None, goodbye: str | None = None) -> None:
+    def reattach(self, sid: str, line: CallLine, *, resume: int | None = None, reask: int | None = None,
+                 goodbye: str | None = None) -> None:
         """Point a live call another (stopped) server ran at this one: say `goodbye` and hang
-        up, or come back as `Ready(resume)`, or — not answered yet — ask for the first answer."""
+        up, or come back as `Ready(resume)`, or as Gather `reask`'s request with nothing heard
+        (the redirect cut that Gather: the question is asked again), or — not answered yet —
+        ask for the first answer."""
         fields: dict[str, Any]
         if goodbye is not None:
             fields = {"twiml": self.render(line, EndCall((goodbye,)))}
+        elif reask is not None:
+            fields = {"url": self.urls.numbered(line, "gather", reask), "method": "POST"}
         elif resume is not None:
             fields = {"url": self.urls.numbered(line, "hold", resume), "method": "POST"}
         else:

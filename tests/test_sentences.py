@@ -10,11 +10,15 @@ from typing import Any
 import pytest
 import yaml
 
-from twilio_caller import commands, manifest
-from twilio_caller.commands import Context, KnownCall, parse, run_command
+from twilio_caller import manifest
+from twilio_caller.sentences import run_command
+from twilio_caller.sentences.context import Context, KnownCall
+from twilio_caller.sentences.grammar import parse
+from twilio_caller.sentences.rephrase import to_second_person
 from twilio_caller.errors import RefusedError
+from twilio_caller.invocation import Invocation
 
-CORPUS = yaml.safe_load((Path(__file__).with_name("commands_corpus.yaml")).read_text(encoding="utf-8"))
+CORPUS = yaml.safe_load((Path(__file__).with_name("sentences_corpus.yaml")).read_text(encoding="utf-8"))
 CONTEXTS = {
     name: Context(contacts=CORPUS["contacts"], owner=CORPUS["owner"],
                   calls=[KnownCall(**call) for call in calls],
@@ -69,7 +73,7 @@ def run_command_spec() -> manifest.ToolSpec:
     declared = manifest.load_manifest().tools.get("run_command")
     if declared is not None:
         return declared
-    return manifest.ToolSpec(name="run_command", description="", entrypoint="twilio_caller.commands:run_command",
+    return manifest.ToolSpec(name="run_command", description="", entrypoint="twilio_caller.sentences:run_command",
                              side_effecting=True, parameters=RUN_COMMAND_ENTRY["parameters"],
                              returns=RUN_COMMAND_ENTRY["returns"])
 
@@ -95,7 +99,7 @@ def test_the_corpus_is_large_and_covers_every_kind_of_answer() -> None:
 def test_every_case_written_in_the_corpus_is_run_through_the_parser() -> None:
     """No case lost to a YAML slip (a case nested in another, a misspelt key): each `- text:`
     of the file is one parametrized parse with an expected result."""
-    raw = (Path(__file__).with_name("commands_corpus.yaml")).read_text(encoding="utf-8")
+    raw = (Path(__file__).with_name("sentences_corpus.yaml")).read_text(encoding="utf-8")
     assert len(CASES) == raw.count("\n  - text: ")
     for case in CORPUS["cases"]:
         assert set(case) <= {"text", "parse", "context"} and {"text", "parse"} <= set(case)
@@ -149,13 +153,13 @@ def test_parsing_is_deterministic_and_never_raises_on_odd_input() -> None:
     ],
 )
 def test_words_about_the_callee_become_second_person(message: str, pronoun: str, spoken: str) -> None:
-    assert commands.to_second_person(message, pronoun) == spoken
+    assert to_second_person(message, pronoun) == spoken
 
 
 def test_the_owner_is_named_from_the_config(runtime, write_config) -> None:
     write_config("identity: {owner_name: Alex}\n")
     runtime.contacts.add("Contact1", "312-555-0101", "America/Chicago")
-    result = run_command(runtime, text="call Contact1 and tell her I'll be late", dry_run=True)
+    result = run_command(runtime, Invocation.from_environment(runtime.environ), text="call Contact1 and tell her I'll be late", dry_run=True)
     assert result["parsed"]["arguments"]["message"] == "Alex asked me to pass on a message: I'll be late."
     assert result["result"]["message"] == "Alex asked me to pass on a message: I'll be late."
 
@@ -169,19 +173,19 @@ def check(result: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_run_command_runs_the_parsed_tool(runtime) -> None:
-    added = check(run_command(runtime, text="add Contact9 at 312-555-0109"))
+    added = check(run_command(runtime, Invocation.from_environment(runtime.environ), text="add Contact9 at 312-555-0109"))
     assert added["parsed"] == {"tool": "add_contact", "arguments": {"name": "Contact9", "number": "312-555-0109"}}
     assert added["result"]["number"] == "+13125550109"
-    listed = check(run_command(runtime, text="show my contacts"))
+    listed = check(run_command(runtime, Invocation.from_environment(runtime.environ), text="show my contacts"))
     assert [c["name"] for c in listed["result"]["contacts"]] == ["Contact9"]
-    removed = check(run_command(runtime, text="delete contact9"))
+    removed = check(run_command(runtime, Invocation.from_environment(runtime.environ), text="delete contact9"))
     assert removed["result"]["removed"]["name"] == "Contact9"
     assert runtime.contacts.all() == []
 
 
 def test_a_dry_run_call_returns_the_safety_decision_and_dials_nothing(runtime) -> None:
     runtime.contacts.add("Contact1", "312-555-0101", "America/Chicago")
-    result = check(run_command(runtime, text="call Contact1 and ask her if she's free tonight", dry_run=True))
+    result = check(run_command(runtime, Invocation.from_environment(runtime.environ), text="call Contact1 and ask her if she's free tonight", dry_run=True))
     assert result["parsed"]["arguments"] == {
         "to": "Contact1", "message": "Robert would like to know: are you free tonight?", "interactive": True,
     }
@@ -191,20 +195,20 @@ def test_a_dry_run_call_returns_the_safety_decision_and_dials_nothing(runtime) -
 
 
 def test_a_dry_run_changes_nothing_else(runtime) -> None:
-    result = check(run_command(runtime, text="add Contact9 at 312-555-0109", dry_run=True))
+    result = check(run_command(runtime, Invocation.from_environment(runtime.environ), text="add Contact9 at 312-555-0109", dry_run=True))
     assert result["parsed"]["tool"] == "add_contact" and result["result"] is None
     assert runtime.contacts.all() == []
 
 
 def test_a_refused_dry_run_is_the_refusal(runtime) -> None:
     with pytest.raises(RefusedError) as refused:
-        run_command(runtime, text="call 911 and say help", dry_run=True)
+        run_command(runtime, Invocation.from_environment(runtime.environ), text="call 911 and say help", dry_run=True)
     assert refused.value.rule == "never_dial"
 
 
 def test_a_clarification_runs_nothing(runtime) -> None:
     runtime.contacts.add("Contact1", "312-555-0101")
-    result = check(run_command(runtime, text="call Contct1 and tell her hi"))
+    result = check(run_command(runtime, Invocation.from_environment(runtime.environ), text="call Contct1 and tell her hi"))
     assert result == {
         "parsed": {"clarify": {
             "reason": "unknown_contact",
@@ -223,39 +227,39 @@ def test_run_command_matches_its_declared_signature() -> None:
 def test_a_conversation_by_sentences(live_server) -> None:
     rt = live_server.runtime
     live_server.script("Contact6", replies=[{"say": "Sure, what's up?"}, {"say": "Got it, thanks"}])
-    first = check(run_command(rt, text="call Contact6 and tell him the code is 1234 and stay on the line"))
+    first = check(run_command(rt, Invocation.from_environment(rt.environ), text="call Contact6 and tell him the code is 1234 and stay on the line"))
     assert first["result"]["reply"]["text"] == "Sure, what's up?" and first["result"]["ended"] is False
     call_id = first["result"]["call_id"]
-    second = check(run_command(rt, text="say the gate code changes on Monday"))
+    second = check(run_command(rt, Invocation.from_environment(rt.environ), text="say the gate code changes on Monday"))
     assert second["parsed"] == {"tool": "say", "arguments": {
         "call_id": call_id, "message": "The gate code changes on Monday."}}
     assert second["result"]["reply"]["text"] == "Got it, thanks"
-    ended = check(run_command(rt, text="hang up and say bye for now"))
+    ended = check(run_command(rt, Invocation.from_environment(rt.environ), text="hang up and say bye for now"))
     assert ended["parsed"] == {"tool": "hangup", "arguments": {"call_id": call_id, "message": "Bye for now."}}
     assert ended["result"]["status"] == "completed" and ended["result"]["ended"] is True
-    after = check(run_command(rt, text="hang up"))
+    after = check(run_command(rt, Invocation.from_environment(rt.environ), text="hang up"))
     assert after["parsed"]["clarify"]["reason"] == "no_live_call"
 
 
 def test_an_interactive_call_by_sentence_returns_the_reply(live_server) -> None:
     live_server.script("Contact7", replies=[{"say": "Yes, Friday works", "confidence": 0.9}])
-    result = check(run_command(live_server.runtime, text="ring contact7 and ask her if Friday works"))
+    result = check(run_command(live_server.runtime, Invocation.from_environment(live_server.runtime.environ), text="ring contact7 and ask her if Friday works"))
     assert result["parsed"]["arguments"]["interactive"] is True
     assert result["result"]["reply"] == {"text": "Yes, Friday works", "confidence": 0.9, "untrusted": True}
     spoken = [turn["text"] for turn in result["result"]["transcript"] if turn["speaker"] == "assistant"]
     assert "Robert would like to know whether Friday works." in spoken
-    log = check(run_command(live_server.runtime, text="show calls with Contact7"))
+    log = check(run_command(live_server.runtime, Invocation.from_environment(live_server.runtime.environ), text="show calls with Contact7"))
     assert [call["call_id"] for call in log["result"]["calls"]] == [result["result"]["call_id"]]
 
 
 def test_the_message_limit_counts_the_words_the_user_wrote(runtime) -> None:
     runtime.contacts.add("Contact1", "312-555-0101", "America/Chicago")
     words = ("I'll be late because the trains are stuck " * 30)[:1000].strip()
-    fits = check(run_command(runtime, text=f"call Contact1 and tell her {words}", dry_run=True))
+    fits = check(run_command(runtime, Invocation.from_environment(runtime.environ), text=f"call Contact1 and tell her {words}", dry_run=True))
     spoken = fits["parsed"]["arguments"]["message"]
     assert len(spoken) > 1000 and spoken.endswith(words + ".")  # the framing is not counted
     assert fits["result"]["allowed"] is True and fits["result"]["message"] == spoken
-    over = check(run_command(runtime, text=f"call Contact1 and tell her {words} and more"))
+    over = check(run_command(runtime, Invocation.from_environment(runtime.environ), text=f"call Contact1 and tell her {words} and more"))
     assert over["parsed"]["clarify"]["reason"] == "message_too_long"
     assert f"{len(words) + len(' and more'):,} characters long" in over["parsed"]["clarify"]["question"]
     assert over["result"] is None and runtime.calls.list() == []

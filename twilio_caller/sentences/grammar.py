@@ -5,21 +5,8 @@
 `{"clarify": {"reason", "question", "options"}}` when the sentence is ambiguous, names
 nobody in the contact book, or cannot be understood — it never guesses. Every option of a
 clarification is a complete sentence that parses without ambiguity: an agent may put the
-question to the user and send the option they pick back through `run_command`.
-
-Relayed messages are rephrased to be spoken by the assistant on the owner's behalf
-(identity.owner_name, "Robert" below). The config has no owner pronoun, so the owner is
-never turned into "he" or "she":
-  - words about the callee ("tell her …her keys…") become second person ("your keys"),
-    with the verb agreeing ("she is" → "you are");
-  - a message in the owner's own first person is framed as a message from them:
-    "tell her I'll be late" → "Robert asked me to pass on a message: I'll be late.";
-  - otherwise it is reported: "tell him dinner is at 8" →
-    "Robert asked me to let you know that dinner is at 8.";
-  - requests and questions: "ask her to bring wine" → "Robert asked if you could bring
-    wine."; "ask him if he's free" → "Robert would like to know: are you free?".
-`say …` speaks the words as given, unless they are in the owner's first person.
-"""
+question to the user and send the option they pick back through `run_command`. What the
+assistant then says is phrased by rephrase.py."""
 
 from __future__ import annotations
 
@@ -27,81 +14,14 @@ import difflib
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from twilio_caller import when
-from twilio_caller.call_status import LIVE
 from twilio_caller.errors import InvalidInputError
 
-if TYPE_CHECKING:
-    from twilio_caller.runtime import Runtime
-
-Parse = dict[str, Any]
-
-
-# --- what the grammar knows about the world --------------------------------------------
-
-
-@dataclass(frozen=True)
-class KnownCall:
-    call_id: str
-    name: str | None
-    number: str
-    live: bool
-
-
-@dataclass(frozen=True)
-class Context:
-    """The contact book's names, the owner's name and the recent calls (newest first)."""
-
-    contacts: Sequence[str]
-    owner: str = "Robert"
-    calls: Sequence[KnownCall] = ()
-    now: datetime | None = None  # for "tomorrow at 9am"; None: the phrase is passed on as written
-    timezone: str = "America/Chicago"  # the owner's
-
-    @classmethod
-    def from_runtime(cls, rt: Runtime, recent: int = 50) -> Context:
-        calls = [
-            KnownCall(c["call_id"], c["to"]["name"], c["to"]["number"], c["status"] in LIVE)
-            for c in rt.calls.list(limit=recent)
-        ]
-        names = [contact.name for contact in rt.contacts.all()]
-        return cls(contacts=names, owner=rt.config.get("identity.owner_name"), calls=calls,
-                   now=rt.clock.now(), timezone=rt.config.get("safety.timezone"))
-
-    @property
-    def live_calls(self) -> list[KnownCall]:
-        return [call for call in self.calls if call.live]
-
-    def recent_names(self, limit: int = 3) -> list[str]:
-        names: list[str] = []
-        for call in self.calls:
-            if call.name and call.name not in names:
-                names.append(call.name)
-        return names[:limit]
-
-
-# --- the entry points ------------------------------------------------------------------
-
-
-def run_command(rt: Runtime, *, text: str, dry_run: bool = False) -> dict[str, Any]:
-    """Parse a sentence, then run the tool it names through the manifest, like any tool call.
-    A clarification runs nothing. With dry_run a call only checks the contact and the safety
-    rules; other tools that change something do not run (result null); read-only ones do."""
-    from twilio_caller.manifest import invoke, load_manifest
-
-    parsed = parse(text, Context.from_runtime(rt))
-    if "clarify" in parsed:
-        return {"parsed": parsed, "result": None}
-    tool, arguments = parsed["tool"], parsed["arguments"]
-    if dry_run and tool == "call":
-        arguments = {**arguments, "dry_run": True}
-    elif dry_run and load_manifest().tool(tool).side_effecting:
-        return {"parsed": parsed, "result": None}
-    return {"parsed": parsed, "result": invoke(tool, arguments, rt)}
+from twilio_caller.sentences.context import Context, KnownCall, Parse, clarify, tool
+from twilio_caller.sentences.rephrase import capitalise, phrase, sentence_end, too_long
 
 
 def parse(text: str, context: Context) -> Parse:
@@ -145,7 +65,7 @@ def _timed(parsed: Parse, phrase_: str | None, context: Context) -> Parse:
         try:
             due = when.due_at(at, context.now, context.timezone)
         except InvalidInputError as exc:
-            return clarify("not_understood", _capitalise(exc.message.removeprefix("at: ")) + ".")
+            return clarify("not_understood", capitalise(exc.message.removeprefix("at: ")) + ".")
         at = due.astimezone(ZoneInfo(context.timezone)).strftime("%Y-%m-%dT%H:%M")
     return tool("call", **{**parsed["arguments"], "at": at})
 
@@ -160,14 +80,6 @@ def _parse_sentence(sentence: Sentence, context: Context) -> Parse:
         f"I didn't understand {sentence.body!r}. I can call a contact to tell or ask them "
         "something, hang up, add or remove contacts, and show past calls.",
     )
-
-
-def tool(name: str, /, **arguments: Any) -> Parse:
-    return {"tool": name, "arguments": arguments}
-
-
-def clarify(reason: str, question: str, options: Sequence[str] = ()) -> Parse:
-    return {"clarify": {"reason": reason, "question": question, "options": list(options)}}
 
 
 # --- the sentence ----------------------------------------------------------------------
@@ -413,9 +325,9 @@ def _call_action(to: str, action: str, sentence: Sentence, context: Context) -> 
     if spoken is None:
         return clarify("not_understood",
                        f"What should I say to {to}? Try \"tell them …\", \"ask them …\" or \"say …\".")
-    too_long = _too_long(action, to, spoken[0], context)
-    if too_long is not None:
-        return too_long
+    overlong = too_long(action, to, spoken[0], context)
+    if overlong is not None:
+        return overlong
     message, interactive = spoken
     arguments: dict[str, Any] = {"to": to, "message": message}
     if keep_open:
@@ -437,346 +349,6 @@ def _tell_direct(match: re.Match[str], sentence: Sentence, context: Context) -> 
     assert target.to is not None
     tail = target.rest
     return _call_action(target.to, f"{verb} {target.to}{tail}", sentence, context)
-
-
-# --- phrasing: what the assistant says -------------------------------------------------
-
-def _action_patterns(to: str) -> dict[str, re.Pattern[str]]:
-    """The action phrases, with the callee written as a pronoun or by their name."""
-    who = rf"(?P<who>her|him|them|{re.escape(to)})"
-    forms = {
-        "relay": rf"(?:tell|inform)\s+{who}(?:\s+that)?[:,]?\s+(?P<msg>.+)"
-                 rf"|let\s+{who.replace('who', 'who2')}\s+know(?:\s+that)?[:,]?\s+(?P<msg2>.+)"
-                 r"|(?:pass on|relay|give\s+(?:her|him|them)\s+the message)(?:\s+that)?[:,]?\s+(?P<msg3>.+)"
-                 r"|leave\s+(?:(?:her|him|them)\s+)?a\s+message(?:\s+saying|\s+that)?[:,]?\s+(?P<msg4>.+)",
-        "remind": rf"remind\s+{who}\s+(?P<what>(?:to|that|about|of)\s+.+)",
-        "wish": rf"(?P<verb>wish|thank|congratulate)\s+{who}\s+(?P<what>.+)",
-        "say": r"say(?P<that>\s+that)?[:,]?\s+(?P<msg>.+)",
-        "ask": rf"ask\s+{who}[:,]?\s+(?P<q>.+)"
-               r"|(?:ask|find out|check|see)\s+(?P<q2>(?:if|whether|what|when|where|who|how|why|which)\b.+)",
-    }
-    return {kind: re.compile(pattern, re.IGNORECASE) for kind, pattern in forms.items()}
-
-
-def phrase(action: str, to: str, ending: str, context: Context) -> tuple[str, bool] | None:
-    """What to say for an action ("tell her …", "ask him …", "say …"), and whether it asks."""
-    spoken = _phrase(standard_spelling(action), to, ending, context)
-    return None if spoken is None else spoken[:2]
-
-
-WRITTEN_MAX = 1000  # the user's own words in one message; the framing added to them is not counted
-
-
-def _too_long(action: str, to: str, spoken: str, context: Context) -> Parse | None:
-    from twilio_caller.parser import MESSAGE_MAX
-
-    written = " ".join((written_words(action, to, context) or "").split())
-    if len(written) <= WRITTEN_MAX and len(spoken) <= MESSAGE_MAX:
-        return None
-    return clarify("message_too_long", f"The message is {len(written):,} characters long; at most "
-                   f"{WRITTEN_MAX:,} can be passed on in one call. What shorter message should I give?")
-
-
-def written_words(action: str, to: str, context: Context) -> str | None:
-    """The part of an action the user wrote for the callee ("I'll be late" of "tell her I'll
-    be late"): what the message limit counts, without the framing the assistant adds."""
-    spoken = _phrase(action, to, "", context)
-    return None if spoken is None else spoken[2]
-
-
-def _phrase(action: str, to: str, ending: str, context: Context) -> tuple[str, bool, str] | None:
-    owner = context.owner
-    patterns = _action_patterns(to)
-    relay = patterns["relay"].fullmatch(action)
-    if relay:
-        who = relay.group("who") or relay.group("who2") or ""
-        message = next(m for m in relay.group("msg", "msg2", "msg3", "msg4") if m)
-        return relay_message(message, _pronoun(who, message), owner, ending), False, message
-    remind = patterns["remind"].fullmatch(action)
-    if remind:
-        what = to_second_person(remind.group("what"), _pronoun(remind.group("who"), remind.group("what")))
-        return f"{owner} asked me to remind you {_owner_named(what, owner)}{_end(ending)}", False, remind.group("what")
-    wish = patterns["wish"].fullmatch(action)
-    if wish:
-        what = to_second_person(wish.group("what"), _pronoun(wish.group("who"), wish.group("what")))
-        return f"{owner} asked me to {wish.group('verb').lower()} you {what}{_end(ending)}", False, wish.group("what")
-    said = patterns["say"].fullmatch(action)
-    if said:
-        return say_message(said.group("msg"), bool(said.group("that")), owner, ending), False, said.group("msg")
-    asked = patterns["ask"].fullmatch(action)
-    if asked:
-        question = asked.group("q") or asked.group("q2")
-        return question_message(question, _pronoun(asked.group("who") or to, question), owner), True, question
-    return None
-
-
-_THIRD_PERSON = re.compile(r"\b(?:(?P<her>she|her|hers|herself)|(?P<him>he|him|his|himself)"
-                           r"|(?P<them>they|them|their|theirs|themselves))\b", re.IGNORECASE)
-
-
-def _pronoun(who: str, message: str) -> str | None:
-    """The callee's pronoun: the one used for them ("tell her"), else — when they were named
-    ("tell Contact1 …") — the first third-person pronoun of the message, taken to mean them."""
-    lowered = who.lower()
-    if lowered in ("her", "him", "them"):
-        return lowered
-    if not who:
-        return None
-    first = _THIRD_PERSON.search(message)
-    return first.lastgroup if first else None
-
-
-def relay_message(message: str, pronoun: str | None, owner: str, ending: str = "") -> str:
-    body = to_second_person(message, pronoun)
-    request = re.match(r"^to\s+(?P<vp>.+)$", body, re.IGNORECASE)
-    if request:
-        vp = _owner_named(request.group("vp"), owner)
-        if has_first_person(vp):
-            return f"{owner} asked me to pass on a message: please {vp}{_end(ending)}"
-        return f"{owner} asked if you could {vp}{_end('')}"
-    if has_first_person(body):
-        return f"{owner} asked me to pass on a message: {body}{_end(ending)}"
-    return f"{owner} asked me to let you know that {_lower_first(body)}{_end(ending)}"
-
-
-def say_message(message: str, reported: bool, owner: str, ending: str = "") -> str:
-    if reported or has_first_person(message):
-        return relay_message(message, None, owner, ending)
-    return _capitalise(message) + _end(ending)
-
-
-def question_message(question: str, pronoun: str | None, owner: str) -> str:
-    q = to_second_person(question, pronoun)
-    yes_no = re.match(r"^(?:if|whether)\s+(?P<clause>.+)$", q, re.IGNORECASE)
-    if yes_no:
-        clause = yes_no.group("clause")
-        direct = invert(clause, lexical=True)
-        if direct is not None:
-            return f"{owner} would like to know: {direct}?"
-        if has_first_person(clause):
-            return f"{owner} asked me to ask you whether {clause}."
-        return f"{owner} would like to know whether {clause}."
-    request = re.match(r"^to\s+(?P<vp>.+)$", q, re.IGNORECASE)
-    if request:
-        request = re.match(r"^to\s+(?P<vp>.+)$", "to " + _owner_named(request.group("vp"), owner))
-        assert request is not None
-        if has_first_person(request.group("vp")):
-            return f"{owner} would like to know: could you {request.group('vp')}?"
-        return f"{owner} asked if you could {request.group('vp')}."
-    about = re.match(r"^(?P<prep>about|for)\s+(?P<what>.+)$", q, re.IGNORECASE)
-    if about:
-        return f"{owner} asked me to ask you {about.group('prep').lower()} {about.group('what')}."
-    if re.match(r"^(?:what|when|where|who|whom|whose|which|why|how)\b", q, re.IGNORECASE):
-        if not has_first_person(q):
-            return f"{owner} would like to know {_lower_first(q)}."
-        direct = invert(q, lexical=False)
-        if direct is not None:
-            return f"{owner} would like to know: {direct}?"
-        return f"{owner} asked me to ask you {_lower_first(q)}."
-    return f"{owner} would like to know: {q}?"
-
-
-_OWNER_AS_OBJECT = re.compile(r"\b(?P<word>me|my|mine|myself)\b", re.IGNORECASE)
-_OWNER_AS_SUBJECT = re.compile(r"\b(?:i|i'm|i'll|i've|i'd|we|we're|we'll|we've|we'd|us|our|ours|ourselves)\b",
-                               re.IGNORECASE)
-
-
-def _owner_named(request: str, owner: str) -> str:
-    """In a request the callee is to act on ("to call me back"), the owner named where they are
-    only its object: said by the assistant, "call me back" would mean the assistant."""
-    if _OWNER_AS_SUBJECT.search(request):
-        return request
-    return _OWNER_AS_OBJECT.sub(lambda m: owner if m.group("word").lower() in ("me", "myself") else f"{owner}'s",
-                                request)
-
-
-_INFORMAL = {
-    "i": "I", "im": "I'm", "ive": "I've", "dont": "don't", "cant": "can't", "didnt": "didn't",
-    "doesnt": "doesn't", "isnt": "isn't", "wasnt": "wasn't", "arent": "aren't", "werent": "weren't",
-    "havent": "haven't", "hasnt": "hasn't", "couldnt": "couldn't", "wouldnt": "wouldn't",
-    "shouldnt": "shouldn't", "thats": "that's", "whats": "what's", "youre": "you're",
-    "theyre": "they're", "shes": "she's", "u": "you", "pls": "please", "plz": "please", "thx": "thanks",
-}
-
-
-def standard_spelling(text: str) -> str:
-    """Informal spellings a person types ("im running late") as they should be read aloud
-    ("I'm running late"); words with another meaning ("ill", "well", "were") are left alone."""
-    def fixed(match: re.Match[str]) -> str:
-        word = match.group()
-        standard = _INFORMAL.get(word.lower())
-        if standard is None:
-            return word
-        return standard if standard.startswith("I") or word.islower() else _capitalise(standard)
-
-    return re.sub(r"(?<!')\b[A-Za-z]+\b(?!')", fixed, text)
-
-
-def _end(ending: str) -> str:
-    return ending if ending in ("!", ".") else "."
-
-
-def _capitalise(text: str) -> str:
-    return text[:1].upper() + text[1:]
-
-
-_FUNCTION_WORDS = {
-    "the", "a", "an", "this", "that", "these", "those", "it", "it's", "its", "there", "there's",
-    "your", "you", "you're", "you'll", "you've", "you'd", "everything", "everyone", "nothing",
-    "dinner", "lunch", "breakfast", "tomorrow", "today", "tonight", "his", "her", "their",
-}
-
-
-def _lower_first(text: str) -> str:
-    first = text.split(" ", 1)[0]
-    return text[:1].lower() + text[1:] if first.lower() in _FUNCTION_WORDS else text
-
-
-# --- grammar of persons ----------------------------------------------------------------
-
-_FIRST_PERSON = re.compile(
-    r"\b(?:i|i'm|i'll|i've|i'd|me|my|mine|myself|we|we're|we'll|we've|we'd|us|our|ours|ourselves)\b",
-    re.IGNORECASE,
-)
-_WORD = re.compile(r"[A-Za-z']+|[^A-Za-z']+")
-_FORMS = {
-    "her": ("she", "her", "hers", "herself"),
-    "him": ("he", "him", "his", "himself"),
-    "them": ("they", "them", "their", "theirs", "themselves", "themself"),
-}
-_SUBJECT_VERBS = {
-    "is": "are", "was": "were", "has": "have", "does": "do", "isn't": "aren't",
-    "wasn't": "weren't", "hasn't": "haven't", "doesn't": "don't",
-}
-_ADVERBS = {"always", "never", "also", "still", "really", "just", "usually", "often", "already",
-            "probably", "definitely", "only", "even", "sometimes", "actually"}
-_PARTICIPLES = {"been", "got", "gotten", "had", "done", "gone", "seen", "made", "taken", "given",
-                "left", "finished", "forgotten", "heard", "told"}
-_NOT_NOUN = {
-    "up", "down", "in", "out", "on", "off", "at", "to", "for", "from", "with", "about", "back",
-    "over", "tomorrow", "today", "tonight", "later", "soon", "now", "again", "too", "that",
-    "when", "if", "and", "or", "but", "because", "before", "after", "so", "a", "an", "the",
-    "some", "this", "my", "your", "know", "by", "around", "once", "there", "here", "as", "into",
-}
-
-
-def has_first_person(text: str) -> bool:
-    return bool(_FIRST_PERSON.search(text))
-
-
-def to_second_person(text: str, pronoun: str | None) -> str:
-    """Words for the callee (her/him/them forms) → you/your, with the verb agreeing."""
-    if pronoun is None:
-        return text
-    tokens = _WORD.findall(text)
-    words = [i for i, token in enumerate(tokens) if token[0].isalpha() or token[0] == "'"]
-    forms = _FORMS[pronoun]
-    for position, index in enumerate(words):
-        word = tokens[index]
-        following = [tokens[i] for i in words[position + 1:]]
-        replacement = _second_person_word(word.lower(), forms, following)
-        if replacement is not None:
-            tokens[index] = _same_case(word, replacement)
-            if word.lower() in (forms[0],) and pronoun != "them":
-                _agree(tokens, words[position + 1:])
-    return "".join(tokens)
-
-
-def _second_person_word(word: str, forms: tuple[str, ...], following: list[str]) -> str | None:
-    subject, obj, possessive = forms[0], forms[1], forms[2]
-    after = following[0].lower() if following else ""
-    if word == subject:
-        return "you"
-    if word in (f"{subject}'s",):
-        return "you've" if after in _PARTICIPLES else "you're"
-    if word in (f"{subject}'re",):
-        return "you're"
-    for suffix in ("'ll", "'d", "'ve"):
-        if word == subject + suffix:
-            return "you" + suffix
-    if word == obj and obj == "her":
-        return "you" if not following or after in _NOT_NOUN else "your"
-    if word == obj:
-        return "you"
-    if word == possessive and possessive in ("hers", "theirs"):
-        return "yours"
-    if word == possessive:  # his / their
-        if possessive == "his" and (not following or after in _NOT_NOUN):
-            return "yours"
-        return "your"
-    if word == "theirs":
-        return "yours"
-    if word in ("herself", "himself", "themselves", "themself"):
-        return "yourself"
-    return None
-
-
-def _agree(tokens: list[str], following: list[int]) -> None:
-    """Make the verb after a he/she turned into you agree: is → are, needs → need."""
-    for index in following[:2]:
-        word = tokens[index].lower()
-        if word in _ADVERBS:
-            continue
-        if word in _SUBJECT_VERBS:
-            tokens[index] = _same_case(tokens[index], _SUBJECT_VERBS[word])
-        elif re.fullmatch(r"[a-z]{3,}", word) and word.endswith("s") and not word.endswith("ss"):
-            tokens[index] = _same_case(tokens[index], _base_form(word))
-        return
-
-
-def _base_form(verb: str) -> str:
-    if verb.endswith("ies") and len(verb) > 4:
-        return verb[:-3] + "y"
-    if re.search(r"(?:ss|sh|ch|x|z|o)es$", verb):
-        return verb[:-2]
-    return verb[:-1]
-
-
-def _same_case(original: str, replacement: str) -> str:
-    return _capitalise(replacement) if original[:1].isupper() and original.lower() != "i" else replacement
-
-
-_AUXILIARIES = {"am", "are", "is", "was", "were", "can", "could", "will", "would", "should", "shall",
-                "may", "might", "must", "have", "has", "had", "do", "does", "did", "can't", "won't",
-                "don't", "doesn't", "didn't", "isn't", "aren't", "wasn't", "weren't", "couldn't",
-                "wouldn't", "shouldn't", "haven't", "hasn't"}
-_SUBJECTS = {"i", "you", "we", "they", "it", "he", "she", "there"}
-_CONTRACTED = {"'m": "am", "'re": "are", "'s": "is", "'ll": "will", "'ve": "have", "'d": "would"}
-
-
-def invert(clause: str, *, lexical: bool) -> str | None:
-    """"you're free" → "are you free"; "when I should come" → "when should I come".
-    With `lexical`, "you want X" → "do you want X". None when no safe inversion is found."""
-    words = clause.split(" ")
-    for index, word in enumerate(words):
-        lowered = word.lower()
-        subject, _, contraction = lowered.partition("'")
-        if subject in _SUBJECTS and contraction and "'" + contraction in _CONTRACTED:
-            aux = _CONTRACTED["'" + contraction]
-            return " ".join([*words[:index], aux, _subject_word(word.split("'")[0]), *words[index + 1:]])
-        if lowered not in _SUBJECTS or index + 1 >= len(words):
-            continue
-        following = words[index + 1].lower()
-        after = words[index + 2].lower() if index + 2 < len(words) else ""
-        if following in ("have", "has", "had") and after not in _PARTICIPLES and not after.endswith("ed"):
-            if not lexical or index != 0 or following == "had":
-                return None
-            do = "does" if lowered in ("he", "she", "it") else "do"
-            return " ".join([do, _subject_word(word), "have", *words[2:]])
-        if following in _AUXILIARIES:
-            return " ".join([*words[:index], following, _subject_word(word), *words[index + 2:]])
-        if lexical and index == 0 and not following.endswith("ed"):
-            if lowered in ("he", "she", "it"):
-                if not following.endswith("s"):
-                    return None
-                return " ".join(["does", lowered, _base_form(following), *words[2:]])
-            return " ".join(["do", _subject_word(word), *words[1:]])
-        return None
-    return None
-
-
-def _subject_word(word: str) -> str:
-    return "I" if word.lower() == "i" else word.lower()
 
 
 # --- contacts, the call log, live calls ------------------------------------------------
@@ -845,7 +417,7 @@ def _hangup(match: re.Match[str], sentence: Sentence, context: Context) -> Parse
     goodbye = match.group("bye")
     arguments: dict[str, Any] = {"call_id": call.call_id}
     if goodbye:
-        arguments["message"] = _capitalise(goodbye) + _end(sentence.ending)
+        arguments["message"] = capitalise(goodbye) + sentence_end(sentence.ending)
     return tool("hangup", **arguments)
 
 
@@ -877,9 +449,9 @@ def _say_live(sentence: Sentence, context: Context, action: str) -> Parse:
     spoken = phrase(action, call.name or call.number, sentence.ending, context)
     if spoken is None:
         return clarify("not_understood", "What should I say?")
-    too_long = _too_long(action, call.name or call.number, spoken[0], context)
-    if too_long is not None:
-        return too_long
+    overlong = too_long(action, call.name or call.number, spoken[0], context)
+    if overlong is not None:
+        return overlong
     message, _ = spoken
     return tool("say", call_id=call.call_id, message=message)
 
@@ -965,4 +537,3 @@ RULES: tuple[Rule, ...] = (
     _rule(r"(?P<verb>tell|ask|remind|let|wish|thank)\s+(?P<rest>.+)", _tell_direct),
     _rule(r"say\b.+", _say),
 )
-

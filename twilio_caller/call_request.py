@@ -1,4 +1,4 @@
-"""The command parser: the raw arguments of `call` → a `CallRequest`. A contact name is
+"""A call request, built from the raw arguments of `call` (`CallRequest`). A contact name is
 looked up (regardless of case); a number in any common form becomes E.164. Emergency and
 short numbers are not errors here: they reach safety, which refuses them (`never_dial`)."""
 
@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from twilio_caller import numbers
-from twilio_caller.config import Config
 from twilio_caller.contacts import ContactBook, check_text, check_voice
 from twilio_caller.errors import InvalidInputError
+from twilio_caller.settings import Settings
 from twilio_caller.store.ports import Contact
 
 MESSAGE_MAX = 1200  # what fits in a call; run_command allows 1000 of the user's own words plus its framing
@@ -67,14 +67,14 @@ def parse_call(
     )
 
 
-def from_arguments(book: ContactBook, config: Config, arguments: Mapping[str, Any]) -> CallRequest:
+def from_arguments(book: ContactBook, settings: Settings, arguments: Mapping[str, Any]) -> CallRequest:
     """A CallRequest from a `call` tool's validated arguments and the config's defaults."""
     return parse_call(
         book,
         to=arguments["to"], message=arguments["message"],
-        region=config.get("phone_region"),
-        default_voice=config.get("voice.default"),
-        default_language=config.get("voice.language"),
+        region=settings.phone_region,
+        default_voice=settings.voice.default,
+        default_language=settings.voice.language,
         interactive=arguments.get("interactive", False),
         keep_open=arguments.get("keep_open", False),
         voice=arguments.get("voice"), language=arguments.get("language"),

@@ -2,14 +2,14 @@ from __future__ import annotations
 
 import pytest
 
-from twilio_caller import parser
+from twilio_caller import call_request
 from twilio_caller.errors import InvalidInputError, NotFoundError
 from twilio_caller.numbers import Kind
 from twilio_caller.runtime import Runtime
 
 
-def parse(rt: Runtime, **arguments) -> parser.CallRequest:
-    return parser.from_arguments(rt.contacts, rt.config, {"message": "Hello", **arguments})
+def parse(rt: Runtime, **arguments) -> call_request.CallRequest:
+    return call_request.from_arguments(rt.contacts, rt.settings, {"message": "Hello", **arguments})
 
 
 @pytest.mark.parametrize("to", ["312-555-0123", "(312) 555-0123", "+1 312 555 0123", "3125550123"])
@@ -52,5 +52,5 @@ def test_defaults_and_overrides(runtime: Runtime) -> None:
 def test_bad_arguments_name_the_field(runtime: Runtime, arguments: dict, field: str) -> None:
     runtime.contacts.add("Contact1", "312-555-0101")
     with pytest.raises(InvalidInputError) as caught:
-        parser.from_arguments(runtime.contacts, runtime.config, arguments)
+        call_request.from_arguments(runtime.contacts, runtime.settings, arguments)
     assert caught.value.field == field
