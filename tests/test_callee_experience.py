@@ -92,3 +92,29 @@ def test_one_acknowledgement_per_wait(home: Path) -> None:
     finally:
         server.thread.stop()
         server.runtime.close()
+
+
+def test_latency_marks_reach_the_record_and_the_latency_command(quiet: LiveServer, capsys) -> None:
+    import json
+
+    from twilio_caller.cli import main
+
+    quiet.script("Contact15", replies=[{"say": "Hi"}, {"say": "Friday works"}])
+    placed = quiet.tool("call", to="Contact15", message="Hello", keep_open=True)
+    said = quiet.tool("say", call_id=placed["call_id"], message="Does Friday work?")
+    assert said["reply"]["text"] == "Friday works"
+    quiet.tool("hangup", call_id=placed["call_id"])
+    record = quiet.tool("call_status", call_id=placed["call_id"])
+    figures = record["latency"]
+    assert figures["pickup_to_first_audio_ms"] is not None and figures["pickup_to_first_audio_ms"] >= 0
+    first = figures["turns"][0]
+    assert first["turn"] == 1 and None not in first.values()  # reply → woke → said → served
+    assert [turn["turn"] for turn in figures["turns"]] == [1, 2]
+    listed = quiet.tool("list_calls", limit=1)["calls"][0]
+    assert listed["latency"] == figures
+    assert main(["latency", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["calls"] == 1
+    assert summary["figures"]["pickup_to_first_audio_ms"]["samples"] == 1
+    assert summary["figures"]["agent_woke_to_agent_said_ms"]["samples"] >= 1
+    assert summary["figures"]["agent_said_to_served_ms"]["p95_ms"] is not None

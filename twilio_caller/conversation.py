@@ -11,8 +11,10 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from twilio_caller import latency
 from twilio_caller.call_state import CallStates
 from twilio_caller.call_status import TERMINAL
 from twilio_caller.calls import CallWriter
@@ -109,7 +111,10 @@ class Conversation:
         first request computes it; a retry or replay of the same request gets the same one."""
         match event:
             case Answered(answered_by=who):
-                return await self._once(session, "voice", lambda: self._open(session, who))
+                self.mark(session, "answered")
+                document = await self._once(session, "voice", lambda: self._open(session, who))
+                self.mark(session, "first_audio")
+                return document
             case Heard(turn=turn, text=text, confidence=confidence, dedupe_key=dedupe_key):
                 return await self._listened(session, turn, lambda: self._heard(session, text, confidence, dedupe_key))
             case Digits(turn=turn, digits=digits, dedupe_key=dedupe_key):
@@ -172,6 +177,23 @@ class Conversation:
             await self._outcome(session, Outcome("reply", text, confidence, while_waiting=True))
         return None
 
+    def mark(self, session: CallSession, name: str, turn: int = 0, at: datetime | None = None) -> None:
+        """Write a latency mark once, and a turn's marks only in their order (latency.py);
+        telemetry never fails a call: a refused write is only logged."""
+        key = (name, turn)
+        if key in session.latency_marked:
+            return
+        if name in latency.ORDER[1:]:
+            before = latency.ORDER[latency.ORDER.index(name) - 1]
+            if turn == 0 or (before, turn) not in session.latency_marked:
+                return
+        session.latency_marked.add(key)
+        try:
+            self._writer.event(session.call_id, "latency", None, None,
+                               latency.payload(name, turn, at or self._clock.now()))
+        except TwilioCallerError as exc:
+            log.warning("call %s: latency mark %s not written: %s", session.call_id, name, exc.message)
+
     async def interrupted(self, session: CallSession, event: Interrupted) -> None:
         """The callee spoke over the assistant: what they actually heard goes on record."""
         self._writer.event(session.call_id, "interrupted", None, None, {"heard": event.heard})
@@ -233,6 +255,8 @@ class Conversation:
             session.emit({"event": now})
             await session.end(now)
         elif now != session.status:
+            if now == "in-progress":
+                self.mark(session, "answered")
             session.status = now
             session.emit({"event": "answered" if now == "in-progress" else now})
             await session.notify()
@@ -274,6 +298,8 @@ class Conversation:
                 session.answers.pop(key, None)  # not given: a retry makes it again
                 self._rollback(session)
                 raise
+            if session.taken:
+                self.mark(session, "served", session.latency_turn)
             for action in session.taken:
                 action.delivered.set()
             session.unsaved, session.taken = [], []
@@ -429,6 +455,9 @@ class Conversation:
         session.acknowledged = outcome.kind != "reply"  # a reply begins a wait that may be acknowledged
         lag = _speech_lag(session.speech.speech_timeout) if outcome.kind == "reply" else 0.0
         session.quiet_since = session.idle_since - lag  # end of speech: the provider waited `lag` to be sure
+        if outcome.kind == "reply":
+            session.latency_turn += 1
+            self.mark(session, "callee_end", session.latency_turn, self._clock.now() - timedelta(seconds=lag))
         await session.record_outcome(outcome)
 
     async def _ask(self, session: CallSession, texts: list[str], *, prompt: list[str],

@@ -180,6 +180,7 @@ class Dialer:
             ready = await self._delivered(action.delivered, timeout)
             if session.failure is not None:
                 raise session.failure
+            self.conversation.mark(session, "agent_woke", session.latency_turn)
             return self.result(session, asides, timed_out=not ready)
         if expect_reply:
             ready = await session.wait_until(lambda: session.new_outcomes() or session.ended, timeout)
@@ -241,7 +242,10 @@ class Dialer:
         that error (exit 5, the file and the fix), never a timeout."""
         if session.failure is not None:
             raise session.failure
-        return self.result(session, session.take_outcomes(), timed_out=timed_out, this_turn=this_turn)
+        fresh = session.take_outcomes()
+        if any(outcome.kind == "reply" for outcome in fresh):
+            self.conversation.mark(session, "agent_woke", session.latency_turn)
+        return self.result(session, fresh, timed_out=timed_out, this_turn=this_turn)
 
     def result(self, session: CallSession, fresh: list[Outcome], *, timed_out: bool,
                this_turn: bool = True) -> dict[str, Any]:
@@ -446,6 +450,7 @@ class Dialer:
             session.failure = exc
             session.submit(HangUp(FAILURE_GOODBYE))  # the held request says goodbye, unrecorded
             raise
+        self.conversation.mark(session, "agent_said", session.latency_turn)
         session.submit(action)
 
     def _api_resume(self, session: CallSession) -> int:

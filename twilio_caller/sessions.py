@@ -92,6 +92,8 @@ class CallSession:
     detected_as: str | None = None  # what it reported: human, machine, fax, unknown
     acknowledged: bool = True  # no acknowledgement due: one was said in this wait, or no callee turn began one
     quiet_since: float = 0.0  # when the callee last stopped speaking (monotonic, the server's estimate)
+    latency_turn: int = 0  # the turn the latency marks are about (a reply of the callee begins one)
+    latency_marked: set[tuple[str, int]] = field(default_factory=set)  # marks written, by (mark, turn)
     acknowledgements_said: int = 0  # which acknowledgement comes next
     idle_since: float = 0.0
     events: list[dict[str, object]] = field(default_factory=list)  # progress, for the CLI
