@@ -12,6 +12,7 @@ time count one to one) gives the figures, one JSON line each on stdout:
 * pickup_to_first_audio: answer -> first audio the callee hears
 * dead_air: per turn, the callee's end of speech -> the next audio they hear
 * lost_words: words the callee said that nothing listened to (total, and per call)
+* server_latency_ms: the product's own marks over the run's calls (`call_latency`: p50/p95)
 
     .venv/bin/python bench/callee_experience.py --calls 4 --turns 3
 """
@@ -64,7 +65,7 @@ def callee(turns: int, holding_lines: int) -> Any:
 
 
 def run(calls: int, turns: int, think: tuple[float, float], time_scale: float,
-        holding_lines: int) -> tuple[list[Any], list[str]]:
+        holding_lines: int) -> tuple[list[Any], list[str], dict[str, Any]]:
     from twilio_caller.invocation import SIMULATE_ENV
     from twilio_caller.runtime import Runtime
     from twilio_caller.server.runner import ServerRunner, ServerThread
@@ -90,7 +91,8 @@ def run(calls: int, turns: int, think: tuple[float, float], time_scale: float,
             records = list(runner.simulator.calls)
             for record in records:
                 record.wait(30)
-    return [record.experience for record in records], errors
+            server_side = tool("call_latency", limit=calls)
+    return [record.experience for record in records], errors, server_side
 
 
 def figure(name: str, values: list[float], **extra: Any) -> dict[str, Any]:
@@ -112,13 +114,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--holding-lines", type=int, default=2, help="asides each callee says while held (default 2)")
     args = parser.parse_args(argv)
     started = time.perf_counter()
-    experiences, errors = run(args.calls, args.turns, (args.think_min, args.think_max), args.time_scale,
+    experiences, errors, server_side = run(args.calls, args.turns, (args.think_min, args.think_max), args.time_scale,
                               args.holding_lines)
     first = [e.pickup_to_first_audio for e in experiences if e.pickup_to_first_audio is not None]
     dead = [gap for e in experiences for gap in e.dead_air]
     lost = [e.lost_words for e in experiences]
     for line in (figure("pickup_to_first_audio", first), figure("dead_air", dead),
                  {"figure": "lost_words", "total": sum(lost), "per_call": lost},
+                 {"figure": "server_latency_ms", **server_side["figures"]},
                  {"figure": "run", "calls": args.calls, "turns": args.turns, "errors": errors,
                   "seconds": round(time.perf_counter() - started, 1)}):
         print(json.dumps(line))

@@ -1,6 +1,6 @@
 """The conversation core: a live call's events (answered, heard, silence, digits, ready,
-status, a machine detected later) → the commands that answer them (say, ask, hold, press, end), in the neutral language
-of the call-transport port (transport/port.py); the transport parses its provider's requests
+status, a machine detected later) → the commands that answer them (say, ask, hold, press,
+end), in the neutral language of the call-transport port (transport/port.py); the transport parses its provider's requests
 into events and renders the commands (TwiML for Twilio). Every turn and status change is
 written to the store before the answer goes back; the agent's waiting tool calls are woken
 through the session."""
@@ -151,7 +151,7 @@ class Conversation:
             opted_out = await self._said_while_waiting(session, said, confidence, dedupe_key)
             if opted_out is not None:
                 return opted_out
-        if not session.interactive:
+        if session.goodbye_pending:
             return await self._after_message(session)
         return await self._wait_for_agent(session, self._deadline())
 
@@ -163,6 +163,7 @@ class Conversation:
         unsteered = self._clock.monotonic() - session.idle_since > self._budgets.unsteered_seconds
         if (session.detecting or session.detected_as in MACHINES) and not unsteered:
             return Hold(self._next_resume(session))
+        session.goodbye_pending = False
         return await self._goodbye(session, [NOTIFY_GOODBYE], self._deadline())
 
     async def _said_while_waiting(self, session: CallSession, text: str, confidence: float | None,
@@ -335,6 +336,7 @@ class Conversation:
             return await self._voicemail(session, who, deadline)
         lines = [self._opening, session.message]
         if not session.interactive and session.detecting:  # the goodbye waits for the result
+            session.goodbye_pending = True
             return Say(tuple(await self._spoken(session, lines, deadline)), self._next_resume(session))
         if not session.interactive:
             return await self._goodbye(session, [*lines, NOTIFY_GOODBYE], deadline)

@@ -90,6 +90,7 @@ class CallSession:
     digits_sent: bool = False  # SendDigits on create: Twilio turns answering-machine detection off
     detecting: bool = False  # asynchronous machine detection was asked for and has not reported
     detected_as: str | None = None  # what it reported: human, machine, fax, unknown
+    goodbye_pending: bool = False  # a message was said before detection reported: the goodbye waits
     acknowledged: bool = True  # no acknowledgement due: one was said in this wait, or no callee turn began one
     quiet_since: float = 0.0  # when the callee last stopped speaking (monotonic, the server's estimate)
     latency_turn: int = 0  # the turn the latency marks are about (a reply of the callee begins one)
