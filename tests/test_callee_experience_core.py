@@ -135,3 +135,34 @@ def test_one_acknowledgement_per_wait_after_the_silence(runtime, transport, loop
     assert transport.command(loop.run_until_complete(core.answer(session, ReadyEvent(4)))) == Hold(5, (ACKS[1],))
     assert said(runtime, session.call_id).count(("assistant", ACKS[0])) == 1
     assert CLOSING not in [text for _, text in said(runtime, session.call_id)]
+
+
+def test_a_machine_reported_while_a_request_waits_for_the_agent_does_not_wait_for_it(runtime, transport, loop) -> None:
+    steered: list[int] = []
+
+    async def steer(session: CallSession, resume: int) -> None:
+        steered.append(resume)
+
+    budgets = Budgets(hold_seconds=3600, unsteered_seconds=7200, reprompts=1)
+    core = Conversation(CallWriter(runtime.store, runtime.clock), runtime.contacts, runtime.clock, budgets,
+                        OPENING, transport, steer=steer)
+    session = session_for(runtime, keep_open=True)
+    loop.run_until_complete(core.answer(session, Answered(None)))
+
+    async def scenario() -> tuple[str, None]:
+        held = asyncio.ensure_future(core.answer(session, Heard(1, "Hi there", 0.9, "call_core1:gather:1")))
+        while not session.holding:  # the reply's request now waits for the agent (up to an hour)
+            await asyncio.sleep(0)
+        await core.handle(session, Detected("machine", MACHINE))
+        return await held, None
+
+    held, _ = loop.run_until_complete(asyncio.wait_for(scenario(), 30))
+    assert transport.command(held) == Hold(2)  # it let go at once, taking no action
+    assert steered == [1]  # the voicemail's number was taken first; its answer is on record
+    assert transport.command(loop.run_until_complete(core.answer(session, ReadyEvent(1)))) == EndCall(
+        (OPENING, f"I'm calling with a message: {MESSAGE}", NOTIFY_GOODBYE))
+    from twilio_caller.call_state import CallStates
+
+    on_record = CallStates(runtime.store, runtime.clock).answer(session.call_id, "hold:1")
+    assert on_record is not None and transport.command(on_record) == EndCall(
+        (OPENING, f"I'm calling with a message: {MESSAGE}", NOTIFY_GOODBYE))  # a restart serves the same

@@ -213,6 +213,7 @@ class Conversation:
         await session.notify()  # a message said before the result waits for it
         if event.answered_by not in MACHINES or self._steer is None:
             return
+        session.detour()  # a request held for the agent lets go of the call
         resume = self._next_resume(session)
         await self._once(session, f"hold:{resume}",
                          lambda: self._voicemail(session, event.answered_by, self._deadline()))

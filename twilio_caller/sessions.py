@@ -104,6 +104,7 @@ class CallSession:
         self._changed = asyncio.Condition()
         self._actions: asyncio.Queue[Action] = asyncio.Queue()
         self.answering = asyncio.Lock()  # one answer is made at a time; replays share it
+        self._detour = asyncio.Event()  # set: a request held for the agent lets go now
         self.progressed = asyncio.Event()
 
     def emit(self, event: dict[str, object]) -> None:
@@ -154,14 +155,24 @@ class CallSession:
         for action in [*actions, *waiting] if front else [*waiting, *actions]:
             self._actions.put_nowait(action)
 
+    def detour(self) -> None:
+        """The call goes another way (a machine was detected): a request held for the agent
+        stops waiting at once, without taking an action."""
+        self._detour.set()
+
     async def next_action(self, timeout: float) -> Action | None:
+        """The agent's next action, or None after `timeout` seconds or a detour."""
         self.holding = True
+        getter = asyncio.ensure_future(self._actions.get())
+        detour = asyncio.ensure_future(self._detour.wait())
         try:
-            return await asyncio.wait_for(self._actions.get(), timeout)
-        except TimeoutError:
-            return None
+            done, _ = await asyncio.wait({getter, detour}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            return getter.result() if getter in done else None
         finally:
             self.holding = False
+            self._detour.clear()
+            for waiting in (getter, detour):
+                waiting.cancel()  # a get cancelled after an item arrived leaves the item queued
 
 
 class Registry:
