@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import os
 import secrets
+import time
+from datetime import datetime, timezone
+from typing import Any
 from urllib.parse import quote
 
 ADMIN_URL_ENV = "TWILIO_CALLER_TEST_POSTGRES"
@@ -35,3 +38,58 @@ def with_schema(url: str, schema: str) -> str:
 
 def new_name(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(6)}"
+
+
+# -- work done in separate processes (spawned: each opens its own connection) -------------
+
+def _verdict(rule: str, usage: Any) -> tuple[bool, str | None]:
+    if rule == "contact_cap":
+        allowed = usage.contact_calls_today < 3
+    elif rule == "concurrency":
+        allowed = usage.live_calls < 2
+    else:  # min_gap: nothing placed to this contact yet
+        allowed = usage.last_contact_call_at is None
+    time.sleep(0.05)  # widens the window between counting and recording (what the locks close)
+    return allowed, None if allowed else rule
+
+
+def reserve_in_process(url: str, rule: str, n: int, barrier: Any, results: Any) -> None:
+    """Open the store, wait for every process at the barrier, then reserve one call."""
+    from dataclasses import dataclass
+
+    from twilio_caller.store.ports import NewCall, Reservation
+    from twilio_caller.store.postgres import PostgresStore
+
+    @dataclass(frozen=True)
+    class Verdict:
+        allowed: bool
+        rule: str | None
+        reason: str = "race"
+
+    number = f"+1312555{n:04d}" if rule == "concurrency" else "+13125550101"
+    store = PostgresStore(url)
+    try:
+        barrier.wait(timeout=60)
+        reservation = Reservation(tool="call", to_number=number, contact_id=None, message="Hi", now=RACE_NOW,
+                                  day=RACE_DAY, call=NewCall(id=f"call_{n}", token="t", to_number=number,
+                                                             mode="notify"))
+        _, reserved = store.ledger.reserve(reservation, lambda usage: Verdict(*_verdict(rule, usage)))
+        results.put(reserved.call_id)
+    finally:
+        store.close()
+
+
+def open_in_process(url: str, barrier: Any, results: Any) -> None:
+    """Open (and so migrate) the store the moment every process is at the barrier."""
+    from twilio_caller.store.postgres import PostgresStore
+
+    barrier.wait(timeout=60)
+    store = PostgresStore(url)
+    try:
+        results.put(store.applied_migrations())
+    finally:
+        store.close()
+
+
+RACE_NOW = datetime(2026, 6, 10, 12, 0, tzinfo=timezone.utc)
+RACE_DAY = (datetime(2026, 6, 10, 5, 0, tzinfo=timezone.utc), datetime(2026, 6, 11, 5, 0, tzinfo=timezone.utc))
