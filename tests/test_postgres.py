@@ -189,3 +189,24 @@ def test_a_simulated_call_end_to_end_on_postgresql(postgres_url: str, home: Path
         assert ("callee", "Sure, see you at eight") in [(t["speaker"], t["text"]) for t in store.calls.turns(row["id"])]
     finally:
         store.close()
+
+
+def test_a_lost_connection_is_opened_again(postgres_url: str) -> None:
+    store = PostgresStore(postgres_url + "&application_name=store_under_test")
+    try:
+        store.contacts.add([(ContactFields("Ann", "+13125550101", None, None, None), "ann")], pg.RACE_NOW)
+        _end_the_stores_session(postgres_url)
+        assert [contact.name for contact in store.contacts.all()] == ["Ann"]  # a read asks again
+        _end_the_stores_session(postgres_url)
+        store.contacts.add([(ContactFields("Bob", "+13125550102", None, None, None), "bob")], pg.RACE_NOW)
+        assert [contact.name for contact in store.contacts.all()] == ["Ann", "Bob"]
+    finally:
+        store.close()
+
+
+def _end_the_stores_session(url: str) -> None:
+    """The server ends the store's session (as a restart or an idle timeout would)."""
+    with psycopg.connect(url, autocommit=True) as admin:
+        ended = admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE"
+                              " datname = current_database() AND application_name = 'store_under_test'").fetchall()
+    assert ended == [(True,)]

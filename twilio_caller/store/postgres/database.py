@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import psycopg
@@ -39,11 +39,7 @@ class PgDatabase:
     def __init__(self, url: str, migrations: Sequence[Migration] = MIGRATIONS) -> None:
         self.url = url
         self._lock = threading.RLock()
-        try:
-            self._connection: Connection = psycopg.connect(
-                url, autocommit=True, row_factory=dict_row, connect_timeout=CONNECT_TIMEOUT_SECONDS)
-        except (psycopg.Error, ValueError) as exc:
-            raise connection_error(url, exc) from exc
+        self._connection = _connect(url)
         with self._mapped():
             self._migrate(migrations)
 
@@ -53,13 +49,35 @@ class PgDatabase:
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
-        """BEGIN … COMMIT, or ROLLBACK when the block raises."""
-        with self._lock, self._mapped(), self._connection.transaction():
+        """BEGIN … COMMIT, or ROLLBACK when the block raises. A connection lost since the last
+        use (the server restarted, an idle timeout) is opened again first."""
+        with self._lock, self._mapped(), ExitStack() as stack:
+            self._reconnect_if_lost()
+            try:
+                stack.enter_context(self._connection.transaction())
+            except psycopg.OperationalError:  # BEGIN failed: nothing was done, begin again
+                if not self._connection.broken:
+                    raise
+                self._reconnect_if_lost()
+                stack.enter_context(self._connection.transaction())
             yield self._connection
 
     def query(self, sql: str, parameters: Sequence[object] = ()) -> list[dict[str, Any]]:
+        """A read; on a connection found lost it is opened again and the read asked once more."""
         with self._lock, self._mapped():
+            self._reconnect_if_lost()
+            try:
+                return self._connection.execute(sql, parameters).fetchall()
+            except psycopg.OperationalError:
+                if not self._connection.broken:
+                    raise
+            self._reconnect_if_lost()
             return self._connection.execute(sql, parameters).fetchall()
+
+    def _reconnect_if_lost(self) -> None:
+        if self._connection.broken:
+            self._connection.close()
+            self._connection = _connect(self.url)
 
     def applied_migrations(self) -> list[str]:
         return [row["name"] for row in self.query("SELECT name FROM applied_migrations ORDER BY name")]
@@ -93,6 +111,13 @@ class PgDatabase:
                 for statement in migration.statements:
                     connection.execute(statement)
                 connection.execute("INSERT INTO applied_migrations (name) VALUES (%s)", (migration.name,))
+
+
+def _connect(url: str) -> Connection:
+    try:
+        return psycopg.connect(url, autocommit=True, row_factory=dict_row, connect_timeout=CONNECT_TIMEOUT_SECONDS)
+    except (psycopg.Error, ValueError) as exc:
+        raise connection_error(url, exc) from exc
 
 
 def lock(connection: Connection, kind: int, subject: str | int | None = None) -> None:
