@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import secrets
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import quote
 
@@ -93,3 +93,31 @@ def open_in_process(url: str, barrier: Any, results: Any) -> None:
 
 RACE_NOW = datetime(2026, 6, 10, 12, 0, tzinfo=timezone.utc)
 RACE_DAY = (datetime(2026, 6, 10, 5, 0, tzinfo=timezone.utc), datetime(2026, 6, 11, 5, 0, tzinfo=timezone.utc))
+
+
+# -- a store with a row in every table -------------------------------------------------
+
+def fill_store(store: Any) -> None:
+    """A contact (opted out), a call with turns, an event, its decision and state, a scheduled call."""
+    from twilio_caller.store.ports import Answer, ContactFields, NewCall, NewScheduled, Reservation
+
+    t0 = RACE_NOW
+    ann, = store.contacts.add([(ContactFields("Ann", "+13125550101", "America/Chicago", None, "n"), "ann")], t0)
+    store.contacts.opt_out("+13125550101", t0 + timedelta(minutes=1))
+    new = NewCall(id="call_1", token="t", to_number=ann.number, mode="interactive", contact_id=ann.id,
+                  to_name="Ann", message="Hi", keep_open=True)
+    store.ledger.reserve(Reservation(tool="call", to_number=ann.number, contact_id=ann.id, message="Hi", now=t0,
+                                     day=RACE_DAY, call=new), lambda usage: _Allow())
+    store.calls.placed("call_1", "CA1", "queued")
+    store.calls.add_turns("call_1", [("assistant", "Hello", None, "k1"), ("callee", "Hi", 0.9, "k2")], t0)
+    store.calls.add_event("call_1", "status", "ringing", 1, {"CallStatus": "ringing"}, t0, content_key=None)
+    store.calls.advance("call_1", "completed", {"duration_seconds": 12}, t0 + timedelta(seconds=30))
+    store.call_states.start("call_1", "server-a", 600, t0 + timedelta(seconds=20), t0)
+    store.call_states.commit("call_1", Answer("gather:1", "<Response/>", [("callee", "Yes", 0.8, "k3")], 1, 0, 1,
+                                              ["Hello"], 0), t0)
+    store.schedule.add(NewScheduled("sch_1", {"to": "Ann"}, "Ann", ann.number, t0 + timedelta(hours=1),
+                                    ["busy"], 2, 10.0, True, None), t0)
+
+
+class _Allow:
+    allowed, rule, reason = True, None, "ok"

@@ -7,7 +7,6 @@ The repository contracts themselves run on both stores in test_repositories.py."
 from __future__ import annotations
 
 import multiprocessing
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,7 @@ from twilio_caller import doctor
 from twilio_caller.errors import ConfigError
 from twilio_caller.runtime import Runtime
 from twilio_caller.store import open_store
-from twilio_caller.store.ports import Answer, CallFilter, ContactFields, NewCall, NewScheduled, Reservation, Store
+from twilio_caller.store.ports import CallFilter, ContactFields
 from twilio_caller.store.sqlite import MIGRATIONS as SQLITE_MIGRATIONS
 from twilio_caller.store.sqlite import SqliteStore
 
@@ -65,34 +64,11 @@ def test_processes_opening_a_fresh_database_together_apply_each_migration_once(p
         assert connection.execute("SELECT COUNT(*) FROM applied_migrations").fetchone()[0] == len(names)
 
 
-def _fill(store: Store) -> None:
-    t0 = pg.RACE_NOW
-    ann, = store.contacts.add([(ContactFields("Ann", "+13125550101", "America/Chicago", None, "n"), "ann")], t0)
-    store.contacts.opt_out("+13125550101", t0 + timedelta(minutes=1))
-    new = NewCall(id="call_1", token="t", to_number=ann.number, mode="interactive", contact_id=ann.id,
-                  to_name="Ann", message="Hi", keep_open=True)
-    store.ledger.reserve(Reservation(tool="call", to_number=ann.number, contact_id=ann.id, message="Hi", now=t0,
-                                     day=pg.RACE_DAY, call=new), lambda usage: _Allow())
-    store.calls.placed("call_1", "CA1", "queued")
-    store.calls.add_turns("call_1", [("assistant", "Hello", None, "k1"), ("callee", "Hi", 0.9, "k2")], t0)
-    store.calls.add_event("call_1", "status", "ringing", 1, {"CallStatus": "ringing"}, t0, content_key=None)
-    store.calls.advance("call_1", "completed", {"duration_seconds": 12}, t0 + timedelta(seconds=30))
-    store.call_states.start("call_1", "server-a", 600, t0 + timedelta(seconds=20), t0)
-    store.call_states.commit("call_1", Answer("gather:1", "<Response/>", [("callee", "Yes", 0.8, "k3")], 1, 0, 1,
-                                              ["Hello"], 0), t0)
-    store.schedule.add(NewScheduled("sch_1", {"to": "Ann"}, "Ann", ann.number, t0 + timedelta(hours=1),
-                                    ["busy"], 2, 10.0, True, None), t0)
-
-
-class _Allow:
-    allowed, rule, reason = True, None, "ok"
-
-
 def test_rows_read_exactly_as_the_sqlite_store_gives_them(postgres_url: str, tmp_path: Path) -> None:
     sqlite, postgres = SqliteStore(tmp_path / "twilio-caller.db"), PostgresStore(postgres_url)
     try:
         for store in (sqlite, postgres):
-            _fill(store)
+            pg.fill_store(store)
         assert postgres.contacts.all() == sqlite.contacts.all()
         assert postgres.contacts.all()[0].opted_out_at == "2026-06-10T12:01:00+00:00"
         assert postgres.calls.get("call_1") == sqlite.calls.get("call_1")

@@ -13,6 +13,7 @@ from twilio_caller.store.postgres.database import PgDatabase, connection_error, 
 from twilio_caller.store.postgres.ledger import PgLedger
 from twilio_caller.store.postgres.migrations import MIGRATIONS
 from twilio_caller.store.postgres.schedule import PgSchedule
+from twilio_caller.store.postgres.tables import PgTables
 from twilio_caller.store.sqlite.migrations import Migration
 
 __all__ = ["MIGRATIONS", "PostgresStore", "connection_error", "redact"]
@@ -26,6 +27,7 @@ class PostgresStore(PgDatabase):
         self._ledger = PgLedger(self)
         self._call_states = PgCallStates(self)
         self._leases = PgLeases(self)
+        self._tables = PgTables(self)
         self._schedule = PgSchedule(self)
 
     @property
@@ -51,3 +53,7 @@ class PostgresStore(PgDatabase):
     @property
     def schedule(self) -> PgSchedule:
         return self._schedule
+
+    @property
+    def tables(self) -> PgTables:
+        return self._tables
