@@ -68,6 +68,7 @@ webhook:
 conversation:
   hold_budget_seconds: {hold}
   unsteered_limit_seconds: {unsteered}
+  acknowledge_after_seconds: 0
 """
 
 CONTACTS = {f"Contact{n}": f"+1312555{n:04d}" for n in range(1, 26)}
@@ -77,11 +78,12 @@ class LiveServer:
     """A server in simulate mode in a thread of the test process, and a client runtime."""
 
     def __init__(self, home: Path, *, time_scale: float, hold: float, unsteered: float,
-                 extra_config: str = "", clock: Any = None) -> None:
+                 extra_config: str = "", clock: Any = None, acknowledge: float = 0) -> None:
         from twilio_caller.server.runner import ServerRunner, ServerThread
 
         home.mkdir(parents=True, exist_ok=True)
-        (home / "config.yaml").write_text(TEST_CONFIG.format(hold=hold, unsteered=unsteered) + extra_config)
+        (home / "config.yaml").write_text(TEST_CONFIG.format(hold=hold, unsteered=unsteered).replace(
+            "acknowledge_after_seconds: 0\n", f"acknowledge_after_seconds: {acknowledge}\n") + extra_config)
         self.runtime = Runtime(home, environ={SIMULATE_ENV: "1"}, clock=clock)  # tools run simulated
         for name, number in CONTACTS.items():
             self.runtime.contacts.add(name, number, "America/Chicago")

@@ -288,6 +288,12 @@ def _calls(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable
     return result, lambda r: render.call_table(r["calls"])
 
 
+@command("latency", "p50/p95 of pickup-to-first-audio and each turn's stages over recent calls",
+         arg("--limit", type=int, default=50, help="how many of the latest calls (default 50)"))
+def _latency(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable[[Any], str]]:
+    return _invoke(runtime, "call_latency", {"limit": options.limit}), render.latency_table
+
+
 @command("config", "show the configuration, or write an example",
          arg("action", choices=["show", "init", "path"]),
          arg("--force", action="store_true", help="init: replace an existing file"))

@@ -1,5 +1,5 @@
-"""The webhook's route table — /twilio/{call_id}/{token}/voice|gather|hold|status, a contract
-whose paths never change — and every webhook URL, built from it by name (`url_path_for`).
+"""The webhook's route table — /twilio/{call_id}/{token}/voice|gather|hold|status|amd, a contract
+whose paths never change (amd, asynchronous machine detection's result, was added by issue 16) — and every webhook URL, built from it by name (`url_path_for`).
 
 The table is one constant: the app serves it (its endpoints find their handlers on the app's
 state) and `WebhookUrls` builds URLs from the same routes, so the layout is written once."""
@@ -16,7 +16,7 @@ from starlette.routing import Route, Router
 from twilio_caller.transport.port import CallLine
 
 PREFIX = "/twilio/{call_id}/{token}"
-CALL_ROUTES = ("voice", "gather", "hold", "status")
+CALL_ROUTES = ("voice", "gather", "hold", "status", "amd")
 
 
 class Endpoints(Protocol):
@@ -26,6 +26,7 @@ class Endpoints(Protocol):
     async def gather(self, request: Request) -> Response: ...
     async def hold(self, request: Request) -> Response: ...
     async def status(self, request: Request) -> Response: ...
+    async def amd(self, request: Request) -> Response: ...
 
 
 def _endpoints(request: Request) -> Endpoints:
@@ -48,6 +49,10 @@ async def _status(request: Request) -> Response:
     return await _endpoints(request).status(request)
 
 
+async def _amd(request: Request) -> Response:
+    return await _endpoints(request).amd(request)
+
+
 async def _ping(request: Request) -> Response:
     return Response("twilio-caller", media_type="text/plain")
 
@@ -58,6 +63,7 @@ ROUTES: list[Route] = [
     Route(f"{PREFIX}/gather", _gather, methods=["POST"], name="gather"),
     Route(f"{PREFIX}/hold", _hold, methods=["POST"], name="hold"),
     Route(f"{PREFIX}/status", _status, methods=["POST"], name="status"),
+    Route(f"{PREFIX}/amd", _amd, methods=["POST"], name="amd"),
 ]
 
 
