@@ -1,4 +1,4 @@
-"""What the PostgreSQL repositories share: the one "live calls" condition, placeholders, and
+"""What the PostgreSQL repositories share: the one "live calls" condition, parameter marks, and
 rows as the SQLite store gives them (timestamps are stored as the same ISO text)."""
 
 from __future__ import annotations
