@@ -147,6 +147,11 @@ class Scheduling:
 
 
 @dataclass(frozen=True)
+class StoreSettings:
+    url: str | None = field(default=None, repr=False)  # PostgreSQL; None: the home's SQLite file
+
+
+@dataclass(frozen=True)
 class Settings:
     phone_region: str
     public_url: str | None
@@ -164,6 +169,7 @@ class Settings:
     voicemail: Voicemail
     retention: Retention
     scheduling: Scheduling
+    store: StoreSettings
 
     @classmethod
     def from_values(cls, values: Mapping[str, Any]) -> Settings:
@@ -187,6 +193,7 @@ class Settings:
             voicemail=Voicemail(**_pick(values["voicemail"], "mode", "detection")),
             retention=Retention(**_pick(values["retention"], "days")),
             scheduling=Scheduling(**_pick(values["scheduling"], "missed_after_minutes")),
+            store=StoreSettings(url=_text(values["store"]["url"])),
         )
 
 
