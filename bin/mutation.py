@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import ast
 import copy
+import hashlib
 import json
 import os
 import re
@@ -403,19 +404,69 @@ class Baseline:
     durations: dict[str, float]
     covering: dict[int, set[str]] = field(default_factory=dict)  # line → the tests that ran it
 
+    def restricted(self, tests: list[str]) -> Baseline:
+        """The same run seen from one module: only the tests of its own files (`tests`)."""
+        files = set(tests)
 
-def baseline(path: Path, tests: list[str], work: Path) -> Baseline:
-    """The tests run once, unmutated, under coverage.py with one context per test (spawned
-    processes included): which test ran which line of `path`, and how long each took."""
+        def own(test: str) -> bool:
+            return test.split("::", 1)[0] in files
+
+        return Baseline([t for t in self.order if own(t)], {t: d for t, d in self.durations.items() if own(t)},
+                        {line: {t for t in ran if own(t)} for line, ran in self.covering.items()})
+
+
+CACHE = ROOT / ".mutation-cache"  # coverage maps of earlier baselines, by the hash of what they ran
+
+
+def _fingerprint(modules: list[str], tests: list[str]) -> str:
+    """A hash of everything a baseline's outcome depends on: the package, the tests (all of
+    tests/, for their helpers and conftest), the hook, this file, and what is asked."""
+    digest = hashlib.sha256(json.dumps([modules, tests]).encode())
+    for folder in ("twilio_caller", "tests", "bin/mutation_hook"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
+    digest.update(Path(__file__).read_bytes())
+    return digest.hexdigest()[:32]
+
+
+def baselines(modules: list[str], tests: list[str], work: Path) -> dict[str, Baseline]:
+    """The tests of all `modules` run once, unmutated, under coverage.py with one context per
+    test (spawned processes included): which test ran which line of each module, and how long
+    each test took. Read from CACHE when the package, the tests and the tool are unchanged."""
+    cached = CACHE / f"{_fingerprint(modules, tests)}.json"
+    if cached.exists():
+        try:
+            return _decoded(json.loads(cached.read_text(encoding="utf-8")))
+        except (ValueError, KeyError, TypeError):
+            cached.unlink(missing_ok=True)
     trace, durations = work / "coverage", work / "durations.json"
+    paths = [str((ROOT / module).resolve()) for module in modules]
     env = {"PYTHONPATH": os.pathsep.join([str(HOOK_DIR), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
-           "TC_TRACE_FILE": str(trace), "TC_TRACE_MODULES": str(path.resolve()), "TC_TRACE_TEST": ""}
+           "TC_TRACE_FILE": str(trace), "TC_TRACE_MODULES": os.pathsep.join(paths), "TC_TRACE_TEST": ""}
     outcome = run_tests(tests, env, 1800, trace_out=str(trace), durations_out=str(durations))
     if outcome != "passed":
-        raise SystemExit(f"the tests for {path} do not pass without mutations ({outcome}): "
+        raise SystemExit(f"the tests for {', '.join(modules)} do not pass without mutations ({outcome}): "
                          f"run bin/test {' '.join(tests)}")
     times: dict[str, float] = json.loads(durations.read_text())
-    return Baseline(sorted(times, key=times.__getitem__), times, _covering(work, path))
+    order = sorted(times, key=times.__getitem__)
+    found = {module: Baseline(order, times, _covering(work, ROOT / module)) for module in modules}
+    CACHE.mkdir(exist_ok=True)
+    partial = cached.with_suffix(".part")
+    partial.write_text(json.dumps(_encoded(found)), encoding="utf-8")
+    partial.replace(cached)
+    return found
+
+
+def _encoded(found: dict[str, Baseline]) -> dict[str, Any]:
+    return {module: {"order": b.order, "durations": b.durations,
+                     "covering": {str(line): sorted(ran) for line, ran in b.covering.items()}}
+            for module, b in found.items()}
+
+
+def _decoded(data: dict[str, Any]) -> dict[str, Baseline]:
+    return {module: Baseline(list(b["order"]), dict(b["durations"]),
+                             {int(line): set(ran) for line, ran in b["covering"].items()})
+            for module, b in data.items()}
 
 
 def _covering(work: Path, path: Path) -> dict[int, set[str]]:
@@ -475,6 +526,15 @@ class Result:
     outcome: str  # killed, survived, timeout, error, uncovered, listed, broken
 
 
+def test_limit(seconds: float) -> float:
+    """How long one test may run against a mutant, given its baseline time (measured under
+    coverage, so slower than a mutant's run): 5x that, at least 2 s, at most the former
+    4 s + 2.5x. A test that took 0.4 s is ended at 2 s (was 5 s), one of 1 s at 5 s (6.5 s);
+    a test of 2 s or more keeps 4 s + 2.5x. A passing recheck (RECHECK_SLACK) still makes a
+    survivor of any mutant a busy machine timed out."""
+    return min(4 + 2.5 * seconds, max(2.0, 5 * seconds))
+
+
 RECHECK_SLACK = 3.0  # a timed-out mutant is run again alone with this many times its limits
 
 
@@ -487,11 +547,29 @@ def _start_mutant(mutation: Mutation, source: str, dotted: str, selected: list[s
            "TC_MUTANT_MODULE": dotted, "TC_MUTANT_SOURCE": str(mutant),
            "TC_FAILED_OUT": str(work / f"failed-{mutation.index}")}
     budget = slack * (30 + 3 * sum(base.durations.get(t, 1.0) for t in selected))
-    limits = {t: slack * (4 + 2.5 * base.durations.get(t, 1.0)) for t in selected}
+    limits = {t: slack * test_limit(base.durations.get(t, 1.0)) for t in selected}
     return start_tests(selected, env, limits=limits), time.monotonic() + budget
 
 
-def run_module(module: str, only: list[int] | None, verbose: bool, jobs: int,
+def tests_of(module: str) -> list[str]:
+    return [str(test.relative_to(ROOT)) for pattern in TARGETS[module] for test in sorted(ROOT.glob(pattern))]
+
+
+def run_modules(modules: list[str], only: list[int] | None, verbose: bool, jobs: int,
+                skip: set[str] | None = None) -> dict[str, list[Result]]:
+    """One baseline for all `modules` (the union of their tests, each module's lines traced;
+    the gate's modules share most of their tests), then every module's mutants."""
+    tests = list(dict.fromkeys(test for module in modules for test in tests_of(module)))
+    with tempfile.TemporaryDirectory(prefix="mutation-") as temporary:
+        started = time.monotonic()
+        found = baselines(modules, tests, Path(temporary))
+        print(f"baseline of {len(tests)} test files for {len(modules)} module(s): "
+              f"{time.monotonic() - started:.1f} s", flush=True)
+    return {module: run_module(module, found[module].restricted(tests_of(module)), only, verbose, jobs, skip)
+            for module in modules}
+
+
+def run_module(module: str, base: Baseline, only: list[int] | None, verbose: bool, jobs: int,
                skip: set[str] | None = None) -> list[Result]:
     """Every mutant of `module` against its tests; mutants whose key is in `skip` (the
     equivalents docs/mutation.md lists, in gate mode) are reported as listed without a run."""
@@ -499,13 +577,10 @@ def run_module(module: str, only: list[int] | None, verbose: bool, jobs: int,
     source = path.read_text(encoding="utf-8")
     dotted = module.removesuffix(".py").replace("/", ".")
     found = mutations(module, source)
-    tests = [str(test.relative_to(ROOT)) for pattern in TARGETS[module] for test in sorted(ROOT.glob(pattern))]
     with tempfile.TemporaryDirectory(prefix="mutation-") as temporary:
         work = Path(temporary)
         started = time.monotonic()
-        base = baseline(path, tests, work)
-        print(f"{module}: {len(found)} mutants; baseline {time.monotonic() - started:.1f} s "
-              f"({len(base.order)} tests)", flush=True)
+        print(f"{module}: {len(found)} mutants ({len(base.order)} tests)", flush=True)
         print(_selection_summary(found, base, source), flush=True)
         results: list[Result] = []
         queue = [m for m in found if only is None or m.index in only]
@@ -646,7 +721,7 @@ def main(argv: list[str] | None = None) -> int:
     os.chdir(ROOT)
     _preload()
     skip = listed_equivalents() if args.gate else None
-    results = {module: run_module(module, args.only, args.verbose, max(1, args.jobs), skip) for module in modules}
+    results = run_modules(modules, args.only, args.verbose, max(1, args.jobs), skip)
     return 1 if report(results) else 0
 
 
