@@ -321,6 +321,9 @@ class _Plugin:
 
     def pytest_runtest_logreport(self, report) -> None:  # type: ignore[no-untyped-def]
         self.durations[report.nodeid] = self.durations.get(report.nodeid, 0.0) + report.duration
+        if report.when == "teardown" and report.passed and self.failed is None and os.environ.get("TC_FAILED_OUT"):
+            with open(os.environ["TC_FAILED_OUT"] + ".passed", "a", encoding="utf-8") as passed:
+                passed.write(report.nodeid + "\n")  # a recheck need not run it again
         if report.failed and self.failed is None:
             self.failed = report.nodeid
             if os.environ.get("TC_FAILED_OUT"):
@@ -625,8 +628,10 @@ def run_module(module: str, base: Baseline, only: list[int] | None, verbose: boo
                     took = time.monotonic() - began
                     print(f"  [{mutation.index}] {verdict} ({took:.1f} s): {mutation.key}", flush=True)
             time.sleep(0.02)
-        for tests in selections.values():  # a recheck tries the tests that hung last
-            tests.sort(key=lambda test: test in hangers)
+        for index, tests in selections.items():  # a recheck tries the tests that hung last
+            passed = work / f"failed-{index}.passed"  # and not those this very mutant passed
+            done = set(passed.read_text(encoding="utf-8").split()) if passed.exists() else set()
+            tests[:] = sorted((t for t in tests if t not in done), key=lambda test: test in hangers)
         _recheck([r for r in results if r.outcome == "timeout"], source, dotted, selections, base, work, jobs)
         results.sort(key=lambda result: result.mutation.index)
         print(f"{module}: done in {time.monotonic() - started:.0f} s", flush=True)
@@ -642,7 +647,9 @@ def _recheck(timed_out: list[Result], source: str, dotted: str, selections: dict
              base: Baseline, work: Path, jobs: int) -> None:
     """The mutants that ran past their time limits, once more with RECHECK_SLACK times the
     limits, after the others (the machine less busy): a machine busy with other work can make
-    an unmutated test that slow, and a kill by a tired machine would hide a survivor. Timing
+    an unmutated test that slow, and a kill by a tired machine would hide a survivor. The
+    tests this mutant already passed in its first run are not run again (a pass is a pass
+    however busy the machine was): the hung test and those never reached, the hung last. Timing
     out again stays 'timeout' (the mutant makes the tests hang: a detected change, listed on
     its own); passing is 'survived', failing 'killed'."""
     queue, running = list(timed_out), {}
@@ -650,6 +657,9 @@ def _recheck(timed_out: list[Result], source: str, dotted: str, selections: dict
         while queue and len(running) < jobs:
             result = queue.pop(0)
             (work / f"failed-{result.mutation.index}").unlink(missing_ok=True)
+            if not selections[result.mutation.index]:  # every test passed; the worker's budget ran out
+                result.outcome = "survived"
+                continue
             pid, deadline = _start_mutant(result.mutation, source, dotted, selections[result.mutation.index],
                                           base, work, RECHECK_SLACK)
             running[pid] = (result, deadline)
