@@ -432,11 +432,11 @@ def _fingerprint(modules: list[str], tests: list[str]) -> str:
     return digest.hexdigest()[:32]
 
 
-def baselines(modules: list[str], tests: list[str], work: Path) -> dict[str, Baseline]:
+def baselines(modules: list[str], tests: list[str], work: Path, deselected: list[str] | None = None) -> dict[str, Baseline]:
     """The tests of all `modules` run once, unmutated, under coverage.py with one context per
     test (spawned processes included): which test ran which line of each module, and how long
     each test took. Read from CACHE when the package, the tests and the tool are unchanged."""
-    cached = CACHE / f"{_fingerprint(modules, tests)}.json"
+    cached = CACHE / f"{_fingerprint(modules, [*tests, *(deselected or [])])}.json"
     if cached.exists():
         try:
             return _decoded(json.loads(cached.read_text(encoding="utf-8")))
@@ -446,7 +446,8 @@ def baselines(modules: list[str], tests: list[str], work: Path) -> dict[str, Bas
     paths = [str((ROOT / module).resolve()) for module in modules]
     env = {"PYTHONPATH": os.pathsep.join([str(HOOK_DIR), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
            "TC_TRACE_FILE": str(trace), "TC_TRACE_MODULES": os.pathsep.join(paths), "TC_TRACE_TEST": ""}
-    outcome = run_tests(tests, env, 1800, trace_out=str(trace), durations_out=str(durations))
+    args = [*tests, *(f"--deselect={test}" for test in deselected or [])]
+    outcome = run_tests(args, env, 1800, trace_out=str(trace), durations_out=str(durations))
     if outcome != "passed":
         raise SystemExit(f"the tests for {', '.join(modules)} do not pass without mutations ({outcome}): "
                          f"run bin/test {' '.join(tests)}")
@@ -559,13 +560,13 @@ def tests_of(module: str) -> list[str]:
 
 
 def run_modules(modules: list[str], only: list[int] | None, verbose: bool, jobs: int,
-                skip: set[str] | None = None) -> dict[str, list[Result]]:
+                skip: set[str] | None = None, deselected: list[str] | None = None) -> dict[str, list[Result]]:
     """One baseline for all `modules` (the union of their tests, each module's lines traced;
     the gate's modules share most of their tests), then every module's mutants."""
     tests = list(dict.fromkeys(test for module in modules for test in tests_of(module)))
     with tempfile.TemporaryDirectory(prefix="mutation-") as temporary:
         started = time.monotonic()
-        found = baselines(modules, tests, Path(temporary))
+        found = baselines(modules, tests, Path(temporary), deselected)
         print(f"baseline of {len(tests)} test files for {len(modules)} module(s): "
               f"{time.monotonic() - started:.1f} s", flush=True)
     return {module: run_module(module, found[module].restricted(tests_of(module)), only, verbose, jobs, skip)
@@ -718,6 +719,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", type=int, action="append", help="run only the mutant with this index")
     parser.add_argument("-j", "--jobs", type=int, default=1, help="mutants run at once (default 1)")
     parser.add_argument("-v", "--verbose", action="store_true", help="print every mutant's outcome")
+    parser.add_argument("--deselect", action="append", metavar="TEST_ID",
+                        help="leave out a test that fails without mutations (say which in the report)")
     args = parser.parse_args(argv)
     modules = args.modules or (GATE if args.gate else list(TARGETS))
     unknown = [m for m in modules if m not in TARGETS]
@@ -731,7 +734,9 @@ def main(argv: list[str] | None = None) -> int:
     os.chdir(ROOT)
     _preload()
     skip = listed_equivalents() if args.gate else None
-    results = run_modules(modules, args.only, args.verbose, max(1, args.jobs), skip)
+    if args.deselect:
+        print(f"left out (failing without mutations): {', '.join(args.deselect)}", flush=True)
+    results = run_modules(modules, args.only, args.verbose, max(1, args.jobs), skip, args.deselect)
     return 1 if report(results) else 0
 
 
