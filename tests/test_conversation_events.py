@@ -14,7 +14,8 @@ import pytest
 from test_conversation_core import CLOSING, MESSAGE, OPENING, FakeTransport, said, session_for
 from twilio_caller.call_status import CallStatus
 from twilio_caller.calls import CallWriter
-from twilio_caller.conversation import FAILURE_GOODBYE, OPT_OUT_GOODBYE, REPROMPT, SILENCE_GOODBYE, Budgets, Conversation
+from twilio_caller.audio import Fallback
+from twilio_caller.conversation import ANSWER_SECONDS, FAILURE_GOODBYE, OPT_OUT_GOODBYE, REPROMPT, SILENCE_GOODBYE, Budgets, Conversation, Voicing
 from twilio_caller.runtime import Runtime
 from twilio_caller.sessions import CallSession, Press, Speak
 from twilio_caller.transport.port import Answered, Ask, EndCall, Heard, Hold, Say, Silence, StatusChanged
@@ -194,3 +195,47 @@ def loop() -> Iterator[asyncio.AbstractEventLoop]:
     loop = asyncio.new_event_loop()
     yield loop
     loop.close()
+
+
+class BudgetLibrary:
+    """An audio library that keeps the budget each line was given and has no audio."""
+
+    def __init__(self) -> None:
+        self.budgets: list[float | None] = []
+
+    async def get_or_generate(self, text: str, budget_seconds: float | None = None) -> Fallback:
+        self.budgets.append(budget_seconds)
+        return Fallback("disabled", "no audio in this test")
+
+
+def voiced(runtime: Runtime, transport: FakeTransport, library: BudgetLibrary, audio: float) -> Conversation:
+    budgets = Budgets(hold_seconds=5, unsteered_seconds=600, reprompts=1, audio_seconds=audio)
+    return Conversation(CallWriter(runtime.store, runtime.clock), runtime.contacts, runtime.clock, budgets,
+                        OPENING, transport, voicing=Voicing(library, lambda audio: "unused"))  # type: ignore[arg-type]
+
+
+def test_audio_is_waited_for_no_longer_than_the_answer_has_left(runtime, clock, transport, loop) -> None:
+    library = BudgetLibrary()
+    core = voiced(runtime, transport, library, audio=100)
+    clock.advance(1000)
+    session = session_for(runtime, keep_open=True)
+    loop.run_until_complete(core.answer(session, Answered("human")))
+    assert library.budgets == [ANSWER_SECONDS, ANSWER_SECONDS]  # the answer's window, not the 100 s budget
+
+
+def test_a_line_that_arrives_after_the_answers_deadline_waits_for_no_audio(runtime, clock, transport, loop) -> None:
+    library = BudgetLibrary()
+    core = voiced(runtime, transport, library, audio=1.5)
+    session = session_for(runtime, keep_open=True)
+    loop.run_until_complete(core.answer(session, Answered("human")))
+    loop.run_until_complete(core.answer(session, Heard(1, "Go ahead", 0.9, "call_core1:gather:1")))
+    library.budgets.clear()
+
+    def late() -> None:  # the agent's line comes when the hold request's time is spent
+        clock.advance(ANSWER_SECONDS + 1)
+        session.submit(Speak("Here it is.", expect_reply=False))
+
+    loop.call_later(0.01, late)
+    said_late = transport.command(loop.run_until_complete(core.answer(session, ReadyEvent(1))))
+    assert said_late == Say(("Here it is.",), resume=2)
+    assert library.budgets == [0.0]
