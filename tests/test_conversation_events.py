@@ -239,3 +239,15 @@ def test_a_line_that_arrives_after_the_answers_deadline_waits_for_no_audio(runti
     said_late = transport.command(loop.run_until_complete(core.answer(session, ReadyEvent(1))))
     assert said_late == Say(("Here it is.",), resume=2)
     assert library.budgets == [0.0]
+
+
+def test_a_hold_request_after_the_call_ended_gets_a_hang_up(runtime, transport, loop) -> None:
+    core = conversation(runtime, transport)
+    session = session_for(runtime, keep_open=True)
+    loop.run_until_complete(core.answer(session, Answered("human")))
+    loop.run_until_complete(core.answer(session, Heard(1, "Go ahead", 0.9, "call_core1:gather:1")))
+    done = StatusChanged(CallStatus.COMPLETED, 3, None, 9, {"CallStatus": "completed", "SequenceNumber": "3"})
+    loop.run_until_complete(core.status(session, done))
+    assert transport.command(loop.run_until_complete(core.answer(session, ReadyEvent(1)))) == EndCall()
+    stale = transport.command(loop.run_until_complete(core.answer(session, ReadyEvent(1_000))))
+    assert stale == EndCall()  # a resume number never given, on an ended call: nothing to hold for
