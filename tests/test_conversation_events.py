@@ -104,10 +104,23 @@ def test_answered_and_ringing_are_events_and_wake_the_waiting_agent(runtime, tra
     session.status = "queued"
     ringing = StatusChanged(CallStatus.RINGING, 1, None, None, {"CallStatus": "ringing", "SequenceNumber": "1"})
     answered = StatusChanged(CallStatus.IN_PROGRESS, 2, None, None, {"CallStatus": "in-progress", "SequenceNumber": "2"})
+    waiting = loop.create_task(session.wait_until(lambda: session.status == "in-progress", 2))
     loop.run_until_complete(core.status(session, ringing))
+    assert ("answered", 0) not in session.latency_marked  # ringing is not answered
     loop.run_until_complete(core.status(session, answered))
+    assert loop.run_until_complete(waiting) is True  # the waiting tool woke on the change
     assert session.events == [{"event": "ringing"}, {"event": "answered"}]
-    assert session.status == "in-progress"
+    assert session.status == "in-progress" and ("answered", 0) in session.latency_marked
+
+
+@pytest.mark.parametrize(("mode", "event"), [("hang-up", "machine answered: hanging up"), ("leave-message", "voicemail")])
+def test_a_machine_is_an_event_for_the_agent(runtime, transport, loop, mode, event) -> None:
+    core = Conversation(CallWriter(runtime.store, runtime.clock), runtime.contacts, runtime.clock,
+                        Budgets(hold_seconds=0.05, unsteered_seconds=600, reprompts=1), OPENING, transport,
+                        voicemail_mode=mode)
+    session = session_for(runtime)
+    assert isinstance(transport.command(loop.run_until_complete(core.answer(session, Answered("machine")))), EndCall)
+    assert {"event": event} in session.events
 
 
 def test_a_refused_write_rolls_the_answer_back_and_tells_the_agent(runtime, transport, loop) -> None:
