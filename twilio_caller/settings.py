@@ -54,6 +54,7 @@ class Conversation:
     closing: str
     hold_budget_seconds: float
     unsteered_limit_seconds: float
+    engine: str = "gather"
 
 
 @dataclass(frozen=True)
@@ -173,7 +174,7 @@ class Settings:
             voice=Voice(**_pick(values["voice"], "default", "language")),
             gather=_gather(values["gather"]),
             conversation=Conversation(**_pick(values["conversation"], "closing", "hold_budget_seconds",
-                                                "unsteered_limit_seconds")),
+                                                "unsteered_limit_seconds", "engine")),
             webhook=Webhook(**_pick(values["webhook"], "host", "port")),
             tunnel=_tunnel(values["tunnel"]),
             server=Server(**_pick(values["server"], "idle_exit_seconds")),
