@@ -229,9 +229,8 @@ def test_a_second_socket_for_the_same_call_is_refused(line: Line_) -> None:
 
 
 def test_a_socket_that_never_says_setup_is_closed(line: Line_) -> None:
-    with line.connect() as ws:
-        with pytest.raises(WebSocketDisconnect) as closed:
-            ws.receive_json()
+    with line.connect() as ws, pytest.raises(WebSocketDisconnect) as closed:
+        ws.receive_json()
     assert closed.value.code == 1008
     assert line.transcript() == []
 
