@@ -64,6 +64,10 @@ def deadline_protocol(read_seconds: float) -> type[HttpToolsProtocol]:
             super().on_message_complete()
             self._disarm()
 
+        def handle_websocket_upgrade(self) -> None:
+            self._disarm()  # a WebSocket (ConversationRelay) lives as long as its call
+            super().handle_websocket_upgrade()
+
         def connection_lost(self, exc: Exception | None) -> None:
             self._disarm()
             super().connection_lost(exc)

@@ -155,7 +155,7 @@ class Prompt:
 
 @dataclass(frozen=True)
 class Dtmf:
-    digit: str
+    digits: str  # Twilio sends one key a message; the socket joins a turn's keys
 
 
 @dataclass(frozen=True)
@@ -203,5 +203,5 @@ def heard(turn: int, message: Prompt | Dtmf, call_sid: str) -> Event:
     event; the dedupe key names the turn, so a turn is recorded once whatever the socket."""
     key = f"relay:{call_sid}:{turn}"
     if isinstance(message, Dtmf):
-        return Digits(turn, message.digit, key)
+        return Digits(turn, message.digits, key)
     return Heard(turn, message.text, None, key)

@@ -43,6 +43,7 @@ class Limits:
     messages_per_second: float = 20.0
     burst: int = 40
     silence_seconds: float = 15.0  # a listening turn with no prompt by then is a silence
+    digit_gap_seconds: float = 2.0  # keys of one answer: each within this of the one before, or up to #
 
 
 class _Refused(Exception):
@@ -77,7 +78,7 @@ class RelaySockets:
         self._registry = registry
         self._conversation = conversation
         self._verify = verify
-        self._base = "wss" + public_base_url.rstrip("/").removeprefix("http").removeprefix("s")
+        self._base = socket_base(public_base_url)
         self._limits = limits
         self._monotonic = monotonic
         self._open: set[str] = set()
@@ -190,13 +191,35 @@ class RelaySockets:
                 said = await asyncio.wait_for(inbox.get(), self._limits.silence_seconds)
             except TimeoutError:
                 said = None
+            if isinstance(said, relay.Dtmf):
+                said = await self._keys(said, inbox)
             turn.listening = False
             event = Silence(plan.listen) if said is None else relay.heard(plan.listen, said, call_sid)
+
+
+    async def _keys(self, first: relay.Dtmf, inbox: asyncio.Queue[relay.Prompt | relay.Dtmf | None]) -> relay.Dtmf:
+        """The keys of one answer: until `#`, a pause, or speech (the speech is not kept)."""
+        keys = first.digits
+        while not keys.endswith("#"):
+            try:
+                more = await asyncio.wait_for(inbox.get(), self._limits.digit_gap_seconds)
+            except TimeoutError:
+                break
+            if not isinstance(more, relay.Dtmf):
+                break
+            keys += more.digits
+        return relay.Dtmf(keys.removesuffix("#") or keys)
 
 
 @dataclass
 class _Turn:
     listening: bool = False
+
+
+def socket_base(public_base_url: str) -> str:
+    """The public base as a WebSocket base: https → wss (Twilio's case), http → ws (loopback)."""
+    scheme, _, rest = public_base_url.rstrip("/").partition("://")
+    return ("wss" if scheme == "https" else "ws") + "://" + rest
 
 
 async def _close(websocket: WebSocket, code: int) -> None:

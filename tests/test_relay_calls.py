@@ -1,0 +1,75 @@
+"""Whole calls on the relay engine (`conversation.engine: relay`): the agent's tools and
+results as with Gather, the simulator playing Twilio's ConversationRelay — the voice request
+answered with <Connect><ConversationRelay>, a signed socket, setup, prompts and keys, an
+interruption, the agent's hang-up as `end`, and the <Connect action> URL closing the call."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conftest import LiveServer
+from polling import eventually
+
+
+def said(result: dict, speaker: str) -> list[str]:
+    return [turn["text"] for turn in result["transcript"] if turn["speaker"] == speaker]
+
+
+@pytest.fixture
+def relay_server(home: Path) -> Iterator[LiveServer]:
+    server = LiveServer(home, time_scale=50, hold=0.3, unsteered=30)
+    config = home / "config.yaml"
+    config.write_text(config.read_text().replace("conversation:\n", "conversation:\n  engine: relay\n"))
+    server.thread.start()
+    yield server
+    server.thread.stop()
+    server.runtime.close()
+
+
+def connect_and_action(server: LiveServer, sid: str) -> list[tuple[str, int | None]]:
+    record = server.simulator.call(sid)
+    return [(request.purpose, request.status_code) for request in record.requests if request.purpose != "status-callback"]
+
+
+def test_an_interactive_call_gets_its_reply_over_the_socket_and_ends_through_the_action(relay_server) -> None:
+    relay_server.script("Contact2", replies=[{"say": "Sure, see you at eight", "confidence": 0.94}])
+    result = relay_server.tool("call", to="Contact2", message="Dinner at eight?", interactive=True)
+    assert result["reply"]["text"] == "Sure, see you at eight"
+    final = relay_server.tool("wait", call_id=result["call_id"], until="end", timeout_seconds=20)
+    assert final["status"] == "completed"
+    assert said(final, "callee") == ["Sure, see you at eight"]
+    assert said(final, "assistant")[-1] == "Thanks, I'll pass that on. Goodbye."
+    record = relay_server.simulator.call(result["twilio_sid"])
+    assert record.wait(10)
+    assert record.heard_text[-1] == "Thanks, I'll pass that on. Goodbye."
+    assert connect_and_action(relay_server, result["twilio_sid"]) == [("voice", 200), ("action", 200)]
+    action = [r for r in record.requests if r.purpose == "action"][0]
+    assert action.url.endswith("/handoff") and action.params["SessionStatus"] == "ended"
+    assert record.end_reason == "hangup" and not [e for e in record.errors if e.fatal]
+
+
+def test_a_kept_open_call_streams_says_records_an_interruption_and_hangs_up(relay_server) -> None:
+    relay_server.script("Contact6", replies=[
+        {"say": "Hi! What's up?"},
+        {"say": "Wait, which Friday?", "interrupt_after": 2},
+        {"digits": "42"},
+    ])
+    first = relay_server.tool("call", to="Contact6", message="Quick question", keep_open=True)
+    assert first["reply"]["text"] == "Hi! What's up?" and first["ended"] is False
+    second = relay_server.tool("say", call_id=first["call_id"], message="Does Friday work? It is the tenth.")
+    assert second["reply"]["text"] == "Wait, which Friday?"
+    third = relay_server.tool("say", call_id=first["call_id"], message="Please enter your code.")
+    assert third["reply"]["text"] == "42"
+    ended = relay_server.tool("hangup", call_id=first["call_id"], message="Goodbye!")
+    assert ended["ended"] is True
+    assert eventually(lambda: relay_server.simulator.call(first["twilio_sid"]).is_over)
+    record = relay_server.simulator.call(first["twilio_sid"])
+    assert "Does Friday" in record.heard_text and record.heard_text[-1] == "Goodbye!"
+    assert "Does Friday work? It is the tenth." not in record.heard_text  # cut after two words
+    events = relay_server.runtime.store.query(
+        "SELECT payload FROM events WHERE call_id = ? AND kind = 'interrupted'", (first["call_id"],))
+    assert [row[0] for row in events] == ['{"heard": "Does Friday"}']
+    assert said(ended, "assistant")[-1] == "Goodbye!"
