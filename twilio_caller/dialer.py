@@ -373,6 +373,7 @@ class Dialer:
         )
         session = self._session(row["id"], row["token"], request)
         session.to_name, session.twilio_sid, session.status = row["to_name"], row["twilio_sid"], status
+        session.engine = "gather"  # taken back through TwiML (reattach): a relay call goes on with Gather
         self.conversation.restore(session)
         return session
 
