@@ -4,20 +4,18 @@ callees that answer from the test, and what a call record's transcript says."""
 
 from __future__ import annotations
 
-import fcntl
 import os
 import re
 import signal
 import threading
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from polling import eventually
 from twilio_caller.calls import CallWriter
 from twilio_caller.runtime import Runtime
-from twilio_caller.server.client import ServerClient, ensure_server, find_server
+from twilio_caller.server.client import ServerClient, ensure_server, find_server, start_lock
 from twilio_caller.server.runner import ServerRunner, ServerThread
 from twilio_caller.simulator import Simulator
 
@@ -103,27 +101,13 @@ def stop_background(home: Path) -> None:
         kill(running.info["pid"])
 
 
-@contextmanager
-def no_server_starts(home: Path) -> Iterator[None]:
-    """Hold the home's start lock: a client that needs a new server waits (the simulated
-    Twilio first finishes what it does without one)."""
-    path = home / "run" / "server.lock"
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def hold_starts_until(home: Path, done: threading.Event | Any) -> None:
     """Take the start lock now and keep it, in a thread of its own, until `done` is set
     (an Event, or a simulator call record's `finished`)."""
     taken = threading.Event()
 
     def holder() -> None:
-        with no_server_starts(home):
+        with start_lock(home):  # a client that needs a new server waits
             taken.set()
             done.wait(30)
 

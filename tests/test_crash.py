@@ -565,3 +565,41 @@ def test_ghost_calls_of_killed_servers_are_closed_and_block_nothing(home: Path) 
 def serving_pid(home: Path) -> int | None:
     running = find_server(home)
     return running.info.get("pid") if running is not None else None
+
+
+def test_a_tool_started_after_its_server_died_follows_the_call(home: Path, twilio) -> None:
+    """No tool was waiting when the server was SIGKILLed (the callee thinking in the greeting's
+    Gather). The agent's next tool on the call, `wait`, finds no server, sees the call live in
+    the store, starts the next server, which takes the call back, and gets the callee's reply —
+    not "the server is no longer running"."""
+    simulator, api = twilio
+    runtime = live_home(home, simulator, api)
+    person = Person(QUESTIONS, think_at="Hello")
+    simulator.set_callee("+13125550101", InteractiveCallee(person, ring_seconds=2))
+    first = background(home)
+    try:
+        placed = invoke("call", {"to": "Contact1", "message": "Hello", "keep_open": True, "wait": False}, runtime)
+        assert person.thinking.wait(20)
+        kill(first.info["pid"])
+        assert eventually(lambda: find_server(home, check_health=False) is None)  # its run file is stale
+        waited = invoke("wait", {"call_id": placed["call_id"], "timeout_seconds": 60}, runtime)
+        assert waited["reply"]["text"] == "Hi" and waited["status"] == "in-progress"
+        assert find_server(home).info["pid"] != first.info["pid"]
+        ended = invoke("hangup", {"call_id": placed["call_id"]}, runtime)
+        assert ended["status"] == "completed" and callee_lines(ended) == ["Hi"]
+        record = simulator.call(placed["twilio_sid"])
+        assert record.wait(10) and record.status == "completed"
+    finally:
+        person.release.set()
+        stop_background(home)
+
+
+def test_a_tool_on_an_ended_call_with_no_server_starts_none(home: Path, twilio) -> None:
+    """An ended call needs no server: the tool answers from the store, and nothing starts."""
+    simulator, _ = twilio
+    runtime, first, placed = keep_open_call(home, twilio, Person(QUESTIONS))
+    invoke("hangup", {"call_id": placed["call_id"]}, runtime)
+    stop_background(home)
+    with pytest.raises(Exception, match="has ended"):
+        invoke("say", {"call_id": placed["call_id"], "message": "Still there?"}, runtime)
+    assert find_server(home, check_health=False) is None

@@ -12,11 +12,13 @@ from starlette.routing import NoMatchFound
 
 from twilio_caller.call_status import CallStatus
 from twilio_caller.transport.port import (
-    Answered, Ask, EndCall, Heard, Hold, Line, Ready, Say, SendDigits, Silence, Speech, StatusChanged,
+    Answered, Ask, Command, EndCall, Heard, Hold, Line, Placed, Ready, Say, SendDigits, Silence, Speech,
+    StatusChanged,
 )
 from twilio_caller.transport.twilio import twiml
 from twilio_caller.transport.twilio.requests import MAX_SPEECH_CHARS, parse_event
 from twilio_caller.transport.twilio.routes import WebhookUrls
+from twilio_caller.transport.twilio.transport import TwilioTransport
 
 BASE = "https://calls.example.com/"
 SPEECH = Speech("Polly.Joanna", None, "en-US", "auto", 5, "phone_call", ())
@@ -77,7 +79,7 @@ def test_a_hold_request_is_ready_and_a_status_is_a_call_status() -> None:
         assert parse_event(CALL, "status", {}, {"CallStatus": unknown}) is None
 
 
-def render(command) -> ET.Element:  # type: ignore[no-untyped-def]
+def render(command: Command) -> ET.Element:
     urls = WebhookUrls(BASE)
     return ET.fromstring(twiml.render(command, SPEECH, lambda route, n: urls.numbered(CALL, route, n)))
 
@@ -95,3 +97,74 @@ def test_each_command_renders_as_twiml_pointing_at_its_route() -> None:
     ended = render(EndCall(("Goodbye.",)))
     assert [e.tag for e in ended] == ["Say", "Hangup"] and ended.find("Say").text == "Goodbye."
     assert [e.tag for e in render(EndCall())] == ["Hangup"]
+
+
+class RecordingCalls:
+    """Stands in for the Calls API client: keeps what the transport asks of Twilio."""
+
+    auth_token = "secret-token"
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, dict[str, object]]] = []
+
+    def create_call(self, approval: object, **fields: object) -> Placed:
+        self.requests.append(("create", fields))
+        return Placed("CA0001", "queued")
+
+    def update_call(self, sid: str, **fields: object) -> str:
+        self.requests.append((sid, fields))
+        return "in-progress"
+
+
+def transport() -> tuple[TwilioTransport, RecordingCalls]:
+    calls = RecordingCalls()
+    return TwilioTransport(calls, WebhookUrls(BASE)), calls  # type: ignore[arg-type]
+
+
+def test_initiate_asks_for_machine_detection_or_sends_the_digits() -> None:
+    carrier, calls = transport()
+    assert carrier.initiate(object(), CALL, ring_timeout=25, send_digits=None) == Placed("CA0001", "queued")  # type: ignore[arg-type]
+    carrier.initiate(object(), CALL, ring_timeout=25, send_digits="ww1234")  # type: ignore[arg-type]
+    common = {"url": f"{PREFIX}/voice", "status_callback": f"{PREFIX}/status", "ring_timeout": 25}
+    assert calls.requests == [
+        ("create", {**common, "extra": {"machine_detection": "DetectMessageEnd"}}),
+        ("create", {**common, "extra": {"send_digits": "ww1234"}}),
+    ]
+
+
+def test_hang_up_cancels_before_the_answer_and_says_the_last_line_after() -> None:
+    carrier, calls = transport()
+    carrier.hang_up("CA1", "pending")
+    carrier.hang_up("CA1", "ringing")
+    carrier.hang_up("CA1", "in-progress")
+    carrier.hang_up("CA1", "in-progress", CALL, "Bye now.")
+    assert [fields for _, fields in calls.requests[:3]] == [
+        {"status": "completed"}, {"status": "canceled"}, {"status": "completed"}]
+    document = ET.fromstring(str(calls.requests[3][1]["twiml"]))
+    assert [e.tag for e in document] == ["Say", "Hangup"] and document.find("Say").text == "Bye now."
+
+
+def test_send_digits_presses_then_comes_back_to_hold() -> None:
+    carrier, calls = transport()
+    carrier.send_digits("CA1", CALL, "9#", 4)
+    sid, fields = calls.requests[0]
+    document = ET.fromstring(str(fields["twiml"]))
+    assert sid == "CA1" and document.find("Play").get("digits") == "9#"
+    assert document.find("Redirect").text == f"{PREFIX}/hold?n=4"
+
+
+def test_reattach_points_the_call_here_with_its_status_callback() -> None:
+    carrier, calls = transport()
+    carrier.reattach("CA1", CALL)
+    carrier.reattach("CA1", CALL, resume=3)
+    carrier.reattach("CA1", CALL, reask=2)
+    carrier.reattach("CA1", CALL, goodbye="Sorry, I have to go.")
+    callback = {"status_callback": f"{PREFIX}/status", "status_callback_method": "POST"}
+    assert [fields for _, fields in calls.requests[:3]] == [
+        {"url": f"{PREFIX}/voice", "method": "POST", **callback},
+        {"url": f"{PREFIX}/hold?n=3", "method": "POST", **callback},
+        {"url": f"{PREFIX}/gather?n=2", "method": "POST", **callback},
+    ]
+    last = calls.requests[3][1]
+    assert {k: v for k, v in last.items() if k != "twiml"} == callback
+    assert ET.fromstring(str(last["twiml"])).find("Say").text == "Sorry, I have to go."

@@ -243,19 +243,22 @@ def _server(rt: Runtime, invocation: Invocation) -> ServerClient:
 
 
 def _live_call(rt: Runtime, tool: str, arguments: dict[str, Any], wait_seconds: float) -> dict[str, Any]:
-    from twilio_caller.errors import InvalidInputError, ServerUnavailableError
+    """A tool on a live call, through the server that runs it. When none runs (it was killed or
+    stopped), a call the store still holds as live is followed: the next server of the home is
+    started, takes the call back (or closes it with the reason Twilio gives), then answers."""
+    from twilio_caller.errors import InvalidInputError
     from twilio_caller.server.client import find_server
+    from twilio_caller.server.follow import next_server
 
     server = find_server(rt.home, check_health=False)
-    if server is not None:
-        return server.invoke(tool, arguments, wait_seconds=wait_seconds)
-    record = _stored_call(rt, arguments["call_id"])
-    if record["ended"]:
-        raise InvalidInputError(f"call {record['call_id']} has ended (status: {record['status']})",
-                                field="call_id")
-    raise ServerUnavailableError(
-        f"call {record['call_id']} is not live: the server that placed it is no longer running"
-    )
+    if server is None:
+        record = _stored_call(rt, arguments["call_id"])
+        if record["ended"]:
+            raise InvalidInputError(f"call {record['call_id']} has ended (status: {record['status']})",
+                                    field="call_id")
+        simulate = Invocation.from_environment(rt.environ).simulate
+        server = next_server(rt.home, record["call_id"], simulate)
+    return server.invoke(tool, arguments, wait_seconds=wait_seconds)
 
 
 def _stored_call(rt: Runtime, call_id: str) -> dict[str, Any]:

@@ -134,7 +134,7 @@ def ensure_server(home: Path, *, simulate: bool, environ: dict[str, str] | None 
     running = find_server(home)
     if running and _fits(running, mode, settings):
         return running
-    with _start_lock(home):
+    with start_lock(home):
         running = find_server(home)
         if running and _fits(running, mode, settings):
             return running
@@ -220,7 +220,8 @@ def _start(home: Path, simulate: bool, environ: dict[str, str] | None) -> Server
 
 
 @contextmanager
-def _start_lock(home: Path) -> Iterator[None]:
+def start_lock(home: Path) -> Iterator[None]:
+    """The home's start lock: held while a server is started, so a burst of clients starts one."""
     path = home / "run" / "server.lock"
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     with path.open("a") as handle:

@@ -75,7 +75,7 @@ class Watch:
 def follow(watch: Watch, *, simulate: bool, wait_seconds: float) -> dict[str, Any]:
     """The call's real result, from the home's next server."""
     assert watch.call_id is not None
-    server = _next_server(watch.home, watch.call_id, simulate)
+    server = next_server(watch.home, watch.call_id, simulate)
     call_id = watch.call_id
     if watch.tool == "hangup":
         try:
@@ -103,7 +103,7 @@ def this_turn(record: dict[str, Any], watch: Watch) -> dict[str, Any]:
     return {**record, "reply": None, "no_reply_reason": reason}
 
 
-def _next_server(home: Path, call_id: str, simulate: bool) -> ServerClient:
+def next_server(home: Path, call_id: str, simulate: bool) -> ServerClient:
     from twilio_caller.server.client import ensure_server
 
     deadline = time.monotonic() + FOLLOW_SECONDS
