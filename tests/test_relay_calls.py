@@ -7,11 +7,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from xml.etree import ElementTree as ET
 
+import httpx
 import pytest
+from twilio.request_validator import RequestValidator
 
 from conftest import LiveServer
 from polling import eventually
+from twilio_caller.errors import ConfigError
+from twilio_caller.server.runfile import read_run_file
+from twilio_caller.transport.twilio import relay
 
 
 def said(result: dict, speaker: str) -> list[str]:
@@ -73,3 +79,32 @@ def test_a_kept_open_call_streams_says_records_an_interruption_and_hangs_up(rela
         "SELECT payload FROM events WHERE call_id = ? AND kind = 'interrupted'", (first["call_id"],))
     assert [row[0] for row in events] == ['{"heard": "Does Friday"}']
     assert said(ended, "assistant")[-1] == "Goodbye!"
+
+
+def test_a_dropped_socket_hands_the_live_call_to_the_action_url_which_apologises(relay_server) -> None:
+    relay_server.script("Contact7", replies=[{"say": "Go ahead"}])
+    first = relay_server.tool("call", to="Contact7", message="I have news", keep_open=True)
+    call_id = first["call_id"]
+    token = relay_server.runtime.store.query("SELECT token FROM calls WHERE id = ?", (call_id,))[0][0]
+    port = read_run_file(relay_server.runtime.home)["webhook_port"]
+    local = f"http://127.0.0.1:{port}"
+    path = f"/twilio/{call_id}/{token}/handoff"
+    form = {"CallSid": first["twilio_sid"], "CallStatus": "in-progress", "SessionStatus": "failed"}
+    validator = RequestValidator(relay_server.simulator.auth_token)
+    forged = httpx.post(local + path, data=form, headers={"X-Twilio-Signature": "Zm9yZ2Vk"}, trust_env=False)
+    assert forged.status_code == 403
+    signed = {"X-Twilio-Signature": validator.compute_signature(local + path, form)}
+    answer = httpx.post(local + path, data=form, headers=signed, trust_env=False)
+    assert answer.status_code == 200
+    document = ET.fromstring(answer.text)
+    assert [verb.tag for verb in document] == ["Say", "Hangup"]
+    assert document[0].text == relay.HANDOFF_APOLOGY
+    relay_server.tool("hangup", call_id=call_id)
+
+
+def test_an_unknown_engine_in_the_config_is_refused_before_dialing(relay_server) -> None:
+    config = relay_server.runtime.home / "config.yaml"
+    config.write_text(config.read_text().replace("engine: relay", "engine: websocket"))
+    with pytest.raises(ConfigError, match="engine"):
+        relay_server.tool("call", to="Contact9", message="Hello")
+    assert relay_server.simulator.calls == []
