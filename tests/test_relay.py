@@ -263,3 +263,32 @@ def test_a_flood_of_messages_closes_the_socket(runtime: Runtime) -> None:
             while True:
                 ws.receive_json()
     assert closed.value.code == 1008
+
+
+# -- the simulator's reading of it ------------------------------------------------------------
+
+
+def test_the_simulator_reads_connect_conversation_relay_and_refuses_other_nouns() -> None:
+    from twilio_caller.simulator.errors import CallFailure
+    from twilio_caller.simulator.twiml import ConversationRelay, parse
+
+    document = parse(relay.connect(SPEECH, "wss://calls.example.com/relay/c/t", PUBLIC + "/twilio/c/t/handoff"))
+    verb = document.verbs[0]
+    assert isinstance(verb, ConversationRelay) and not document.warnings
+    assert (verb.url, verb.action, verb.method) == ("wss://calls.example.com/relay/c/t",
+                                                   PUBLIC + "/twilio/c/t/handoff", "POST")
+    for bad in ('<Response><Connect><Stream url="wss://x/s"/></Connect></Response>',
+                '<Response><Connect><ConversationRelay url="https://x/s"/></Connect></Response>'):
+        with pytest.raises(CallFailure):
+            parse(bad)
+
+
+def test_a_callee_script_can_interrupt_after_some_words_and_a_bad_count_is_refused() -> None:
+    from twilio_caller.simulator.callee import CalleeScript, Speech
+    from twilio_caller.simulator.errors import CalleeScriptError
+
+    script = CalleeScript.from_dict({"replies": [{"say": "Wait", "interrupt_after": 2}]})
+    assert script.replies == (Speech("Wait", 0.9, 2),)
+    for bad in (-1, "two", True):
+        with pytest.raises(CalleeScriptError, match="interrupt_after"):
+            CalleeScript.from_dict({"replies": [{"say": "Wait", "interrupt_after": bad}]})
