@@ -17,7 +17,7 @@ from twilio_caller.runtime import Runtime
 ISOLATED_VARIABLES = (
     "TWILIO_CALLER_HOME", "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_FROM_NUMBER",
     "TWILIO_API_BASE_URL", "TWILIO_CALLER_PUBLIC_URL", "NGROK_AUTHTOKEN", "ELEVENLABS_API_KEY", "ELEVENLABS_API_BASE_URL", "TWILIO_CALLER_SIMULATE",
-    "TWILIO_REGION", "TWILIO_EDGE", "HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy",
+    "TWILIO_REGION", "TWILIO_EDGE", "TWILIO_CALLER_DATABASE_URL", "HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy",
 )
 
 
@@ -68,6 +68,7 @@ webhook:
 conversation:
   hold_budget_seconds: {hold}
   unsteered_limit_seconds: {unsteered}
+  acknowledge_after_seconds: 0
 """
 
 CONTACTS = {f"Contact{n}": f"+1312555{n:04d}" for n in range(1, 26)}
@@ -77,11 +78,12 @@ class LiveServer:
     """A server in simulate mode in a thread of the test process, and a client runtime."""
 
     def __init__(self, home: Path, *, time_scale: float, hold: float, unsteered: float,
-                 extra_config: str = "", clock: Any = None) -> None:
+                 extra_config: str = "", clock: Any = None, acknowledge: float = 0) -> None:
         from twilio_caller.server.runner import ServerRunner, ServerThread
 
         home.mkdir(parents=True, exist_ok=True)
-        (home / "config.yaml").write_text(TEST_CONFIG.format(hold=hold, unsteered=unsteered) + extra_config)
+        (home / "config.yaml").write_text(TEST_CONFIG.format(hold=hold, unsteered=unsteered).replace(
+            "acknowledge_after_seconds: 0\n", f"acknowledge_after_seconds: {acknowledge}\n") + extra_config)
         self.runtime = Runtime(home, environ={SIMULATE_ENV: "1"}, clock=clock)  # tools run simulated
         for name, number in CONTACTS.items():
             self.runtime.contacts.add(name, number, "America/Chicago")
@@ -114,3 +116,52 @@ def live_server(home: Path) -> Iterator[LiveServer]:
     yield server
     server.thread.stop()
     server.runtime.close()
+
+
+# -- PostgreSQL (issue 18) ---------------------------------------------------------------
+
+_postgres_missing: list[str] = []
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    """The URL of a database of this test session's own on the real PostgreSQL."""
+    import postgres_support as pg
+
+    try:
+        import psycopg
+
+        admin = psycopg.connect(pg.admin_url(), autocommit=True, connect_timeout=5)
+    except Exception as exc:  # no driver, no server, refused: the tests that need it cannot run
+        reason = f"PostgreSQL tests skipped ({' '.join(str(exc).split())[:160]}): {pg.HOW_TO_ENABLE}"
+        if pg.required():
+            pytest.fail(f"{pg.REQUIRE_ENV} is set but {reason}", pytrace=False)
+        _postgres_missing.append(reason)
+        pytest.skip(reason)
+    name = pg.new_name("tc_test")
+    with admin:
+        admin.execute(f"CREATE DATABASE {name}")
+        try:
+            yield pg.database_url(name)
+        finally:
+            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def postgres_url(postgres_database: str) -> Iterator[str]:
+    """A fresh, empty schema of the session's database for one test (search_path set in the URL)."""
+    import postgres_support as pg
+    import psycopg
+
+    schema = pg.new_name("t")
+    with psycopg.connect(postgres_database, autocommit=True) as connection:
+        connection.execute(f"CREATE SCHEMA {schema}")
+        try:
+            yield pg.with_schema(postgres_database, schema)
+        finally:
+            connection.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if _postgres_missing:
+        terminalreporter.write_line(_postgres_missing[0])

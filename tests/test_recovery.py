@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from crashkit import Callee, Person, background, kill, live_home, server
-from twilio_caller.errors import ServerUnavailableError
 from twilio_caller.manifest import invoke
 from twilio_caller.simulator import InteractiveCallee, Simulator, SimulatorThread
 
@@ -58,10 +57,8 @@ def test_calls_that_ended_while_no_server_ran_are_completed(home: Path, twilio) 
     first = server(home)
     placed = invoke("call", {"to": "Contact1", "message": "Hello", "interactive": True, "wait": False}, runtime)
     assert callee.answering.wait(10)
-    first.stop()
-    with pytest.raises(ServerUnavailableError):
-        invoke("say", {"call_id": placed["call_id"], "message": "hello?"}, runtime)
-    callee.release.set()
+    first.stop()  # no server runs while the callee answers (a tool now would start the next one:
+    callee.release.set()  # test_crash.py's test_a_tool_started_after_its_server_died_follows_the_call)
     record = simulator.call(placed["twilio_sid"])
     assert record.wait(30)  # Twilio cannot post the answer to the stopped server: the call ends
     second = server(home)

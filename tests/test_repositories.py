@@ -1,6 +1,7 @@
 """The store's repository contracts (twilio_caller/store/ports.py), one test each, run against
-every implementation: today SQLite; a second implementation (PostgreSQL) adds its factory to
-IMPLEMENTATIONS and must pass the same tests. Only the interfaces are used here, never SQL."""
+every implementation of IMPLEMENTATIONS: SQLite, and PostgreSQL (a fresh schema of the test
+session's database; skipped, with one line saying how to enable it, where no server runs).
+Only the interfaces are used here, never SQL."""
 
 from __future__ import annotations
 
@@ -17,8 +18,15 @@ from twilio_caller.store.ports import (
 )
 from twilio_caller.store.sqlite import SqliteStore
 
-IMPLEMENTATIONS: dict[str, Callable[[Path], Store]] = {
-    "sqlite": lambda directory: SqliteStore(directory / "twilio-caller.db"),
+def _postgres(request: pytest.FixtureRequest, _: Path) -> Store:
+    from twilio_caller.store.postgres import PostgresStore
+
+    return PostgresStore(request.getfixturevalue("postgres_url"))
+
+
+IMPLEMENTATIONS: dict[str, Callable[[pytest.FixtureRequest, Path], Store]] = {
+    "sqlite": lambda _, directory: SqliteStore(directory / "twilio-caller.db"),
+    "postgres": _postgres,
 }
 T0 = datetime(2026, 6, 10, 12, 0, tzinfo=timezone.utc)
 DAY = (datetime(2026, 6, 10, 5, 0, tzinfo=timezone.utc), datetime(2026, 6, 11, 5, 0, tzinfo=timezone.utc))
@@ -26,7 +34,7 @@ DAY = (datetime(2026, 6, 10, 5, 0, tzinfo=timezone.utc), datetime(2026, 6, 11, 5
 
 @pytest.fixture(params=sorted(IMPLEMENTATIONS))
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    opened = IMPLEMENTATIONS[request.param](tmp_path)
+    opened = IMPLEMENTATIONS[request.param](request, tmp_path)
     yield opened
     opened.close()
 

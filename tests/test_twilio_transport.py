@@ -71,6 +71,9 @@ def test_a_gather_result_is_heard_or_silence() -> None:
 def test_a_hold_request_is_ready_and_a_status_is_a_call_status() -> None:
     assert parse_event(CALL, "hold", {"n": "4"}, {}) == Ready(4)
     assert parse_event(CALL, "hold", {"n": "-1"}, {}) is None
+    said = parse_event(CALL, "hold", {"n": "4"}, {"SpeechResult": "Oh, and Friday", "Confidence": "0.8"})
+    assert said == Ready(4, "Oh, and Friday", 0.8)  # words said while held
+    assert parse_event(CALL, "hold", {"n": "4"}, {"SpeechResult": "", "Confidence": "0.8"}) == Ready(4)
     form = {"CallStatus": "completed", "SequenceNumber": "3", "CallDuration": "42", "AnsweredBy": "human"}
     assert parse_event(CALL, "status", {}, form) == StatusChanged(CallStatus.COMPLETED, 3, "human", 42, form)
     bare = parse_event(CALL, "status", {}, {"CallStatus": "ringing", "CallDuration": "soon"})
@@ -91,7 +94,8 @@ def test_each_command_renders_as_twiml_pointing_at_its_route() -> None:
     asked = render(Ask(("Does Friday work?",), turn=5)).find("Gather")
     assert asked.get("action") == f"{PREFIX}/gather?n=5" and asked.find("Say").text == "Does Friday work?"
     held = render(Hold(resume=7))
-    assert [e.tag for e in held] == ["Pause", "Redirect"] and held.find("Redirect").text == f"{PREFIX}/hold?n=7"
+    assert [e.tag for e in held] == ["Gather", "Redirect"] and held.find("Redirect").text == f"{PREFIX}/hold?n=7"
+    assert held.find("Gather").get("action") == f"{PREFIX}/hold?n=7" and held.find("Gather/Pause") is not None
     pressed = render(SendDigits("12#", resume=8))
     assert pressed.find("Play").get("digits") == "12#" and pressed.find("Redirect").text == f"{PREFIX}/hold?n=8"
     ended = render(EndCall(("Goodbye.",)))

@@ -70,13 +70,23 @@ def test_say_then_hold_speaks_then_redirects_by_post(text: str) -> None:
     assert (redirect.text, redirect.get("method")) == (HOLD, "POST")
 
 
-def test_hold_pauses_then_redirects_by_post() -> None:
-    root = parse(twiml.hold(HOLD, pause_seconds=2))
-    assert verbs(root) == ["Pause", "Redirect"]
-    assert root.find("Pause").get("length") == "2"
-    assert parse(twiml.hold(HOLD)).find("Pause").get("length") == "1"
+def test_hold_listens_around_its_pause_then_redirects_by_post() -> None:
+    root = parse(twiml.hold(HOLD, SPEECH, pause_seconds=2))
+    assert verbs(root) == ["Gather", "Redirect"]
+    gather = root.find("Gather")
+    assert (gather.get("input"), gather.get("action"), gather.get("method")) == ("speech", HOLD, "POST")
+    assert gather.get("actionOnEmptyResult") is None  # nothing said: the Redirect asks the hold URL
+    assert [child.tag for child in gather] == ["Pause"] and gather.find("Pause").get("length") == "2"
+    assert gather.get("timeout") == "2" and gather.get("language") == SPEECH.recognition_language
+    assert parse(twiml.hold(HOLD, SPEECH)).find("Gather/Pause").get("length") == "1"
     redirect = root.find("Redirect")
     assert (redirect.text, redirect.get("method")) == (HOLD, "POST")
+
+
+def test_an_acknowledgement_is_said_before_the_listening_pause() -> None:
+    root = parse(twiml.hold(HOLD, SPEECH, lines=["Mm-hm, one moment."]))
+    assert verbs(root) == ["Say", "Gather", "Redirect"]
+    assert root.find("Say").text == "Mm-hm, one moment." and root.find("Say").get("voice") == SPEECH.voice
 
 
 @pytest.mark.parametrize("digits", ["1w2#", "</Play><Hangup/>"])

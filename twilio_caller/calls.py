@@ -9,6 +9,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from twilio_caller import latency
 from twilio_caller.call_status import TERMINAL
 from twilio_caller.clock import Clock
 from twilio_caller.errors import InvalidInputError
@@ -74,7 +75,9 @@ class CallLog:
 
 def full_record(calls: CallRepository, row: Row) -> dict[str, Any]:
     """A call as tools return it: the row, its transcript and its audio fallbacks."""
-    return record(row, calls.turns(row["id"]), audio_fallbacks(calls, row["id"]))
+    found = record(row, calls.turns(row["id"]), audio_fallbacks(calls, row["id"]))
+    found["latency"] = latency.of_call(calls.event_payloads(row["id"], "latency"))
+    return found
 
 
 def audio_fallbacks(calls: CallRepository, call_id: str) -> list[dict[str, str]]:

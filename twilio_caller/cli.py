@@ -220,6 +220,21 @@ def _contacts(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Calla
     return _invoke(runtime, "list_contacts", {}), lambda r: render.contact_table(r["contacts"])
 
 
+@command("store", "move the store's data: `store export FILE`, `store import FILE` (into an empty store)",
+         arg("action", choices=["export", "import"]), arg("file", help="the JSON file written or read"))
+def _store(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable[[Any], str]]:
+    from pathlib import Path
+
+    from twilio_caller.store.transfer import export_to, import_from
+
+    path = Path(options.file)
+    move = export_to if options.action == "export" else import_from
+    rows = move(runtime.store, path)
+    verb = "exported to" if options.action == "export" else "imported from"
+    return {"rows": rows, "file": str(path)}, lambda r: (
+        f"{verb} {r['file']}: " + ", ".join(f"{count} {table}" for table, count in r["rows"].items()))
+
+
 @command("update", "change a contact (an empty value clears a field)",
          arg("name"), arg("--number"),
          arg("--opt-in", action="store_true", help="let a contact who opted out be called again (on their word only)"),
@@ -271,6 +286,12 @@ def _calls(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable
         "since": options.since, "limit": options.limit,
     })
     return result, lambda r: render.call_table(r["calls"])
+
+
+@command("latency", "p50/p95 of pickup-to-first-audio and each turn's stages over recent calls",
+         arg("--limit", type=int, default=50, help="how many of the latest calls (default 50)"))
+def _latency(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable[[Any], str]]:
+    return _invoke(runtime, "call_latency", {"limit": options.limit}), render.latency_table
 
 
 @command("config", "show the configuration, or write an example",

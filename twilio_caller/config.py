@@ -299,8 +299,10 @@ def _example_lines(schema: Mapping[str, Any], depth: int) -> Iterator[str]:
         if "description" in sub:
             yield f"{indent}# {sub['description']}"
         if sub.get("type") == "object" and "properties" in sub:
-            yield f"{indent}{key}:"
-            yield from _example_lines(sub, depth + 1)
+            lines = list(_example_lines(sub, depth + 1))
+            every_key_commented = all(line.lstrip().startswith("#") for line in lines)  # secrets only
+            yield f"{indent}{key}:" + (" {}" if every_key_commented else "")
+            yield from lines
             continue
         rendered = yaml.safe_dump(
             {key: sub.get("default")}, default_flow_style=True, sort_keys=False, width=10_000

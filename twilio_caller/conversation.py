@@ -1,6 +1,6 @@
 """The conversation core: a live call's events (answered, heard, silence, digits, ready,
-status) → the commands that answer them (say, ask, hold, press, end), in the neutral language
-of the call-transport port (transport/port.py); the transport parses its provider's requests
+status, a machine detected later) → the commands that answer them (say, ask, hold, press,
+end), in the neutral language of the call-transport port (transport/port.py); the transport parses its provider's requests
 into events and renders the commands (TwiML for Twilio). Every turn and status change is
 written to the store before the answer goes back; the agent's waiting tool calls are woken
 through the session."""
@@ -11,8 +11,10 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from twilio_caller import latency
 from twilio_caller.call_state import CallStates
 from twilio_caller.call_status import TERMINAL
 from twilio_caller.calls import CallWriter
@@ -22,8 +24,8 @@ from twilio_caller.errors import TwilioCallerError
 from twilio_caller.safety import is_opt_out
 from twilio_caller.sessions import Action, CallSession, HangUp, Outcome, Press, action_from_dict
 from twilio_caller.transport.port import (
-    Answered, Ask, Command, Digits, EndCall, Event, Heard, Hold, Interrupted, Line, Ready, Renderer, Say, SendDigits,
-    Silence, Spoken, StatusChanged,
+    Answered, Ask, Command, Detected, Digits, EndCall, Event, Heard, Hold, Interrupted, Line, Ready, Renderer, Say,
+    SendDigits, Silence, Spoken, StatusChanged,
 )
 
 if TYPE_CHECKING:
@@ -37,6 +39,7 @@ OPT_OUT_GOODBYE = "Understood. You won't get calls from me again. Goodbye."
 FAILURE_GOODBYE = "Sorry, I have a technical problem and have to end this call. Goodbye."
 NO_REPLY_BY_STATUS = {"busy": "busy", "no-answer": "no-answer", "failed": "failed",
                       "canceled": "canceled", "completed": "hung-up"}
+MACHINES = ("machine", "fax")  # answered_by values that get the voicemail path
 ANSWER_SECONDS = 13.5  # how long an answer may take in all, inside the provider's window (Twilio: 15 s)
 
 
@@ -46,6 +49,7 @@ class Budgets:
     unsteered_seconds: float
     reprompts: int
     audio_seconds: float = 1.5
+    acknowledge_after_seconds: float = 0.0  # 0: no acknowledgement while the agent thinks
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,8 @@ class Conversation:
         *,
         voicemail_mode: str = "leave-message",
         voicing: Voicing | None = None,
+        steer: Callable[[CallSession, int], Awaitable[None]] | None = None,
+        acknowledgements: Sequence[str] = (),
     ) -> None:
         self._writer = writer
         self._states = CallStates(writer.store, clock)
@@ -78,6 +84,8 @@ class Conversation:
         self._transport = transport
         self._voicemail_mode = voicemail_mode
         self._voicing = voicing
+        self._steer = steer  # moves a live call to ask for Ready(resume) now (the provider's API)
+        self.acknowledgements = tuple(acknowledgements)
 
     @property
     def opening(self) -> str:
@@ -93,6 +101,9 @@ class Conversation:
         if isinstance(event, Interrupted):
             await self.interrupted(session, event)
             return None
+        if isinstance(event, Detected):
+            await self.detected(session, event)
+            return None
         return await self.answer(session, event)
 
     async def answer(self, session: CallSession, event: Answered | Heard | Silence | Digits | Ready) -> str:
@@ -100,15 +111,18 @@ class Conversation:
         first request computes it; a retry or replay of the same request gets the same one."""
         match event:
             case Answered(answered_by=who):
-                return await self._once(session, "voice", lambda: self._open(session, who))
+                self.mark(session, "answered")
+                document = await self._once(session, "voice", lambda: self._open(session, who))
+                self.mark(session, "first_audio")
+                return document
             case Heard(turn=turn, text=text, confidence=confidence, dedupe_key=dedupe_key):
                 return await self._listened(session, turn, lambda: self._heard(session, text, confidence, dedupe_key))
             case Digits(turn=turn, digits=digits, dedupe_key=dedupe_key):
                 return await self._listened(session, turn, lambda: self._heard(session, digits, None, dedupe_key))
             case Silence(turn=turn):
                 return await self._listened(session, turn, lambda: self._heard(session, None, None, ""))
-            case Ready(resume=number):
-                return await self._ready(session, number)
+            case Ready(resume=number, text=text, confidence=confidence):
+                return await self._ready(session, number, text, confidence)
 
     async def _listened(self, session: CallSession, number: int,
                         heard: Callable[[], Awaitable[Command]]) -> str:
@@ -118,24 +132,92 @@ class Conversation:
             return self._states.answer(session.call_id, key) or self._stale(session)
         return await self._once(session, key, heard)
 
-    async def _ready(self, session: CallSession, number: int) -> str:
+    async def _ready(self, session: CallSession, number: int, text: str, confidence: float | None) -> str:
         """`Ready(N)` (Twilio: `hold?n=N`): only the resume number given last is answered
         anew; an older one gets the answer it got before (a replay), or a steady hold that
         delivers nothing."""
         key = f"hold:{number}"
         if number != session.hold_number and key not in session.answers:
             return self._states.answer(session.call_id, key) or self._stale(session)
-        return await self._once(session, key, lambda: self._held(session))
+        said = " ".join(text.split())
+        return await self._once(session, key, lambda: self._held(session, said, confidence,
+                                                                 f"{session.call_id}:{key}"))
 
-    async def _held(self, session: CallSession) -> Command:
+    async def _held(self, session: CallSession, said: str = "", confidence: float | None = None,
+                    dedupe_key: str = "") -> Command:
         if session.ended:
             return EndCall()
+        if said:
+            opted_out = await self._said_while_waiting(session, said, confidence, dedupe_key)
+            if opted_out is not None:
+                return opted_out
+        if session.goodbye_pending:
+            return await self._after_message(session)
         return await self._wait_for_agent(session, self._deadline())
+
+    async def _after_message(self, session: CallSession) -> Command:
+        """A message said while asynchronous detection had not reported: a person then hears
+        the goodbye; a machine's voicemail path comes through `detected`, so hold till then
+        (no longer than a call may go unsteered)."""
+        await session.wait_until(lambda: not session.detecting or session.ended, self._budgets.hold_seconds)
+        unsteered = self._clock.monotonic() - session.idle_since > self._budgets.unsteered_seconds
+        if (session.detecting or session.detected_as in MACHINES) and not unsteered:
+            return Hold(self._next_resume(session))
+        session.goodbye_pending = False
+        return await self._goodbye(session, [NOTIFY_GOODBYE], self._deadline())
+
+    async def _said_while_waiting(self, session: CallSession, text: str, confidence: float | None,
+                                  dedupe_key: str) -> Command | None:
+        """The callee spoke while held: on record, and the agent's next reply (marked as said
+        while waiting); an opt-out ends the call (the command returned)."""
+        self._writer.turn(session.call_id, "callee", text, confidence, dedupe_key)
+        session.emit({"event": "heard", "text": text, "confidence": confidence, "while_waiting": True})
+        if is_opt_out(text):
+            return await self._opt_out(session, text, confidence, self._deadline())
+        if session.interactive:
+            await self._outcome(session, Outcome("reply", text, confidence, while_waiting=True))
+        return None
+
+    def mark(self, session: CallSession, name: str, turn: int = 0, at: datetime | None = None) -> None:
+        """Write a latency mark once, and a turn's marks only in their order (latency.py);
+        telemetry never fails a call: a refused write is only logged."""
+        key = (name, turn)
+        if key in session.latency_marked:
+            return
+        if name in latency.ORDER[1:]:
+            before = latency.ORDER[latency.ORDER.index(name) - 1]
+            if turn == 0 or (before, turn) not in session.latency_marked:
+                return
+        session.latency_marked.add(key)
+        try:
+            self._writer.event(session.call_id, "latency", None, None,
+                               latency.payload(name, turn, at or self._clock.now()))
+        except TwilioCallerError as exc:
+            log.warning("call %s: latency mark %s not written: %s", session.call_id, name, exc.message)
 
     async def interrupted(self, session: CallSession, event: Interrupted) -> None:
         """The callee spoke over the assistant: what they actually heard goes on record."""
         self._writer.event(session.call_id, "interrupted", None, None, {"heard": event.heard})
         session.emit({"event": "interrupted", "heard": event.heard})
+
+    async def detected(self, session: CallSession, event: Detected) -> None:
+        """Asynchronous machine detection decided while the call goes on: a machine or a fax
+        moves the call to the voicemail path (its answer written first, under the next resume
+        number, then the live call is pointed at it); a person, or no decision, changes
+        nothing but the record. A result for an ended call, or a repeat, changes nothing."""
+        if session.ended or not self._writer.event(
+                session.call_id, "amd", event.answered_by, None, dict(event.details), dedupe_by_content=True):
+            return
+        self._writer.advance(session.call_id, session.status, answered_by=event.answered_by)
+        session.detecting, session.detected_as = False, event.answered_by
+        await session.notify()  # a message said before the result waits for it
+        if event.answered_by not in MACHINES or self._steer is None:
+            return
+        session.detour()  # a request held for the agent lets go of the call
+        resume = self._next_resume(session)
+        await self._once(session, f"hold:{resume}",
+                         lambda: self._voicemail(session, event.answered_by, self._deadline()))
+        await self._steer(session, resume)  # an answer not saved is a stale resume: the call ends
 
     def restore(self, session: CallSession) -> None:
         """Rebuild the session's live state from the store (after a restart, or a failed write)."""
@@ -175,6 +257,8 @@ class Conversation:
             session.emit({"event": now})
             await session.end(now)
         elif now != session.status:
+            if now == "in-progress":
+                self.mark(session, "answered")
             session.status = now
             session.emit({"event": "answered" if now == "in-progress" else now})
             await session.notify()
@@ -216,6 +300,8 @@ class Conversation:
                 session.answers.pop(key, None)  # not given: a retry makes it again
                 self._rollback(session)
                 raise
+            if session.taken:
+                self.mark(session, "served", session.latency_turn)
             for action in session.taken:
                 action.delivered.set()
             session.unsaved, session.taken = [], []
@@ -247,15 +333,19 @@ class Conversation:
         who = answered or ("unknown" if session.digits_sent else None)
         if who is not None:
             self._writer.advance(session.call_id, session.status, answered_by=who)
-        if who in ("machine", "fax"):
+        if who in MACHINES:
             return await self._voicemail(session, who, deadline)
         lines = [self._opening, session.message]
+        if not session.interactive and session.detecting:  # the goodbye waits for the result
+            session.goodbye_pending = True
+            return Say(tuple(await self._spoken(session, lines, deadline)), self._next_resume(session))
         if not session.interactive:
             return await self._goodbye(session, [*lines, NOTIFY_GOODBYE], deadline)
         return await self._ask(session, lines, prompt=[session.message], deadline=deadline)
 
     async def _voicemail(self, session: CallSession, who: str, deadline: float) -> Command:
-        """A machine answered, after its beep (DetectMessageEnd): leave the message, or not."""
+        """A machine answered, after its beep (DetectMessageEnd; asynchronously: as the beep
+        was detected): leave the message, or not."""
         if who == "fax" or self._voicemail_mode == "hang-up":
             session.emit({"event": f"{who} answered: hanging up"})
             return await self._goodbye(session, [], deadline)
@@ -310,14 +400,30 @@ class Conversation:
         if remaining <= 0:
             session.emit({"event": "unsteered"})
             return await self._goodbye(session, [session.closing], deadline)
-        action = await session.next_action(min(self._budgets.hold_seconds, remaining))
-        if action is None:
+        wait = min(self._budgets.hold_seconds, remaining)
+        acknowledge_in = self._acknowledge_in(session)
+        action = await session.next_action(wait if acknowledge_in is None else min(wait, acknowledge_in))
+        if action is not None:
+            session.taken.append(action)
+            return await self._perform(session, action, deadline)
+        acknowledge_in = self._acknowledge_in(session)
+        if acknowledge_in is None or acknowledge_in > 0:
             return Hold(self._next_resume(session))
-        session.taken.append(action)
-        return await self._perform(session, action, deadline)
+        text = self.acknowledgements[session.acknowledgements_said % len(self.acknowledgements)]
+        session.acknowledged, session.acknowledgements_said = True, session.acknowledgements_said + 1
+        return Hold(self._next_resume(session), tuple(await self._spoken(session, [text], deadline)))
+
+    def _acknowledge_in(self, session: CallSession) -> float | None:
+        """Seconds until this wait's acknowledgement is due (<= 0: now); None when there is
+        none to give (said already in this wait, or turned off)."""
+        after = self._budgets.acknowledge_after_seconds
+        if after <= 0 or session.acknowledged or not self.acknowledgements:
+            return None
+        return max(0.0, session.quiet_since + after - self._clock.monotonic())
 
     async def _perform(self, session: CallSession, action: Action, deadline: float) -> Command:
         session.idle_since = self._clock.monotonic()
+        session.acknowledged = True  # the agent acted: nothing to acknowledge until the callee speaks
         if isinstance(action, HangUp):
             return await self._goodbye(session, [action.text] if action.text else [], deadline)
         if isinstance(action, Press):
@@ -349,6 +455,12 @@ class Conversation:
 
     async def _outcome(self, session: CallSession, outcome: Outcome) -> None:
         session.idle_since = self._clock.monotonic()
+        session.acknowledged = outcome.kind != "reply"  # a reply begins a wait that may be acknowledged
+        lag = _speech_lag(session.speech.speech_timeout) if outcome.kind == "reply" else 0.0
+        session.quiet_since = session.idle_since - lag  # end of speech: the provider waited `lag` to be sure
+        if outcome.kind == "reply":
+            session.latency_turn += 1
+            self.mark(session, "callee_end", session.latency_turn, self._clock.now() - timedelta(seconds=lag))
         await session.record_outcome(outcome)
 
     async def _ask(self, session: CallSession, texts: list[str], *, prompt: list[str],
@@ -391,3 +503,9 @@ class Conversation:
 
     def _deadline(self) -> float:
         return self._clock.monotonic() + ANSWER_SECONDS
+
+
+def _speech_lag(speech_timeout: str) -> float:
+    """How long after the callee's last word a speech result is posted: the speech timeout
+    (`auto`: about a second)."""
+    return float(speech_timeout) if speech_timeout.isdigit() else 1.0

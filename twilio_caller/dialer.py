@@ -68,12 +68,25 @@ class Dialer:
                 unsteered_seconds=settings.conversation.unsteered_limit_seconds,
                 reprompts=settings.gather.reprompts,
                 audio_seconds=settings.elevenlabs.budget_seconds,
+                acknowledge_after_seconds=settings.conversation.acknowledge_after_seconds,
             ),
             settings.identity.opening_text,
             EngineRenderer(self.transport),
             voicemail_mode=settings.voicemail.mode,
             voicing=self._voicing(),
+            steer=self._steer,
+            acknowledgements=settings.conversation.acknowledgements,
         )
+
+    async def _steer(self, session: CallSession, resume: int) -> None:
+        """Point a live call at `Ready(resume)` through the provider's API (asynchronous machine
+        detection's voicemail path); a call that ended meanwhile is left as it is."""
+        if session.twilio_sid is None or session.ended:
+            return
+        try:
+            await asyncio.to_thread(self.transport.resume_at, session.twilio_sid, session, resume)
+        except TwilioCallerError as exc:
+            log.info("call %s: could not move it to the voicemail path: %s", session.call_id, exc.message)
 
     def _voicing(self) -> Voicing | None:
         library = self._audio
@@ -123,11 +136,13 @@ class Dialer:
         await self._pregenerate(request)
         send_digits = arguments.get("send_digits")
         session.digits_sent = bool(send_digits)
+        detection = self._settings.voicemail.detection
+        session.detecting = detection == "async" and not send_digits
         try:
             placed = await asyncio.to_thread(
                 self.transport.initiate, approval, session,
                 ring_timeout=self._settings.twilio.ring_timeout_seconds,
-                send_digits=send_digits or None,
+                send_digits=send_digits or None, detection=detection,
             )
         except TelephonyError as exc:
             self._writer.not_placed(call_id, exc.message)
@@ -157,10 +172,17 @@ class Dialer:
     async def say(self, call_id: str, message: str, expect_reply: bool, timeout: float) -> dict[str, Any]:
         session = self._live(call_id)
         text = call_request.check_message(message)
-        session.take_outcomes()  # what came before this turn was already reported or is in the transcript
+        unseen = session.take_outcomes()  # reported before, or in the transcript — but for asides:
+        asides = [outcome for outcome in unseen if outcome.while_waiting]
         action = Speak(text, expect_reply)
         session.idle_since = self._rt.clock.monotonic()
         self._submit(session, action)
+        if asides:  # said while the agent thought: this result hands them over; `wait` gets the answer
+            ready = await self._delivered(action.delivered, timeout)
+            if session.failure is not None:
+                raise session.failure
+            self.conversation.mark(session, "agent_woke", session.latency_turn)
+            return self.result(session, asides, timed_out=not ready)
         if expect_reply:
             ready = await session.wait_until(lambda: session.new_outcomes() or session.ended, timeout)
         else:
@@ -221,7 +243,10 @@ class Dialer:
         that error (exit 5, the file and the fix), never a timeout."""
         if session.failure is not None:
             raise session.failure
-        return self.result(session, session.take_outcomes(), timed_out=timed_out, this_turn=this_turn)
+        fresh = session.take_outcomes()
+        if any(outcome.kind == "reply" for outcome in fresh):
+            self.conversation.mark(session, "agent_woke", session.latency_turn)
+        return self.result(session, fresh, timed_out=timed_out, this_turn=this_turn)
 
     def result(self, session: CallSession, fresh: list[Outcome], *, timed_out: bool,
                this_turn: bool = True) -> dict[str, Any]:
@@ -233,6 +258,8 @@ class Dialer:
         if replies:
             last = replies[-1]
             record["reply"] = {"text": last.text, "confidence": last.confidence, "untrusted": True}
+            if last.while_waiting:
+                record["reply"]["while_waiting"] = True
             record["no_reply_reason"] = None
         elif fresh:
             record["reply"], record["no_reply_reason"] = None, "no-speech"
@@ -249,8 +276,9 @@ class Dialer:
         if self._audio is None:
             return
         seconds = self._settings.elevenlabs.pregenerate_seconds
-        await asyncio.gather(*(self._audio.get_or_generate(text, seconds)
-                               for text in (self.conversation.opening, request.message)))
+        lines = (self.conversation.opening, request.message,
+                 *(self.conversation.acknowledgements if request.keep_open else ()))
+        await asyncio.gather(*(self._audio.get_or_generate(text, seconds) for text in lines))
 
     # -- after a crash -----------------------------------------------------------------------
 
@@ -424,6 +452,7 @@ class Dialer:
             session.failure = exc
             session.submit(HangUp(FAILURE_GOODBYE))  # the held request says goodbye, unrecorded
             raise
+        self.conversation.mark(session, "agent_said", session.latency_turn)
         session.submit(action)
 
     def _api_resume(self, session: CallSession) -> int:

@@ -28,8 +28,8 @@ def run(rt: Runtime, *, online: bool) -> dict[str, Any]:
     except TwilioCallerError as exc:
         check = Check("configuration", False, exc.message, "fix config.yaml or the environment as it says")
         return {"ok": False, "checks": [asdict(check)]}
-    checks = [_credentials(rt), _config_file(rt), _identity(rt), _home(rt), _from_number(rt), _tunnel(rt),
-              _clock(rt)]
+    checks = [_credentials(rt), _config_file(rt), _identity(rt), _home(rt), _database(rt), _from_number(rt),
+              _tunnel(rt), _clock(rt)]
     checks.append(_account(rt) if online else Check(
         "twilio account", None, "not contacted (run `doctor --online` to check the credentials with Twilio)"))
     checks.append(_reachable(rt))
@@ -85,6 +85,33 @@ def _home(rt: Runtime) -> Check:
         return Check("home", False, f"{rt.home} is readable by others ({loose}); it holds transcripts",
                      f"chmod 700 {rt.home}")
     return Check("home", True, f"{rt.home} (private)")
+
+
+def _database(rt: Runtime) -> Check:
+    """The store: the home's SQLite file, or the PostgreSQL database store.url names (reachable,
+    and every named migration applied). Read only: doctor migrates nothing."""
+    url = rt.settings.store.url
+    if not url:
+        path = rt.config.database_path
+        return Check("database", True, f"SQLite {path}" + ("" if path.exists() else " (created on first use)"))
+    try:
+        from twilio_caller.store.postgres.database import PgDatabase, redact
+    except ImportError as exc:
+        return Check("database", False, f"store.url is set but psycopg is not installed ({exc})",
+                     "install the postgres extra: pip install 'twilio-caller[postgres]'")
+    try:
+        database = PgDatabase(url, migrations=())
+        try:
+            pending = [migration.name for migration in database.pending_migrations()]
+        finally:
+            database.close()
+    except TwilioCallerError as exc:
+        return Check("database", False, exc.message, "start PostgreSQL or correct store.url / TWILIO_CALLER_DATABASE_URL")
+    if pending:
+        return Check("database", False, f"PostgreSQL {redact(url)} is reachable but not migrated "
+                     f"(pending: {', '.join(pending)})",
+                     "run any command that opens the store (e.g. `twilio-caller contacts`): it applies them")
+    return Check("database", True, f"PostgreSQL {redact(url)} (reachable, migrated)")
 
 
 def _from_number(rt: Runtime) -> Check:

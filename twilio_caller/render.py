@@ -183,3 +183,12 @@ def server_status_text(status: dict[str, Any]) -> str:
         lines.append(f"not current: {', '.join(status.get('differs') or [])} changed since it started; "
                      "the next call restarts it when no call is live")
     return "\n".join(lines)
+
+
+def latency_table(result: dict[str, Any]) -> str:
+    """`twilio-caller latency`: one line per figure."""
+    lines = [f"latency over the last {result['calls']} calls (ms)"]
+    for name, figure in result["figures"].items():
+        p50, p95 = (f"{v:.0f}" if v is not None else "-" for v in (figure["p50_ms"], figure["p95_ms"]))
+        lines.append(f"  {name.removesuffix('_ms'):<28} p50 {p50:>7}  p95 {p95:>7}  ({figure['samples']} samples)")
+    return "\n".join(lines)

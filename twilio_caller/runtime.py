@@ -66,7 +66,7 @@ class Runtime:
     @functools.cached_property
     def store(self) -> Store:
         ensure_home(self.home)
-        return open_store(self.config.database_path)
+        return open_store(self.config.database_path, self.settings.store.url)
 
     @functools.cached_property
     def contacts(self) -> ContactBook:

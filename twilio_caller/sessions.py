@@ -19,6 +19,7 @@ class Outcome:
     kind: Literal["reply", "no-speech"]
     text: str | None = None
     confidence: float | None = None
+    while_waiting: bool = False  # said while held for the agent, not in answer to a line
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,14 @@ class CallSession:
     taken: list[Action] = field(default_factory=list)  # actions the answer being made delivers
     opted_out: bool = False
     digits_sent: bool = False  # SendDigits on create: Twilio turns answering-machine detection off
+    detecting: bool = False  # asynchronous machine detection was asked for and has not reported
+    detected_as: str | None = None  # what it reported: human, machine, fax, unknown
+    goodbye_pending: bool = False  # a message was said before detection reported: the goodbye waits
+    acknowledged: bool = True  # no acknowledgement due: one was said in this wait, or no callee turn began one
+    quiet_since: float = 0.0  # when the callee last stopped speaking (monotonic, the server's estimate)
+    latency_turn: int = 0  # the turn the latency marks are about (a reply of the callee begins one)
+    latency_marked: set[tuple[str, int]] = field(default_factory=set)  # marks written, by (mark, turn)
+    acknowledgements_said: int = 0  # which acknowledgement comes next
     idle_since: float = 0.0
     events: list[dict[str, object]] = field(default_factory=list)  # progress, for the CLI
     failure: Exception | None = None  # a write that failed: the call was ended, tools get this error
@@ -96,6 +105,7 @@ class CallSession:
         self._changed = asyncio.Condition()
         self._actions: asyncio.Queue[Action] = asyncio.Queue()
         self.answering = asyncio.Lock()  # one answer is made at a time; replays share it
+        self._detour = asyncio.Event()  # set: a request held for the agent lets go now
         self.progressed = asyncio.Event()
 
     def emit(self, event: dict[str, object]) -> None:
@@ -146,14 +156,24 @@ class CallSession:
         for action in [*actions, *waiting] if front else [*waiting, *actions]:
             self._actions.put_nowait(action)
 
+    def detour(self) -> None:
+        """The call goes another way (a machine was detected): a request held for the agent
+        stops waiting at once, without taking an action."""
+        self._detour.set()
+
     async def next_action(self, timeout: float) -> Action | None:
+        """The agent's next action, or None after `timeout` seconds or a detour."""
         self.holding = True
+        getter = asyncio.ensure_future(self._actions.get())
+        detour = asyncio.ensure_future(self._detour.wait())
         try:
-            return await asyncio.wait_for(self._actions.get(), timeout)
-        except TimeoutError:
-            return None
+            done, _ = await asyncio.wait({getter, detour}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            return getter.result() if getter in done else None
         finally:
             self.holding = False
+            self._detour.clear()
+            for waiting in (getter, detour):
+                waiting.cancel()  # a get cancelled after an item arrived leaves the item queued
 
 
 class Registry:

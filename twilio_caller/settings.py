@@ -54,6 +54,8 @@ class Conversation:
     closing: str
     hold_budget_seconds: float
     unsteered_limit_seconds: float
+    acknowledge_after_seconds: float
+    acknowledgements: tuple[str, ...]
     engine: str = "gather"
 
 
@@ -132,6 +134,7 @@ class ElevenLabsSettings:
 @dataclass(frozen=True)
 class Voicemail:
     mode: str  # leave-message, hang-up or wait-for-person
+    detection: str  # async, sync or off
 
 
 @dataclass(frozen=True)
@@ -142,6 +145,11 @@ class Retention:
 @dataclass(frozen=True)
 class Scheduling:
     missed_after_minutes: float
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    url: str | None = field(default=None, repr=False)  # PostgreSQL; None: the home's SQLite file
 
 
 @dataclass(frozen=True)
@@ -162,6 +170,7 @@ class Settings:
     voicemail: Voicemail
     retention: Retention
     scheduling: Scheduling
+    store: StoreSettings
 
     @classmethod
     def from_values(cls, values: Mapping[str, Any]) -> Settings:
@@ -174,16 +183,19 @@ class Settings:
             voice=Voice(**_pick(values["voice"], "default", "language")),
             gather=_gather(values["gather"]),
             conversation=Conversation(**_pick(values["conversation"], "closing", "hold_budget_seconds",
-                                                "unsteered_limit_seconds", "engine")),
+                                                "unsteered_limit_seconds", "acknowledge_after_seconds",
+                                                "engine"),
+                                      acknowledgements=tuple(values["conversation"]["acknowledgements"])),
             webhook=Webhook(**_pick(values["webhook"], "host", "port")),
             tunnel=_tunnel(values["tunnel"]),
             server=Server(**_pick(values["server"], "idle_exit_seconds")),
             twilio=_twilio(values["twilio"]),
             safety=_safety(values["safety"]),
             elevenlabs=_elevenlabs(values["elevenlabs"]),
-            voicemail=Voicemail(**_pick(values["voicemail"], "mode")),
+            voicemail=Voicemail(**_pick(values["voicemail"], "mode", "detection")),
             retention=Retention(**_pick(values["retention"], "days")),
             scheduling=Scheduling(**_pick(values["scheduling"], "missed_after_minutes")),
+            store=StoreSettings(url=_text(values["store"]["url"])),
         )
 
 

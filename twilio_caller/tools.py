@@ -299,6 +299,13 @@ def safety_rules(rt: Runtime) -> dict[str, Any]:
     return safety.report(rt.store, safety.Rules.from_settings(rt.settings), rt.clock.now())
 
 
+def call_latency(rt: Runtime, *, limit: int = 50) -> dict[str, Any]:
+    """p50/p95 of the latency figures of the latest `limit` calls (latency.py)."""
+    from twilio_caller import latency
+
+    return latency.over_calls([call["latency"] for call in rt.calls.list(limit=limit)])
+
+
 def purge_calls(rt: Runtime, *, older_than_days: int | None = None, contact: str | None = None) -> dict[str, Any]:
     from datetime import timedelta
 

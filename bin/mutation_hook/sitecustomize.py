@@ -1,6 +1,7 @@
 """Loaded only by bin/mutation (its folder is put first on PYTHONPATH): makes every Python
 process of a test run — the pytest worker and whatever it spawns — see the same mutant, and
-records which functions of the module under test each test ran (for choosing tests)."""
+records which lines of the module under test each test ran (coverage.py, one dynamic context
+per test), so each mutant runs only the tests that ran its lines."""
 
 from __future__ import annotations
 
@@ -9,15 +10,16 @@ import importlib.abc
 import importlib.util
 import os
 import sys
-import threading
-from types import FrameType, ModuleType
+from types import ModuleType
 from typing import Any
 
 MODULE = "TC_MUTANT_MODULE"  # the dotted module name to mutate
 SOURCE = "TC_MUTANT_SOURCE"  # a file holding its mutated source
-TRACE_FILE = "TC_TRACE_FILE"  # when set: where "test id<TAB>function" lines go
-TRACE_MODULES = "TC_TRACE_MODULES"  # the files whose functions are traced (os.pathsep-separated)
-TRACE_TEST = "TC_TRACE_TEST"  # the test running now
+TRACE_FILE = "TC_TRACE_FILE"  # when set: the coverage data file (each process adds a suffix)
+TRACE_MODULES = "TC_TRACE_MODULES"  # the files whose lines are recorded (os.pathsep-separated)
+TRACE_TEST = "TC_TRACE_TEST"  # the test running now: the context lines are recorded under
+
+_installed: dict[str, Any] = {}  # what this process installed already (the hook may be imported twice)
 
 
 class _MutantLoader(importlib.abc.Loader):
@@ -51,42 +53,43 @@ class _MutantFinder(importlib.abc.MetaPathFinder):
 
 def install_mutant() -> None:
     name, source_file = os.environ.get(MODULE), os.environ.get(SOURCE)
-    if name and source_file:
+    if name and source_file and "mutant" not in _installed:
         with open(source_file, encoding="utf-8") as handle:
-            sys.meta_path.insert(0, _MutantFinder(name, handle.read()))
+            _installed["mutant"] = _MutantFinder(name, handle.read())
+        sys.meta_path.insert(0, _installed["mutant"])
 
 
-class _Tracer:
-    """Which functions of the traced files ran, per test (the test id is read from the
-    environment, which the pytest plugin sets around each test)."""
+class Tracer:
+    """Line coverage of the traced files, per test: coverage.py's C tracer (all threads
+    started after it), its dynamic context switched to the test id by the pytest plugin; a
+    spawned process records under the test that was running when it started."""
 
-    def __init__(self, files: set[str], out: str) -> None:
-        self.files, self.out = files, out
-        self.seen: set[tuple[str, str, str]] = set()
+    def __init__(self, files: list[str], out: str) -> None:
+        import coverage
 
-    def __call__(self, frame: FrameType, event: str, arg: Any) -> None:
-        if event != "call":
-            return
-        code = frame.f_code
-        if code.co_filename in self.files:
-            self.seen.add((os.environ.get(TRACE_TEST, ""), code.co_filename, code.co_qualname))
+        self._coverage = coverage.Coverage(data_file=out, data_suffix=True, include=files,
+                                           config_file=False, branch=False)
+        self._coverage.start()
+        self.switch(os.environ.get(TRACE_TEST, ""))
+        atexit.register(self.flush)
+
+    def switch(self, test: str) -> None:
+        self._coverage.switch_context(test)
 
     def flush(self) -> None:
-        if not self.seen:
-            return
-        with open(self.out, "a", encoding="utf-8") as handle:
-            handle.writelines(f"{test}\t{path}\t{name}\n" for test, path, name in sorted(self.seen))
-        self.seen.clear()
+        if "flushed" not in _installed:
+            _installed["flushed"] = True
+            self._coverage.stop()
+            self._coverage.save()
 
 
-def install_tracer() -> _Tracer | None:
+def install_tracer() -> Tracer | None:
     out, files = os.environ.get(TRACE_FILE), os.environ.get(TRACE_MODULES)
     if not out or not files:
         return None
-    tracer = _Tracer({os.path.realpath(f) for f in files.split(os.pathsep)}, out)
-    sys.setprofile(tracer)
-    threading.setprofile(tracer)
-    atexit.register(tracer.flush)
+    if "tracer" not in _installed:
+        _installed["tracer"] = Tracer([os.path.realpath(f) for f in files.split(os.pathsep)], out)
+    tracer: Tracer = _installed["tracer"]
     return tracer
 
 

@@ -1,4 +1,4 @@
-"""The Twilio-facing app: /twilio/{call_id}/{token}/voice|gather|hold|status (the named route
+"""The Twilio-facing app: /twilio/{call_id}/{token}/voice|gather|hold|status|amd (the named route
 table in transport/twilio/routes.py), each request turned into an event by the transport and
 answered by the conversation core.
 
@@ -71,6 +71,9 @@ class TwilioWebhook:
 
     async def status(self, request: Request) -> Response:
         return await self._handle(request, "status")
+
+    async def amd(self, request: Request) -> Response:
+        return await self._handle(request, "amd")
 
     async def _handle(self, request: Request, kind: str) -> Response:
         checked = await self._authorised(request)

@@ -1,5 +1,9 @@
 """Who picks up: scripted callees (a dict or YAML), the friendly default, and an interactive
-callee whose replies come from a callable (a person typing, in the demo)."""
+callee whose replies come from a callable (a person typing, in the demo).
+
+A scripted callee may also speak while it is held (`speak_while_holding`): one line at each
+silence the assistant leaves — a `<Pause>`, or a `<Gather>` holding only pauses — in order.
+A Gather hears it; a bare Pause does not (the words are lost, as on Twilio)."""
 
 from __future__ import annotations
 
@@ -52,6 +56,10 @@ class Conversation(Protocol):
         """The callee's answer to what it heard since its last reply."""
         ...
 
+    def while_holding(self) -> Speech | None:
+        """What the callee says into a silence the assistant leaves, if anything."""
+        ...
+
 
 class CalleeProfile(Protocol):
     """How a callee picks up, and a fresh conversation for each call."""
@@ -80,11 +88,12 @@ class CalleeScript:
     replies: tuple[Reply, ...] = ()
     greeting_seconds: float = DEFAULT_GREETING_SECONDS
     beep: bool = True
+    speak_while_holding: tuple[Speech, ...] = ()
 
     def start_conversation(self) -> Conversation:
         if self.answer == "machine":
             return _MachineConversation()
-        return _ScriptedConversation(list(self.replies))
+        return _ScriptedConversation(list(self.replies), list(self.speak_while_holding))
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, name: str = "callee") -> CalleeScript:
@@ -129,14 +138,21 @@ class InteractiveCallee:
 @dataclass
 class _ScriptedConversation:
     pending: list[Reply]
+    holding: list[Speech] = field(default_factory=list)
 
     async def reply(self, heard: str) -> Reply:
         return self.pending.pop(0) if self.pending else Silence()
+
+    def while_holding(self) -> Speech | None:
+        return self.holding.pop(0) if self.holding else None
 
 
 class _MachineConversation:
     async def reply(self, heard: str) -> Reply:
         return Silence()
+
+    def while_holding(self) -> Speech | None:
+        return None
 
 
 @dataclass
@@ -146,12 +162,18 @@ class _RepeatingConversation:
     async def reply(self, heard: str) -> Reply:
         return self.each
 
+    def while_holding(self) -> Speech | None:
+        return None
+
 
 @dataclass
 class _InteractiveConversation:
     responder: Responder
     confidence: float
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def while_holding(self) -> Speech | None:
+        return None
 
     async def reply(self, heard: str) -> Reply:
         async with self.lock:
@@ -174,7 +196,7 @@ class _InteractiveConversation:
 def _parse_script(data: Mapping[str, Any], name: str) -> CalleeScript:
     if not isinstance(data, Mapping):
         raise CalleeScriptError(f"{name}: a callee script must be a mapping, got {type(data).__name__}")
-    unknown = set(data) - {"answer", "ring_seconds", "replies", "greeting_seconds", "beep"}
+    unknown = set(data) - {"answer", "ring_seconds", "replies", "greeting_seconds", "beep", "speak_while_holding"}
     if unknown:
         raise CalleeScriptError(f"{name}: unknown key(s) {', '.join(sorted(map(str, unknown)))}")
     answer = data.get("answer", "human")
@@ -186,13 +208,24 @@ def _parse_script(data: Mapping[str, Any], name: str) -> CalleeScript:
     beep = data.get("beep", True)
     if not isinstance(beep, bool):
         raise CalleeScriptError(f"{name}: beep must be true or false")
+    holding = data.get("speak_while_holding", [])
+    if not isinstance(holding, list):
+        raise CalleeScriptError(f"{name}: speak_while_holding must be a list such as [{{say: 'Oh, and'}}]")
     return CalleeScript(
         answer=cast(Answer, answer),
         ring_seconds=_seconds(data, "ring_seconds", DEFAULT_RING_SECONDS, name),
         replies=tuple(_parse_reply(item, f"{name}: replies[{index}]") for index, item in enumerate(replies)),
         greeting_seconds=_seconds(data, "greeting_seconds", DEFAULT_GREETING_SECONDS, name),
         beep=beep,
+        speak_while_holding=tuple(_holding_line(item, f"{name}: speak_while_holding[{index}]")
+                                  for index, item in enumerate(holding)),
     )
+
+
+def _holding_line(item: Any, where: str) -> Speech:
+    if not isinstance(item, Mapping) or "say" not in item or not set(item) <= {"say", "confidence"}:
+        raise CalleeScriptError(f"{where}: a line said while held is {{say: 'text'}} (+confidence)")
+    return _speech(item, where)
 
 
 def _seconds(data: Mapping[str, Any], key: str, default: float, name: str) -> float:

@@ -14,7 +14,7 @@ from urllib.parse import urljoin, urlsplit
 
 from twilio_caller.clock import Clock
 from twilio_caller.simulator.callbacks import StatusCallbacks
-from twilio_caller.simulator.callee import CalleeProfile, Conversation, Digits, HangUp, Reply, Speech
+from twilio_caller.simulator.callee import CalleeProfile, Conversation, Digits, HangUp, Reply, Silence, Speech
 from twilio_caller.simulator.chaos import Chaos
 from twilio_caller.simulator.errors import (
     CALLBACK_WARNING,
@@ -333,12 +333,15 @@ class CallEngine:
                 return jump
         return None
 
-    async def _perform_verb(self, verb: Verb, document_url: str | None) -> Source | None:
+    async def _perform_verb(self, verb: Verb, document_url: str | None, *, listening: bool = False) -> Source | None:
         if isinstance(verb, Say):
             await self._say(verb)
         elif isinstance(verb, Play):
             await self._play(verb, document_url)
         elif isinstance(verb, Pause):
+            spoken = None if listening else self._conversation.while_holding()
+            if spoken is not None:  # nothing listens to a bare pause: these words are lost
+                self._callee_says("speech", spoken.text, speech_seconds(spoken.text), listened=False)
             await self._timeline.pass_time(verb.length)
         elif isinstance(verb, Gather):
             return await self._gather(verb, document_url)
@@ -386,9 +389,23 @@ class CallEngine:
         return seconds
 
     async def _gather(self, gather: Gather, document_url: str | None) -> Source | None:
+        if gather.prompts and all(isinstance(prompt, Pause) for prompt in gather.prompts):
+            return await self._held(gather, document_url)
         for prompt in gather.prompts:
-            await self._perform_verb(prompt, document_url)
+            await self._perform_verb(prompt, document_url, listening=True)
         heard = await self._listen(gather, await self._next_reply())
+        return self._gathered(gather, heard, document_url)
+
+    async def _held(self, gather: Gather, document_url: str | None) -> Source | None:
+        """A Gather holding only pauses is a silence that listens: the callee says a line it
+        has for such a moment (heard), or nothing — its answer to the last prompt stays owed."""
+        spoken = self._conversation.while_holding()
+        if spoken is None:
+            for pause in gather.prompts:
+                await self._perform_verb(pause, document_url, listening=True)
+        return self._gathered(gather, await self._listen(gather, spoken or Silence()), document_url)
+
+    def _gathered(self, gather: Gather, heard: dict[str, str] | None, document_url: str | None) -> Source | None:
         if heard is None and not gather.action_on_empty_result:
             return None
         action = _resolve(gather.action or document_url, document_url)

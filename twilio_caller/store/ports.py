@@ -296,6 +296,42 @@ class ScheduleRepository(Protocol):
     def add_attempt(self, scheduled_id: str, call_id: str | None, now: datetime) -> None: ...
 
 
+# -- moving a store's data (store export / import) --------------------------------------
+
+
+TABLES: tuple[str, ...] = ("contacts", "calls", "turns", "events", "safety_decisions", "call_state",
+                           "call_answers", "scheduled_calls")
+"""What a store's data is, in the order a copy is written (rows refer only to earlier tables).
+The home's server lease is not data: it belongs to the machine that runs the server."""
+
+
+class NotEmpty(Exception):  # noqa: N818 - a fact reported by the store, not a failure of it
+    """A copy is only loaded into a store that holds no data yet."""
+
+    def __init__(self, table: str, rows: int) -> None:
+        super().__init__(f"{table} holds {rows} rows")
+        self.table = table
+        self.rows = rows
+
+
+class BadCopy(Exception):  # noqa: N818
+    """A row of a copy that does not fit the schema (a column it lacks, a broken reference,
+    a duplicate, a wrong type): nothing of the copy was written."""
+
+    def __init__(self, table: str, detail: str) -> None:
+        super().__init__(f"{table}: {detail}")
+        self.table = table
+        self.detail = detail
+
+
+class TableCopy(Protocol):
+    def dump(self) -> dict[str, list[dict[str, Any]]]:
+        """Every row of every table of TABLES, columns as stored, in a stable order."""
+    def load(self, tables: Mapping[str, Sequence[Mapping[str, Any]]]) -> dict[str, int]:
+        """Into a store without data (else NotEmpty), all rows or none (else BadCopy); the rows
+        written per table."""
+
+
 # -- the whole store ---------------------------------------------------------------------
 
 
@@ -312,4 +348,6 @@ class Store(Protocol):
     def leases(self) -> LeaseRepository: ...
     @property
     def schedule(self) -> ScheduleRepository: ...
+    @property
+    def tables(self) -> TableCopy: ...
     def close(self) -> None: ...

@@ -105,9 +105,12 @@ class Interrupted:
 @dataclass(frozen=True)
 class Ready:
     """The line is free again (after a said line, a hold or pressed digits): the transport asks
-    for the next command, quoting the `resume` number the command before gave it."""
+    for the next command, quoting the `resume` number the command before gave it. `text` is
+    what the callee said while held (a hold listens), if anything."""
 
     resume: int
+    text: str = ""
+    confidence: float | None = None
 
 
 @dataclass(frozen=True)
@@ -121,7 +124,17 @@ class StatusChanged:
     details: Mapping[str, str] = field(default_factory=dict)
 
 
-Event = Answered | Heard | Silence | Digits | Interrupted | Ready | StatusChanged
+@dataclass(frozen=True)
+class Detected:
+    """Answering-machine detection decided after the call was answered (asynchronous
+    detection): `answered_by` is human, machine, fax or unknown; `details` are the provider's
+    own words, for the record."""
+
+    answered_by: str
+    details: Mapping[str, str] = field(default_factory=dict)
+
+
+Event = Answered | Heard | Silence | Digits | Interrupted | Ready | StatusChanged | Detected
 
 
 # -- commands out ---------------------------------------------------------------------------------
@@ -145,9 +158,12 @@ class Ask:
 
 @dataclass(frozen=True)
 class Hold:
-    """Nothing to say yet: keep the line open and come back as `Ready(resume)`."""
+    """Nothing to say yet: keep the line open, listening, and come back as `Ready(resume)`
+    (with what the callee said meanwhile, if anything); `lines` (an acknowledgement) are said
+    first."""
 
     resume: int
+    lines: tuple[Spoken, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -204,7 +220,9 @@ class CallTransport(Renderer, Protocol):
                     params: Mapping[str, str]) -> Event | None: ...
 
     def initiate(self, approval: Approval, line: CallLine, *, ring_timeout: int,
-                 send_digits: str | None) -> Placed: ...
+                 send_digits: str | None, detection: str = "sync") -> Placed: ...
+
+    def resume_at(self, sid: str, line: CallLine, resume: int) -> None: ...
 
     def send_digits(self, sid: str, line: CallLine, digits: str, resume: int) -> None: ...
 

@@ -13,6 +13,7 @@ from twilio_caller.store.sqlite.database import Database, database_error
 from twilio_caller.store.sqlite.ledger import SqliteLedger
 from twilio_caller.store.sqlite.migrations import MIGRATIONS, Migration
 from twilio_caller.store.sqlite.schedule import SqliteSchedule
+from twilio_caller.store.sqlite.tables import SqliteTables
 
 __all__ = ["MIGRATIONS", "Migration", "SqliteStore", "database_error"]
 
@@ -25,6 +26,7 @@ class SqliteStore(Database):
         self._ledger = SqliteLedger(self)
         self._call_states = SqliteCallStates(self)
         self._leases = SqliteLeases(self)
+        self._tables = SqliteTables(self)
         self._schedule = SqliteSchedule(self)
 
     @property
@@ -50,3 +52,7 @@ class SqliteStore(Database):
     @property
     def schedule(self) -> SqliteSchedule:
         return self._schedule
+
+    @property
+    def tables(self) -> SqliteTables:
+        return self._tables

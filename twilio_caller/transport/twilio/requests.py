@@ -11,8 +11,8 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from twilio.request_validator import RequestValidator
 
-from twilio_caller.transport.port import Answered, CallLine, Event, Heard, Ready, Silence, StatusChanged
-from twilio_caller.transport.twilio.status import answered_by, call_status, duration_seconds
+from twilio_caller.transport.port import Answered, CallLine, Detected, Event, Heard, Ready, Silence, StatusChanged
+from twilio_caller.transport.twilio.status import ANSWERED_BY, answered_by, call_status, duration_seconds
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_FIELDS = 200
@@ -71,12 +71,15 @@ def parse_event(line: CallLine, kind: str, query: Mapping[str, str], params: Map
         return StatusChanged(status, int(sequence) if sequence.isdigit() else None,
                              answered_by(params.get("AnsweredBy")),
                              duration_seconds(params.get("CallDuration")), dict(params))
+    if kind == "amd":  # the result of asynchronous detection; one Twilio never sends is refused
+        raw = params.get("AnsweredBy", "")
+        return Detected(answered_by(raw) or "", dict(params)) if raw in ANSWERED_BY else None
     number = query.get("n", "")
     if not number.isdigit() or kind not in ("gather", "hold"):
         return None
-    if kind == "hold":
-        return Ready(int(number))
     speech = params.get("SpeechResult", "")[:MAX_SPEECH_CHARS]
+    if kind == "hold":  # a hold's Gather posts what was said while held
+        return Ready(int(number), speech, confidence(params) if speech else None)
     if not speech:
         return Silence(int(number))
     return Heard(int(number), speech, confidence(params), f"{line.call_id}:gather:{number}")

@@ -1,5 +1,5 @@
-"""The webhook's route table — /twilio/{call_id}/{token}/voice|gather|hold|status, a contract
-whose paths never change — and every webhook URL, built from it by name (`url_path_for`).
+"""The webhook's route table — /twilio/{call_id}/{token}/voice|gather|hold|status|amd, a contract
+whose paths never change (amd, asynchronous machine detection's result, was added by issue 16) — and every webhook URL, built from it by name (`url_path_for`).
 
 The table is one constant: the app serves it (its endpoints find their handlers on the app's
 state) and `WebhookUrls` builds URLs from the same routes, so the layout is written once."""
@@ -17,7 +17,7 @@ from starlette.websockets import WebSocket
 from twilio_caller.transport.port import CallLine
 
 PREFIX = "/twilio/{call_id}/{token}"
-CALL_ROUTES = ("voice", "gather", "hold", "status")
+CALL_ROUTES = ("voice", "gather", "hold", "status", "amd")
 
 
 class Endpoints(Protocol):
@@ -29,6 +29,7 @@ class Endpoints(Protocol):
     async def status(self, request: Request) -> Response: ...
     async def handoff(self, request: Request) -> Response: ...
     async def relay(self, websocket: WebSocket) -> None: ...
+    async def amd(self, request: Request) -> Response: ...
 
 
 def _endpoints(request: Request) -> Endpoints:
@@ -59,6 +60,10 @@ async def _relay(websocket: WebSocket) -> None:
     await cast(Endpoints, websocket.app.state.endpoints).relay(websocket)
 
 
+async def _amd(request: Request) -> Response:
+    return await _endpoints(request).amd(request)
+
+
 async def _ping(request: Request) -> Response:
     return Response("twilio-caller", media_type="text/plain")
 
@@ -72,6 +77,7 @@ ROUTES: list[BaseRoute] = [
     # ConversationRelay (issue 17): the call's socket, and the <Connect action> asked at its end
     WebSocketRoute("/relay/{call_id}/{token}", _relay, name="relay"),
     Route(f"{PREFIX}/handoff", _handoff, methods=["POST"], name="handoff"),
+    Route(f"{PREFIX}/amd", _amd, methods=["POST"], name="amd"),
 ]
 
 

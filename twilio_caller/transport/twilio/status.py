@@ -5,6 +5,10 @@ from __future__ import annotations
 from twilio_caller.call_status import PROVIDER, CallStatus
 
 
+ANSWERED_BY = frozenset({"human", "machine_start", "machine_end_beep", "machine_end_silence",
+                         "machine_end_other", "fax", "unknown"})
+
+
 def call_status(raw: str) -> CallStatus | None:
     """A CallStatus callback's word, or None when it is missing or not one Twilio sends."""
     return CallStatus(raw) if raw in PROVIDER else None

@@ -41,14 +41,31 @@ class TwilioTransport:
     # -- the Calls API side -------------------------------------------------------------------
 
     def initiate(self, approval: Approval, line: CallLine, *, ring_timeout: int,
-                 send_digits: str | None) -> Placed:
+                 send_digits: str | None, detection: str = "sync") -> Placed:
         """Dial; with digits to send on answer (SendDigits), Twilio turns answering-machine
-        detection off, else a machine is detected after its beep (DetectMessageEnd)."""
-        extra = {"send_digits": send_digits} if send_digits else {"machine_detection": "DetectMessageEnd"}
+        detection off, else per `detection` (voicemail.detection)."""
         return self.calls.create_call(
             approval, url=self.urls.url(line, "voice"), status_callback=self.urls.url(line, "status"),
-            ring_timeout=ring_timeout, extra=extra,
+            ring_timeout=ring_timeout, extra=self.dial_options(line, send_digits, detection),
         )
+
+    def dial_options(self, line: CallLine, send_digits: str | None, detection: str) -> dict[str, str]:
+        """The Calls API fields for answering-machine detection: `sync` finds a machine after
+        its beep before the first TwiML is fetched (DetectMessageEnd); `async` fetches it at
+        once and posts the result to the `amd` route later (AsyncAmd); `off` detects nothing."""
+        if send_digits:
+            return {"send_digits": send_digits}
+        if detection == "off":
+            return {}
+        if detection == "sync":
+            return {"machine_detection": "DetectMessageEnd"}
+        return {"machine_detection": "DetectMessageEnd", "async_amd": "true",
+                "async_amd_status_callback": self.urls.url(line, "amd"),
+                "async_amd_status_callback_method": "POST"}
+
+    def resume_at(self, sid: str, line: CallLine, resume: int) -> None:
+        """Move a live call now, whatever it is doing, to ask for `Ready(resume)`."""
+        self.calls.update_call(sid, url=self.urls.numbered(line, "hold", resume), method="POST")
 
     def send_digits(self, sid: str, line: CallLine, digits: str, resume: int) -> None:
         """Press keys now, outside a webhook request; the call then asks `hold?n=resume`."""

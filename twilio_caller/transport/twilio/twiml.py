@@ -17,8 +17,8 @@ def render(command: Command, speech: Speech, url: Callable[[str, int], str]) -> 
             return say_then_hold(speech, lines, url("hold", resume))
         case Ask(lines=lines, turn=turn):
             return ask(speech, lines, url("gather", turn))
-        case Hold(resume=resume):
-            return hold(url("hold", resume))
+        case Hold(resume=resume, lines=lines):
+            return hold(url("hold", resume), speech, lines=lines)
         case SendDigits(digits=digits, resume=resume):
             return press(digits, url("hold", resume))
         case EndCall(lines=lines):
@@ -63,10 +63,20 @@ def say_then_hold(speech: Speech, lines: Sequence[Spoken], hold_url: str) -> str
     return str(response)
 
 
-def hold(hold_url: str, pause_seconds: int = 1) -> str:
-    """A short silence, then ask again: the agent is still thinking."""
+def hold(hold_url: str, speech: Speech, pause_seconds: int = 1, lines: Sequence[Spoken] = ()) -> str:
+    """A short silence that listens, then ask again: the agent is still thinking. A speech
+    Gather around the pause posts words said meanwhile to the hold URL; when nothing is said,
+    the Redirect asks the same URL without them. `lines` (a short acknowledgement) are said
+    before the pause, outside the Gather."""
     response = VoiceResponse()
-    response.pause(length=pause_seconds)
+    for line in lines:
+        _say(response, speech, line)
+    gather = response.gather(
+        input="speech", action=hold_url, method="POST", timeout=pause_seconds,
+        speech_timeout=speech.speech_timeout, speech_model=speech.speech_model,
+        language=speech.recognition_language, hints=", ".join(speech.hints) if speech.hints else None,
+    )
+    gather.pause(length=pause_seconds)
     response.redirect(hold_url, method="POST")
     return str(response)
 
