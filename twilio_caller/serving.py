@@ -11,6 +11,7 @@ import uvicorn
 from starlette.types import ASGIApp
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+WS_MAX_BYTES = 64 * 1024  # a WebSocket message (ConversationRelay's are small JSON) at most this
 REQUEST_READ_SECONDS = 5.0  # a request's headers and body arrive within this, or it is cut off
 
 
@@ -98,6 +99,7 @@ class Listener:
         config = uvicorn.Config(
             app, lifespan="off", log_level="warning", access_log=False,
             timeout_graceful_shutdown=2, timeout_keep_alive=30, http=deadline_protocol(read_seconds),
+            ws_max_size=WS_MAX_BYTES,
         )
         config.load()
         self._server = uvicorn.Server(config)

@@ -101,6 +101,8 @@ class RelaySockets:
             await _close(websocket, refused.code)
         except WebSocketDisconnect:
             log.info("call %s: relay socket closed by Twilio", session.call_id)
+        except (RuntimeError, OSError) as exc:  # a send on a socket the other side closed meanwhile
+            log.info("call %s: relay socket lost: %s", session.call_id, exc)
         finally:
             self._open.discard(session.call_id)
 
