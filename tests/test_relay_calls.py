@@ -109,3 +109,13 @@ def test_an_unknown_engine_in_the_config_is_refused_before_dialing(relay_server)
     with pytest.raises(ConfigError, match="engine"):
         relay_server.tool("call", to="Contact9", message="Hello")
     assert relay_server.simulator.calls == []
+
+
+def test_a_machine_on_a_relay_call_gets_the_voicemail_through_twiml(relay_server) -> None:
+    relay_server.script("Contact9", answer="machine", greeting_seconds=1)
+    result = relay_server.tool("call", to="Contact9", message="Your order is ready")
+    assert result["ended"] is True
+    assert result["answered_by"] == "machine" and result["voicemail_left"] is True
+    record = relay_server.simulator.call(result["twilio_sid"])
+    assert record.wait(10)
+    assert any("Your order is ready" in utterance.text for utterance in record.voicemail)

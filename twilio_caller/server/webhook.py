@@ -19,8 +19,9 @@ from starlette.websockets import WebSocket
 
 from twilio_caller.audio import AudioLibrary, audio_routes
 from twilio_caller.errors import TwilioCallerError
+from twilio_caller.conversation import MACHINES
 from twilio_caller.sessions import CallSession
-from twilio_caller.transport.port import CallTransport
+from twilio_caller.transport.port import CallTransport, Detected
 from twilio_caller.transport.twilio import relay
 from twilio_caller.transport.twilio.relay_socket import RelaySockets
 from twilio_caller.transport.twilio.requests import read_form
@@ -85,6 +86,8 @@ class TwilioWebhook:
         event = self._transport.parse_event(session, kind, request.query_params, params)
         if event is None:  # malformed, or a status Twilio never sends: refused, nothing changes
             return Response(status_code=400)
+        if session.engine == "relay" and isinstance(event, Detected) and event.answered_by in MACHINES:
+            session.engine = "gather"  # the voicemail is left with TwiML (a Calls-API update ends the relay)
         try:
             answer = await self._dialer.conversation.handle(session, event)
         except TwilioCallerError as exc:  # not recorded (the store refused): the waiting tools were told
