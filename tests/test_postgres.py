@@ -186,3 +186,23 @@ def _end_the_stores_session(url: str) -> None:
         ended = admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE"
                               " datname = current_database() AND application_name = 'store_under_test'").fetchall()
     assert ended == [(True,)]
+
+
+def test_a_server_holding_a_home_on_postgresql_is_never_doubled(postgres_url: str, home: Path, monkeypatch) -> None:
+    """The client's check for a running but unreachable server reads the home's lease where the
+    home keeps it — in PostgreSQL when store.url names it — and refuses to start a second."""
+    import os
+
+    from twilio_caller.call_state import HomeLease
+    from twilio_caller.errors import ServerUnavailableError
+    from twilio_caller.server.client import ensure_server
+
+    monkeypatch.setenv("TWILIO_CALLER_DATABASE_URL", postgres_url)
+    rt = Runtime(home, environ={"TWILIO_CALLER_DATABASE_URL": postgres_url})
+    try:
+        assert HomeLease(rt.store, rt.clock).acquire("srv_elsewhere", os.getpid()) is None
+    finally:
+        rt.close()
+    with pytest.raises(ServerUnavailableError, match=f"pid {os.getpid()}"):
+        ensure_server(home, simulate=True)
+    assert not (home / "twilio-caller.db").exists()

@@ -93,3 +93,13 @@ class Runtime:
     def close(self) -> None:
         if "store" in self.__dict__:
             self.store.close()
+
+
+def existing_store(home: Path, environ: Mapping[str, str] | None = None) -> Store | None:
+    """The home's store if it has one yet (its PostgreSQL database when `store.url` names one,
+    else its SQLite file if that exists), without creating anything; the caller closes it."""
+    config = load_config(home, os.environ if environ is None else environ)
+    url = config.settings.store.url
+    if not url and not config.database_path.exists():
+        return None
+    return open_store(config.database_path, url)

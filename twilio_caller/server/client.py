@@ -149,12 +149,11 @@ def _refuse_if_leased(home: Path) -> None:
     (run file missing or stale): starting another would put two servers on one home."""
     from twilio_caller.call_state import HomeLease
     from twilio_caller.clock import SystemClock
-    from twilio_caller.store import open_store
+    from twilio_caller.runtime import existing_store
 
-    path = home / "twilio-caller.db"
-    if not path.exists():
+    store = existing_store(home)
+    if store is None:
         return
-    store = open_store(path)
     try:
         holder = HomeLease(store, SystemClock()).holder()
     finally:

@@ -125,12 +125,11 @@ def _heard(home: Path, call_id: str) -> int:
     """How many callee turns the store holds for the call (0 when it has none or no store)."""
     from twilio_caller.calls import CallWriter
     from twilio_caller.clock import SystemClock
-    from twilio_caller.store import open_store
+    from twilio_caller.runtime import existing_store
 
-    path = home / "twilio-caller.db"
-    if not path.exists():
+    store = existing_store(home)
+    if store is None:
         return 0
-    store = open_store(path)
     try:
         record = CallWriter(store, SystemClock()).get(call_id)
     finally:
