@@ -9,6 +9,8 @@ from pathlib import Path
 import threading
 
 from crashkit import background, kill, live_home, said_lines, server
+from polling import eventually
+from twilio_caller.calls import CallWriter
 from twilio_caller.dialer import RECOVERED_GOODBYE
 from twilio_caller.server.runner import ServerThread
 from twilio_caller.simulator import CalleeScript
@@ -80,3 +82,31 @@ def test_a_server_killed_after_a_machine_result_leaves_the_message_once_after_th
     finally:
         for running in restarted:
             running.stop()
+
+
+def test_a_server_killed_after_an_acknowledgement_says_no_second_one_in_that_wait(
+        home: Path, twilio) -> None:  # noqa: F811
+    simulator, api = twilio
+    runtime = live_home(home, simulator, api)
+    with (home / "config.yaml").open("a") as config:
+        config.write("voicemail: {detection: 'off'}\n")
+    text = (home / "config.yaml").read_text().replace(
+        "conversation: {hold_budget_seconds: 0.5,",
+        "conversation: {acknowledge_after_seconds: 0.3, acknowledgements: ['Mm-hm, one moment.'],"
+        " hold_budget_seconds: 0.5,")
+    (home / "config.yaml").write_text(text)
+    simulator.set_callee("+13125550101", InteractiveCallee(lambda heard: "Hi" if "Hello" in heard else "",
+                                                           ring_seconds=0.2))
+    first = background(home)
+    placed = invoke("call", {"to": "Contact1", "message": "Hello", "keep_open": True, "wait": False}, runtime)
+    call_id, sid = placed["call_id"], placed["twilio_sid"]
+    assert eventually(lambda: "Mm-hm, one moment." in said_lines(CallWriter(runtime.store, runtime.clock).get(call_id)))
+    restarted = crash(home, simulator, first.info["pid"], ringing=False, sid=sid)
+    try:
+        later = simulator.call(sid)
+        assert eventually(lambda: sum("/hold?n=" in r.url for r in later.requests) >= 4)  # held on, past the restart
+        ended = invoke("hangup", {"call_id": call_id}, runtime)
+        assert said_lines(ended).count("Mm-hm, one moment.") == 1
+        assert [u.text for u in later.heard].count("Mm-hm, one moment.") == 1
+    finally:
+        restarted.stop()
