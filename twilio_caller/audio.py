@@ -38,7 +38,7 @@ from urllib.parse import quote
 import httpx
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route, Router
 
 from twilio_caller.config import Config
 from twilio_caller.errors import ConfigError, InvalidInputError
@@ -353,7 +353,9 @@ class AudioLibrary:
             return None
 
     def url_for(self, audio: Audio, base_url: str) -> str:
-        return f"{base_url.rstrip('/')}/audio/{self.token}/{audio.file_name}"
+        """The public URL of a clip, built from the named audio route this library serves."""
+        path = Router(routes=audio_routes(self)).url_path_for(AUDIO_ROUTE, token=self.token, file=audio.file_name)
+        return base_url.rstrip("/") + str(path)
 
     async def wait_for_pending(self) -> None:
         """Let background generation finish (tests, a graceful shutdown)."""
@@ -498,6 +500,9 @@ def _read_or_create_token(path: Path) -> str:
     return token
 
 
+AUDIO_ROUTE = "audio"
+
+
 # -- serving ---------------------------------------------------------------------------------------------
 
 def audio_routes(library: AudioLibrary) -> list[Route]:
@@ -516,7 +521,7 @@ def audio_routes(library: AudioLibrary) -> list[Route]:
         return FileResponse(path, media_type=media_type, stat_result=stat,
                             headers={"Cache-Control": CACHE_CONTROL})
 
-    return [Route("/audio/{token}/{file}", serve, methods=["GET", "HEAD"])]
+    return [Route("/audio/{token}/{file}", serve, methods=["GET", "HEAD"], name=AUDIO_ROUTE)]
 
 
 # -- the phrase library ----------------------------------------------------------------------------------

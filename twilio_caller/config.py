@@ -20,6 +20,7 @@ from twilio_caller.settings import Settings
 
 HOME_ENV = "TWILIO_CALLER_HOME"
 CONFIG_NAMES = ("config.yaml", "config.yml", "config.json")
+DATABASE_FILE = "twilio-caller.db"  # the SQLite store in the home
 
 
 def resolve_home(environ: Mapping[str, str] = os.environ) -> Path:
@@ -81,7 +82,7 @@ class Config:
 
     @property
     def database_path(self) -> Path:
-        return self.home / "twilio-caller.db"
+        return self.home / DATABASE_FILE
 
     def masked(self) -> dict[str, Any]:
         """The values with every secret replaced by a hint that shows only its last 4 chars."""

@@ -22,6 +22,7 @@ from twilio_caller.settings import Settings
 from twilio_caller.sessions import Action, CallSession, HangUp, Outcome, Press, Registry, Speak, action_to_dict
 from twilio_caller.transport.port import CallTransport, Speech
 from twilio_caller.transport.twilio.calls import Telephony
+from twilio_caller.transport.twilio.relay import EngineRenderer
 from twilio_caller.transport.twilio.routes import WebhookUrls
 from twilio_caller.transport.twilio.transport import TwilioTransport
 
@@ -70,7 +71,7 @@ class Dialer:
                 acknowledge_after_seconds=settings.conversation.acknowledge_after_seconds,
             ),
             settings.identity.opening_text,
-            self.transport,
+            EngineRenderer(self.transport),
             voicemail_mode=settings.voicemail.mode,
             voicing=self._voicing(),
             steer=self._steer,
@@ -196,7 +197,7 @@ class Dialer:
                                     field="call_id")
         action = Press(digits)
         session.idle_since = self._rt.clock.monotonic()
-        if session.holding:
+        if session.holding or session.engine == "relay":  # a relay call takes it on its socket
             self._submit(session, action)
             await self._delivered(action.delivered, 5)
         elif session.twilio_sid is None:
@@ -403,6 +404,7 @@ class Dialer:
         )
         session = self._session(row["id"], row["token"], request)
         session.to_name, session.twilio_sid, session.status = row["to_name"], row["twilio_sid"], status
+        session.engine = "gather"  # taken back through TwiML (reattach): a relay call goes on with Gather
         self.conversation.restore(session)
         return session
 
@@ -425,7 +427,7 @@ class Dialer:
             message=request.message, interactive=request.interactive, keep_open=request.keep_open,
             closing=request.closing or settings.conversation.closing,
             speech=speech, reprompts_left=gather.reprompts,
-            idle_since=self._rt.clock.monotonic(),
+            idle_since=self._rt.clock.monotonic(), engine=settings.conversation.engine,
         )
 
     def _live(self, call_id: str) -> CallSession:

@@ -12,9 +12,10 @@ from pathlib import Path
 from twilio_caller.calls import CallLog
 from twilio_caller.clock import Clock, SystemClock
 from twilio_caller.config import (
-    Config, config_text, ensure_home, environment_values, load_config, resolve_home,
+    DATABASE_FILE, Config, config_text, ensure_home, environment_values, load_config, resolve_home,
 )
 from twilio_caller.contacts import ContactBook
+from twilio_caller.errors import ConfigError
 from twilio_caller.settings import Settings
 from twilio_caller.store import Store, open_store
 
@@ -97,9 +98,14 @@ class Runtime:
 
 def existing_store(home: Path, environ: Mapping[str, str] | None = None) -> Store | None:
     """The home's store if it has one yet (its PostgreSQL database when `store.url` names one,
-    else its SQLite file if that exists), without creating anything; the caller closes it."""
-    config = load_config(home, os.environ if environ is None else environ)
-    url = config.settings.store.url
-    if not url and not config.database_path.exists():
+    else its SQLite file if that exists), without creating anything; the caller closes it.
+    A config that does not load names no database: then the SQLite file, if any (the server
+    this serves will refuse that config itself, with its own clear error)."""
+    path = home / DATABASE_FILE
+    try:
+        url = load_config(home, os.environ if environ is None else environ).settings.store.url
+    except ConfigError:
+        url = None
+    if not url and not path.exists():
         return None
-    return open_store(config.database_path, url)
+    return open_store(path, url)

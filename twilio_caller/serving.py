@@ -11,6 +11,7 @@ import uvicorn
 from starlette.types import ASGIApp
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+WS_MAX_BYTES = 64 * 1024  # a WebSocket message (ConversationRelay's are small JSON) at most this
 REQUEST_READ_SECONDS = 5.0  # a request's headers and body arrive within this, or it is cut off
 
 
@@ -64,6 +65,10 @@ def deadline_protocol(read_seconds: float) -> type[HttpToolsProtocol]:
             super().on_message_complete()
             self._disarm()
 
+        def handle_websocket_upgrade(self) -> None:
+            self._disarm()  # a WebSocket (ConversationRelay) lives as long as its call
+            super().handle_websocket_upgrade()
+
         def connection_lost(self, exc: Exception | None) -> None:
             self._disarm()
             super().connection_lost(exc)
@@ -94,6 +99,7 @@ class Listener:
         config = uvicorn.Config(
             app, lifespan="off", log_level="warning", access_log=False,
             timeout_graceful_shutdown=2, timeout_keep_alive=30, http=deadline_protocol(read_seconds),
+            ws_max_size=WS_MAX_BYTES,
         )
         config.load()
         self._server = uvicorn.Server(config)

@@ -99,6 +99,7 @@ class CallSession:
     idle_since: float = 0.0
     events: list[dict[str, object]] = field(default_factory=list)  # progress, for the CLI
     failure: Exception | None = None  # a write that failed: the call was ended, tools get this error
+    engine: str = "gather"  # gather (TwiML) or relay (a ConversationRelay socket), issue 17
 
     def __post_init__(self) -> None:
         self._changed = asyncio.Condition()

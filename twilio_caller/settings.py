@@ -56,6 +56,7 @@ class Conversation:
     unsteered_limit_seconds: float
     acknowledge_after_seconds: float
     acknowledgements: tuple[str, ...]
+    engine: str = "gather"
 
 
 @dataclass(frozen=True)
@@ -182,7 +183,8 @@ class Settings:
             voice=Voice(**_pick(values["voice"], "default", "language")),
             gather=_gather(values["gather"]),
             conversation=Conversation(**_pick(values["conversation"], "closing", "hold_budget_seconds",
-                                                "unsteered_limit_seconds", "acknowledge_after_seconds"),
+                                                "unsteered_limit_seconds", "acknowledge_after_seconds",
+                                                "engine"),
                                       acknowledgements=tuple(values["conversation"]["acknowledgements"])),
             webhook=Webhook(**_pick(values["webhook"], "host", "port")),
             tunnel=_tunnel(values["tunnel"]),

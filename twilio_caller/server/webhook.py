@@ -15,13 +15,18 @@ from typing import TYPE_CHECKING
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.websockets import WebSocket
 
 from twilio_caller.audio import AudioLibrary, audio_routes
 from twilio_caller.errors import TwilioCallerError
+from twilio_caller.conversation import MACHINES
 from twilio_caller.sessions import CallSession
-from twilio_caller.transport.port import CallTransport
+from twilio_caller.transport.port import CallTransport, Detected
+from twilio_caller.transport.twilio import relay
+from twilio_caller.transport.twilio.relay_socket import RelaySockets
 from twilio_caller.transport.twilio.requests import read_form
-from twilio_caller.transport.twilio.routes import ROUTES
+from twilio_caller.transport.twilio.routes import ROUTES, WebhookUrls
+from twilio_caller.transport.twilio.status import answered_by
 
 if TYPE_CHECKING:
     from twilio_caller.dialer import Dialer
@@ -37,9 +42,27 @@ class TwilioWebhook:
         self._dialer = dialer
         self._transport = transport
         self._base = public_base_url.rstrip("/")
+        self.sockets = RelaySockets(dialer.registry, lambda: dialer.conversation, transport.verify, self._base)
 
     async def voice(self, request: Request) -> Response:
         return await self._handle(request, "voice")
+
+    async def relay(self, websocket: WebSocket) -> None:
+        await self.sockets.serve(websocket)
+
+    async def handoff(self, request: Request) -> Response:
+        """The `<Connect action>` of a relay call: the session ended — by our `end` (the
+        goodbye was spoken over the socket: hang up) or a dropped socket (apologise, hang up)."""
+        checked = await self._authorised(request)
+        if isinstance(checked, Response):
+            return checked
+        session, params = checked
+        dropped = not (session.hung_up_by_us or session.ended)
+        if dropped:
+            log.warning("call %s: relay session ended (%s) without our end", session.call_id,
+                        params.get("SessionStatus", "unknown")[:40])
+            session.hung_up_by_us = True
+        return Response(relay.handoff_twiml(session.speech, dropped), media_type=TWIML)
 
     async def gather(self, request: Request) -> Response:
         return await self._handle(request, "gather")
@@ -58,15 +81,27 @@ class TwilioWebhook:
         if isinstance(checked, Response):
             return checked
         session, params = checked
+        if kind == "voice" and session.engine == "relay":
+            return self._connect(session, params)
         event = self._transport.parse_event(session, kind, request.query_params, params)
         if event is None:  # malformed, or a status Twilio never sends: refused, nothing changes
             return Response(status_code=400)
+        if session.engine == "relay" and isinstance(event, Detected) and event.answered_by in MACHINES:
+            session.engine = "gather"  # the voicemail is left with TwiML (a Calls-API update ends the relay)
         try:
             answer = await self._dialer.conversation.handle(session, event)
         except TwilioCallerError as exc:  # not recorded (the store refused): the waiting tools were told
             log.error("call %s: %s", session.call_id, exc.message)
             return Response(status_code=500)
         return Response(status_code=204) if answer is None else Response(answer, media_type=TWIML)
+
+    def _connect(self, session: CallSession, params: dict[str, str]) -> Response:
+        """A relay call answered: hand its audio to the socket; `setup` opens the conversation."""
+        self.sockets.answered_by[session.call_id] = answered_by(params.get("AnsweredBy") or None)
+        urls = WebhookUrls(self._base)
+        path = urls.url(session, "relay").removeprefix(self._base)
+        document = relay.connect(session.speech, self.sockets.socket_url(path), urls.url(session, "handoff"))
+        return Response(document, media_type=TWIML)
 
     async def _authorised(self, request: Request) -> tuple[CallSession, dict[str, str]] | Response:
         session = self._dialer.registry.get(request.path_params["call_id"])

@@ -30,6 +30,7 @@ DTMF_KEYS = frozenset("0123456789*#ABCDw")
 class Speech:
     text: str
     confidence: float = DEFAULT_CONFIDENCE
+    interrupt_after: int | None = None  # ConversationRelay: speaks over the assistant after N words
 
 
 @dataclass(frozen=True)
@@ -238,7 +239,7 @@ def _parse_reply(item: Any, where: str) -> Reply:
     if not isinstance(item, Mapping) or not item:
         raise CalleeScriptError(f"{where}: a reply is a mapping such as {{say: 'Hello'}}")
     keys = set(item)
-    if "say" in keys and keys <= {"say", "confidence"}:
+    if "say" in keys and keys <= {"say", "confidence", "interrupt_after"}:
         return _speech(item, where)
     if keys == {"digits"}:
         return _digits(item["digits"], where)
@@ -247,7 +248,7 @@ def _parse_reply(item: Any, where: str) -> Reply:
     if keys == {"hangup"} and item["hangup"] is True:
         return HangUp()
     raise CalleeScriptError(
-        f"{where}: expected one of say (+confidence), digits, silence: true, hangup: true; got {dict(item)!r}"
+        f"{where}: expected one of say (+confidence, interrupt_after), digits, silence: true, hangup: true; got {dict(item)!r}"
     )
 
 
@@ -257,7 +258,10 @@ def _speech(item: Mapping[str, Any], where: str) -> Speech:
         raise CalleeScriptError(f"{where}: say must be non-empty text")
     if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) or not 0 <= confidence <= 1:
         raise CalleeScriptError(f"{where}: confidence must be between 0.0 and 1.0, got {confidence!r}")
-    return Speech(text.strip(), float(confidence))
+    cut = item.get("interrupt_after")
+    if cut is not None and (isinstance(cut, bool) or not isinstance(cut, int) or cut < 0):
+        raise CalleeScriptError(f"{where}: interrupt_after must be a number of words >= 0, got {cut!r}")
+    return Speech(text.strip(), float(confidence), cut)
 
 
 def _digits(keys: Any, where: str) -> Digits:

@@ -25,7 +25,10 @@ from twilio_caller.simulator.errors import (
 from twilio_caller.simulator.ids import new_sid, rfc2822
 from twilio_caller.simulator.records import API_VERSION, CallError, CallRecord, Utterance, WebhookRequest
 from twilio_caller.simulator.timeline import DeadlineReached, Timeline, speech_seconds
-from twilio_caller.simulator.twiml import Document, Gather, Hangup, Pause, Play, Record, Redirect, Say, Verb, parse
+from twilio_caller.simulator import relay
+from twilio_caller.simulator.twiml import (
+    ConversationRelay, Document, Gather, Hangup, Pause, Play, Record, Redirect, Say, Verb, parse,
+)
 from twilio_caller.simulator.webhook import Sent, WebhookClient
 
 logger = logging.getLogger(__name__)
@@ -348,6 +351,8 @@ class CallEngine:
             return Source("redirect", _resolve(verb.url, document_url), verb.method)
         elif isinstance(verb, Hangup):
             raise _Ended("hangup")
+        elif isinstance(verb, ConversationRelay):
+            return await self._relay(verb, document_url)
         return None
 
     # -- verbs ---------------------------------------------------------------------------
@@ -456,6 +461,28 @@ class CallEngine:
         action = _resolve(record.action or document_url, document_url)
         return Source("action", action, record.method, self._recording_params(seconds))
 
+    async def _relay(self, verb: ConversationRelay, document_url: str | None) -> Source | None:
+        """A ConversationRelay session (simulator/relay.py); at its end the `<Connect action>`
+        URL is asked, with SessionStatus and HandoffData, for what the call does next."""
+        started = self._timeline.elapsed
+        setup = {"type": "setup", "sessionId": new_sid("VX"), "accountSid": self.record.account_sid,
+                 "callSid": self.record.sid, "from": self.record.from_, "to": self.record.to,
+                 "direction": "outbound-api", "callStatus": "IN-PROGRESS", "customParameters": {}}
+        webhooks = self._context.webhooks
+        ended = await relay.converse(verb.url, webhooks.through_tunnel(verb.url), webhooks.sign(verb.url, {}),
+                                     setup, _RelayLine(self))
+        if ended.error is not None:
+            self._record_error(CallFailure(0, f"ConversationRelay: {ended.error}", verb.url), fatal=False)
+        if ended.status == "completed":
+            raise _Ended("callee-hangup")
+        if verb.action is None:
+            return None
+        params = {"SessionId": str(setup["sessionId"]), "SessionStatus": ended.status,
+                  "SessionDuration": str(round(self._timeline.elapsed - started))}
+        if ended.handoff_data is not None:
+            params["HandoffData"] = ended.handoff_data
+        return Source("action", _resolve(verb.action, document_url), verb.method, params)
+
     def _recording_params(self, seconds: float) -> dict[str, str]:
         sid = new_sid("RE")
         url = f"{self.record.api_base_url}/{API_VERSION}/Accounts/{self.record.account_sid}/Recordings/{sid}"
@@ -558,6 +585,26 @@ class CallEngine:
         request = WebhookRequest(purpose, method.upper(), url, dict(params), status)
         self.record.requests.append(request)
         self._context.observe(self.record, request)
+
+
+class _RelayLine:
+    """The engine as a relay session sees it: what the callee hears and says, in call time."""
+
+    def __init__(self, engine: CallEngine) -> None:
+        self._engine = engine
+
+    def hear(self, kind: str, text: str) -> None:
+        self._engine._hear(kind, text)
+        self._engine._unanswered.clear()  # a relay turn is answered by `reply`, with what was said
+
+    def callee_says(self, kind: str, text: str, seconds: float | None) -> None:
+        self._engine._callee_says(kind, text, seconds)
+
+    async def reply(self, heard: str) -> Reply:
+        return await self._engine._timeline.run_real(self._engine._conversation.reply(heard))
+
+    async def pass_time(self, seconds: float) -> None:
+        await self._engine._timeline.pass_time(seconds)
 
 
 def _resolve(url: str | None, document_url: str | None) -> str:

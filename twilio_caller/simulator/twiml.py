@@ -82,7 +82,18 @@ class Record:
     play_beep: bool = True
 
 
-Verb = Union[Say, Play, Pause, Gather, Redirect, Hangup, Record]
+@dataclass(frozen=True)
+class ConversationRelay:
+    """`<Connect action method><ConversationRelay url …/></Connect>` (issue 17): the call's
+    audio goes to the application's WebSocket; `action` is asked when the session ends."""
+
+    url: str
+    action: str | None
+    method: str
+    attributes: tuple[tuple[str, str], ...] = ()
+
+
+Verb = Union[Say, Play, Pause, Gather, Redirect, Hangup, Record, ConversationRelay]
 
 
 @dataclass(frozen=True)
@@ -110,6 +121,7 @@ ATTRIBUTES: dict[str, frozenset[str]] = {
     ),
     "Redirect": frozenset({"method"}),
     "Hangup": frozenset(),
+    "Connect": frozenset({"action", "method"}),
     "Record": frozenset(
         {
             "action", "method", "timeout", "finishOnKey", "maxLength", "playBeep", "trim",
@@ -121,7 +133,7 @@ ATTRIBUTES: dict[str, frozenset[str]] = {
 }
 # Verbs Twilio knows that this simulator does not model.
 UNSUPPORTED = frozenset(
-    {"Dial", "Enqueue", "Leave", "Connect", "Start", "Stop", "Pay", "Prompt", "Refer", "Sms", "Reject", "Echo", "Queue"}
+    {"Dial", "Enqueue", "Leave", "Start", "Stop", "Pay", "Prompt", "Refer", "Sms", "Reject", "Echo", "Queue"}
 )
 SSML_TAGS = frozenset({"break", "emphasis", "lang", "p", "phoneme", "prosody", "s", "say-as", "sub", "w"})
 
@@ -158,6 +170,7 @@ class _Reader:
             "Redirect": self._redirect,
             "Hangup": self._hangup,
             "Record": self._record,
+            "Connect": self._connect,
         }
 
     def _check_attributes(self, element: ET.Element) -> None:
@@ -220,6 +233,17 @@ class _Reader:
         if not url:
             raise CallFailure(DOCUMENT_PARSE_FAILURE, "<Redirect> needs a URL")
         return Redirect(url, self._method(element, "method"))
+
+    def _connect(self, element: ET.Element) -> ConversationRelay:
+        children = list(element)
+        if len(children) != 1 or children[0].tag != "ConversationRelay":
+            raise CallFailure(DOCUMENT_PARSE_FAILURE, "<Connect> needs exactly one <ConversationRelay> (the only noun modelled)")
+        relay = children[0]
+        url = relay.get("url", "")
+        if not url.startswith(("wss://", "ws://")):
+            raise CallFailure(DOCUMENT_PARSE_FAILURE, "<ConversationRelay> needs a ws:// or wss:// url")
+        return ConversationRelay(url, _url_attribute(element, "action"), self._method(element, "method"),
+                                 tuple(sorted(relay.attrib.items())))
 
     def _hangup(self, element: ET.Element) -> Hangup:
         self._no_children(element)

@@ -161,6 +161,18 @@ class WebhookClient:
             "POST", self._through_tunnel(target.url), data=params, headers=headers, timeout=timeout
         )
 
+    def sign(self, url: str, params: Mapping[str, str]) -> str:
+        """The X-Twilio-Signature Twilio would send for `url` and `params`."""
+        return str(self._validator.compute_signature(url, dict(params)))
+
+    def through_tunnel(self, url: str) -> str:
+        """Where a public URL (http(s) or ws(s)) really goes: the local end of its tunnel."""
+        secure = url.startswith("wss://")
+        if url.startswith(("ws://", "wss://")):
+            web = self._through_tunnel(("https://" if secure else "http://") + url.split("://", 1)[1])
+            return ("wss://" if web.startswith("https://") else "ws://") + web.split("://", 1)[1]
+        return self._through_tunnel(url)
+
     def _through_tunnel(self, url: str) -> str:
         """Where a public URL really goes: signed as public, delivered to the local end."""
         for public, local in self.tunnels.items():

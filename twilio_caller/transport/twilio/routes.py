@@ -11,7 +11,8 @@ from typing import Protocol, cast
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route, Router
+from starlette.routing import BaseRoute, Route, Router, WebSocketRoute
+from starlette.websockets import WebSocket
 
 from twilio_caller.transport.port import CallLine
 
@@ -26,6 +27,8 @@ class Endpoints(Protocol):
     async def gather(self, request: Request) -> Response: ...
     async def hold(self, request: Request) -> Response: ...
     async def status(self, request: Request) -> Response: ...
+    async def handoff(self, request: Request) -> Response: ...
+    async def relay(self, websocket: WebSocket) -> None: ...
     async def amd(self, request: Request) -> Response: ...
 
 
@@ -49,6 +52,14 @@ async def _status(request: Request) -> Response:
     return await _endpoints(request).status(request)
 
 
+async def _handoff(request: Request) -> Response:
+    return await _endpoints(request).handoff(request)
+
+
+async def _relay(websocket: WebSocket) -> None:
+    await cast(Endpoints, websocket.app.state.endpoints).relay(websocket)
+
+
 async def _amd(request: Request) -> Response:
     return await _endpoints(request).amd(request)
 
@@ -57,12 +68,15 @@ async def _ping(request: Request) -> Response:
     return Response("twilio-caller", media_type="text/plain")
 
 
-ROUTES: list[Route] = [
+ROUTES: list[BaseRoute] = [
     Route("/twilio/ping", _ping, methods=["GET"], name="ping"),
     Route(f"{PREFIX}/voice", _voice, methods=["GET", "POST"], name="voice"),
     Route(f"{PREFIX}/gather", _gather, methods=["POST"], name="gather"),
     Route(f"{PREFIX}/hold", _hold, methods=["POST"], name="hold"),
     Route(f"{PREFIX}/status", _status, methods=["POST"], name="status"),
+    # ConversationRelay (issue 17): the call's socket, and the <Connect action> asked at its end
+    WebSocketRoute("/relay/{call_id}/{token}", _relay, name="relay"),
+    Route(f"{PREFIX}/handoff", _handoff, methods=["POST"], name="handoff"),
     Route(f"{PREFIX}/amd", _amd, methods=["POST"], name="amd"),
 ]
 

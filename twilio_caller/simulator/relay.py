@@ -1,0 +1,160 @@
+"""ConversationRelay as Twilio runs it (issue 17), for the simulator: on `<Connect>
+<ConversationRelay url>` the call's audio goes to the application's WebSocket. The simulator
+opens it with a signed handshake (X-Twilio-Signature over the url, no parameters), sends
+`setup`, hears the application's `text` tokens (a turn ends at `last`), `play` and
+`sendDigits`, and speaks the callee's script as `prompt` messages (a partial, then the final
+one) or `dtmf` keys; a reply with `interrupt_after: N` cuts the assistant's turn after N words
+(`interrupt` with what was heard). `end` closes the session with its handoffData; the engine
+then asks the `<Connect action>` URL. A refused or dropped socket ends the session as failed."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+
+from twilio_caller.simulator.callee import Digits, HangUp, Reply, Speech
+from twilio_caller.simulator.timeline import speech_seconds
+
+OPEN_SECONDS = 5.0
+MAX_MESSAGE_BYTES = 64 * 1024
+REPLY_DELAY_SECONDS = 0.5
+DIGIT_SECONDS = 0.3
+
+
+class RelayLine(Protocol):
+    """The engine's side of the call, as the relay session uses it."""
+
+    def hear(self, kind: str, text: str) -> None: ...
+    def callee_says(self, kind: str, text: str, seconds: float | None) -> None: ...
+    async def reply(self, heard: str) -> Reply: ...
+    async def pass_time(self, seconds: float) -> None: ...
+
+
+@dataclass(frozen=True)
+class SessionEnd:
+    """How the session ended: `ended` (the application's `end`), `completed` (the callee hung
+    up) or `failed` (refused or dropped socket); with the handoffData and any error."""
+
+    status: str
+    handoff_data: str | None = None
+    error: str | None = None
+    turns: int = 0
+
+
+async def converse(url: str, local_url: str, signature: str, setup: Mapping[str, Any],
+                   line: RelayLine) -> SessionEnd:
+    try:
+        async with connect(local_url, additional_headers={"X-Twilio-Signature": signature},
+                           open_timeout=OPEN_SECONDS, proxy=None, compression=None, ping_interval=None,
+                           max_size=MAX_MESSAGE_BYTES) as socket:
+            await socket.send(json.dumps(dict(setup)))
+            return await _Session(socket, line).run()
+    except InvalidStatus as refused:
+        return SessionEnd("failed", error=f"WebSocket handshake refused: HTTP {refused.response.status_code}")
+    except (InvalidHandshake, OSError, TimeoutError) as error:
+        return SessionEnd("failed", error=f"WebSocket connection failed: {error!r}")
+
+
+@dataclass
+class _Session:
+    socket: ClientConnection
+    line: RelayLine
+    turns: int = 0
+
+    async def run(self) -> SessionEnd:
+        tokens: list[str] = []
+        try:
+            async for raw in self.socket:
+                message = _message(raw)
+                kind = message.get("type") if message is not None else None
+                if message is None or kind not in KNOWN:
+                    await self.socket.send(json.dumps({"type": "error", "description": "Invalid message"}))
+                elif kind == "text":
+                    tokens.append(str(message.get("token", "")))
+                    if message.get("last") is True:
+                        said, tokens = "".join(tokens).strip(), []
+                        if await self._turn(said):
+                            return SessionEnd("completed", turns=self.turns)
+                elif kind == "end":
+                    return SessionEnd("ended", _handoff(message), turns=self.turns)
+                else:
+                    HANDLERS[str(kind)](self.line, message)
+        except ConnectionClosed as closed:
+            return SessionEnd("failed", error=f"WebSocket closed: {closed.rcvd.code if closed.rcvd else 1006}",
+                              turns=self.turns)
+        return SessionEnd("failed", error="WebSocket closed by the application without end", turns=self.turns)
+
+    async def _turn(self, said: str) -> bool:
+        """The assistant finished a turn: the callee hears it (or cuts it) and replies. True
+        when the callee hung up."""
+        self.turns += 1
+        reply = await self.line.reply(said)
+        words = said.split()
+        cut = reply.interrupt_after if isinstance(reply, Speech) else None
+        if cut is not None and cut < len(words):
+            heard = " ".join(words[:cut])
+            self.line.hear("say", heard)
+            await self.line.pass_time(speech_seconds(heard))
+            await self._send({"type": "interrupt", "utteranceUntilInterrupt": heard,
+                              "durationUntilInterruptMs": round(speech_seconds(heard) * 1000)})
+        elif said:
+            self.line.hear("say", said)
+            await self.line.pass_time(speech_seconds(said))
+        return await self._answer(reply)
+
+    async def _answer(self, reply: Reply) -> bool:
+        if isinstance(reply, HangUp):
+            return True
+        if isinstance(reply, Speech):
+            seconds = REPLY_DELAY_SECONDS + speech_seconds(reply.text)
+            self.line.callee_says("speech", reply.text, seconds)
+            await self.line.pass_time(seconds)
+            first = reply.text.split()[0]
+            if first != reply.text:
+                await self._send({"type": "prompt", "voicePrompt": first, "lang": "en-US", "last": False})
+            await self._send({"type": "prompt", "voicePrompt": reply.text, "lang": "en-US", "last": True})
+        elif isinstance(reply, Digits):
+            self.line.callee_says("digits", reply.keys, None)
+            for key in reply.keys.replace("w", ""):
+                await self.line.pass_time(DIGIT_SECONDS)
+                await self._send({"type": "dtmf", "digit": key})
+        return False
+
+    async def _send(self, message: Mapping[str, Any]) -> None:
+        await self.socket.send(json.dumps(dict(message)))
+
+
+def _message(raw: str | bytes) -> dict[str, Any] | None:
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _handoff(message: Mapping[str, Any]) -> str | None:
+    data = message.get("handoffData")
+    return data if isinstance(data, str) else None
+
+
+def _play(line: RelayLine, message: Mapping[str, Any]) -> None:
+    line.hear("play", str(message.get("source", "")))
+
+
+def _digits(line: RelayLine, message: Mapping[str, Any]) -> None:
+    line.hear("digits", str(message.get("digits", "")))
+
+
+def _language(line: RelayLine, message: Mapping[str, Any]) -> None:
+    return None  # a language switch changes nothing the simulated callee hears
+
+
+HANDLERS: dict[str, Callable[[RelayLine, Mapping[str, Any]], None]] = {
+    "play": _play, "sendDigits": _digits, "language": _language,
+}
+KNOWN = frozenset({"text", "end", *HANDLERS})

@@ -1,0 +1,231 @@
+"""The ConversationRelay WebSocket of one call (/relay/{call_id}/{token}): the handshake is
+checked like a webhook request (known call, its token, a valid X-Twilio-Signature over the
+public wss URL, one socket per call), then `setup` must come within a few seconds; messages
+are bounded in size and rate. The socket then drives the conversation core: each answer's plan
+(relay.py) is sent, and what follows — the line free again, a listening turn, the end — is fed
+back as the next event. An `interrupt` is recorded as it arrives."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from twilio_caller.sessions import CallSession
+from twilio_caller.transport.port import Answered, Event, Interrupted, Ready, Silence
+from twilio_caller.transport.twilio import relay
+
+if TYPE_CHECKING:
+    from twilio_caller.sessions import Registry
+
+log = logging.getLogger("twilio_caller.relay")
+POLICY_VIOLATION = 1008
+TOO_BIG = 1009
+
+
+class Core(Protocol):
+    """The conversation core, as the socket uses it (conversation.Conversation)."""
+
+    async def handle(self, session: CallSession, event: Event) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class Limits:
+    setup_seconds: float = 5.0  # a socket that does not say `setup` by then is closed
+    max_message_bytes: int = 16_384
+    messages_per_second: float = 20.0
+    burst: int = 40
+    silence_seconds: float = 15.0  # a listening turn with no prompt by then is a silence
+    digit_gap_seconds: float = 2.0  # keys of one answer: each within this of the one before, or up to #
+
+
+class _Refused(Exception):
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code, self.reason = code, reason
+
+
+class _Bucket:
+    """At most `rate` messages a second after a burst of `burst` (a token bucket)."""
+
+    def __init__(self, rate: float, burst: int, monotonic: Callable[[], float]) -> None:
+        self._rate, self._burst, self._now = rate, float(burst), monotonic
+        self._tokens, self._at = float(burst), monotonic()
+
+    def take(self) -> bool:
+        now = self._now()
+        self._tokens = min(self._burst, self._tokens + (now - self._at) * self._rate)
+        self._at = now
+        if self._tokens < 1:
+            return False
+        self._tokens -= 1
+        return True
+
+
+class RelaySockets:
+    """The endpoint of every call's relay socket."""
+
+    def __init__(self, registry: Registry, conversation: Callable[[], Core],
+                 verify: Callable[[str, Mapping[str, str], str], bool], public_base_url: str,
+                 limits: Limits = Limits(), monotonic: Callable[[], float] = time.monotonic) -> None:
+        self._registry = registry
+        self._conversation = conversation
+        self._verify = verify
+        self._base = socket_base(public_base_url)
+        self._limits = limits
+        self._monotonic = monotonic
+        self._open: set[str] = set()
+        self.answered_by: dict[str, str | None] = {}  # from the voice request, for `setup`
+
+    def socket_url(self, path: str) -> str:
+        return self._base + path
+
+    async def serve(self, websocket: WebSocket) -> None:
+        session = self._admitted(websocket)
+        if session is None:
+            await websocket.close(code=POLICY_VIOLATION)
+            return
+        self._open.add(session.call_id)
+        try:
+            await websocket.accept()
+            await self._run(websocket, session)
+        except _Refused as refused:
+            log.warning("call %s: relay socket closed: %s", session.call_id, refused.reason)
+            await _close(websocket, refused.code)
+        except WebSocketDisconnect:
+            log.info("call %s: relay socket closed by Twilio", session.call_id)
+        except (RuntimeError, OSError) as exc:  # a send on a socket the other side closed meanwhile
+            log.info("call %s: relay socket lost: %s", session.call_id, exc)
+        finally:
+            self._open.discard(session.call_id)
+
+    def _admitted(self, websocket: WebSocket) -> CallSession | None:
+        session = self._registry.get(websocket.path_params["call_id"])
+        given = websocket.path_params["token"].encode("utf-8", "surrogateescape")
+        if session is None or not secrets.compare_digest(session.token.encode(), given):
+            return None
+        if session.ended or session.call_id in self._open:
+            return None
+        url = self._base + websocket.url.path + (f"?{websocket.url.query}" if websocket.url.query else "")
+        if not self._verify(url, {}, websocket.headers.get("X-Twilio-Signature", "")):
+            log.warning("rejected a relay socket with a bad signature for call %s", session.call_id)
+            return None
+        return session
+
+    async def _run(self, websocket: WebSocket, session: CallSession) -> None:
+        bucket = _Bucket(self._limits.messages_per_second, self._limits.burst, self._monotonic)
+        try:
+            first = await asyncio.wait_for(self._receive(websocket, bucket), self._limits.setup_seconds)
+        except TimeoutError:
+            raise _Refused(POLICY_VIOLATION, "no setup message in time") from None
+        if not isinstance(first, relay.Setup):
+            raise _Refused(POLICY_VIOLATION, "the first message was not setup")
+        if session.twilio_sid and first.call_sid != session.twilio_sid:
+            raise _Refused(POLICY_VIOLATION, "setup names another call")
+        inbox: asyncio.Queue[relay.Prompt | relay.Dtmf | None] = asyncio.Queue()
+        turn = _Turn()
+        driver = asyncio.ensure_future(self._drive(websocket, session, first.call_sid, inbox, turn))
+        try:
+            await self._read(websocket, session, bucket, inbox, turn, driver)
+        finally:
+            driver.cancel()
+            await asyncio.gather(driver, return_exceptions=True)
+
+    async def _read(self, websocket: WebSocket, session: CallSession, bucket: _Bucket,
+                    inbox: asyncio.Queue[relay.Prompt | relay.Dtmf | None], turn: _Turn,
+                    driver: asyncio.Future[None]) -> None:
+        receiving = asyncio.ensure_future(self._receive(websocket, bucket))
+        while True:
+            pending: set[asyncio.Future[Any]] = {receiving, driver}
+            done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            if driver in done:
+                receiving.cancel()
+                await asyncio.gather(receiving, return_exceptions=True)
+                driver.result()  # a failure of the driver surfaces here
+                return
+            message = receiving.result()
+            receiving = asyncio.ensure_future(self._receive(websocket, bucket))
+            if isinstance(message, Interrupted):
+                await self._conversation().handle(session, message)
+            elif isinstance(message, relay.Prompt | relay.Dtmf) and turn.listening:
+                if isinstance(message, relay.Dtmf) or message.last:
+                    inbox.put_nowait(message)
+            elif isinstance(message, relay.Failure):
+                log.warning("call %s: ConversationRelay reports: %s", session.call_id, message.description)
+
+    async def _receive(self, websocket: WebSocket, bucket: _Bucket) -> relay.Message | None:
+        received = await websocket.receive()
+        if received["type"] == "websocket.disconnect":
+            raise WebSocketDisconnect(received.get("code", 1000))
+        raw = received.get("text") or received.get("bytes") or ""
+        if len(raw) > self._limits.max_message_bytes:
+            raise _Refused(TOO_BIG, "message too big")
+        if not bucket.take():
+            raise _Refused(POLICY_VIOLATION, "too many messages")
+        return relay.parse(raw if isinstance(raw, str) else raw.decode("utf-8", "replace"))
+
+    async def _drive(self, websocket: WebSocket, session: CallSession, call_sid: str,
+                     inbox: asyncio.Queue[relay.Prompt | relay.Dtmf | None], turn: _Turn) -> None:
+        """Answer each event with the core, send the plan, and make the next event of it."""
+        event: Event = Answered(self.answered_by.get(session.call_id))
+        while True:
+            # a failed write is answered by the core itself: a goodbye plan that ends the call
+            plan = relay.read_plan(await self._conversation().handle(session, event) or "")
+            if plan.listen is not None:
+                turn.listening = True  # before the question goes out: a quick answer is kept
+            for message in plan.messages:
+                await websocket.send_text(json.dumps(message, ensure_ascii=False))
+            if plan.end:
+                return
+            if plan.ready is not None:
+                event = Ready(plan.ready)
+                continue
+            if plan.listen is None:
+                return
+            try:
+                said = await asyncio.wait_for(inbox.get(), self._limits.silence_seconds)
+            except TimeoutError:
+                said = None
+            if isinstance(said, relay.Dtmf):
+                said = await self._keys(said, inbox)
+            turn.listening = False
+            event = Silence(plan.listen) if said is None else relay.heard(plan.listen, said, call_sid)
+
+
+    async def _keys(self, first: relay.Dtmf, inbox: asyncio.Queue[relay.Prompt | relay.Dtmf | None]) -> relay.Dtmf:
+        """The keys of one answer: until `#`, a pause, or speech (the speech is not kept)."""
+        keys = first.digits
+        while not keys.endswith("#"):
+            try:
+                more = await asyncio.wait_for(inbox.get(), self._limits.digit_gap_seconds)
+            except TimeoutError:
+                break
+            if not isinstance(more, relay.Dtmf):
+                break
+            keys += more.digits
+        return relay.Dtmf(keys.removesuffix("#") or keys)
+
+
+@dataclass
+class _Turn:
+    listening: bool = False
+
+
+def socket_base(public_base_url: str) -> str:
+    """The public base as a WebSocket base: https → wss (Twilio's case), http → ws (loopback)."""
+    scheme, _, rest = public_base_url.rstrip("/").partition("://")
+    return ("wss" if scheme == "https" else "ws") + "://" + rest
+
+
+async def _close(websocket: WebSocket, code: int) -> None:
+    try:
+        await websocket.close(code=code)
+    except (RuntimeError, WebSocketDisconnect):  # already closed by the other side
+        return
