@@ -214,10 +214,43 @@ class Conversation:
         if event.answered_by not in MACHINES or self._steer is None:
             return
         session.detour()  # a request held for the agent lets go of the call
-        resume = self._next_resume(session)
-        await self._once(session, f"hold:{resume}",
-                         lambda: self._voicemail(session, event.answered_by, self._deadline()))
+        resume = await self._voicemail_path(session, event.answered_by)
         await self._steer(session, resume)  # an answer not saved is a stale resume: the call ends
+
+    async def taken_back(self, session: CallSession, answered_by: str | None) -> int | None:
+        """A live call taken back after a restart: what machine detection decided — from the
+        store, or from the provider's record of the call (`answered_by`, when the result went
+        to the stopped server's URL) — applies again. A machine or a fax: the resume number of
+        its voicemail path (the answer made before the restart, else made now); else None.
+        No acknowledgement is due in the wait that was going on (one may have been said)."""
+        session.acknowledged = True
+        record = self._writer.get(session.call_id)
+        known = record["answered_by"] if record else None
+        who = known or answered_by
+        session.detected_as = who
+        if who is None:
+            return None
+        if known is None:
+            self._writer.event(session.call_id, "amd", who, None, {"AnsweredBy": who, "from": "calls-api"},
+                               dedupe_by_content=True)
+            self._writer.advance(session.call_id, session.status, answered_by=who)
+        if who not in MACHINES:
+            return None
+        return await self._voicemail_path(session, who)
+
+    async def _voicemail_path(self, session: CallSession, who: str) -> int:
+        """The voicemail answer, under a resume number written down before it is made: a
+        restart finds that number and gives (or makes) the very same answer, so the message
+        is left once."""
+        planned = self._writer.store.calls.event_payloads(session.call_id, "voicemail-path")
+        if planned:
+            resume = int(planned[0]["resume"])
+            session.hold_number = max(session.hold_number, resume)
+        else:
+            resume = self._next_resume(session)
+            self._writer.event(session.call_id, "voicemail-path", None, None, {"resume": resume})
+        await self._once(session, f"hold:{resume}", lambda: self._voicemail(session, who, self._deadline()))
+        return resume
 
     def restore(self, session: CallSession) -> None:
         """Rebuild the session's live state from the store (after a restart, or a failed write)."""

@@ -340,7 +340,7 @@ class Dialer:
             return await self._close(row, "completed", "max-duration")
         if ours is not None:
             return None
-        await self._take_back(row, state.status)
+        await self._take_back(row, state.status, state.answered_by)
         return {"call_id": row["id"], "action": "taken-back", "status": state.status, "reason": None}
 
     async def _close(self, row: Any, status: str, reason: str, **fields: Any) -> dict[str, Any]:
@@ -372,12 +372,15 @@ class Dialer:
         except TwilioCallerError as exc:
             log.info("hanging up %s: %s", sid, exc.message)
 
-    async def _take_back(self, row: Any, status: str) -> None:
+    async def _take_back(self, row: Any, status: str, answered_by: str | None) -> None:
         session = self._session_from(row, status)
         self.registry.add(session)
         resume, reask, goodbye = None, None, None
         if session.status == "in-progress":
-            if session.keep_open:
+            voicemail = await self.conversation.taken_back(session, answered_by)
+            if voicemail is not None:  # a machine: its voicemail path, made once
+                resume = voicemail
+            elif session.keep_open:
                 reask = self.states.unanswered_gather(session.call_id)
                 resume = self._api_resume(session) if reask is None else None
             else:

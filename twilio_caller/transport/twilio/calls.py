@@ -16,6 +16,7 @@ from twilio_caller.safety import Approval
 from twilio_caller.settings import Twilio
 from twilio_caller.store.ports import SafetyLedger
 from twilio_caller.transport.port import Placed, ProviderCall
+from twilio_caller.transport.twilio.status import ANSWERED_BY, answered_by
 
 if TYPE_CHECKING:
     from twilio.rest import Client
@@ -110,7 +111,11 @@ class Telephony:
 
     def fetch_call(self, sid: str) -> ProviderCall:
         call = self._request(lambda client: client.calls(sid).fetch())
-        return ProviderCall(status=call.status, duration=call.duration, answered_by=call.answered_by)
+        """The call as Twilio knows it now; `answered_by` in the result's words (machine, not
+        machine_end_beep), None when detection has not decided or Twilio sent a word it does not document."""
+        raw = call.answered_by
+        return ProviderCall(status=call.status, duration=call.duration,
+                            answered_by=answered_by(raw) if raw in ANSWERED_BY else None)
 
     def _confirm(self, approval: Approval) -> None:
         """Dial only for a call that safety approved and that was not dialled before."""
