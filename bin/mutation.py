@@ -36,7 +36,7 @@ TARGETS: dict[str, list[str]] = {
     "twilio_caller/safety.py": ["tests/test_safety.py", "tests/test_gate.py"],
     "twilio_caller/server/webhook.py": ["tests/test_webhook.py", "tests/test_webhook_input.py",
                                         "tests/test_slow_and_hostile_clients.py", "tests/test_call_state.py",
-                                        "tests/test_replay_layers.py", "tests/test_relay.py"],
+                                        "tests/test_replay_layers.py", "tests/test_relay.py", "tests/test_relay_calls.py"],
     "twilio_caller/transport/twilio/requests.py": ["tests/test_twilio_transport.py", "tests/test_webhook.py", "tests/test_webhook_input.py",
                                                    "tests/test_slow_and_hostile_clients.py",
                                                    "tests/test_call_state.py", "tests/test_replay_layers.py"],

@@ -65,7 +65,7 @@ def test_said_lines_stream_sentence_by_sentence_with_last_on_the_final_piece() -
 
 
 def test_each_command_has_its_messages_and_what_follows() -> None:
-    ask = relay.read_plan(relay.render(Ask((Line("Hi.", "https://a/x.mp3"), "Ok?"), turn=2)))
+    ask = relay.read_plan(relay.render(Ask((Line("Hi.", "https://a.example.com/x.mp3"), "Ok?"), turn=2)))
     assert [m["type"] for m in ask.messages] == ["play", "text"] and ask.listen == 2
     assert relay.read_plan(relay.render(Hold(7))) == relay.Plan((), ready=7)
     digits = relay.read_plan(relay.render(SendDigits("1w2", 3)))
@@ -277,8 +277,8 @@ def test_the_simulator_reads_connect_conversation_relay_and_refuses_other_nouns(
     assert isinstance(verb, ConversationRelay) and not document.warnings
     assert (verb.url, verb.action, verb.method) == ("wss://calls.example.com/relay/c/t",
                                                    PUBLIC + "/twilio/c/t/handoff", "POST")
-    for bad in ('<Response><Connect><Stream url="wss://x/s"/></Connect></Response>',
-                '<Response><Connect><ConversationRelay url="https://x/s"/></Connect></Response>'):
+    for bad in ('<Response><Connect><Stream url="wss://x.example.com/s"/></Connect></Response>',
+                '<Response><Connect><ConversationRelay url="https://x.example.com/s"/></Connect></Response>'):
         with pytest.raises(CallFailure):
             parse(bad)
 
