@@ -220,9 +220,19 @@ def _contacts(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Calla
     return _invoke(runtime, "list_contacts", {}), lambda r: render.contact_table(r["contacts"])
 
 
-@command("store", "move the store's data: `store export FILE`, `store import FILE` (into an empty store)",
-         arg("action", choices=["export", "import"]), arg("file", help="the JSON file written or read"))
+@command("store", "the store itself: `store migrate` (apply pending migrations), `store export FILE`, "
+         "`store import FILE` (into an empty store)",
+         arg("action", choices=["migrate", "export", "import"]),
+         arg("file", nargs="?", help="export/import: the JSON file written or read"),
+         arg("--url", help="migrate: this PostgreSQL database instead of the configured store"))
 def _store(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable[[Any], str]]:
+    if options.action == "migrate":
+        return _store_migrate(options, runtime)
+    if options.url is not None:
+        raise InvalidInputError(f"store {options.action} moves the configured store's data; --url is for "
+                                "`store migrate` (set store.url / TWILIO_CALLER_DATABASE_URL instead)")
+    if not options.file:
+        raise InvalidInputError(f"store {options.action} needs a file: store {options.action} FILE.json")
     from pathlib import Path
 
     from twilio_caller.store.transfer import export_to, import_from
@@ -233,6 +243,22 @@ def _store(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable
     verb = "exported to" if options.action == "export" else "imported from"
     return {"rows": rows, "file": str(path)}, lambda r: (
         f"{verb} {r['file']}: " + ", ".join(f"{count} {table}" for table, count in r["rows"].items()))
+
+
+def _store_migrate(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable[[Any], str]]:
+    from twilio_caller.config import ensure_home
+    from twilio_caller.store.opening import migrate_store
+
+    if options.file:
+        raise InvalidInputError(f"unexpected argument {options.file!r}: store migrate takes no file")
+    if options.url is not None and not re.fullmatch(r"postgres(ql)?://\S+", options.url):
+        raise InvalidInputError("store migrate --url needs a PostgreSQL URL: postgresql://user@host:port/dbname")
+    url = options.url or runtime.settings.store.url
+    if not url:
+        ensure_home(runtime.home)
+    store, applied = migrate_store(runtime.config.database_path, url)
+    return {"store": store, "applied": applied}, lambda r: (
+        f"{r['store']}: applied " + ", ".join(r["applied"]) if r["applied"] else f"{r['store']}: up to date")
 
 
 @command("update", "change a contact (an empty value clears a field)",

@@ -16,7 +16,7 @@ from twilio_caller.store.postgres.schedule import PgSchedule
 from twilio_caller.store.postgres.tables import PgTables
 from twilio_caller.store.sqlite.migrations import Migration
 
-__all__ = ["MIGRATIONS", "PostgresStore", "connection_error", "redact"]
+__all__ = ["MIGRATIONS", "PgDatabase", "PostgresStore", "connection_error", "redact"]
 
 
 class PostgresStore(PgDatabase):

@@ -41,7 +41,7 @@ class PgDatabase:
         self._lock = threading.RLock()
         self._connection = _connect(url)
         with self._mapped():
-            self._migrate(migrations)
+            self.migrate(migrations)
 
     def close(self) -> None:
         with self._lock:
@@ -95,9 +95,12 @@ class PgDatabase:
         except psycopg.OperationalError as exc:
             raise connection_error(self.url, exc) from exc
 
-    def _migrate(self, migrations: Sequence[Migration]) -> None:
+    def migrate(self, migrations: Sequence[Migration] = MIGRATIONS) -> list[str]:
+        """Apply the steps not applied yet, each in one transaction under the migrations lock;
+        the names this call applied (another process may have applied some meanwhile)."""
         if not self.pending_migrations(migrations):  # an up-to-date database: nothing written
-            return
+            return []
+        applied = []
         for migration in migrations:
             with self.transaction() as connection:
                 lock(connection, LOCK_MIGRATIONS)
@@ -111,6 +114,8 @@ class PgDatabase:
                 for statement in migration.statements:
                     connection.execute(statement)
                 connection.execute("INSERT INTO applied_migrations (name) VALUES (%s)", (migration.name,))
+            applied.append(migration.name)
+        return applied
 
 
 def _connect(url: str) -> Connection:

@@ -29,7 +29,7 @@ class Database:
         _refuse_emptied(path)
         try:
             self._connection = _connect(path)
-            self._migrate(migrations)
+            self.migrate(migrations)
         except ConfigError:
             raise
         except (sqlite3.DatabaseError, OSError) as exc:
@@ -75,14 +75,23 @@ class Database:
         rows = self.query("SELECT name FROM schema_migrations ORDER BY name")
         return [row["name"] for row in rows]
 
-    def _migrate(self, migrations: Sequence[Migration]) -> None:
-        if self._pending(migrations):  # a read first: opening an up-to-date database writes nothing
+    def pending_migrations(self, migrations: Sequence[Migration] = MIGRATIONS) -> list[Migration]:
+        exists = self.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'")
+        applied = set(self.applied_migrations()) if exists else set()
+        return [migration for migration in migrations if migration.name not in applied]
+
+    def migrate(self, migrations: Sequence[Migration] = MIGRATIONS) -> list[str]:
+        """Apply the steps not applied yet, each in one IMMEDIATE transaction; the names this
+        call applied (another process may have applied some meanwhile)."""
+        pending = self.pending_migrations(migrations)
+        if pending:  # a read first: opening an up-to-date database writes nothing
             with self.transaction() as connection:
                 connection.execute(
                     "CREATE TABLE IF NOT EXISTS schema_migrations ("
                     "name TEXT PRIMARY KEY, applied_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP)"
                 )
-        for migration in self._pending(migrations):
+        applied = []
+        for migration in pending:
             with self.transaction() as connection:
                 done = connection.execute(
                     "SELECT 1 FROM schema_migrations WHERE name = ?", (migration.name,)
@@ -94,11 +103,8 @@ class Database:
                 connection.execute(
                     "INSERT INTO schema_migrations (name) VALUES (?)", (migration.name,)
                 )
-
-    def _pending(self, migrations: Sequence[Migration]) -> list[Migration]:
-        exists = self.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'")
-        applied = {row["name"] for row in self.query("SELECT name FROM schema_migrations")} if exists else set()
-        return [migration for migration in migrations if migration.name not in applied]
+            applied.append(migration.name)
+        return applied
 
 
 def database_error(path: Path, exc: BaseException) -> ConfigError | None:
