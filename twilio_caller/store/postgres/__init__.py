@@ -8,13 +8,13 @@ from collections.abc import Sequence
 
 from twilio_caller.store.postgres.call_state import PgCallStates, PgLeases
 from twilio_caller.store.postgres.calls import PgCalls
-from twilio_caller.store.postgres.contacts import PgContacts
 from twilio_caller.store.postgres.database import PgDatabase, connection_error, redact
 from twilio_caller.store.postgres.ledger import PgLedger
 from twilio_caller.store.postgres.migrations import MIGRATIONS
 from twilio_caller.store.postgres.schedule import PgSchedule
 from twilio_caller.store.postgres.tables import PgTables
 from twilio_caller.store.sqlite.migrations import Migration
+from twilio_caller.store.sql.contacts import SqlContacts
 
 __all__ = ["MIGRATIONS", "PgDatabase", "PostgresStore", "connection_error", "redact"]
 
@@ -22,7 +22,7 @@ __all__ = ["MIGRATIONS", "PgDatabase", "PostgresStore", "connection_error", "red
 class PostgresStore(PgDatabase):
     def __init__(self, url: str, migrations: Sequence[Migration] = MIGRATIONS) -> None:
         super().__init__(url, migrations)
-        self._contacts = PgContacts(self)
+        self._contacts = SqlContacts(self)
         self._calls = PgCalls(self)
         self._ledger = PgLedger(self)
         self._call_states = PgCallStates(self)
@@ -31,7 +31,7 @@ class PostgresStore(PgDatabase):
         self._schedule = PgSchedule(self)
 
     @property
-    def contacts(self) -> PgContacts:
+    def contacts(self) -> SqlContacts:
         return self._contacts
 
     @property

@@ -11,30 +11,54 @@ import re
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
-from typing import Any
+from typing import Any, Self
 
 import psycopg
+from psycopg.abc import Params, QueryNoTemplate
 from psycopg.rows import DictRow, dict_row
 
 from twilio_caller.errors import ConfigError
 from twilio_caller.store.postgres.migrations import MIGRATIONS
+from twilio_caller.store.sql.dialect import Dialect, Lock
 from twilio_caller.store.sqlite.migrations import Migration
 
 Connection = psycopg.Connection[DictRow]
 
 # Advisory lock classes (the first key of pg_advisory_xact_lock(int, int)); the second key is
 # 0 or hashtext() of what is locked.
-LOCK_MIGRATIONS = 0x7C_0001
-LOCK_ACCOUNT = 0x7C_0002
-LOCK_CONTACT = 0x7C_0003
-LOCK_CALL = 0x7C_0004
-LOCK_LEASE = 0x7C_0005
-LOCK_CONTACT_BOOK = 0x7C_0006
+LOCK_MIGRATIONS = Lock.MIGRATIONS
+LOCK_ACCOUNT = Lock.ACCOUNT
+LOCK_CONTACT = Lock.CONTACT
+LOCK_CALL = Lock.CALL
+LOCK_LEASE = Lock.LEASE
+LOCK_CONTACT_BOOK = Lock.CONTACT_BOOK
 CONNECT_TIMEOUT_SECONDS = 10
+
+
+class QmarkCursor(psycopg.Cursor[DictRow]):
+    """Takes SQLite's `?` parameter marks as well as psycopg's `%s`, so the repositories'
+    SQL is written once (`store/sql/`)."""
+
+    def execute(self, query: QueryNoTemplate, params: Params | None = None, *,  # type: ignore[override]
+                prepare: bool | None = None, binary: bool | None = None) -> Self:
+        """(The store sends its SQL as text, never as a t-string template.)"""
+        if isinstance(query, str):
+            query = query.replace("?", "%s")
+        return super().execute(query, params, prepare=prepare, binary=binary)
+
+
+def lock(connection: Connection, kind: Lock, subject: str | int | None = None) -> None:
+    """A transaction-level advisory lock: held until this transaction ends, in every process."""
+    if subject is None:
+        connection.execute("SELECT pg_advisory_xact_lock(%s, 0)", (int(kind),))
+    else:
+        connection.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (int(kind), str(subject)))
 
 
 class PgDatabase:
     """One connection, shared by the threads of one process under a lock."""
+
+    dialect = Dialect("postgresql", insertion_order="seq", for_update=" FOR UPDATE", lock=lock)
 
     def __init__(self, url: str, migrations: Sequence[Migration] = MIGRATIONS) -> None:
         self.url = url
@@ -120,17 +144,10 @@ class PgDatabase:
 
 def _connect(url: str) -> Connection:
     try:
-        return psycopg.connect(url, autocommit=True, row_factory=dict_row, connect_timeout=CONNECT_TIMEOUT_SECONDS)
+        return psycopg.connect(url, autocommit=True, row_factory=dict_row, cursor_factory=QmarkCursor,
+                               connect_timeout=CONNECT_TIMEOUT_SECONDS)
     except (psycopg.Error, ValueError) as exc:
         raise connection_error(url, exc) from exc
-
-
-def lock(connection: Connection, kind: int, subject: str | int | None = None) -> None:
-    """A transaction-level advisory lock: held until this transaction ends, in every process."""
-    if subject is None:
-        connection.execute("SELECT pg_advisory_xact_lock(%s, 0)", (kind,))
-    else:
-        connection.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (kind, str(subject)))
 
 
 def redact(url: str) -> str:

@@ -8,12 +8,12 @@ from pathlib import Path
 
 from twilio_caller.store.sqlite.call_state import SqliteCallStates, SqliteLeases
 from twilio_caller.store.sqlite.calls import SqliteCalls
-from twilio_caller.store.sqlite.contacts import SqliteContacts
 from twilio_caller.store.sqlite.database import Database, database_error
 from twilio_caller.store.sqlite.ledger import SqliteLedger
 from twilio_caller.store.sqlite.migrations import MIGRATIONS, Migration
 from twilio_caller.store.sqlite.schedule import SqliteSchedule
 from twilio_caller.store.sqlite.tables import SqliteTables
+from twilio_caller.store.sql.contacts import SqlContacts
 
 __all__ = ["MIGRATIONS", "Migration", "SqliteStore", "database_error"]
 
@@ -21,7 +21,7 @@ __all__ = ["MIGRATIONS", "Migration", "SqliteStore", "database_error"]
 class SqliteStore(Database):
     def __init__(self, path: Path, migrations: Sequence[Migration] = MIGRATIONS) -> None:
         super().__init__(path, migrations)
-        self._contacts = SqliteContacts(self)
+        self._contacts = SqlContacts(self)
         self._calls = SqliteCalls(self)
         self._ledger = SqliteLedger(self)
         self._call_states = SqliteCallStates(self)
@@ -30,7 +30,7 @@ class SqliteStore(Database):
         self._schedule = SqliteSchedule(self)
 
     @property
-    def contacts(self) -> SqliteContacts:
+    def contacts(self) -> SqlContacts:
         return self._contacts
 
     @property

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from twilio_caller.errors import ConfigError, InternalError
+from twilio_caller.store.sql.dialect import Dialect, no_lock
 from twilio_caller.store.sqlite.migrations import MIGRATIONS, Migration
 
 BUSY_TIMEOUT_MS = 30_000  # a write waits this long for another process's transaction
@@ -22,6 +23,8 @@ READ_BUSY_TIMEOUT_MS = 2_000  # a read waits at most this long on a locked datab
 
 class Database:
     """One connection, shared by the threads of one process under a lock."""
+
+    dialect = Dialect("sqlite", insertion_order="rowid", for_update="", lock=no_lock)
 
     def __init__(self, path: Path, migrations: Sequence[Migration] = MIGRATIONS) -> None:
         self.path = path
