@@ -64,7 +64,7 @@ def open_sessions(runner: Any, count: int, requests_file: Path) -> None:
 
     from twilio_caller import call_request, numbers
     from twilio_caller.calls import new_call
-    from twilio_caller.store.sqlite.calls import insert_call
+    from twilio_caller.store.sql.calls import insert_call
 
     dialer, runtime = runner.dialer, runner._rt
     settings = runtime.settings

@@ -7,9 +7,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from twilio_caller.store.postgres.call_state import PgCallStates, PgLeases
-from twilio_caller.store.postgres.calls import PgCalls
+from twilio_caller.store.sql.calls import SqlCalls
 from twilio_caller.store.postgres.database import PgDatabase, connection_error, redact
-from twilio_caller.store.postgres.ledger import PgLedger
+from twilio_caller.store.sql.ledger import SqlLedger
 from twilio_caller.store.postgres.migrations import MIGRATIONS
 from twilio_caller.store.postgres.schedule import PgSchedule
 from twilio_caller.store.postgres.tables import PgTables
@@ -23,8 +23,8 @@ class PostgresStore(PgDatabase):
     def __init__(self, url: str, migrations: Sequence[Migration] = MIGRATIONS) -> None:
         super().__init__(url, migrations)
         self._contacts = SqlContacts(self)
-        self._calls = PgCalls(self)
-        self._ledger = PgLedger(self)
+        self._calls = SqlCalls(self)
+        self._ledger = SqlLedger(self)
         self._call_states = PgCallStates(self)
         self._leases = PgLeases(self)
         self._tables = PgTables(self)
@@ -35,11 +35,11 @@ class PostgresStore(PgDatabase):
         return self._contacts
 
     @property
-    def calls(self) -> PgCalls:
+    def calls(self) -> SqlCalls:
         return self._calls
 
     @property
-    def ledger(self) -> PgLedger:
+    def ledger(self) -> SqlLedger:
         return self._ledger
 
     @property

@@ -11,7 +11,7 @@ from typing import Any
 
 from twilio_caller.store.ports import Answer, CallStateRecord, LeaseHolder
 from twilio_caller.store.postgres._common import marks, stamp
-from twilio_caller.store.postgres.calls import _ADD_TURN
+from twilio_caller.store.sql.calls import ADD_TURN
 from twilio_caller.store.postgres.database import LOCK_CALL, LOCK_LEASE, Connection, PgDatabase, lock
 
 
@@ -45,7 +45,7 @@ class PgCallStates:
             if given is not None:
                 return str(given["twiml"])
             for speaker, text, confidence, dedupe_key in answer.lines:
-                connection.execute(_ADD_TURN, (call_id, speaker, text, confidence, at, dedupe_key))
+                connection.execute(ADD_TURN, (call_id, speaker, text, confidence, at, dedupe_key))
             connection.execute(
                 "INSERT INTO call_answers (call_id, request_key, twiml, at) VALUES (%s, %s, %s, %s)",
                 (call_id, answer.key, answer.twiml, at),

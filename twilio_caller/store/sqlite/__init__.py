@@ -7,9 +7,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from twilio_caller.store.sqlite.call_state import SqliteCallStates, SqliteLeases
-from twilio_caller.store.sqlite.calls import SqliteCalls
+from twilio_caller.store.sql.calls import SqlCalls
 from twilio_caller.store.sqlite.database import Database, database_error
-from twilio_caller.store.sqlite.ledger import SqliteLedger
+from twilio_caller.store.sql.ledger import SqlLedger
 from twilio_caller.store.sqlite.migrations import MIGRATIONS, Migration
 from twilio_caller.store.sqlite.schedule import SqliteSchedule
 from twilio_caller.store.sqlite.tables import SqliteTables
@@ -22,8 +22,8 @@ class SqliteStore(Database):
     def __init__(self, path: Path, migrations: Sequence[Migration] = MIGRATIONS) -> None:
         super().__init__(path, migrations)
         self._contacts = SqlContacts(self)
-        self._calls = SqliteCalls(self)
-        self._ledger = SqliteLedger(self)
+        self._calls = SqlCalls(self)
+        self._ledger = SqlLedger(self)
         self._call_states = SqliteCallStates(self)
         self._leases = SqliteLeases(self)
         self._tables = SqliteTables(self)
@@ -34,11 +34,11 @@ class SqliteStore(Database):
         return self._contacts
 
     @property
-    def calls(self) -> SqliteCalls:
+    def calls(self) -> SqlCalls:
         return self._calls
 
     @property
-    def ledger(self) -> SqliteLedger:
+    def ledger(self) -> SqlLedger:
         return self._ledger
 
     @property
