@@ -11,7 +11,7 @@ from twilio_caller.store.sql.calls import SqlCalls
 from twilio_caller.store.postgres.database import PgDatabase, connection_error, redact
 from twilio_caller.store.sql.ledger import SqlLedger
 from twilio_caller.store.postgres.migrations import MIGRATIONS
-from twilio_caller.store.postgres.schedule import PgSchedule
+from twilio_caller.store.sql.schedule import SqlSchedule
 from twilio_caller.store.postgres.tables import PgTables
 from twilio_caller.store.sqlite.migrations import Migration
 from twilio_caller.store.sql.contacts import SqlContacts
@@ -28,7 +28,7 @@ class PostgresStore(PgDatabase):
         self._call_states = PgCallStates(self)
         self._leases = PgLeases(self)
         self._tables = PgTables(self)
-        self._schedule = PgSchedule(self)
+        self._schedule = SqlSchedule(self)
 
     @property
     def contacts(self) -> SqlContacts:
@@ -51,7 +51,7 @@ class PostgresStore(PgDatabase):
         return self._leases
 
     @property
-    def schedule(self) -> PgSchedule:
+    def schedule(self) -> SqlSchedule:
         return self._schedule
 
     @property

@@ -11,7 +11,7 @@ from twilio_caller.store.sql.calls import SqlCalls
 from twilio_caller.store.sqlite.database import Database, database_error
 from twilio_caller.store.sql.ledger import SqlLedger
 from twilio_caller.store.sqlite.migrations import MIGRATIONS, Migration
-from twilio_caller.store.sqlite.schedule import SqliteSchedule
+from twilio_caller.store.sql.schedule import SqlSchedule
 from twilio_caller.store.sqlite.tables import SqliteTables
 from twilio_caller.store.sql.contacts import SqlContacts
 
@@ -27,7 +27,7 @@ class SqliteStore(Database):
         self._call_states = SqliteCallStates(self)
         self._leases = SqliteLeases(self)
         self._tables = SqliteTables(self)
-        self._schedule = SqliteSchedule(self)
+        self._schedule = SqlSchedule(self)
 
     @property
     def contacts(self) -> SqlContacts:
@@ -50,7 +50,7 @@ class SqliteStore(Database):
         return self._leases
 
     @property
-    def schedule(self) -> SqliteSchedule:
+    def schedule(self) -> SqlSchedule:
         return self._schedule
 
     @property
