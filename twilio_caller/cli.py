@@ -377,6 +377,8 @@ listed("mcp", "serve every tool over MCP on stdin/stdout (for MCP clients)")
          arg("--keep-open", action="store_true", help="keep the call open for say/hangup"),
          arg("--voice"),
          arg("--language", help="speech-recognition language, e.g. en-US"),
+         arg("--engine", choices=("gather", "relay"),
+             help="gather (TwiML) or relay (ConversationRelay); default conversation.engine"),
          arg("--closing", help="said before hanging up after the answer"),
          arg("--dry-run", action="store_true", help="check contact and safety only"),
          arg("--no-wait", "--detach", dest="no_wait", action="store_true",
@@ -419,6 +421,7 @@ def _call(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable[
             "closing": options.closing, "dry_run": options.dry_run, "wait": not options.no_wait,
             "timeout_seconds": options.timeout, "send_digits": options.send_digits,
             "at": options.at, "when_allowed": options.when_allowed or None, "retry": _retry(options),
+            "engine": options.engine,
         }, how)
     except KeyboardInterrupt:
         if "call_id" in placed:

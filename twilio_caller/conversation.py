@@ -517,7 +517,7 @@ class Conversation:
     async def _voiced(self, session: CallSession, texts: Sequence[str], deadline: float) -> list[Spoken]:
         """Each line with pre-generated audio when that is ready within the budget (never past
         the request's deadline); else the text, to be <Say>ed."""
-        if self._voicing is None or not texts:
+        if self._voicing is None or not texts or session.engine == "relay":  # relay: Twilio streams the voice
             return list(texts)
         from twilio_caller.audio import Audio
 

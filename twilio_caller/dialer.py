@@ -8,6 +8,7 @@ import asyncio
 import logging
 import secrets
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from twilio_caller import call_request, numbers, safety, voices
@@ -273,7 +274,7 @@ class Dialer:
     async def _pregenerate(self, request: call_request.CallRequest) -> None:
         """The opening and the message are known before dialing: voice them now, while the
         phone has not rung yet (bounded; a failure only means <Say>)."""
-        if self._audio is None:
+        if self._audio is None or request.engine == "relay":  # relay: Twilio streams every voice
             return
         seconds = self._settings.elevenlabs.pregenerate_seconds
         lines = (self.conversation.opening, request.message,
@@ -376,7 +377,8 @@ class Dialer:
         session = self._session_from(row, status)
         self.registry.add(session)
         resume, reask, goodbye = None, None, None
-        if session.status == "in-progress":
+        if session.status == "in-progress":  # taken back through TwiML (reattach)
+            self.fall_back_to_gather(session)
             voicemail = await self.conversation.taken_back(session, answered_by)
             if voicemail is not None:  # a machine: its voicemail path, made once
                 resume = voicemail
@@ -400,13 +402,23 @@ class Dialer:
             number=numbers.parse(row["to_number"], self._settings.phone_region),
             contact=None, message=row["message"] or "", interactive=row["mode"] == "interactive",
             keep_open=bool(row["keep_open"]), voice=row["voice"] or self._settings.voice.default,
-            language=row["language"] or self._settings.voice.language, closing=None,
+            language=row["language"] or self._settings.voice.language, closing=None, engine=row["engine"],
         )
         session = self._session(row["id"], row["token"], request)
         session.to_name, session.twilio_sid, session.status = row["to_name"], row["twilio_sid"], status
-        session.engine = "gather"  # taken back through TwiML (reattach): a relay call goes on with Gather
         self.conversation.restore(session)
         return session
+
+    def fall_back_to_gather(self, session: CallSession) -> None:
+        """A relay call goes on with TwiML (taken back after a restart, or its voicemail left
+        through the Calls API): in its own voice when <Say> has it, else `voice.default`."""
+        if session.engine == "gather":
+            return
+        session.engine = "gather"
+        if voices.elevenlabs_voice(session.speech.voice) is not None:
+            voice = self._settings.voice.default
+            session.speech = replace(session.speech, voice=voice,
+                                     language=voices.say_language(voice, session.speech.recognition_language))
 
     # -- helpers ---------------------------------------------------------------------------------
 
@@ -421,13 +433,14 @@ class Dialer:
             timeout=gather.timeout,
             speech_model=gather.speech_model,
             hints=gather.hints,
+            relay=settings.conversation.relay,
         )
         return CallSession(
             call_id=call_id, token=token, to_number=request.to_number, to_name=request.to_name,
             message=request.message, interactive=request.interactive, keep_open=request.keep_open,
             closing=request.closing or settings.conversation.closing,
             speech=speech, reprompts_left=gather.reprompts,
-            idle_since=self._rt.clock.monotonic(), engine=settings.conversation.engine,
+            idle_since=self._rt.clock.monotonic(), engine=request.engine,
         )
 
     def _live(self, call_id: str) -> CallSession:

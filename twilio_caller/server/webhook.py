@@ -87,7 +87,7 @@ class TwilioWebhook:
         if event is None:  # malformed, or a status Twilio never sends: refused, nothing changes
             return Response(status_code=400)
         if session.engine == "relay" and isinstance(event, Detected) and event.answered_by in MACHINES:
-            session.engine = "gather"  # the voicemail is left with TwiML (a Calls-API update ends the relay)
+            self._dialer.fall_back_to_gather(session)  # the voicemail is left with TwiML (a Calls-API update ends the relay)
         try:
             answer = await self._dialer.conversation.handle(session, event)
         except TwilioCallerError as exc:  # not recorded (the store refused): the waiting tools were told

@@ -94,6 +94,7 @@ class NewCall:
     keep_open: bool = False
     voice: str | None = None
     language: str | None = None
+    engine: str = "gather"  # the transport that carries it: gather (TwiML) or relay (ConversationRelay)
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,8 @@ from twilio_caller.transport.port import (
 )
 
 SENTENCE_END = re.compile(r"(?<=[.!?…])\s+")
-TTS_PROVIDERS = {"Polly": "Amazon", "Google": "Google"}
+ELEVENLABS = "ElevenLabs"
+TTS_PROVIDERS = {"Polly": "Amazon", "Google": "Google", ELEVENLABS: ELEVENLABS}
 HANDOFF_APOLOGY = "Sorry, I have a technical problem and have to end this call. Goodbye."
 
 
@@ -32,31 +33,46 @@ HANDOFF_APOLOGY = "Sorry, I have a technical problem and have to end this call. 
 
 def connect(speech: Speech, socket_url: str, action_url: str) -> str:
     """`<Connect action><ConversationRelay url …/></Connect>`: the call's audio goes to the
-    socket; when the session ends (our `end`, or a dropped socket) Twilio asks `action_url`."""
+    socket; when the session ends (our `end`, or a dropped socket) Twilio asks `action_url`.
+    The voice's language and recognition's default to the call's (`language`); `<Language>`
+    elements name the voice and recognition for each language a line may switch to."""
     response = VoiceResponse()
     block = Connect(action=action_url)
+    options = speech.relay
     provider, voice = tts_voice(speech.voice)
-    block.conversation_relay(
-        url=socket_url, language=speech.recognition_language, tts_provider=provider, voice=voice,
-        hints=",".join(speech.hints) or None, interruptible="speech", dtmf_detection=True,
+    hints = speech.hints if options.hints is None else options.hints
+    relay = block.conversation_relay(
+        url=socket_url, language=speech.recognition_language, tts_language=options.tts_language,
+        transcription_language=options.transcription_language, tts_provider=provider, voice=voice,
+        transcription_provider=options.transcription_provider, speech_model=options.speech_model,
+        hints=",".join(hints) or None, interruptible="speech", dtmf_detection=True,
+        elevenlabs_text_normalization=options.elevenlabs_text_normalization,
     )
+    for language in options.languages:
+        language_provider, language_voice = tts_voice(language.voice or "")
+        relay.language(code=language.code, tts_provider=language_provider, voice=language_voice,
+                       transcription_provider=language.transcription_provider,
+                       speech_model=language.speech_model)
     response.append(block)
     return str(response)
 
 
 def handoff_twiml(speech: Speech, dropped: bool) -> str:
     """The answer of the `<Connect action>`: after our `end` the goodbye was spoken over the
-    socket, so hang up; after a dropped socket, apologise first (the call is still live)."""
+    socket, so hang up; after a dropped socket, apologise first (the call is still live) —
+    in the call's voice when <Say> has it (an ElevenLabs voice is streamed only: Twilio's default)."""
     response = VoiceResponse()
     if dropped:
-        response.say(HANDOFF_APOLOGY, voice=speech.voice, language=speech.language)
+        streamed = tts_voice(speech.voice)[0] == ELEVENLABS
+        response.say(HANDOFF_APOLOGY, voice=None if streamed else speech.voice, language=speech.language)
     response.hangup()
     return str(response)
 
 
 def tts_voice(voice: str) -> tuple[str | None, str | None]:
-    """A project voice (`Polly.Joanna`, `Google.en-US-Neural2-F`) as ConversationRelay's
-    ttsProvider and voice; Twilio's own names (alice, man, woman) leave both to its default."""
+    """A project voice (`Polly.Joanna`, `Google.en-US-Neural2-F`, `ElevenLabs.<id>-<model>-…`)
+    as ConversationRelay's ttsProvider and voice; Twilio's own names (alice, man, woman) leave
+    both to its default."""
     prefix, _, name = voice.partition(".")
     provider = TTS_PROVIDERS.get(prefix)
     if provider is None or not name:
