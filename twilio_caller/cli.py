@@ -493,10 +493,11 @@ def _callee_script(path: str) -> dict[str, Any]:
 @command("say", "speak into a live call and return the next reply",
          arg("call_id"), arg("message"),
          arg("--no-reply", action="store_true", help="do not wait for a reply"),
+         arg("--language", help="the line's language when not the call's, e.g. es-ES"),
          arg("--timeout", type=float, default=50))
 def _say(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable[[Any], str]]:
     result = _invoke(runtime, "say", {"call_id": options.call_id, "message": options.message,
-                                      "expect_reply": not options.no_reply,
+                                      "expect_reply": not options.no_reply, "language": options.language,
                                       "timeout_seconds": options.timeout})
     return result, render.call_text
 

@@ -465,8 +465,9 @@ class Conversation:
             return SendDigits(action.digits, self._next_resume(session))
         if action.expect_reply:
             session.reprompts_left = self._budgets.reprompts
-            return await self._ask(session, [action.text], prompt=[action.text], deadline=deadline)
-        lines = await self._spoken(session, [action.text], deadline)
+            return await self._ask(session, [action.text], prompt=[action.text], deadline=deadline,
+                                   language=action.language)
+        lines = await self._spoken(session, [action.text], deadline, action.language)
         return Say(tuple(lines), self._next_resume(session))
 
     async def _opt_out(self, session: CallSession, text: str, confidence: float | None,
@@ -497,8 +498,8 @@ class Conversation:
         await session.record_outcome(outcome)
 
     async def _ask(self, session: CallSession, texts: list[str], *, prompt: list[str],
-                   deadline: float) -> Command:
-        lines = await self._spoken(session, texts, deadline)
+                   deadline: float, language: str | None = None) -> Command:
+        lines = await self._spoken(session, texts, deadline, language)
         session.gather_number += 1
         session.last_prompt = prompt
         return Ask(tuple(lines), session.gather_number)
@@ -507,12 +508,18 @@ class Conversation:
         session.hung_up_by_us = True
         return EndCall(tuple(await self._spoken(session, texts, deadline)))
 
-    async def _spoken(self, session: CallSession, texts: Sequence[str], deadline: float) -> list[Spoken]:
-        """Record the lines for the transcript (written with the answer), then voice them."""
+    async def _spoken(self, session: CallSession, texts: Sequence[str], deadline: float,
+                      language: str | None = None) -> list[Spoken]:
+        """Record the lines for the transcript (written with the answer), then voice them
+        (in `language` when the lines are not in the call's)."""
         session.unsaved.extend(("assistant", text, None, None) for text in texts)
         for text in texts:
             session.emit({"event": "said", "text": text})
-        return await self._voiced(session, texts, deadline)
+        lines = await self._voiced(session, texts, deadline)
+        if language is None:
+            return lines
+        return [Line(line.text, line.audio_url, language) if isinstance(line, Line) else Line(line, None, language)
+                for line in lines]
 
     async def _voiced(self, session: CallSession, texts: Sequence[str], deadline: float) -> list[Spoken]:
         """Each line with pre-generated audio when that is ready within the budget (never past

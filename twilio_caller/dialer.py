@@ -170,12 +170,13 @@ class Dialer:
 
     # -- a live call ---------------------------------------------------------------------------
 
-    async def say(self, call_id: str, message: str, expect_reply: bool, timeout: float) -> dict[str, Any]:
+    async def say(self, call_id: str, message: str, expect_reply: bool, timeout: float,
+                  language: str | None = None) -> dict[str, Any]:
         session = self._live(call_id)
         text = call_request.check_message(message)
         unseen = session.take_outcomes()  # reported before, or in the transcript — but for asides:
         asides = [outcome for outcome in unseen if outcome.while_waiting]
-        action = Speak(text, expect_reply)
+        action = Speak(text, expect_reply, language)
         session.idle_since = self._rt.clock.monotonic()
         self._submit(session, action)
         if asides:  # said while the agent thought: this result hands them over; `wait` gets the answer

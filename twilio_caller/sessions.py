@@ -26,6 +26,7 @@ class Outcome:
 class Speak:
     text: str
     expect_reply: bool
+    language: str | None = None  # the line's, when not the call's
     delivered: asyncio.Event = field(default_factory=asyncio.Event, compare=False)
 
 
@@ -47,7 +48,8 @@ Action = Speak | HangUp | Press
 def action_to_dict(action: Action) -> dict[str, object]:
     """An action as the store keeps it until it is delivered."""
     if isinstance(action, Speak):
-        return {"kind": "speak", "text": action.text, "expect_reply": action.expect_reply}
+        spoken: dict[str, object] = {"kind": "speak", "text": action.text, "expect_reply": action.expect_reply}
+        return spoken | ({"language": action.language} if action.language else {})
     if isinstance(action, HangUp):
         return {"kind": "hangup", "text": action.text}
     return {"kind": "press", "digits": action.digits}
@@ -55,7 +57,8 @@ def action_to_dict(action: Action) -> dict[str, object]:
 
 def action_from_dict(data: dict[str, object]) -> Action:
     if data["kind"] == "speak":
-        return Speak(str(data["text"]), bool(data["expect_reply"]))
+        language = data.get("language")
+        return Speak(str(data["text"]), bool(data["expect_reply"]), str(language) if language else None)
     if data["kind"] == "hangup":
         return HangUp(None if data["text"] is None else str(data["text"]))
     return Press(str(data["digits"]))

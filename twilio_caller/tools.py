@@ -177,9 +177,9 @@ def _schedule(rt: Runtime, invocation: Invocation, arguments: dict[str, Any], at
 
 
 def say(rt: Runtime, *, call_id: str, message: str, expect_reply: bool = True,
-        timeout_seconds: float = 50) -> dict[str, Any]:
+        timeout_seconds: float = 50, language: str | None = None) -> dict[str, Any]:
     arguments = {"call_id": call_id, "message": message, "expect_reply": expect_reply,
-                 "timeout_seconds": timeout_seconds}
+                 "timeout_seconds": timeout_seconds, **({"language": language} if language else {})}
     return _live_call(rt, "say", arguments, timeout_seconds)
 
 

@@ -136,19 +136,38 @@ def _plan(messages: list[dict[str, Any]], then: dict[str, Any]) -> str:
 
 def _spoken(lines: Sequence[Spoken]) -> list[dict[str, Any]]:
     """Lines as `play` (pre-generated audio) or `text` tokens, one per sentence, `last` on the
-    final text token of the turn."""
+    final text token of the turn; a line in another language than the call's carries it
+    (`lang`) on each of its tokens."""
     messages: list[dict[str, Any]] = []
     for line in lines:
         if isinstance(line, Line) and line.audio_url:
             messages.append({"type": "play", "source": line.audio_url})
             continue
-        text = line.text if isinstance(line, Line) else line
-        messages.extend({"type": "text", "token": piece + " ", "last": False} for piece in sentences(text))
+        text, lang = (line.text, line.language) if isinstance(line, Line) else (line, None)
+        tag = {"lang": lang} if lang else {}
+        messages.extend({"type": "text", "token": piece + " ", "last": False, **tag} for piece in sentences(text))
     texts = [message for message in messages if message["type"] == "text"]
     if texts:
         texts[-1]["token"] = texts[-1]["token"].rstrip()
         texts[-1]["last"] = True
     return messages
+
+
+def language_switch(messages: Sequence[Mapping[str, Any]], current: str | None,
+                    speech: Speech) -> tuple[dict[str, str] | None, str | None]:
+    """The `language` message to send before `messages` so the voice speaks their text and the
+    answer is recognised in their language (`lang` of the last text token; none: the call's),
+    when the session is not in it already (`current`, None: the call's); and the language
+    the session is in after them."""
+    texts = [message for message in messages if message.get("type") == "text"]
+    if not texts:
+        return None, current
+    wanted = texts[-1].get("lang")
+    if wanted == current:
+        return None, current
+    tts = wanted or speech.relay.tts_language or speech.recognition_language
+    heard = wanted or speech.relay.transcription_language or speech.recognition_language
+    return {"type": "language", "ttsLanguage": tts, "transcriptionLanguage": heard}, wanted
 
 
 def sentences(text: str) -> list[str]:

@@ -175,12 +175,14 @@ class RelaySockets:
                      inbox: asyncio.Queue[relay.Prompt | relay.Dtmf | None], turn: _Turn) -> None:
         """Answer each event with the core, send the plan, and make the next event of it."""
         event: Event = Answered(self.answered_by.get(session.call_id))
+        language: str | None = None  # the session speaks and listens in the call's language
         while True:
             # a failed write is answered by the core itself: a goodbye plan that ends the call
             plan = relay.read_plan(await self._conversation().handle(session, event) or "")
             if plan.listen is not None:
                 turn.listening = True  # before the question goes out: a quick answer is kept
-            for message in plan.messages:
+            switch, language = relay.language_switch(plan.messages, language, session.speech)
+            for message in (switch, *plan.messages) if switch else plan.messages:
                 await websocket.send_text(json.dumps(message, ensure_ascii=False))
             if plan.end:
                 return
