@@ -295,11 +295,11 @@ def _checked_settings(*texts: str) -> tuple[float, float, float]:
         raise InvalidInputError(f"ElevenLabs voice settings {'_'.join(texts)!r} must be three numbers "
                                 "speed_stability_similarity, e.g. 1.0_0.5_0.75", field="voice") from None
     if not SPEED_RANGE[0] <= speed <= SPEED_RANGE[1]:
-        raise InvalidInputError(f"ElevenLabs speed {speed:g} must be between {SPEED_RANGE[0]} and {SPEED_RANGE[1]}",
+        raise InvalidInputError(f"ElevenLabs speed {_decimal(speed)} must be between {SPEED_RANGE[0]} and {SPEED_RANGE[1]}",
                                 field="voice")
     for label, value in (("stability", stability), ("similarity", similarity)):
         if not 0 <= value <= 1:
-            raise InvalidInputError(f"ElevenLabs {label} {value:g} must be between 0 and 1", field="voice")
+            raise InvalidInputError(f"ElevenLabs {label} {_decimal(value)} must be between 0 and 1", field="voice")
     return speed, stability, similarity
 
 
