@@ -99,8 +99,8 @@ def test_an_elevenlabs_voice_on_the_gather_engine_is_refused(runtime_with) -> No
 
 # -- the relay attributes ------------------------------------------------------------------------
 
-def speech(voice: str = "Polly.Joanna", options: Relay = Relay(), language: str = "en-US") -> Speech:
-    return Speech(voice, None, language, "auto", 5, "phone_call", ("Robert",), options)
+def speech(voice: str = "Polly.Joanna", options: Relay | None = None, language: str = "en-US") -> Speech:
+    return Speech(voice, None, language, "auto", 5, "phone_call", ("Robert",), options or Relay())
 
 
 def noun(document: str) -> ET.Element:
@@ -351,3 +351,33 @@ def test_a_machine_on_an_elevenlabs_relay_call_gets_its_message_in_a_say_voice(
     assert any("Call Robert back" in u.text for u in record.voicemail)
     assert {u.voice for u in record.voicemail if u.kind == "say"} == {"Polly.Brian"}  # voice.default
     assert not [e for e in record.errors if e.fatal]
+
+
+# -- the opening as welcomeGreeting -------------------------------------------------------------------
+
+def test_without_greeting_drops_only_the_greetings_leading_tokens() -> None:
+    plan = relay.read_plan(relay.render(Ask((OPENING, "Dinner at eight? Or nine."), 1)))
+    rest = relay.without_greeting(plan.messages, OPENING)
+    assert [m["token"] for m in rest] == ["Dinner at eight? ", "Or nine."] and rest[-1]["last"] is True
+    assert relay.without_greeting(plan.messages, "Hello there.") == plan.messages  # not how it starts
+    alone = relay.read_plan(relay.render(Say((OPENING,), 2)))
+    assert relay.without_greeting(alone.messages, OPENING) == alone.messages  # nothing would be left to say
+
+
+def test_the_opening_as_welcome_greeting_is_spoken_once_and_kept_in_the_transcript(
+        home: Path, servers: list[LiveServer]) -> None:
+    server = start(home, engine="relay", relay_config="  relay: {welcome_greeting: true}\n")
+    servers.append(server)
+    server.script("Contact8", replies=[{"say": "Sure"}])
+    result = server.tool("call", to="Contact8", message="Dinner at eight?", interactive=True, voice="Polly.Joanna")
+    assert result["reply"]["text"] == "Sure"
+    final = server.tool("wait", call_id=result["call_id"], until="end", timeout_seconds=20)
+    record = server.simulator.call(result["twilio_sid"])
+    assert record.wait(10)
+    assert [u.text for u in record.heard] == [OPENING, "Dinner at eight?", "Thanks, I'll pass that on. Goodbye."]
+    assert record.heard[0].voice == "Amazon.Joanna"
+    assert [t["text"] for t in final["transcript"] if t["speaker"] == "assistant"] == [
+        OPENING, "Dinner at eight?", "Thanks, I'll pass that on. Goodbye."]
+    stored = server.runtime.store.query("SELECT twiml FROM call_answers WHERE call_id = ? AND request_key = 'voice'",
+                                        (result["call_id"],))
+    assert OPENING in stored[0]["twiml"]  # the answer on record is whole: a replay says what was meant

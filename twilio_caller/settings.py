@@ -71,6 +71,7 @@ class Relay:
     hints: tuple[str, ...] | None = None
     elevenlabs_text_normalization: str | None = None
     languages: tuple[RelayLanguage, ...] = ()
+    welcome_greeting: bool = False
 
 
 @dataclass(frozen=True)
@@ -245,7 +246,7 @@ def _relay(values: Mapping[str, Any]) -> Relay:
     hints = values["hints"]
     return Relay(
         **_pick(values, "transcription_provider", "speech_model", "tts_language", "transcription_language",
-                "elevenlabs_text_normalization"),
+                "elevenlabs_text_normalization", "welcome_greeting"),
         hints=None if hints is None else tuple(hints),
         languages=tuple(RelayLanguage(**language) for language in values["languages"]),
     )

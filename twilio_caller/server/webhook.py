@@ -100,7 +100,8 @@ class TwilioWebhook:
         self.sockets.answered_by[session.call_id] = answered_by(params.get("AnsweredBy") or None)
         urls = WebhookUrls(self._base)
         path = urls.url(session, "relay").removeprefix(self._base)
-        document = relay.connect(session.speech, self.sockets.socket_url(path), urls.url(session, "handoff"))
+        document = relay.connect(session.speech, self.sockets.socket_url(path), urls.url(session, "handoff"),
+                                 self.sockets.greeting(session))
         return Response(document, media_type=TWIML)
 
     async def _authorised(self, request: Request) -> tuple[CallSession, dict[str, str]] | Response:

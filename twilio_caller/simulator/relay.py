@@ -56,6 +56,7 @@ class Voices:
     default: tuple[str | None, str | None]
     by_language: dict[str, tuple[str | None, str | None]]
     language: str | None
+    greeting: str | None = None  # welcomeGreeting: spoken as the session connects
 
     @classmethod
     def of(cls, verb: ConversationRelayVerb) -> Voices:
@@ -64,7 +65,7 @@ class Voices:
         for element in map(dict, verb.languages):
             by_language[element["code"]] = (element.get("ttsProvider"), element.get("voice"))
         return cls((attributes.get("ttsProvider"), attributes.get("voice")), by_language,
-                   attributes.get("ttsLanguage") or attributes.get("language"))
+                   attributes.get("ttsLanguage") or attributes.get("language"), attributes.get("welcomeGreeting"))
 
     def speaking(self, lang: str | None) -> tuple[str | None, str | None]:
         """(voice as `provider.voice`, language) of a line whose tokens carry `lang`."""
@@ -99,6 +100,9 @@ class _Session:
 
     async def run(self) -> SessionEnd:
         tokens: list[str] = []
+        if self.voices.greeting:
+            self.line.hear("say", self.voices.greeting, *self.voices.speaking(None))
+            await self.line.pass_time(speech_seconds(self.voices.greeting))
         try:
             async for raw in self.socket:
                 message = _message(raw)

@@ -31,9 +31,10 @@ HANDOFF_APOLOGY = "Sorry, I have a technical problem and have to end this call. 
 # -- the TwiML that hands the call to the socket -------------------------------------------
 
 
-def connect(speech: Speech, socket_url: str, action_url: str) -> str:
+def connect(speech: Speech, socket_url: str, action_url: str, greeting: str | None = None) -> str:
     """`<Connect action><ConversationRelay url …/></Connect>`: the call's audio goes to the
     socket; when the session ends (our `end`, or a dropped socket) Twilio asks `action_url`.
+    A `greeting` (welcomeGreeting) is spoken by Twilio as the session connects.
     The voice's language and recognition's default to the call's (`language`); `<Language>`
     elements name the voice and recognition for each language a line may switch to."""
     response = VoiceResponse()
@@ -47,6 +48,7 @@ def connect(speech: Speech, socket_url: str, action_url: str) -> str:
         transcription_provider=options.transcription_provider, speech_model=options.speech_model,
         hints=",".join(hints) or None, interruptible="speech", dtmf_detection=True,
         elevenlabs_text_normalization=options.elevenlabs_text_normalization,
+        welcome_greeting=greeting, welcome_greeting_interruptible="speech" if greeting else None,
     )
     for language in options.languages:
         language_provider, language_voice = tts_voice(language.voice or "")
@@ -168,6 +170,18 @@ def language_switch(messages: Sequence[Mapping[str, Any]], current: str | None,
     tts = wanted or speech.relay.tts_language or speech.recognition_language
     heard = wanted or speech.relay.transcription_language or speech.recognition_language
     return {"type": "language", "ttsLanguage": tts, "transcriptionLanguage": heard}, wanted
+
+
+def without_greeting(messages: Sequence[Mapping[str, Any]], greeting: str) -> tuple[Mapping[str, Any], ...]:
+    """The first answer's messages less the tokens of the welcomeGreeting Twilio has spoken
+    already (its sentences, when the plan starts with them and text follows)."""
+    count = len(sentences(greeting))
+    leading = list(messages[:count])
+    spoken = [str(message.get("token", "")).strip() for message in leading if message.get("type") == "text"]
+    rest = tuple(messages[count:])
+    if spoken != sentences(greeting) or not any(message.get("type") == "text" for message in rest):
+        return tuple(messages)
+    return rest
 
 
 def sentences(text: str) -> list[str]:
