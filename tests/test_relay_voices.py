@@ -84,6 +84,9 @@ def test_the_call_voice_wins_then_the_contacts_then_the_configs(runtime_with) ->
     other = "ElevenLabs.AbCdEfGhIjKlMnOpQrSt"
     assert request(runtime, engine="relay", voice=other).voice == f"{other}-flash_v2_5"  # the call's
     assert request(runtime, engine="relay").engine == "relay" and request(runtime).engine == "gather"
+    runtime.contacts.update("Contact1", voice=STREAMED)
+    assert request(runtime, engine="relay").voice == f"{STREAMED}-flash_v2_5"
+    assert request(runtime).voice == "Polly.Brian"  # gather cannot stream it: the config's voice
 
 
 def test_an_elevenlabs_voice_on_the_gather_engine_is_refused(runtime_with) -> None:

@@ -60,7 +60,7 @@ def parse_call(
     checked_closing = check_message(closing, "closing") if closing is not None else None
     checked_engine = check_engine(engine)
     number, contact = resolve_target(book, check_text(to, "to") or "", region)
-    chosen = check_voice(voice) or (contact.voice if contact and contact.voice else default_voice)
+    chosen = check_voice(voice) or _contact_voice(contact, checked_engine) or default_voice
     return CallRequest(
         number=number,
         contact=contact,
@@ -89,6 +89,15 @@ def from_arguments(book: ContactBook, settings: Settings, arguments: Mapping[str
         closing=arguments.get("closing"),
         engine=engine, elevenlabs=settings.elevenlabs,
     )
+
+
+def _contact_voice(contact: Contact | None, engine: str) -> str | None:
+    """The contact's voice, unless the engine cannot speak it (an ElevenLabs voice on gather:
+    then the config's voice, with its pre-generated ElevenLabs audio if set up)."""
+    voice = contact.voice if contact else None
+    if voice and engine != "relay" and voices.elevenlabs_voice(voice) is not None:
+        return None
+    return voice
 
 
 def check_engine(engine: str) -> str:
