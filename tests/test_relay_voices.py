@@ -384,3 +384,12 @@ def test_the_opening_as_welcome_greeting_is_spoken_once_and_kept_in_the_transcri
     stored = server.runtime.store.query("SELECT twiml FROM call_answers WHERE call_id = ? AND request_key = 'voice'",
                                         (result["call_id"],))
     assert OPENING in stored[0]["twiml"]  # the answer on record is whole: a replay says what was meant
+
+
+def test_a_polly_voice_keeps_its_own_language_on_gather_while_recognition_switches() -> None:
+    document = ET.fromstring(twiml.render(Ask((Line("¿Y usted?", None, "es-ES"),), 4), speech("Polly.Brian"),
+                                          lambda route, n: "https://h/g"))
+    gather = document.find("Gather")
+    assert gather is not None and gather.attrib["language"] == "es-ES"
+    say = gather.find("Say")
+    assert say is not None and "language" not in say.attrib  # Twilio refuses a voice/language mismatch

@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
+from twilio_caller import voices
 from twilio_caller.transport.port import Ask, Command, EndCall, Hold, Line, Say, SendDigits, Speech, Spoken
 
 
@@ -98,7 +99,9 @@ def listening_language(speech: Speech, lines: Sequence[Spoken]) -> str:
 def _say(parent: VoiceResponse | Gather, speech: Speech, line: Spoken) -> None:
     if isinstance(line, Line) and line.audio_url:
         parent.play(line.audio_url)
+    elif isinstance(line, Line) and line.language:  # Polly/Google voices fix their language (None)
+        parent.say(line.text, voice=speech.voice, language=voices.say_language(speech.voice, line.language))
     elif isinstance(line, Line):
-        parent.say(line.text, voice=speech.voice, language=line.language or speech.language)
+        parent.say(line.text, voice=speech.voice, language=speech.language)
     else:
         parent.say(line, voice=speech.voice, language=speech.language)
