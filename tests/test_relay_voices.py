@@ -393,3 +393,17 @@ def test_a_polly_voice_keeps_its_own_language_on_gather_while_recognition_switch
     assert gather is not None and gather.attrib["language"] == "es-ES"
     say = gather.find("Say")
     assert say is not None and "language" not in say.attrib  # Twilio refuses a voice/language mismatch
+
+
+def test_the_simulator_picks_the_voice_and_languages_twilio_would() -> None:
+    from twilio_caller.simulator.relay import Voices
+    from twilio_caller.simulator.twiml import ConversationRelay
+
+    verb = ConversationRelay("wss://h/r", None, "POST", (
+        ("language", "en-US"), ("transcriptionLanguage", "en-GB"), ("ttsProvider", "Amazon"), ("voice", "Joanna")),
+        ((("code", "es-ES"), ("ttsProvider", "Google"), ("voice", "es-ES-Neural2-A")),))
+    chosen = Voices.of(verb)
+    assert chosen.heard_in == "en-GB" and chosen.greeting is None
+    assert chosen.speaking(None) == ("Amazon.Joanna", "en-US")
+    assert chosen.speaking("es-ES") == ("Google.es-ES-Neural2-A", "es-ES")
+    assert chosen.speaking("fr-FR") == ("Amazon.Joanna", "fr-FR")  # no <Language> for it: the noun's voice

@@ -57,6 +57,7 @@ class Voices:
     by_language: dict[str, tuple[str | None, str | None]]
     language: str | None
     greeting: str | None = None  # welcomeGreeting: spoken as the session connects
+    heard_in: str = "en-US"  # the recognition language prompts report (`lang`)
 
     @classmethod
     def of(cls, verb: ConversationRelayVerb) -> Voices:
@@ -65,7 +66,8 @@ class Voices:
         for element in map(dict, verb.languages):
             by_language[element["code"]] = (element.get("ttsProvider"), element.get("voice"))
         return cls((attributes.get("ttsProvider"), attributes.get("voice")), by_language,
-                   attributes.get("ttsLanguage") or attributes.get("language"), attributes.get("welcomeGreeting"))
+                   attributes.get("ttsLanguage") or attributes.get("language"), attributes.get("welcomeGreeting"),
+                   attributes.get("transcriptionLanguage") or attributes.get("language") or "en-US")
 
     def speaking(self, lang: str | None) -> tuple[str | None, str | None]:
         """(voice as `provider.voice`, language) of a line whose tokens carry `lang`."""
@@ -120,6 +122,7 @@ class _Session:
                     return SessionEnd("ended", _handoff(message), turns=self.turns)
                 elif kind == "language":
                     self.voices.language = str(message.get("ttsLanguage") or self.voices.language)
+                    self.voices.heard_in = str(message.get("transcriptionLanguage") or self.voices.heard_in)
                 else:
                     HANDLERS[str(kind)](self.line, message)
         except ConnectionClosed as closed:
@@ -155,8 +158,10 @@ class _Session:
             await self.line.pass_time(seconds)
             first = reply.text.split()[0]
             if first != reply.text:
-                await self._send({"type": "prompt", "voicePrompt": first, "lang": "en-US", "last": False})
-            await self._send({"type": "prompt", "voicePrompt": reply.text, "lang": "en-US", "last": True})
+                await self._send({"type": "prompt", "voicePrompt": first, "lang": self.voices.heard_in,
+                                  "last": False})
+            await self._send({"type": "prompt", "voicePrompt": reply.text, "lang": self.voices.heard_in,
+                              "last": True})
         elif isinstance(reply, Digits):
             self.line.callee_says("digits", reply.keys, None)
             for key in reply.keys.replace("w", ""):
