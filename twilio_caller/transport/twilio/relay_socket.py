@@ -37,6 +37,8 @@ class Core(Protocol):
 
 
 class Conversing(Core, Protocol):
+    """The core with its opening line (the welcomeGreeting, when configured)."""
+
     @property
     def opening(self) -> str: ...
 
