@@ -407,3 +407,14 @@ def test_the_simulator_picks_the_voice_and_languages_twilio_would() -> None:
     assert chosen.speaking(None) == ("Amazon.Joanna", "en-US")
     assert chosen.speaking("es-ES") == ("Google.es-ES-Neural2-A", "es-ES")
     assert chosen.speaking("fr-FR") == ("Amazon.Joanna", "fr-FR")  # no <Language> for it: the noun's voice
+
+
+def test_a_misspelt_voice_in_the_relay_languages_is_a_config_error_naming_it(runtime_with) -> None:
+    from twilio_caller.errors import ConfigError
+
+    runtime = runtime_with("conversation:\n  relay:\n    languages: [{code: es-ES, voice: Polly.Lupee}]\n")
+    with pytest.raises(ConfigError) as refused:
+        request(runtime, engine="relay")
+    assert "conversation.relay.languages[0] (es-ES).voice" in refused.value.message
+    assert "did you mean Polly.Lupe" in refused.value.message
+    assert request(runtime).engine == "gather"  # gather calls never use them

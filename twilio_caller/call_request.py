@@ -10,7 +10,7 @@ from typing import Any
 
 from twilio_caller import numbers, voices
 from twilio_caller.contacts import ContactBook, check_text, check_voice
-from twilio_caller.errors import InvalidInputError
+from twilio_caller.errors import ConfigError, InvalidInputError
 from twilio_caller.settings import ElevenLabsSettings, Settings
 from twilio_caller.store.ports import Contact
 
@@ -77,6 +77,8 @@ def parse_call(
 def from_arguments(book: ContactBook, settings: Settings, arguments: Mapping[str, Any]) -> CallRequest:
     """A CallRequest from a `call` tool's validated arguments and the config's defaults."""
     engine = arguments.get("engine") or settings.conversation.engine
+    if engine == "relay":
+        check_language_voices(settings)
     return parse_call(
         book,
         to=arguments["to"], message=arguments["message"],
@@ -98,6 +100,18 @@ def _contact_voice(contact: Contact | None, engine: str) -> str | None:
     if voice and engine != "relay" and voices.elevenlabs_voice(voice) is not None:
         return None
     return voice
+
+
+def check_language_voices(settings: Settings) -> None:
+    """`conversation.relay.languages` voices are names Twilio knows (read when a relay call is
+    placed, like every rule): a ConfigError naming the entry, else Twilio would fail the call."""
+    for index, language in enumerate(settings.conversation.relay.languages):
+        if language.voice is None:
+            continue
+        try:
+            voices.check_voice(language.voice)
+        except InvalidInputError as exc:
+            raise ConfigError(f"conversation.relay.languages[{index}] ({language.code}).voice: {exc.message}") from None
 
 
 def check_engine(engine: str) -> str:
