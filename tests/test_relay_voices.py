@@ -418,3 +418,13 @@ def test_a_misspelt_voice_in_the_relay_languages_is_a_config_error_naming_it(run
     assert "conversation.relay.languages[0] (es-ES).voice" in refused.value.message
     assert "did you mean Polly.Lupe" in refused.value.message
     assert request(runtime).engine == "gather"  # gather calls never use them
+
+
+def test_a_lines_language_is_kept_with_the_queued_action_and_older_rows_read_the_same() -> None:
+    from twilio_caller.sessions import Speak, action_from_dict, action_to_dict
+
+    stored = action_to_dict(Speak("¿Le va bien?", True, "es-ES"))
+    assert stored == {"kind": "speak", "text": "¿Le va bien?", "expect_reply": True, "language": "es-ES"}
+    assert action_from_dict(stored) == Speak("¿Le va bien?", True, "es-ES")
+    assert action_to_dict(Speak("Hi", False)) == {"kind": "speak", "text": "Hi", "expect_reply": False}
+    assert action_from_dict({"kind": "speak", "text": "Hi", "expect_reply": False}) == Speak("Hi", False)
