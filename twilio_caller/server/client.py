@@ -147,7 +147,7 @@ def ensure_server(home: Path, *, simulate: bool, environ: dict[str, str] | None 
 def _refuse_if_leased(home: Path) -> None:
     """A server that holds the home's lease and still runs, but that this client cannot reach
     (run file missing or stale): starting another would put two servers on one home."""
-    from twilio_caller.call_state import HomeLease
+    from twilio_caller.call_state import HomeLease, home_lease
     from twilio_caller.clock import SystemClock
     from twilio_caller.runtime import existing_store
 
@@ -155,7 +155,7 @@ def _refuse_if_leased(home: Path) -> None:
     if store is None:
         return
     try:
-        holder = HomeLease(store, SystemClock()).holder()
+        holder = HomeLease(store, SystemClock(), home_lease(home)).holder()
     finally:
         store.close()
     if holder is not None:
