@@ -5,6 +5,7 @@ It announces itself in run/server.json (0600) and exits after idling."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import secrets
@@ -61,8 +62,6 @@ class ServerRunner:
     ) -> None:
         self._rt = runtime
         self._deployment = deployment
-        self._lease = HomeLease(runtime.store, runtime.clock,
-                                instance_lease(deployment.instance_id) if deployment else home_lease(runtime.home))
         self._simulate = simulate
         self._idle_exit = idle_exit
         self._time_scale = time_scale
@@ -183,6 +182,12 @@ class ServerRunner:
             self.simulator.set_callee(number, CalleeScript.from_dict(script, name=number))
         except CalleeScriptError as exc:
             raise InvalidInputError(f"callee script: {exc}") from exc
+
+    @functools.cached_property
+    def _lease(self) -> HomeLease:
+        """The home's one-server lease, or this instance's (opened with the store at start)."""
+        name = instance_lease(self._deployment.instance_id) if self._deployment else home_lease(self._rt.home)
+        return HomeLease(self._rt.store, self._rt.clock, name)
 
     def _check_deployment(self) -> None:
         if self._deployment is None:

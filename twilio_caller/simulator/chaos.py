@@ -73,9 +73,11 @@ class Chaos:
     def round_robin(self, public_base_url: str, base_urls: Sequence[str]) -> None:
         """Deliver the webhook requests toward `public_base_url` to `base_urls` in turn (one
         base URL per server instance, as a balancer would): each request to the next instance,
-        whatever call it belongs to; an instance that refuses the connection (it is down) is
-        passed over for the next. A request already sent fails with its instance, as at Twilio.
-        Signatures stay computed over the public URL."""
+        whatever call it belongs to. An instance that refuses the connection, or drops it
+        before answering (it died), is passed over for the next, as a balancer set to retry does
+        (nginx `proxy_next_upstream error non_idempotent`, HAProxy `retry-on conn-failure
+        empty-response`): the application's answers are replay-safe by request key. Signatures
+        stay computed over the public URL."""
         if not base_urls:
             raise ValueError("round_robin needs at least one base URL")
         with self._lock:

@@ -106,8 +106,8 @@ class WebhookClient:
                         else:
                             response = await self._client().send(request)
                         break
-                    except httpx.ConnectError:  # a balancer passes over an instance that is down
-                        if attempt + 1 >= len(destinations):
+                    except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError):
+                        if attempt + 1 >= len(destinations):  # a balancer passes the request on
                             raise
                 await response.aread()
                 if stall:

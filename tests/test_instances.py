@@ -1,0 +1,105 @@
+"""The proof of issue 18: two server instances (separate processes, separate ports) on one
+PostgreSQL database, the simulated Twilio delivering each webhook request to the next instance
+in turn, the agent's tools on either instance. Small sizes here; bench/instances.py runs the
+full ones."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from instancekit import QUESTIONS, Deployment, answer, converse, number, person, question
+from twilio_caller.errors import TwilioCallerError
+from twilio_caller.simulator import InteractiveCallee, Simulator, SimulatorThread
+
+pytest.importorskip("psycopg")
+CALLS = 3  # the soak's size in the suite (bench/instances.py: 50 and 200)
+
+
+@pytest.fixture
+def twilio():
+    simulator = Simulator(time_scale=10.0)
+    with SimulatorThread(simulator) as running:
+        yield simulator, running.base_url
+
+
+def deploy(root: Path, url: str, twilio, calls: int, **options) -> Deployment:
+    simulator, api = twilio
+    deployment = Deployment(url, simulator)
+    deployment.start(root, api, 2, **options)
+    runtime = deployment.runtime()
+    try:
+        for index in range(calls):
+            runtime.contacts.add(f"Contact{index}", number(index))
+            simulator.set_callee(number(index), InteractiveCallee(person, ring_seconds=2))
+    finally:
+        runtime.close()
+    return deployment
+
+
+def assert_whole(deployment: Deployment, call_id: str) -> None:
+    """Every turn once, in order, and the call completed at Twilio and in the store."""
+    record = deployment.instances[-1].tool("call_status", {"call_id": call_id})
+    assert record["status"] == "completed"
+    heard = [t["text"] for t in record["transcript"] if t["speaker"] == "callee"]
+    said = [t["text"] for t in record["transcript"] if t["speaker"] == "assistant"]
+    assert heard == [answer(turn) for turn in range(1, QUESTIONS + 1)]
+    assert [said.count(question(turn)) for turn in range(1, QUESTIONS + 1)] == [1] * QUESTIONS
+    assert deployment.simulator.call(record["twilio_sid"]).status == "completed"
+
+
+def test_two_instances_answer_every_request_of_every_call(tmp_path: Path, postgres_url: str, twilio) -> None:
+    deployment = deploy(tmp_path, postgres_url, twilio, CALLS)
+    try:
+        with ThreadPoolExecutor(CALLS) as pool:
+            done = list(pool.map(lambda index: converse(deployment, index), range(CALLS)))
+        for index, (call_id, replies) in enumerate(done):
+            assert replies == [answer(turn) for turn in range(1, QUESTIONS + 1)]
+            ended = deployment.instances[index % 2].tool("hangup", {"call_id": call_id})
+            assert ended["status"] == "completed"
+        for call_id, _ in done:
+            assert_whole(deployment, call_id)
+        served = {instance.instance_id: (instance.home / "serve.log").read_text() for instance in deployment.instances}
+        assert all("Traceback" not in log for log in served.values())
+    finally:
+        deployment.stop()
+
+
+def test_a_burst_from_both_instances_places_exactly_the_cap(tmp_path: Path, postgres_url: str, twilio) -> None:
+    deployment = deploy(tmp_path, postgres_url, twilio, 1, cap=3)
+
+    def place(index: int) -> str | None:
+        try:
+            return deployment.instances[index % 2].tool(
+                "call", {"to": "Contact0", "message": "Hello", "wait": False})["call_id"]
+        except TwilioCallerError:
+            return None
+
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            placed = [call_id for call_id in pool.map(place, range(8)) if call_id]
+        assert len(placed) == 3
+        assert [call.to for call in deployment.simulator.calls] == [number(0)] * 3  # nothing more was dialled
+    finally:
+        deployment.stop()
+
+
+def test_one_instance_killed_mid_soak_the_other_carries_its_calls(tmp_path: Path, postgres_url: str,
+                                                                   twilio) -> None:
+    deployment = deploy(tmp_path, postgres_url, twilio, CALLS)
+    try:
+        with ThreadPoolExecutor(CALLS) as pool:
+            begun = list(pool.map(lambda index: converse(deployment, index, 1, 2), range(CALLS)))
+            deployment.instances[0].kill()  # its calls' requests in flight go to the other instance
+            survivor = deployment.instances[1:]
+            deployment.instances[:] = survivor
+            rest = list(pool.map(lambda pair: converse(deployment, 0, 3, QUESTIONS, call_id=pair[1][0]),
+                                 enumerate(begun)))
+        for (call_id, first), (_, then) in zip(begun, rest, strict=True):
+            assert first + then == [answer(turn) for turn in range(1, QUESTIONS + 1)]
+            assert survivor[0].tool("hangup", {"call_id": call_id})["status"] == "completed"
+            assert_whole(deployment, call_id)
+    finally:
+        deployment.stop()
