@@ -95,6 +95,11 @@ def test_one_instance_killed_mid_soak_the_other_carries_its_calls(tmp_path: Path
             deployment.instances[0].kill()  # its calls' requests in flight go to the other instance
             survivor = deployment.instances[1:]
             deployment.instances[:] = survivor
+            orphans = expire_leases_of(postgres_url, "i0")  # as 20 s later: the dead instance renewed nothing
+            assert orphans  # the killed instance placed calls
+            changed = survivor[0].tool("reconcile_calls", {})["changed"]
+            assert sorted(c["call_id"] for c in changed if c["action"] == "taken-back") == sorted(orphans)
+            assert set(lease_owners(postgres_url, orphans)) == {"i1"}
             rest = list(pool.map(lambda pair: converse(deployment, 0, 3, QUESTIONS, call_id=pair[1][0]),
                                  enumerate(begun)))
         for (call_id, first), (_, then) in zip(begun, rest, strict=True):
@@ -103,3 +108,22 @@ def test_one_instance_killed_mid_soak_the_other_carries_its_calls(tmp_path: Path
             assert_whole(deployment, call_id)
     finally:
         deployment.stop()
+
+
+def expire_leases_of(url: str, instance_id: str) -> list[str]:
+    """Move the instance's call leases into the past; the calls it held."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as connection:
+        rows = connection.execute(
+            "UPDATE call_state SET lease_until = '2000-01-01T00:00:00+00:00' WHERE owner LIKE %s RETURNING call_id",
+            (f"{instance_id}/%",)).fetchall()
+    return [row[0] for row in rows]
+
+
+def lease_owners(url: str, call_ids: list[str]) -> list[str]:
+    import psycopg
+
+    with psycopg.connect(url) as connection:
+        rows = connection.execute("SELECT owner FROM call_state WHERE call_id = ANY(%s)", (call_ids,)).fetchall()
+    return [row[0].split("/", 1)[0] for row in rows]

@@ -52,14 +52,13 @@ class SharedCalls:
         """Bring the session up to the store. The callback sequences only when no answer is
         being made here (that answer writes them); the actions being delivered here stay taken."""
         call_id = session.call_id
+        state = self._states.load(call_id)
         if not session.answering.locked():
-            state = self._states.load(call_id)
             session.gather_number, session.hold_number = state.gather_seq, state.hold_seq
             if state.reprompts_left is not None:
                 session.reprompts_left = state.reprompts_left
             session.last_prompt = state.last_prompt
-        pending = self._states.load(call_id).pending_actions
-        session.replace_pending([action_from_dict(action) for action in pending], session.taken)
+        session.replace_pending([action_from_dict(action) for action in state.pending_actions], session.taken)
         self._outcomes(session)
         record = self._calls.get(call_id)
         if record is not None:
