@@ -74,7 +74,10 @@ class Instance:
 
 @dataclass
 class Deployment:
-    url: str
+    """`url`: the PostgreSQL database of the instances; None: one server on its home's SQLite
+    file (as a home runs it, with a fixed port and public URL), for comparison."""
+
+    url: str | None
     simulator: Simulator
     instances: list[Instance] = field(default_factory=list)
 
@@ -82,23 +85,29 @@ class Deployment:
         for index in range(count):
             home = root / f"instance-{index}"
             home.mkdir(parents=True)
-            (home / "config.yaml").write_text(config(self.simulator, api, **options))
-            (home / "config.yaml").chmod(0o600)
             port = free_port()
+            text = config(self.simulator, api, **options)
+            if self.url is None:
+                text += f"webhook: {{host: 127.0.0.1, port: {port}}}\npublic_url: {PUBLIC}\n"
+                command = ["serve"]
+            else:
+                command = ["serve", "--instance", f"i{index}", "--store", self.url, "--host", "127.0.0.1",
+                           "--port", str(port), "--public-url", PUBLIC]
+            (home / "config.yaml").write_text(text)
+            (home / "config.yaml").chmod(0o600)
             process = subprocess.Popen(  # noqa: S603 - our own CLI
-                [sys.executable, "-m", "twilio_caller", "serve", "--instance", f"i{index}", "--store", self.url,
-                 "--host", "127.0.0.1", "--port", str(port), "--public-url", PUBLIC],
+                [sys.executable, "-m", "twilio_caller", *command],
                 env={**os.environ, "TWILIO_CALLER_HOME": str(home), "NO_PROXY": "127.0.0.1,localhost"},
                 stdout=subprocess.DEVNULL, stderr=(home / "serve.log").open("wb"),
             )
-            self.instances.append(Instance(f"i{index}", home, port, process))
+            self.instances.append(Instance(f"i{index}" if self.url else "", home, port, process))
         for instance in self.instances:
             instance.client = _ready(instance)
         self.simulator.chaos.round_robin(PUBLIC, [instance.base_url for instance in self.instances])
 
     def runtime(self) -> Runtime:
         """A runtime on the deployment's store (contacts, records)."""
-        return Runtime(self.instances[0].home, environ={"TWILIO_CALLER_DATABASE_URL": self.url})
+        return Runtime(self.instances[0].home, environ={"TWILIO_CALLER_DATABASE_URL": self.url} if self.url else {})
 
     def stop(self) -> None:
         for instance in self.instances:
@@ -112,7 +121,7 @@ def _ready(instance: Instance, seconds: float = 60) -> ServerClient:
             raise RuntimeError(f"instance {instance.instance_id} exited: "
                                + (instance.home / "serve.log").read_text()[-2000:])
         info = read_run_file(instance.home)
-        if info is not None and info.get("instance_id") == instance.instance_id:
+        if info is not None and (info.get("instance_id") or "") == instance.instance_id:
             client = ServerClient(info)
             if client.health() is not None:
                 return client
