@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +51,7 @@ class Instance:
     port: int
     process: subprocess.Popen[bytes]
     client: ServerClient | None = None
+    _clients: threading.local = field(default_factory=threading.local)
 
     @property
     def base_url(self) -> str:
@@ -57,7 +59,10 @@ class Instance:
 
     def tool(self, name: str, arguments: dict[str, Any], wait_seconds: float = 60) -> dict[str, Any]:
         assert self.client is not None
-        return self.client.invoke(name, arguments, wait_seconds=wait_seconds)
+        client = getattr(self._clients, "client", None)
+        if client is None:  # one connection pool per agent thread, as separate agents have
+            client = self._clients.client = ServerClient(self.client.info)
+        return client.invoke(name, arguments, wait_seconds=wait_seconds)
 
     def kill(self) -> None:
         os.kill(self.process.pid, signal.SIGKILL)

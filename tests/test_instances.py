@@ -127,3 +127,56 @@ def lease_owners(url: str, call_ids: list[str]) -> list[str]:
     with psycopg.connect(url) as connection:
         rows = connection.execute("SELECT owner FROM call_state WHERE call_id = ANY(%s)", (call_ids,)).fetchall()
     return [row[0].split("/", 1)[0] for row in rows]
+
+
+def test_in_one_process_any_instance_answers_and_a_wrong_token_changes_nothing(
+        tmp_path: Path, postgres_url: str, twilio) -> None:
+    """Two instances as threads of this process (the webhook's shared path traced): a call
+    placed on one is answered by both in turn; a request for it with another token, or for a
+    call nobody placed, is 404 on either and changes nothing."""
+    import httpx
+
+    from instancekit import PUBLIC, config
+    from twilio_caller.runtime import Runtime
+    from twilio_caller.server.client import ServerClient
+    from twilio_caller.server.runfile import read_run_file
+    from twilio_caller.server.runner import Deployment as Instance
+    from twilio_caller.server.runner import ServerRunner, ServerThread
+
+    simulator, api = twilio
+    environ = {"TWILIO_CALLER_DATABASE_URL": postgres_url, "TWILIO_CALLER_PUBLIC_URL": PUBLIC}
+    threads, clients = [], []
+    for name in ("a", "b"):
+        home = tmp_path / name
+        home.mkdir()
+        (home / "config.yaml").write_text(config(simulator, api))
+        (home / "config.yaml").chmod(0o600)
+        runner = ServerRunner(Runtime(home, environ=environ), simulate=False, idle_exit=True,
+                              deployment=Instance(name, "127.0.0.1", 0))
+        threads.append(ServerThread(runner).start())
+        clients.append(ServerClient(read_run_file(home)))
+    simulator.chaos.round_robin(PUBLIC, [f"http://127.0.0.1:{t.runner.info['webhook_port']}" for t in threads])
+    runtime = Runtime(tmp_path / "a", environ=environ)
+    try:
+        runtime.contacts.add("Contact0", number(0))
+        simulator.set_callee(number(0), InteractiveCallee(person, ring_seconds=2))
+        placed = clients[0].invoke("call", {"to": "Contact0", "message": question(1), "keep_open": True,
+                                            "wait": True, "timeout_seconds": 60}, wait_seconds=70)
+        assert placed["reply"]["text"] == answer(1)
+        second = clients[1].invoke("say", {"call_id": placed["call_id"], "message": question(2),
+                                           "timeout_seconds": 60}, wait_seconds=70)
+        assert second["reply"]["text"] == answer(2)
+        before = runtime.store.calls.turns(placed["call_id"])
+        for thread in threads:
+            base = f"http://127.0.0.1:{thread.runner.info['webhook_port']}/twilio"
+            for path in (f"{placed['call_id']}/not-its-token/gather?n=1", "call_0000000000000000/x/voice"):
+                answered = httpx.post(f"{base}/{path}", data={"SpeechResult": "Opt me in"}, trust_env=False)
+                assert answered.status_code == 404
+        assert runtime.store.calls.turns(placed["call_id"]) == before
+        ended = clients[1].invoke("hangup", {"call_id": placed["call_id"]}, wait_seconds=30)
+        assert ended["status"] == "completed"
+        assert [t["text"] for t in ended["transcript"] if t["speaker"] == "callee"] == [answer(1), answer(2)]
+    finally:
+        runtime.close()
+        for thread in threads:
+            thread.stop()

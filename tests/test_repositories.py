@@ -343,13 +343,25 @@ def test_wakeups_reach_every_listener_of_a_shared_store(store: Store) -> None:
         heard.append(call_id)
         arrived.set()
 
+    other = _reopened(store)  # another process's store on the same database
     stop = store.wakeups.listen(wake)
     try:
-        store.wakeups.notify("call_a")
+        store.wakeups.notify("call_own")  # this process's own news: its waiters woke in process
+        other.wakeups.notify("call_a")
         assert arrived.wait(5) is store.wakeups.shared  # one server per SQLite home: nobody else to tell
     finally:
         stop()
+        other.close()
     assert heard == (["call_a"] if store.wakeups.shared else [])
+
+
+def _reopened(store: Store) -> Store:
+    if isinstance(store, SqliteStore):
+        return SqliteStore(store.path)
+    from twilio_caller.store.postgres import PostgresStore
+
+    assert isinstance(store, PostgresStore)
+    return PostgresStore(store.url)
 
 
 # -- scheduled calls ---------------------------------------------------------------------

@@ -345,8 +345,9 @@ class Conversation:
                 self.mark(session, "served", session.latency_turn)
             for action in session.taken:
                 action.delivered.set()
+            if session.taken:  # a `say` waiting on another instance hears it was delivered
+                self._changed(session)
             session.unsaved, session.taken = [], []
-            self._changed(session)
             return document
 
     @staticmethod

@@ -22,16 +22,23 @@ RECONNECT_SECONDS = 1.0
 class PgWakeups:
     def __init__(self, database: PgDatabase) -> None:
         self._db = database
+        self._own: set[int] = set()  # backend pids this process notified through: its own news
+
+    def _mine(self, note: psycopg.Notify) -> bool:
+        return note.pid in self._own
 
     @property
     def shared(self) -> bool:
         return True
 
     def notify(self, call_id: str) -> None:
-        self._db.query("SELECT pg_notify(%s, %s)", (CHANNEL, call_id))
+        if not self._own:  # known before the first notification can arrive
+            self._own.add(int(self._db.query("SELECT pg_backend_pid() AS pid")[0]["pid"]))
+        rows = self._db.query("SELECT pg_notify(%s, %s), pg_backend_pid() AS pid", (CHANNEL, call_id))
+        self._own.add(int(rows[0]["pid"]))  # a connection opened again: a new pid (one extra wake-up)
 
     def listen(self, wake: Callable[[str | None], None]) -> Callable[[], None]:
-        listener = _Listener(self._db.url, wake)
+        listener = _Listener(self._db.url, wake, self._mine)
         listener.start()
         return listener.stop
 
@@ -40,9 +47,10 @@ class _Listener:
     """A daemon thread with its own autocommit connection. A lost connection is opened again
     and `wake(None)` said: what was notified meanwhile is looked at again."""
 
-    def __init__(self, url: str, wake: Callable[[str | None], None]) -> None:
+    def __init__(self, url: str, wake: Callable[[str | None], None], mine: Callable[[psycopg.Notify], bool]) -> None:
         self._url = url
         self._wake = wake
+        self._mine = mine  # this process's own notifications: its waiters were woken in process
         self._stopped = threading.Event()
         self._listening = threading.Event()
         self._thread = threading.Thread(target=self._run, name="twilio-caller wakeups", daemon=True)
@@ -67,7 +75,8 @@ class _Listener:
                     first = False
                     while not self._stopped.is_set():
                         for note in connection.notifies(timeout=STOP_CHECK_SECONDS):
-                            self._wake(note.payload)
+                            if not self._mine(note):
+                                self._wake(note.payload)
             except psycopg.Error as exc:
                 log.warning("wake-ups from %s lost (%s): listening again", redact(self._url),
                             " ".join(str(exc).split())[:200])
