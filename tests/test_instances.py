@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 from instancekit import QUESTIONS, Deployment, answer, converse, number, person, question
-from twilio_caller.errors import TwilioCallerError
+from twilio_caller.errors import ServerUnavailableError, TwilioCallerError
+from twilio_caller.server.client import ensure_server
+from twilio_caller.server.runfile import read_run_file
 from twilio_caller.simulator import InteractiveCallee, Simulator, SimulatorThread
 
 pytest.importorskip("psycopg")
@@ -92,7 +94,11 @@ def test_one_instance_killed_mid_soak_the_other_carries_its_calls(tmp_path: Path
     try:
         with ThreadPoolExecutor(CALLS) as pool:
             begun = list(pool.map(lambda index: converse(deployment, index, 1, 2), range(CALLS)))
-            deployment.instances[0].kill()  # its calls' requests in flight go to the other instance
+            dead = deployment.instances[0]
+            dead.kill()  # its calls' requests in flight go to the other instance
+            with pytest.raises(ServerUnavailableError, match="instance i0 of a shared deployment"):
+                ensure_server(dead.home, simulate=False)  # its home starts no server of its own
+            assert read_run_file(dead.home)["pid"] == dead.process.pid
             survivor = deployment.instances[1:]
             deployment.instances[:] = survivor
             orphans = expire_leases_of(postgres_url, "i0")  # as 20 s later: the dead instance renewed nothing
@@ -139,7 +145,6 @@ def test_in_one_process_any_instance_answers_and_a_wrong_token_changes_nothing(
     from instancekit import PUBLIC, config
     from twilio_caller.runtime import Runtime
     from twilio_caller.server.client import ServerClient
-    from twilio_caller.server.runfile import read_run_file
     from twilio_caller.server.runner import Deployment as Instance
     from twilio_caller.server.runner import ServerRunner, ServerThread
 

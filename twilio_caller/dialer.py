@@ -473,18 +473,19 @@ class Dialer:
         """The call's row in the store (its token included), or None."""
         return self._rt.store.calls.get(call_id)
 
-    async def adopt(self, call_id: str) -> CallSession | None:
+    async def adopt(self, call_id: str, row: Any = None) -> CallSession | None:
         """Several instances on one store: the session of a call another instance placed (or
-        took), made here from the store, up to date. None for a call the store does not know."""
+        took), made here from the store, up to date (`row`: the call's, when just read). None
+        for a call the store does not know."""
         assert self.shared is not None
+        row = row if row is not None else self._rt.store.calls.get(call_id)
+        if row is None:
+            return None
         session = self.registry.get(call_id)
         if session is None:
-            row = self._rt.store.calls.get(call_id)
-            if row is None:
-                return None
-            session = self.registry.get(call_id) or self._session_from(row, row["status"])
+            session = self._session_from(row, row["status"])
             self.registry.add(session)
-        await self.shared.refresh(session)
+        await self.shared.refresh(session, row)
         return session
 
     async def current(self, call_id: str) -> CallSession | dict[str, Any]:
@@ -493,7 +494,7 @@ class Dialer:
         if self.shared is not None:
             row = self._rt.store.calls.get(call_id)
             if row is not None and (row["status"] not in TERMINAL or self.registry.get(call_id)):
-                session = await self.adopt(call_id)
+                session = await self.adopt(call_id, row)
                 assert session is not None
                 return session
         return self._session_or_record(call_id)

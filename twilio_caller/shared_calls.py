@@ -10,7 +10,9 @@ turns (events `outcome`, numbered) and how many of them the agent was handed (ev
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import asdict
+from typing import Any
 
 from twilio_caller.call_state import CallStates
 from twilio_caller.call_status import TERMINAL
@@ -48,8 +50,8 @@ class SharedCalls:
         except TwilioCallerError as exc:
             log.warning("call %s: other instances not woken: %s", call_id, exc.message)
 
-    async def refresh(self, session: CallSession) -> None:
-        """Bring the session up to the store. The callback sequences only when no answer is
+    async def refresh(self, session: CallSession, row: Mapping[str, Any] | None = None) -> None:
+        """Bring the session up to the store (`row`: the call's, when just read). The callback sequences only when no answer is
         being made here (that answer writes them); the actions being delivered here stay taken."""
         call_id = session.call_id
         state = self._states.load(call_id)
@@ -60,7 +62,7 @@ class SharedCalls:
             session.last_prompt = state.last_prompt
         session.replace_pending([action_from_dict(action) for action in state.pending_actions], session.taken)
         self._outcomes(session)
-        record = self._calls.get(call_id)
+        record = row if row is not None else self._calls.get(call_id)
         if record is not None:
             await self._status(session, record["status"])
         await session.notify()

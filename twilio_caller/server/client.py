@@ -140,8 +140,21 @@ def ensure_server(home: Path, *, simulate: bool, environ: dict[str, str] | None 
             return running
         if running:
             _replace(running, mode, settings)
+        _refuse_if_instance(home)
         _refuse_if_leased(home)
         return _start(home, simulate, environ)
+
+
+def _refuse_if_instance(home: Path) -> None:
+    """The home of an instance of a shared deployment (its run file names the instance, kept
+    when it stops): no server is started on demand there — it would be a different server."""
+    info = read_run_file(home) or {}
+    if info.get("instance_id"):
+        raise ServerUnavailableError(
+            f"instance {info['instance_id']} of a shared deployment runs from this home and is not running; "
+            f"start it again (twilio-caller serve --instance {info['instance_id']} …) or point the tools at "
+            "another instance's home (TWILIO_CALLER_HOME)"
+        )
 
 
 def _refuse_if_leased(home: Path) -> None:

@@ -132,7 +132,8 @@ class ServerRunner:
             }
             self.dialer.fixed_settings_guard = self._same_fixed_settings
             write_run_file(self._rt.home, self.info)
-            stack.callback(remove_run_file, self._rt.home, os.getpid())
+            if self._deployment is None:  # an instance's stays: tools there start no server of their own
+                stack.callback(remove_run_file, self._rt.home, os.getpid())
             log.info("serving: webhook %s, control port %s, mode %s", public, control.port, self.mode)
             scheduling = asyncio.ensure_future(self.scheduler.run(self.shutdown))
             stack.callback(scheduling.cancel)
