@@ -63,6 +63,9 @@ def test_two_instances_answer_every_request_of_every_call(tmp_path: Path, postgr
             assert ended["status"] == "completed"
         for call_id, _ in done:
             assert_whole(deployment, call_id)
+        for instance in deployment.instances:  # a tool in an instance's home uses it, whatever that home says
+            found = ensure_server(instance.home, simulate=False, settings={"webhook.port": "another"})
+            assert found.info["pid"] == instance.process.pid and instance.process.poll() is None
         served = {instance.instance_id: (instance.home / "serve.log").read_text() for instance in deployment.instances}
         assert all("Traceback" not in log for log in served.values())
     finally:

@@ -132,17 +132,23 @@ def ensure_server(home: Path, *, simulate: bool, environ: dict[str, str] | None 
     cannot change, from settings.py): a server that runs with others is replaced when idle."""
     mode = "simulate" if simulate else "live"
     running = find_server(home)
-    if running and _fits(running, mode, settings):
+    if running and (_instance(running) or _fits(running, mode, settings)):
         return running
     with start_lock(home):
         running = find_server(home)
-        if running and _fits(running, mode, settings):
+        if running and (_instance(running) or _fits(running, mode, settings)):
             return running
         if running:
             _replace(running, mode, settings)
         _refuse_if_instance(home)
         _refuse_if_leased(home)
         return _start(home, simulate, environ)
+
+
+def _instance(client: ServerClient) -> bool:
+    """An instance of a shared deployment: the tools use it as it runs (its flags, not this
+    home's config, set where it listens and answers); it is never replaced from here."""
+    return bool(client.info.get("instance_id"))
 
 
 def _refuse_if_instance(home: Path) -> None:
