@@ -37,7 +37,7 @@ TARGETS: dict[str, list[str]] = {
     "twilio_caller/server/webhook.py": ["tests/test_webhook.py", "tests/test_webhook_input.py",
                                         "tests/test_slow_and_hostile_clients.py", "tests/test_call_state.py",
                                         "tests/test_replay_layers.py", "tests/test_relay.py", "tests/test_relay_calls.py",
-                                        "tests/test_relay_voices.py"],
+                                        "tests/test_relay_voices.py", "tests/test_instances.py"],
     "twilio_caller/transport/twilio/requests.py": ["tests/test_twilio_transport.py", "tests/test_amd.py",
                                                    "tests/test_webhook.py", "tests/test_webhook_input.py",
                                                    "tests/test_slow_and_hostile_clients.py",

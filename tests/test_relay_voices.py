@@ -423,8 +423,10 @@ def test_a_misspelt_voice_in_the_relay_languages_is_a_config_error_naming_it(run
 def test_a_lines_language_is_kept_with_the_queued_action_and_older_rows_read_the_same() -> None:
     from twilio_caller.sessions import Speak, action_from_dict, action_to_dict
 
-    stored = action_to_dict(Speak("¿Le va bien?", True, "es-ES"))
-    assert stored == {"kind": "speak", "text": "¿Le va bien?", "expect_reply": True, "language": "es-ES"}
-    assert action_from_dict(stored) == Speak("¿Le va bien?", True, "es-ES")
-    assert action_to_dict(Speak("Hi", False)) == {"kind": "speak", "text": "Hi", "expect_reply": False}
+    line = Speak("¿Le va bien?", True, "es-ES")
+    stored = action_to_dict(line)
+    assert stored == {"kind": "speak", "text": "¿Le va bien?", "expect_reply": True, "id": line.id, "language": "es-ES"}
+    assert action_from_dict(stored) == line and action_from_dict(stored).id == line.id
+    plain = Speak("Hi", False)
+    assert action_to_dict(plain) == {"kind": "speak", "text": "Hi", "expect_reply": False, "id": plain.id}
     assert action_from_dict({"kind": "speak", "text": "Hi", "expect_reply": False}) == Speak("Hi", False)

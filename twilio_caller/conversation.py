@@ -30,6 +30,7 @@ from twilio_caller.transport.port import (
 
 if TYPE_CHECKING:
     from twilio_caller.audio import Audio, AudioLibrary
+    from twilio_caller.shared_calls import SharedCalls
 
 log = logging.getLogger("twilio_caller.conversation")
 NOTIFY_GOODBYE = "Goodbye."
@@ -74,6 +75,7 @@ class Conversation:
         voicing: Voicing | None = None,
         steer: Callable[[CallSession, int], Awaitable[None]] | None = None,
         acknowledgements: Sequence[str] = (),
+        shared: SharedCalls | None = None,
     ) -> None:
         self._writer = writer
         self._states = CallStates(writer.store, clock)
@@ -86,6 +88,7 @@ class Conversation:
         self._voicing = voicing
         self._steer = steer  # moves a live call to ask for Ready(resume) now (the provider's API)
         self.acknowledgements = tuple(acknowledgements)
+        self._shared = shared  # several instances on one store: what they need is written, they are told
 
     @property
     def opening(self) -> str:
@@ -295,6 +298,11 @@ class Conversation:
             session.status = now
             session.emit({"event": "answered" if now == "in-progress" else now})
             await session.notify()
+        self._changed(session)
+
+    def _changed(self, session: CallSession) -> None:
+        if self._shared is not None:
+            self._shared.changed(session.call_id)
 
     async def _once(self, session: CallSession, key: str, answer: Callable[[], Awaitable[Command]]) -> str:
         """The first request computes the answer; a retry or replay gets the same answer —
@@ -337,6 +345,8 @@ class Conversation:
                 self.mark(session, "served", session.latency_turn)
             for action in session.taken:
                 action.delivered.set()
+            if session.taken:  # a `say` waiting on another instance hears it was delivered
+                self._changed(session)
             session.unsaved, session.taken = [], []
             return document
 
@@ -495,7 +505,10 @@ class Conversation:
         if outcome.kind == "reply":
             session.latency_turn += 1
             self.mark(session, "callee_end", session.latency_turn, self._clock.now() - timedelta(seconds=lag))
+        if self._shared is not None:
+            self._shared.outcome(session, outcome)
         await session.record_outcome(outcome)
+        self._changed(session)
 
     async def _ask(self, session: CallSession, texts: list[str], *, prompt: list[str],
                    deadline: float, language: str | None = None) -> Command:

@@ -105,9 +105,9 @@ class TwilioWebhook:
         return Response(document, media_type=TWIML)
 
     async def _authorised(self, request: Request) -> tuple[CallSession, dict[str, str]] | Response:
-        session = self._dialer.registry.get(request.path_params["call_id"])
         given = request.path_params["token"].encode("utf-8", "surrogateescape")  # any text: never a 500
-        if session is None or not secrets.compare_digest(session.token.encode(), given):
+        session = await self._session(request.path_params["call_id"], given)
+        if session is None:
             return Response(status_code=404)
         params = await read_form(request)
         if isinstance(params, Response):
@@ -123,6 +123,19 @@ class TwilioWebhook:
         if sid and not session.twilio_sid:
             session.twilio_sid = sid
         return session, params
+
+
+    async def _session(self, call_id: str, token: bytes) -> CallSession | None:
+        """The call's session when `token` is its token. Instances sharing the store: made
+        here from the store when another placed the call, and brought up to date with it."""
+        if self._dialer.shared is not None:
+            row = self._dialer.row(call_id)
+            known = row is not None and secrets.compare_digest(str(row["token"]).encode(), token)
+            return await self._dialer.adopt(call_id, row) if known else None
+        session = self._dialer.registry.get(call_id)
+        if session is None or not secrets.compare_digest(session.token.encode(), token):
+            return None
+        return session
 
 
 def build_webhook_app(dialer: Dialer, public_base_url: str, audio: AudioLibrary | None = None) -> Starlette:
