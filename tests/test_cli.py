@@ -165,3 +165,19 @@ def test_the_bin_shim_runs_the_cli(home: Path) -> None:
     listed = subprocess.run([shim, "contacts"], capture_output=True, text=True, env=env, timeout=60)
     assert "Contact7" in listed.stdout
     assert "installing" not in listed.stderr  # later runs never touch pip
+
+
+@pytest.mark.parametrize(("argv", "code", "says"), [
+    (["serve", "--instance", "a"], 5, "--store postgresql://"),  # a home's SQLite is one server's
+    (["serve", "--instance", "no spaces!"], 2, "--instance: 1 to 40 letters"),
+    (["serve", "--instance", "a", "--port", "70000"], 2, "--port must be between 0 and 65535"),
+    (["serve", "--store", "postgresql://db.example/x"], 2, "add --instance ID"),
+    (["serve", "--public-url", "https://calls.example.com"], 2, "add --instance ID"),
+])
+def test_a_shared_deployments_flags_are_refused_clearly_and_nothing_starts(
+        capsys, home: Path, argv: list[str], code: int, says: str) -> None:
+    from twilio_caller.server.runfile import read_run_file
+
+    returned, _, err = run(capsys, *argv)
+    assert returned == code and says in err and "Traceback" not in err
+    assert read_run_file(home) is None

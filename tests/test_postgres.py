@@ -193,14 +193,14 @@ def test_a_server_holding_a_home_on_postgresql_is_never_doubled(postgres_url: st
     home keeps it — in PostgreSQL when store.url names it — and refuses to start a second."""
     import os
 
-    from twilio_caller.call_state import HomeLease
+    from twilio_caller.call_state import HomeLease, home_lease
     from twilio_caller.errors import ServerUnavailableError
     from twilio_caller.server.client import ensure_server
 
     monkeypatch.setenv("TWILIO_CALLER_DATABASE_URL", postgres_url)
     rt = Runtime(home, environ={"TWILIO_CALLER_DATABASE_URL": postgres_url})
     try:
-        assert HomeLease(rt.store, rt.clock).acquire("srv_elsewhere", os.getpid()) is None
+        assert HomeLease(rt.store, rt.clock, home_lease(home)).acquire("srv_elsewhere", os.getpid()) is None
     finally:
         rt.close()
     with pytest.raises(ServerUnavailableError, match=f"pid {os.getpid()}"):

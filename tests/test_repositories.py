@@ -301,7 +301,9 @@ def test_a_calls_lease_is_claimed_renewed_and_released(store: Store) -> None:
     fresh = T0 + timedelta(seconds=20)
     assert store.call_states.claim("call_a", "one", fresh, T0, lambda owner: True)
     assert not store.call_states.claim("call_a", "two", fresh, T0, lambda owner: True)  # fresh and alive
-    assert store.call_states.claim("call_a", "two", fresh, T0, lambda owner: False)  # its process is gone
+    gone = store.call_states.claim("call_a", "two", fresh, T0, lambda owner: False)
+    assert gone is not store.wakeups.shared  # a dead pid frees it on one machine; shared: the lease time alone
+    store.call_states.claim("call_a", "two", fresh, T0 + timedelta(seconds=21), lambda owner: True)  # expired
     store.call_states.renew(["call_a"], "one", fresh + timedelta(minutes=1))  # not its owner any more
     assert state_of(store, "call_a").lease_until == fresh
     store.call_states.renew(["call_a"], "two", fresh + timedelta(minutes=1))
@@ -323,12 +325,43 @@ def test_the_home_lease(store: Store) -> None:
     assert store.leases.holder("server") is None
     assert store.leases.acquire("server", "a", 11, until, T0, lambda pid: True) is None
     assert store.leases.acquire("server", "b", 12, until, T0, lambda pid: True) == LeaseHolder("a", 11, until)
-    assert store.leases.acquire("server", "b", 12, until, T0, lambda pid: False) is None  # a is gone
+    gone = store.leases.acquire("server", "b", 12, until, T0, lambda pid: False)  # a's pid is gone
+    assert gone == (LeaseHolder("a", 11, until) if store.wakeups.shared else None)  # shared: lease time alone
+    assert store.leases.acquire("server", "b", 12, until, until, lambda pid: True) is None  # a's expired
     assert store.leases.holder("server") == LeaseHolder("b", 12, until)
     store.leases.release("server", "a")  # not the holder: nothing happens
     assert store.leases.holder("server") == LeaseHolder("b", 12, until)
     store.leases.release("server", "b")
     assert store.leases.holder("server") is None
+
+
+def test_wakeups_reach_every_listener_of_a_shared_store(store: Store) -> None:
+    heard: list[str | None] = []
+    arrived = threading.Event()
+
+    def wake(call_id: str | None) -> None:
+        heard.append(call_id)
+        arrived.set()
+
+    other = _reopened(store)  # another process's store on the same database
+    stop = store.wakeups.listen(wake)
+    try:
+        store.wakeups.notify("call_own")  # this process's own news: its waiters woke in process
+        other.wakeups.notify("call_a")
+        assert arrived.wait(5) is store.wakeups.shared  # one server per SQLite home: nobody else to tell
+    finally:
+        stop()
+        other.close()
+    assert heard == (["call_a"] if store.wakeups.shared else [])
+
+
+def _reopened(store: Store) -> Store:
+    if isinstance(store, SqliteStore):
+        return SqliteStore(store.path)
+    from twilio_caller.store.postgres import PostgresStore
+
+    assert isinstance(store, PostgresStore)
+    return PostgresStore(store.url)
 
 
 # -- scheduled calls ---------------------------------------------------------------------

@@ -28,7 +28,8 @@ def test_the_run_file_is_private_and_names_the_listeners(home: Path) -> None:
     with ServerThread(ServerRunner(Runtime(home, environ=environ), simulate=True, idle_exit=False)):
         info = read_run_file(home)
         assert set(info) == {"pid", "webhook_port", "control_port", "token", "version", "mode", "started_at",
-                             "settings", "fingerprint"}
+                             "instance_id", "settings", "fingerprint"}
+        assert info["instance_id"] is None  # a home's own server, not an instance of a shared deployment
         assert info["settings"]["twilio.auth_token"] == "****cdef" and secret not in run_file(home).read_text()
         assert info["settings"]["webhook.port"] == 0 and "safety.blocked" not in info["settings"]
         assert info["mode"] == "simulate" and info["pid"] == os.getpid()

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from twilio_caller.clock import Clock, isoformat
@@ -107,30 +109,44 @@ class CallStates:
 
 
 class HomeLease:
-    """The one server of a home. A second server does not start while the lease is fresh;
-    a client that cannot reach a server holding a fresh lease says so instead of starting one."""
+    """The one server of a home (`home_lease`), or one instance of a shared deployment
+    (`instance_lease`: its id is taken once). A second server does not start while the lease
+    is fresh; a client that cannot reach a server holding a fresh lease says so instead of
+    starting one. On a shared store the lease time alone decides (the store ignores pids)."""
 
-    NAME = "server"
-
-    def __init__(self, store: Store, clock: Clock) -> None:
+    def __init__(self, store: Store, clock: Clock, name: str) -> None:
         self._leases = store.leases
         self._clock = clock
+        self._pid_counts = not store.wakeups.shared
+        self.name = name
 
     def holder(self) -> dict[str, Any] | None:
         """The server holding a fresh lease, if any: {owner, pid, lease_until}."""
-        holder = self._leases.holder(self.NAME)
-        if holder is None or holder.lease_until <= self._clock.now() or not pid_alive(holder.pid):
+        holder = self._leases.holder(self.name)
+        if holder is None or holder.lease_until <= self._clock.now():
+            return None
+        if self._pid_counts and not pid_alive(holder.pid):
             return None
         return _described(holder)
 
     def acquire(self, owner: str, pid: int) -> dict[str, Any] | None:
         """Take or renew the lease; None when done, else the fresh holder that has it."""
         now = self._clock.now()
-        holder = self._leases.acquire(self.NAME, owner, pid, _lease_end(now), now, pid_alive)
+        holder = self._leases.acquire(self.name, owner, pid, _lease_end(now), now, pid_alive)
         return _described(holder) if holder is not None else None
 
     def release(self, owner: str) -> None:
-        self._leases.release(self.NAME, owner)
+        self._leases.release(self.name, owner)
+
+
+def home_lease(home: Path) -> str:
+    """The lease name of a home's one server: unique per machine and home directory, so homes
+    (and deployments) sharing one PostgreSQL database never hold each other's lease."""
+    return f"server:{socket.gethostname()}:{home.resolve()}"
+
+
+def instance_lease(instance_id: str) -> str:
+    return f"instance:{instance_id}"
 
 
 def _described(holder: LeaseHolder) -> dict[str, Any]:
@@ -141,9 +157,11 @@ def _lease_end(now: datetime) -> datetime:
     return now + timedelta(seconds=LEASE_SECONDS)
 
 
-def new_owner() -> str:
-    """This server's name on leases: its pid (liveness on this machine) and a random part."""
-    return f"{os.getpid()}:{secrets.token_hex(6)}"
+def new_owner(instance_id: str | None = None) -> str:
+    """This server's name on leases: its pid (liveness on this machine) and a random part;
+    an instance of a shared deployment: its id first (the lease time alone decides there)."""
+    mine = f"{os.getpid()}:{secrets.token_hex(6)}"
+    return f"{instance_id}/{mine}" if instance_id else mine
 
 
 def owner_alive(owner: str) -> bool:

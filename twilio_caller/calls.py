@@ -182,5 +182,5 @@ def new_call(call_id: str, token: str, request: CallRequest) -> NewCall:
         id=call_id, token=token, contact_id=request.contact.id if request.contact else None,
         to_name=request.to_name, to_number=request.to_number, message=request.message,
         mode="interactive" if request.interactive else "notify", keep_open=request.keep_open,
-        voice=request.voice, language=request.language,
+        voice=request.voice, language=request.language, engine=request.engine,
     )

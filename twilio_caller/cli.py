@@ -403,6 +403,8 @@ listed("mcp", "serve every tool over MCP on stdin/stdout (for MCP clients)")
          arg("--keep-open", action="store_true", help="keep the call open for say/hangup"),
          arg("--voice"),
          arg("--language", help="speech-recognition language, e.g. en-US"),
+         arg("--engine", choices=("gather", "relay"),
+             help="gather (TwiML) or relay (ConversationRelay); default conversation.engine"),
          arg("--closing", help="said before hanging up after the answer"),
          arg("--dry-run", action="store_true", help="check contact and safety only"),
          arg("--no-wait", "--detach", dest="no_wait", action="store_true",
@@ -445,6 +447,7 @@ def _call(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable[
             "closing": options.closing, "dry_run": options.dry_run, "wait": not options.no_wait,
             "timeout_seconds": options.timeout, "send_digits": options.send_digits,
             "at": options.at, "when_allowed": options.when_allowed or None, "retry": _retry(options),
+            "engine": options.engine,
         }, how)
     except KeyboardInterrupt:
         if "call_id" in placed:
@@ -516,10 +519,11 @@ def _callee_script(path: str) -> dict[str, Any]:
 @command("say", "speak into a live call and return the next reply",
          arg("call_id"), arg("message"),
          arg("--no-reply", action="store_true", help="do not wait for a reply"),
+         arg("--language", help="the line's language when not the call's, e.g. es-ES"),
          arg("--timeout", type=float, default=50))
 def _say(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable[[Any], str]]:
     result = _invoke(runtime, "say", {"call_id": options.call_id, "message": options.message,
-                                      "expect_reply": not options.no_reply,
+                                      "expect_reply": not options.no_reply, "language": options.language,
                                       "timeout_seconds": options.timeout})
     return result, render.call_text
 
@@ -575,18 +579,49 @@ def _status(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callabl
 @command("serve", "run the server in the foreground (webhook, control API)",
          arg("--background", action="store_true", help=argparse.SUPPRESS),
          arg("--time-scale", type=float, default=1.0, help="simulate mode: speed up the simulated callee"),
-         arg("--simulate", action="store_true", help="place calls on the built-in offline Twilio simulator"))
+         arg("--simulate", action="store_true", help="place calls on the built-in offline Twilio simulator"),
+         arg("--instance", metavar="ID", help="one instance of a shared deployment (several servers on one "
+             "PostgreSQL database behind a balancer): its id, unique in the deployment"),
+         arg("--store", metavar="URL", help="the deployment's database (postgresql://…; else store.url)"),
+         arg("--host", default="0.0.0.0", help="--instance: the address the balancer reaches (default 0.0.0.0)"),  # noqa: S104
+         arg("--port", type=int, default=8080, help="--instance: the webhook port (default 8080)"),
+         arg("--public-url", metavar="URL", help="--instance: the balancer's public base URL (else public_url)"))
 def _serve(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable[[Any], str]]:
     from twilio_caller.server.runner import ServerRunner, serve_forever
 
     if options.time_scale <= 0:
         raise InvalidInputError("--time-scale must be positive")
-    runner = ServerRunner(runtime, simulate=options.simulate, idle_exit=options.background,
-                          time_scale=options.time_scale)
+    runtime, deployment = _deployment(options, runtime)
+    runner = ServerRunner(runtime, simulate=options.simulate, idle_exit=options.background and deployment is None,
+                          time_scale=options.time_scale, deployment=deployment)
     if not options.background:
         print(f"twilio-caller server ({runner.mode} mode) starting; Ctrl-C stops it", file=sys.stderr)
     serve_forever(runner)
     return {"stopped": True, **runner.info}, lambda r: "server stopped"
+
+
+def _deployment(options: argparse.Namespace, runtime: Runtime) -> tuple[Runtime, Any]:
+    """`serve --instance ID`: the runtime with the flags' store and public URL, and where the
+    instance listens. Without --instance, the flags of a shared deployment are refused."""
+    import re
+
+    from twilio_caller.runtime import Runtime
+    from twilio_caller.server.runner import Deployment
+
+    if options.instance is None:
+        if options.store or options.public_url:
+            raise InvalidInputError("--store and --public-url belong to a shared deployment: add --instance ID")
+        return runtime, None
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,39}", options.instance):
+        raise InvalidInputError("--instance: 1 to 40 letters, digits, '.', '_' or '-', starting with a "
+                                "letter or digit", field="instance")
+    if not 0 <= options.port <= 65535:
+        raise InvalidInputError("--port must be between 0 and 65535", field="port")
+    overrides = {name: value for name, value in (("TWILIO_CALLER_DATABASE_URL", options.store),
+                                                 ("TWILIO_CALLER_PUBLIC_URL", options.public_url)) if value}
+    shared = Runtime(runtime.home, clock=runtime.clock, environ={**runtime.environ, **overrides})
+    shared.config.settings  # noqa: B018 - a bad --store or --public-url is refused before anything starts
+    return shared, Deployment(options.instance, options.host, options.port)
 
 
 @command("server", "the background server: status, stop, logs",

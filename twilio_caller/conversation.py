@@ -30,6 +30,7 @@ from twilio_caller.transport.port import (
 
 if TYPE_CHECKING:
     from twilio_caller.audio import Audio, AudioLibrary
+    from twilio_caller.shared_calls import SharedCalls
 
 log = logging.getLogger("twilio_caller.conversation")
 NOTIFY_GOODBYE = "Goodbye."
@@ -74,6 +75,7 @@ class Conversation:
         voicing: Voicing | None = None,
         steer: Callable[[CallSession, int], Awaitable[None]] | None = None,
         acknowledgements: Sequence[str] = (),
+        shared: SharedCalls | None = None,
     ) -> None:
         self._writer = writer
         self._states = CallStates(writer.store, clock)
@@ -86,6 +88,7 @@ class Conversation:
         self._voicing = voicing
         self._steer = steer  # moves a live call to ask for Ready(resume) now (the provider's API)
         self.acknowledgements = tuple(acknowledgements)
+        self._shared = shared  # several instances on one store: what they need is written, they are told
 
     @property
     def opening(self) -> str:
@@ -295,6 +298,11 @@ class Conversation:
             session.status = now
             session.emit({"event": "answered" if now == "in-progress" else now})
             await session.notify()
+        self._changed(session)
+
+    def _changed(self, session: CallSession) -> None:
+        if self._shared is not None:
+            self._shared.changed(session.call_id)
 
     async def _once(self, session: CallSession, key: str, answer: Callable[[], Awaitable[Command]]) -> str:
         """The first request computes the answer; a retry or replay gets the same answer —
@@ -337,6 +345,8 @@ class Conversation:
                 self.mark(session, "served", session.latency_turn)
             for action in session.taken:
                 action.delivered.set()
+            if session.taken:  # a `say` waiting on another instance hears it was delivered
+                self._changed(session)
             session.unsaved, session.taken = [], []
             return document
 
@@ -465,8 +475,9 @@ class Conversation:
             return SendDigits(action.digits, self._next_resume(session))
         if action.expect_reply:
             session.reprompts_left = self._budgets.reprompts
-            return await self._ask(session, [action.text], prompt=[action.text], deadline=deadline)
-        lines = await self._spoken(session, [action.text], deadline)
+            return await self._ask(session, [action.text], prompt=[action.text], deadline=deadline,
+                                   language=action.language)
+        lines = await self._spoken(session, [action.text], deadline, action.language)
         return Say(tuple(lines), self._next_resume(session))
 
     async def _opt_out(self, session: CallSession, text: str, confidence: float | None,
@@ -494,11 +505,14 @@ class Conversation:
         if outcome.kind == "reply":
             session.latency_turn += 1
             self.mark(session, "callee_end", session.latency_turn, self._clock.now() - timedelta(seconds=lag))
+        if self._shared is not None:
+            self._shared.outcome(session, outcome)
         await session.record_outcome(outcome)
+        self._changed(session)
 
     async def _ask(self, session: CallSession, texts: list[str], *, prompt: list[str],
-                   deadline: float) -> Command:
-        lines = await self._spoken(session, texts, deadline)
+                   deadline: float, language: str | None = None) -> Command:
+        lines = await self._spoken(session, texts, deadline, language)
         session.gather_number += 1
         session.last_prompt = prompt
         return Ask(tuple(lines), session.gather_number)
@@ -507,17 +521,23 @@ class Conversation:
         session.hung_up_by_us = True
         return EndCall(tuple(await self._spoken(session, texts, deadline)))
 
-    async def _spoken(self, session: CallSession, texts: Sequence[str], deadline: float) -> list[Spoken]:
-        """Record the lines for the transcript (written with the answer), then voice them."""
+    async def _spoken(self, session: CallSession, texts: Sequence[str], deadline: float,
+                      language: str | None = None) -> list[Spoken]:
+        """Record the lines for the transcript (written with the answer), then voice them
+        (in `language` when the lines are not in the call's)."""
         session.unsaved.extend(("assistant", text, None, None) for text in texts)
         for text in texts:
             session.emit({"event": "said", "text": text})
-        return await self._voiced(session, texts, deadline)
+        lines = await self._voiced(session, texts, deadline)
+        if language is None:
+            return lines
+        return [Line(line.text, line.audio_url, language) if isinstance(line, Line) else Line(line, None, language)
+                for line in lines]
 
     async def _voiced(self, session: CallSession, texts: Sequence[str], deadline: float) -> list[Spoken]:
         """Each line with pre-generated audio when that is ready within the budget (never past
         the request's deadline); else the text, to be <Say>ed."""
-        if self._voicing is None or not texts:
+        if self._voicing is None or not texts or session.engine == "relay":  # relay: Twilio streams the voice
             return list(texts)
         from twilio_caller.audio import Audio
 

@@ -8,6 +8,7 @@ import asyncio
 import logging
 import secrets
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from twilio_caller import call_request, numbers, safety, voices
@@ -19,6 +20,7 @@ from twilio_caller.conversation import FAILURE_GOODBYE, NO_REPLY_BY_STATUS, Budg
 from twilio_caller.errors import InvalidInputError, NotFoundError, TelephonyError, TwilioCallerError
 from twilio_caller.runtime import Runtime
 from twilio_caller.settings import Settings
+from twilio_caller.shared_calls import SharedCalls
 from twilio_caller.sessions import Action, CallSession, HangUp, Outcome, Press, Registry, Speak, action_to_dict
 from twilio_caller.transport.port import CallTransport, Speech
 from twilio_caller.transport.twilio.calls import Telephony
@@ -52,6 +54,9 @@ class Dialer:
         self._audio = audio if audio is not None and audio.settings.voice_id else None
         self.registry = Registry()
         self._timers: set[asyncio.Task[None]] = set()
+        wakeups = runtime.store.wakeups
+        self.shared = SharedCalls(self._writer, self.states, wakeups) if wakeups.shared else None
+        self._stop_listening: Callable[[], None] | None = None
         self._conversation_config = runtime.config
         self.conversation = self._conversation(runtime.config.settings)
 
@@ -76,6 +81,7 @@ class Dialer:
             voicing=self._voicing(),
             steer=self._steer,
             acknowledgements=settings.conversation.acknowledgements,
+            shared=self.shared,
         )
 
     async def _steer(self, session: CallSession, resume: int) -> None:
@@ -169,12 +175,13 @@ class Dialer:
 
     # -- a live call ---------------------------------------------------------------------------
 
-    async def say(self, call_id: str, message: str, expect_reply: bool, timeout: float) -> dict[str, Any]:
-        session = self._live(call_id)
+    async def say(self, call_id: str, message: str, expect_reply: bool, timeout: float,
+                  language: str | None = None) -> dict[str, Any]:
+        session = await self._live(call_id)
         text = call_request.check_message(message)
-        unseen = session.take_outcomes()  # reported before, or in the transcript — but for asides:
+        unseen = self._take_outcomes(session)  # reported before, or in the transcript — but for asides:
         asides = [outcome for outcome in unseen if outcome.while_waiting]
-        action = Speak(text, expect_reply)
+        action = Speak(text, expect_reply, language)
         session.idle_since = self._rt.clock.monotonic()
         self._submit(session, action)
         if asides:  # said while the agent thought: this result hands them over; `wait` gets the answer
@@ -191,7 +198,7 @@ class Dialer:
 
     async def press(self, call_id: str, digits: str) -> dict[str, Any]:
         """Send DTMF tones into a live call (a phone menu), then carry on as before."""
-        session = self._live(call_id)
+        session = await self._live(call_id)
         if session.status != "in-progress":
             raise InvalidInputError(f"call {call_id} is {session.status}: digits can be pressed once it is answered",
                                     field="call_id")
@@ -210,7 +217,7 @@ class Dialer:
         return self.result(session, [], timed_out=False, this_turn=False)
 
     async def wait(self, call_id: str, until: str, timeout: float) -> dict[str, Any]:
-        session = self._session_or_record(call_id)
+        session = await self.current(call_id)
         if isinstance(session, dict):
             return session
         session.idle_since = self._rt.clock.monotonic()
@@ -221,7 +228,7 @@ class Dialer:
         return self._waited(session, timed_out=not ready)
 
     async def hangup(self, call_id: str, message: str | None) -> dict[str, Any]:
-        session = self._live(call_id)
+        session = await self._live(call_id)
         text = call_request.check_message(message) if message else None
         if session.holding:
             action = HangUp(text)
@@ -243,10 +250,16 @@ class Dialer:
         that error (exit 5, the file and the fix), never a timeout."""
         if session.failure is not None:
             raise session.failure
-        fresh = session.take_outcomes()
+        fresh = self._take_outcomes(session)
         if any(outcome.kind == "reply" for outcome in fresh):
             self.conversation.mark(session, "agent_woke", session.latency_turn)
         return self.result(session, fresh, timed_out=timed_out, this_turn=this_turn)
+
+    def _take_outcomes(self, session: CallSession) -> list[Outcome]:
+        fresh = session.take_outcomes()
+        if fresh and self.shared is not None:
+            self.shared.seen(session)  # a tool on another instance is not handed them again
+        return fresh
 
     def result(self, session: CallSession, fresh: list[Outcome], *, timed_out: bool,
                this_turn: bool = True) -> dict[str, Any]:
@@ -273,7 +286,7 @@ class Dialer:
     async def _pregenerate(self, request: call_request.CallRequest) -> None:
         """The opening and the message are known before dialing: voice them now, while the
         phone has not rung yet (bounded; a failure only means <Say>)."""
-        if self._audio is None:
+        if self._audio is None or request.engine == "relay":  # relay: Twilio streams every voice
             return
         seconds = self._settings.elevenlabs.pregenerate_seconds
         lines = (self.conversation.opening, request.message,
@@ -303,7 +316,7 @@ class Dialer:
         rows = self._rt.store.calls.live()
         changes = []
         for row in rows:
-            ours = self.registry.get(row["id"])
+            ours = self._ours(row["id"])
             if ours is not None and not ours.ended and not self._overdue(row):
                 continue
             if ours is None and not self.states.claim(row["id"], self.owner):
@@ -316,6 +329,14 @@ class Dialer:
             if change is not None:
                 changes.append(change)
         return changes
+
+    def _ours(self, call_id: str) -> CallSession | None:
+        """The session of a call this server runs. Several instances on one store: a session
+        here may only serve the call's requests; the call is ours by its lease."""
+        session = self.registry.get(call_id)
+        if session is None or self.shared is None:
+            return session
+        return session if self.states.load(call_id).owner == self.owner else None
 
     async def _reconcile(self, row: Any, ours: CallSession | None) -> dict[str, Any] | None:
         if row["twilio_sid"] is None:
@@ -373,10 +394,15 @@ class Dialer:
             log.info("hanging up %s: %s", sid, exc.message)
 
     async def _take_back(self, row: Any, status: str, answered_by: str | None) -> None:
+        if self.shared is not None:  # every instance answers its requests already: only the lease moves
+            await self.adopt(row["id"])
+            self._writer.advance(row["id"], status)
+            return
         session = self._session_from(row, status)
         self.registry.add(session)
         resume, reask, goodbye = None, None, None
-        if session.status == "in-progress":
+        if session.status == "in-progress":  # taken back through TwiML (reattach)
+            self.fall_back_to_gather(session)
             voicemail = await self.conversation.taken_back(session, answered_by)
             if voicemail is not None:  # a machine: its voicemail path, made once
                 resume = voicemail
@@ -400,13 +426,23 @@ class Dialer:
             number=numbers.parse(row["to_number"], self._settings.phone_region),
             contact=None, message=row["message"] or "", interactive=row["mode"] == "interactive",
             keep_open=bool(row["keep_open"]), voice=row["voice"] or self._settings.voice.default,
-            language=row["language"] or self._settings.voice.language, closing=None,
+            language=row["language"] or self._settings.voice.language, closing=None, engine=row["engine"],
         )
         session = self._session(row["id"], row["token"], request)
         session.to_name, session.twilio_sid, session.status = row["to_name"], row["twilio_sid"], status
-        session.engine = "gather"  # taken back through TwiML (reattach): a relay call goes on with Gather
         self.conversation.restore(session)
         return session
+
+    def fall_back_to_gather(self, session: CallSession) -> None:
+        """A relay call goes on with TwiML (taken back after a restart, or its voicemail left
+        through the Calls API): in its own voice when <Say> has it, else `voice.default`."""
+        if session.engine == "gather":
+            return
+        session.engine = "gather"
+        if voices.elevenlabs_voice(session.speech.voice) is not None:
+            voice = self._settings.voice.default
+            session.speech = replace(session.speech, voice=voice,
+                                     language=voices.say_language(voice, session.speech.recognition_language))
 
     # -- helpers ---------------------------------------------------------------------------------
 
@@ -421,17 +457,18 @@ class Dialer:
             timeout=gather.timeout,
             speech_model=gather.speech_model,
             hints=gather.hints,
+            relay=settings.conversation.relay,
         )
         return CallSession(
             call_id=call_id, token=token, to_number=request.to_number, to_name=request.to_name,
             message=request.message, interactive=request.interactive, keep_open=request.keep_open,
             closing=request.closing or settings.conversation.closing,
             speech=speech, reprompts_left=gather.reprompts,
-            idle_since=self._rt.clock.monotonic(), engine=settings.conversation.engine,
+            idle_since=self._rt.clock.monotonic(), engine=request.engine,
         )
 
-    def _live(self, call_id: str) -> CallSession:
-        found = self._session_or_record(call_id)
+    async def _live(self, call_id: str) -> CallSession:
+        found = await self.current(call_id)
         if isinstance(found, dict) or found.ended:
             status = found["status"] if isinstance(found, dict) else found.status
             raise InvalidInputError(f"call {call_id} has ended (status: {status})", field="call_id")
@@ -446,6 +483,62 @@ class Dialer:
             raise NotFoundError(f"no call with call_id {call_id!r} (list_calls shows recent calls)")
         return record
 
+    def row(self, call_id: str) -> Any:
+        """The call's row in the store (its token included), or None."""
+        return self._rt.store.calls.get(call_id)
+
+    async def adopt(self, call_id: str, row: Any = None) -> CallSession | None:
+        """Several instances on one store: the session of a call another instance placed (or
+        took), made here from the store, up to date (`row`: the call's, when just read). None
+        for a call the store does not know."""
+        assert self.shared is not None
+        row = row if row is not None else self._rt.store.calls.get(call_id)
+        if row is None:
+            return None
+        session = self.registry.get(call_id)
+        if session is None:
+            session = self._session_from(row, row["status"])
+            self.registry.add(session)
+        await self.shared.refresh(session, row)
+        return session
+
+    async def current(self, call_id: str) -> CallSession | dict[str, Any]:
+        """A call's session (adopted and brought up to date when instances share the store),
+        else its record."""
+        if self.shared is not None:
+            row = self._rt.store.calls.get(call_id)
+            if row is not None and (row["status"] not in TERMINAL or self.registry.get(call_id)):
+                session = await self.adopt(call_id, row)
+                assert session is not None
+                return session
+        return self._session_or_record(call_id)
+
+    def listen(self) -> None:
+        """Several instances on one store: another's change to a call this one serves
+        refreshes its session here (waiting tools and held requests wake)."""
+        if self.shared is None:
+            return
+        loop = asyncio.get_running_loop()
+
+        def woken(call_id: str | None) -> None:
+            loop.call_soon_threadsafe(self._woken, call_id)
+
+        self._stop_listening = self._rt.store.wakeups.listen(woken)
+
+    def _woken(self, call_id: str | None) -> None:
+        found = self.registry.get(call_id) if call_id is not None else None
+        for session in self.registry.all() if call_id is None else [found] if found else []:
+            task = asyncio.ensure_future(self._refresh(session))
+            self._timers.add(task)
+            task.add_done_callback(self._timers.discard)
+
+    async def _refresh(self, session: CallSession) -> None:
+        assert self.shared is not None
+        try:
+            await self.shared.refresh(session)
+        except TwilioCallerError as exc:
+            log.warning("call %s: not refreshed from the store: %s", session.call_id, exc.message)
+
     def _submit(self, session: CallSession, action: Action) -> None:
         """The action is on record before the call can take it (a restart still delivers it).
         When it cannot be recorded, the call is ended politely and the agent gets the error."""
@@ -457,6 +550,8 @@ class Dialer:
             raise
         self.conversation.mark(session, "agent_said", session.latency_turn)
         session.submit(action)
+        if self.shared is not None:
+            self.shared.changed(session.call_id)  # the instance holding the call's request takes it
 
     def _api_resume(self, session: CallSession) -> int:
         """A resume number (Twilio: a hold URL) for a command given through the provider's
@@ -502,6 +597,8 @@ class Dialer:
         self.states.renew([session.call_id for session in self.registry.live()], self.owner)
 
     async def close(self) -> None:
+        if self._stop_listening is not None:
+            await asyncio.to_thread(self._stop_listening)
         for task in list(self._timers):
             task.cancel()
         self.states.release([session.call_id for session in self.registry.all()], self.owner)

@@ -5,7 +5,8 @@ condition and wakes the moment a reply, a silence or the end of the call is reco
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import secrets
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -26,19 +27,23 @@ class Outcome:
 class Speak:
     text: str
     expect_reply: bool
+    language: str | None = None  # the line's, when not the call's
     delivered: asyncio.Event = field(default_factory=asyncio.Event, compare=False)
+    id: str = field(default_factory=lambda: secrets.token_hex(8), compare=False)  # across instances
 
 
 @dataclass(frozen=True)
 class HangUp:
     text: str | None
     delivered: asyncio.Event = field(default_factory=asyncio.Event, compare=False)
+    id: str = field(default_factory=lambda: secrets.token_hex(8), compare=False)  # across instances
 
 
 @dataclass(frozen=True)
 class Press:
     digits: str
     delivered: asyncio.Event = field(default_factory=asyncio.Event, compare=False)
+    id: str = field(default_factory=lambda: secrets.token_hex(8), compare=False)  # across instances
 
 
 Action = Speak | HangUp | Press
@@ -47,18 +52,26 @@ Action = Speak | HangUp | Press
 def action_to_dict(action: Action) -> dict[str, object]:
     """An action as the store keeps it until it is delivered."""
     if isinstance(action, Speak):
-        return {"kind": "speak", "text": action.text, "expect_reply": action.expect_reply}
+        spoken: dict[str, object] = {"kind": "speak", "text": action.text, "expect_reply": action.expect_reply,
+                                     "id": action.id}
+        return spoken | ({"language": action.language} if action.language else {})
     if isinstance(action, HangUp):
-        return {"kind": "hangup", "text": action.text}
-    return {"kind": "press", "digits": action.digits}
+        return {"kind": "hangup", "text": action.text, "id": action.id}
+    return {"kind": "press", "digits": action.digits, "id": action.id}
 
 
 def action_from_dict(data: dict[str, object]) -> Action:
+    action: Action
     if data["kind"] == "speak":
-        return Speak(str(data["text"]), bool(data["expect_reply"]))
-    if data["kind"] == "hangup":
-        return HangUp(None if data["text"] is None else str(data["text"]))
-    return Press(str(data["digits"]))
+        language = data.get("language")
+        action = Speak(str(data["text"]), bool(data["expect_reply"]), str(language) if language else None)
+    elif data["kind"] == "hangup":
+        action = HangUp(None if data["text"] is None else str(data["text"]))
+    else:
+        action = Press(str(data["digits"]))
+    if "id" in data:  # actions queued before they had ids keep the new one
+        object.__setattr__(action, "id", str(data["id"]))
+    return action
 
 
 @dataclass
@@ -155,6 +168,22 @@ class CallSession:
             waiting.append(self._actions.get_nowait())
         for action in [*actions, *waiting] if front else [*waiting, *actions]:
             self._actions.put_nowait(action)
+
+    def replace_pending(self, pending: Sequence[Action], taken: Sequence[Action]) -> None:
+        """The store's queue of undelivered actions is the truth (another instance may have
+        delivered some, or queued new ones): an action already queued here stays the same
+        object (tools here wait on its `delivered`); one queued here that the store no longer
+        holds was delivered elsewhere. `taken`: being delivered by an answer made here."""
+        local: dict[str, Action] = {}
+        while not self._actions.empty():
+            action = self._actions.get_nowait()
+            local[action.id] = action
+        busy = {action.id for action in taken}
+        for action in pending:
+            if action.id not in busy:
+                self._actions.put_nowait(local.pop(action.id, action))
+        for delivered in local.values():
+            delivered.delivered.set()
 
     def detour(self) -> None:
         """The call goes another way (a machine was detected): a request held for the agent

@@ -50,6 +50,31 @@ class Gather:
 
 
 @dataclass(frozen=True)
+class RelayLanguage:
+    """A `<Language>` element: the voice and recognition ConversationRelay uses for `code`."""
+
+    code: str
+    voice: str | None = None
+    transcription_provider: str | None = None
+    speech_model: str | None = None
+
+
+@dataclass(frozen=True)
+class Relay:
+    """ConversationRelay's attributes beyond the call's voice and language (None: Twilio's
+    default; `hints` None: the Gather hints)."""
+
+    transcription_provider: str | None = None
+    speech_model: str | None = None
+    tts_language: str | None = None
+    transcription_language: str | None = None
+    hints: tuple[str, ...] | None = None
+    elevenlabs_text_normalization: str | None = None
+    languages: tuple[RelayLanguage, ...] = ()
+    welcome_greeting: bool = False
+
+
+@dataclass(frozen=True)
 class Conversation:
     closing: str
     hold_budget_seconds: float
@@ -57,6 +82,7 @@ class Conversation:
     acknowledge_after_seconds: float
     acknowledgements: tuple[str, ...]
     engine: str = "gather"
+    relay: Relay = Relay()
 
 
 @dataclass(frozen=True)
@@ -185,7 +211,8 @@ class Settings:
             conversation=Conversation(**_pick(values["conversation"], "closing", "hold_budget_seconds",
                                                 "unsteered_limit_seconds", "acknowledge_after_seconds",
                                                 "engine"),
-                                      acknowledgements=tuple(values["conversation"]["acknowledgements"])),
+                                      acknowledgements=tuple(values["conversation"]["acknowledgements"]),
+                                      relay=_relay(values["conversation"]["relay"])),
             webhook=Webhook(**_pick(values["webhook"], "host", "port")),
             tunnel=_tunnel(values["tunnel"]),
             server=Server(**_pick(values["server"], "idle_exit_seconds")),
@@ -213,6 +240,16 @@ def _gather(values: Mapping[str, Any]) -> Gather:
     return Gather(speech_timeout=str(values["speech_timeout"]), timeout=values["timeout"],
                   speech_model=values["speech_model"], hints=tuple(values["hints"]),
                   reprompts=values["reprompts"])
+
+
+def _relay(values: Mapping[str, Any]) -> Relay:
+    hints = values["hints"]
+    return Relay(
+        **_pick(values, "transcription_provider", "speech_model", "tts_language", "transcription_language",
+                "elevenlabs_text_normalization", "welcome_greeting"),
+        hints=None if hints is None else tuple(hints),
+        languages=tuple(RelayLanguage(**language) for language in values["languages"]),
+    )
 
 
 def _tunnel(values: Mapping[str, Any]) -> Tunnel:

@@ -106,11 +106,12 @@ def call(
     at: str | None = None,
     retry: dict[str, Any] | None = None,
     when_allowed: bool = False,
+    engine: str | None = None,
 ) -> dict[str, Any]:
     arguments = {
         "to": to, "message": message, "interactive": interactive, "keep_open": keep_open,
         "wait": wait, "timeout_seconds": timeout_seconds, "voice": voice, "language": language,
-        "closing": closing, "send_digits": send_digits,
+        "closing": closing, "send_digits": send_digits, "engine": engine,
     }
     arguments = {key: value for key, value in arguments.items() if value is not None}
     if dry_run:
@@ -176,9 +177,9 @@ def _schedule(rt: Runtime, invocation: Invocation, arguments: dict[str, Any], at
 
 
 def say(rt: Runtime, *, call_id: str, message: str, expect_reply: bool = True,
-        timeout_seconds: float = 50) -> dict[str, Any]:
+        timeout_seconds: float = 50, language: str | None = None) -> dict[str, Any]:
     arguments = {"call_id": call_id, "message": message, "expect_reply": expect_reply,
-                 "timeout_seconds": timeout_seconds}
+                 "timeout_seconds": timeout_seconds, **({"language": language} if language else {})}
     return _live_call(rt, "say", arguments, timeout_seconds)
 
 
@@ -290,6 +291,7 @@ def _dry_run(rt: Runtime, arguments: dict[str, Any]) -> dict[str, Any]:
         "message": request.message,
         "voice": request.voice,
         "language": request.language,
+        "engine": request.engine,
     }
 
 

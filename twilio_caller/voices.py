@@ -10,6 +10,10 @@ Sources (looked up, not guessed):
   carry their language (`Google.en-US-Neural2-A` speaks en-US); a Google name in a language
   not carried here is accepted by its shape, since that list is long and grows.
 - `man`, `woman` and `alice` with the languages Twilio's <Say> page lists for them.
+- ElevenLabs voices (ConversationRelay only, streamed by Twilio): `ElevenLabs.<voiceId>`,
+  optionally with Twilio's suffixes `-<model>` and `-<speed>_<stability>_<similarity>` — the
+  `voice` attribute Twilio documents is `voiceId-model-speed_stability_similarity`
+  (twilio.com/docs/voice/conversationrelay/voice-configuration).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from __future__ import annotations
 import difflib
 import re
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
@@ -158,6 +162,9 @@ def find(name: str) -> Voice | None:
 def check_voice(name: str) -> str:
     """The voice's canonical spelling; InvalidInputError(field="voice") with close matches
     for a name Twilio would not know."""
+    streamed = elevenlabs_voice(name)
+    if streamed is not None:
+        return streamed.name
     voice = find(name)
     if voice is not None:
         return voice.name
@@ -207,3 +214,106 @@ def _candidates(folded: str) -> dict[str, str]:
                       if voice.provider == "polly"})
     return names
 
+
+
+# -- ElevenLabs, streamed by ConversationRelay ---------------------------------------------------
+
+ELEVENLABS = "ElevenLabs"
+RELAY_MODELS = ("flash_v2_5", "turbo_v2_5", "flash_v2", "turbo_v2")  # what ConversationRelay streams
+DEFAULT_RELAY_MODEL = "flash_v2_5"  # Twilio's default, named when settings need a model before them
+SPEED_RANGE = (0.7, 1.2)
+_ELEVENLABS_SHAPE = re.compile(
+    r"^(?i:elevenlabs)\.(?P<id>[A-Za-z0-9]{8,40})"
+    r"(?:-(?P<model>[A-Za-z0-9_]+)(?:-(?P<speed>[0-9.]+)_(?P<stability>[0-9.]+)_(?P<similarity>[0-9.]+))?)?$"
+)
+_DEFAULT_SETTINGS = {"speed": 1.0, "stability": 0.5, "similarity_boost": 0.75}  # ElevenLabs' own defaults
+
+
+@dataclass(frozen=True)
+class ElevenLabsVoice:
+    """An ElevenLabs voice as ConversationRelay takes it: id, model, (speed, stability,
+    similarity) — the last two optional."""
+
+    voice_id: str
+    model: str | None = None
+    settings: tuple[float, float, float] | None = None
+
+    @property
+    def twilio_voice(self) -> str:
+        """The `voice` attribute: `voiceId-model-speed_stability_similarity`."""
+        parts = [self.voice_id]
+        if self.model or self.settings:
+            parts.append(self.model or DEFAULT_RELAY_MODEL)
+        if self.settings:
+            parts.append("_".join(_decimal(value) for value in self.settings))
+        return "-".join(parts)
+
+    @property
+    def name(self) -> str:
+        return f"{ELEVENLABS}.{self.twilio_voice}"
+
+    def completed(self, model: str | None, voice_settings: Mapping[str, object] | None) -> ElevenLabsVoice:
+        """What the name leaves open, from the config's `elevenlabs.model`/`voice_settings`."""
+        chosen = self.model or (relay_model(model) if model else None)
+        settings = self.settings or _settings_of(voice_settings)
+        return ElevenLabsVoice(self.voice_id, chosen, settings)
+
+
+def elevenlabs_voice(name: str) -> ElevenLabsVoice | None:
+    """`ElevenLabs.<voiceId>[-model[-speed_stability_similarity]]` parsed and checked; None for
+    a name of another provider; InvalidInputError for a malformed ElevenLabs one."""
+    text = name.strip()
+    if not _fold(text).startswith("elevenlabs"):
+        return None
+    shape = _ELEVENLABS_SHAPE.match(text)
+    if shape is None:
+        raise InvalidInputError(
+            f"{text!r} is not an ElevenLabs voice: write ElevenLabs.<voiceId> (the 20-character id from "
+            "ElevenLabs), optionally with -<model> and -<speed>_<stability>_<similarity>, "
+            "e.g. ElevenLabs.UgBBYS2sOqTuMpoF3BR0-flash_v2_5-1.0_0.5_0.75", field="voice")
+    model = relay_model(shape["model"]) if shape["model"] else None
+    settings = None
+    if shape["speed"] is not None:
+        settings = _checked_settings(shape["speed"], shape["stability"], shape["similarity"])
+    return ElevenLabsVoice(shape["id"], model, settings)
+
+
+def relay_model(model: str) -> str:
+    """An ElevenLabs model as Twilio names it (`eleven_flash_v2_5` → `flash_v2_5`)."""
+    short = model.strip().lower().removeprefix("eleven_")
+    if short not in RELAY_MODELS:
+        raise InvalidInputError(
+            f"ElevenLabs model {model!r} is not one ConversationRelay streams: use one of "
+            + ", ".join(RELAY_MODELS), field="voice")
+    return short
+
+
+def _checked_settings(*texts: str) -> tuple[float, float, float]:
+    try:
+        speed, stability, similarity = (float(text) for text in texts)
+    except ValueError:
+        raise InvalidInputError(f"ElevenLabs voice settings {'_'.join(texts)!r} must be three numbers "
+                                "speed_stability_similarity, e.g. 1.0_0.5_0.75", field="voice") from None
+    if not SPEED_RANGE[0] <= speed <= SPEED_RANGE[1]:
+        raise InvalidInputError(f"ElevenLabs speed {_decimal(speed)} must be between {SPEED_RANGE[0]} and {SPEED_RANGE[1]}",
+                                field="voice")
+    for label, value in (("stability", stability), ("similarity", similarity)):
+        if not 0 <= value <= 1:
+            raise InvalidInputError(f"ElevenLabs {label} {_decimal(value)} must be between 0 and 1", field="voice")
+    return speed, stability, similarity
+
+
+def _decimal(value: float) -> str:
+    """1 → 1.0, 0.75 → 0.75: as Twilio's examples write them."""
+    text = f"{value:.2f}".rstrip("0")
+    return text + "0" if text.endswith(".") else text
+
+
+def _settings_of(voice_settings: Mapping[str, object] | None) -> tuple[float, float, float] | None:
+    """The config's voice_settings as (speed, stability, similarity), ElevenLabs' defaults for
+    what it leaves out; None when it sets none of the three."""
+    given = {key: value for key, value in (voice_settings or {}).items() if key in _DEFAULT_SETTINGS}
+    if not given:
+        return None
+    merged = {**_DEFAULT_SETTINGS, **given}
+    return _checked_settings(*(str(merged[key]) for key in ("speed", "stability", "similarity_boost")))

@@ -132,22 +132,41 @@ def ensure_server(home: Path, *, simulate: bool, environ: dict[str, str] | None 
     cannot change, from settings.py): a server that runs with others is replaced when idle."""
     mode = "simulate" if simulate else "live"
     running = find_server(home)
-    if running and _fits(running, mode, settings):
+    if running and (_instance(running) or _fits(running, mode, settings)):
         return running
     with start_lock(home):
         running = find_server(home)
-        if running and _fits(running, mode, settings):
+        if running and (_instance(running) or _fits(running, mode, settings)):
             return running
         if running:
             _replace(running, mode, settings)
+        _refuse_if_instance(home)
         _refuse_if_leased(home)
         return _start(home, simulate, environ)
+
+
+def _instance(client: ServerClient) -> bool:
+    """An instance of a shared deployment: the tools use it as it runs (its flags, not this
+    home's config, set where it listens and answers); it is never replaced from here."""
+    return bool(client.info.get("instance_id"))
+
+
+def _refuse_if_instance(home: Path) -> None:
+    """The home of an instance of a shared deployment (its run file names the instance, kept
+    when it stops): no server is started on demand there — it would be a different server."""
+    info = read_run_file(home) or {}
+    if info.get("instance_id"):
+        raise ServerUnavailableError(
+            f"instance {info['instance_id']} of a shared deployment runs from this home and is not running; "
+            f"start it again (twilio-caller serve --instance {info['instance_id']} …) or point the tools at "
+            "another instance's home (TWILIO_CALLER_HOME)"
+        )
 
 
 def _refuse_if_leased(home: Path) -> None:
     """A server that holds the home's lease and still runs, but that this client cannot reach
     (run file missing or stale): starting another would put two servers on one home."""
-    from twilio_caller.call_state import HomeLease
+    from twilio_caller.call_state import HomeLease, home_lease
     from twilio_caller.clock import SystemClock
     from twilio_caller.runtime import existing_store
 
@@ -155,7 +174,7 @@ def _refuse_if_leased(home: Path) -> None:
     if store is None:
         return
     try:
-        holder = HomeLease(store, SystemClock()).holder()
+        holder = HomeLease(store, SystemClock(), home_lease(home)).holder()
     finally:
         store.close()
     if holder is not None:

@@ -68,9 +68,9 @@ async def call(served: Served, **arguments: Any) -> Response:
 
 
 async def say(served: Served, *, call_id: str, message: str, expect_reply: bool,
-              timeout_seconds: float) -> dict[str, Any]:
+              timeout_seconds: float, language: str | None = None) -> dict[str, Any]:
     _not_scheduled(served, "say", call_id)
-    return await served.dialer.say(call_id, message, expect_reply, timeout_seconds)
+    return await served.dialer.say(call_id, message, expect_reply, timeout_seconds, language)
 
 
 async def wait(served: Served, *, call_id: str, until: str, timeout_seconds: float) -> dict[str, Any]:

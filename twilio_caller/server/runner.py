@@ -5,6 +5,7 @@ It announces itself in run/server.json (0600) and exits after idling."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import secrets
@@ -12,11 +13,12 @@ import signal
 import threading
 from collections.abc import Mapping
 from contextlib import AsyncExitStack
+from dataclasses import dataclass
 from typing import Any
 
 from twilio_caller import __version__
 from twilio_caller.audio import AudioLibrary
-from twilio_caller.call_state import HomeLease, new_owner
+from twilio_caller.call_state import HomeLease, home_lease, instance_lease, new_owner
 from twilio_caller.clock import isoformat
 from twilio_caller.dialer import Dialer
 from twilio_caller.errors import ConfigError, InvalidInputError, ServerUnavailableError
@@ -35,6 +37,17 @@ RECONCILE_EVERY_SECONDS = 30  # while the store holds live calls
 LEASE_EVERY_SECONDS = 5
 
 
+@dataclass(frozen=True)
+class Deployment:
+    """`serve --instance`: one of several instances on one PostgreSQL database behind a
+    balancer — listening on `host:port`, answering at the deployment's public URL (no tunnel),
+    running until stopped (no idle exit), holding the lease of its id instead of the home's."""
+
+    instance_id: str
+    host: str
+    port: int
+
+
 class ServerRunner:
     def __init__(
         self,
@@ -45,8 +58,10 @@ class ServerRunner:
         time_scale: float = 1.0,
         callees: Mapping[str, Any] | None = None,
         default_callee: Any = None,
+        deployment: Deployment | None = None,
     ) -> None:
         self._rt = runtime
+        self._deployment = deployment
         self._simulate = simulate
         self._idle_exit = idle_exit
         self._time_scale = time_scale
@@ -65,12 +80,15 @@ class ServerRunner:
 
     async def run(self, ready: threading.Event | None = None) -> None:
         config = self._rt.config
-        owner = new_owner()
-        self._lease_home(owner)  # before anything is opened: one server per home
+        self._check_deployment()
+        owner = new_owner(self._deployment.instance_id if self._deployment else None)
+        self._lease_home(owner)  # before anything is opened: one server per home (per instance id)
         async with AsyncExitStack() as stack:
-            stack.callback(HomeLease(self._rt.store, self._rt.clock).release, owner)
+            stack.callback(self._lease.release, owner)
             credentials = await self._credentials(stack)
-            webhook_socket = _bind(config.settings.webhook.host, config.settings.webhook.port, "webhook.port")
+            host, port = ((self._deployment.host, self._deployment.port) if self._deployment
+                          else (config.settings.webhook.host, config.settings.webhook.port))
+            webhook_socket = _bind(host, port, "webhook.port (serve --port)")
             control_socket = _bind("127.0.0.1", 0, None)
             local = base_url(webhook_socket)
             tunnel = await open_public_url(config, local, webhook_socket.getsockname()[1], self._rt.home)
@@ -84,6 +102,7 @@ class ServerRunner:
             self.dialer = Dialer(self._rt, Telephony(credentials, self._rt.store.ledger), public, audio,
                                  real_calls=not self._simulate, owner=owner)
             stack.push_async_callback(self.dialer.close)
+            self.dialer.listen()  # instances sharing the store wake each other's waiters
             token = secrets.token_urlsafe(32)
             from twilio_caller.server.control import Activity, build_control_app
             from twilio_caller.server.webhook import build_webhook_app
@@ -107,12 +126,14 @@ class ServerRunner:
             self.info = {
                 "pid": os.getpid(), "webhook_port": webhook.port, "control_port": control.port,
                 "token": token, "version": __version__, "mode": self.mode,
+                "instance_id": self._deployment.instance_id if self._deployment else None,
                 "started_at": isoformat(self._rt.clock.now()),
                 **_settings(config, self.mode),
             }
             self.dialer.fixed_settings_guard = self._same_fixed_settings
             write_run_file(self._rt.home, self.info)
-            stack.callback(remove_run_file, self._rt.home, os.getpid())
+            if self._deployment is None:  # an instance's stays: tools there start no server of their own
+                stack.callback(remove_run_file, self._rt.home, os.getpid())
             log.info("serving: webhook %s, control port %s, mode %s", public, control.port, self.mode)
             scheduling = asyncio.ensure_future(self.scheduler.run(self.shutdown))
             stack.callback(scheduling.cancel)
@@ -163,9 +184,29 @@ class ServerRunner:
         except CalleeScriptError as exc:
             raise InvalidInputError(f"callee script: {exc}") from exc
 
+    @functools.cached_property
+    def _lease(self) -> HomeLease:
+        """The home's one-server lease, or this instance's (opened with the store at start)."""
+        name = instance_lease(self._deployment.instance_id) if self._deployment else home_lease(self._rt.home)
+        return HomeLease(self._rt.store, self._rt.clock, name)
+
+    def _check_deployment(self) -> None:
+        if self._deployment is None:
+            return
+        if not self._rt.store.wakeups.shared:
+            raise ConfigError("serve --instance runs one of several servers on one database: give it "
+                              "--store postgresql://… (or store.url / TWILIO_CALLER_DATABASE_URL)")
+        if not self._rt.settings.public_url or self._rt.settings.tunnel.provider != "none":
+            raise ConfigError("serve --instance answers at the deployment's public URL (the balancer): "
+                              "give it --public-url https://… (or public_url), with tunnel.provider none")
+
     def _lease_home(self, owner: str) -> None:
         """One server per home: another that holds a fresh lease and still runs wins."""
-        holder = HomeLease(self._rt.store, self._rt.clock).acquire(owner, os.getpid())
+        holder = self._lease.acquire(owner, os.getpid())
+        if holder is not None and self._deployment is not None:
+            raise ServerUnavailableError(
+                f"instance {self._deployment.instance_id} already runs on this database (pid {holder['pid']}, "
+                f"lease until {holder['lease_until']}); give each instance its own --instance id")
         if holder is not None:
             raise ServerUnavailableError(
                 f"another twilio-caller server (pid {holder['pid']}) runs this home "
@@ -209,7 +250,7 @@ class ServerRunner:
                 pass
             if self.dialer.registry.live() or (self.scheduler is not None and self.scheduler.pending()):
                 activity.touch()  # live calls and scheduled ones keep the server up
-            elif self._idle_exit and activity.idle_for() >= limit:
+            elif self._idle_exit and self._deployment is None and activity.idle_for() >= limit:
                 log.info("no calls for %s s: exiting", limit)
                 return
 

@@ -87,7 +87,7 @@ class TwilioWebhook:
         if event is None:  # malformed, or a status Twilio never sends: refused, nothing changes
             return Response(status_code=400)
         if session.engine == "relay" and isinstance(event, Detected) and event.answered_by in MACHINES:
-            session.engine = "gather"  # the voicemail is left with TwiML (a Calls-API update ends the relay)
+            self._dialer.fall_back_to_gather(session)  # the voicemail is left with TwiML (a Calls-API update ends the relay)
         try:
             answer = await self._dialer.conversation.handle(session, event)
         except TwilioCallerError as exc:  # not recorded (the store refused): the waiting tools were told
@@ -100,13 +100,14 @@ class TwilioWebhook:
         self.sockets.answered_by[session.call_id] = answered_by(params.get("AnsweredBy") or None)
         urls = WebhookUrls(self._base)
         path = urls.url(session, "relay").removeprefix(self._base)
-        document = relay.connect(session.speech, self.sockets.socket_url(path), urls.url(session, "handoff"))
+        document = relay.connect(session.speech, self.sockets.socket_url(path), urls.url(session, "handoff"),
+                                 self.sockets.greeting(session))
         return Response(document, media_type=TWIML)
 
     async def _authorised(self, request: Request) -> tuple[CallSession, dict[str, str]] | Response:
-        session = self._dialer.registry.get(request.path_params["call_id"])
         given = request.path_params["token"].encode("utf-8", "surrogateescape")  # any text: never a 500
-        if session is None or not secrets.compare_digest(session.token.encode(), given):
+        session = await self._session(request.path_params["call_id"], given)
+        if session is None:
             return Response(status_code=404)
         params = await read_form(request)
         if isinstance(params, Response):
@@ -122,6 +123,19 @@ class TwilioWebhook:
         if sid and not session.twilio_sid:
             session.twilio_sid = sid
         return session, params
+
+
+    async def _session(self, call_id: str, token: bytes) -> CallSession | None:
+        """The call's session when `token` is its token. Instances sharing the store: made
+        here from the store when another placed the call, and brought up to date with it."""
+        if self._dialer.shared is not None:
+            row = self._dialer.row(call_id)
+            known = row is not None and secrets.compare_digest(str(row["token"]).encode(), token)
+            return await self._dialer.adopt(call_id, row) if known else None
+        session = self._dialer.registry.get(call_id)
+        if session is None or not secrets.compare_digest(session.token.encode(), token):
+            return None
+        return session
 
 
 def build_webhook_app(dialer: Dialer, public_base_url: str, audio: AudioLibrary | None = None) -> Starlette:

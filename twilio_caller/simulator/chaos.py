@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from twilio_caller.simulator.errors import INTERNAL_SERVER_ERROR, TOO_MANY_REQUESTS, ApiError
@@ -37,6 +37,7 @@ class Chaos:
         self.duplicate_status_callbacks = False
         self.reorder_status_callbacks = False
         self.ignore_time_limit = False  # a Twilio that lets calls run past TimeLimit
+        self._balanced: dict[str, tuple[list[str], int]] = {}  # public base → (instances, next turn)
 
     def fail_next_creates(self, count: int, status: int = 429) -> None:
         """The next `count` create requests answer `status` (429 or 500) and place no call."""
@@ -69,12 +70,37 @@ class Chaos:
         with self._lock:
             self._webhook_hooks.append((matches, hook, in_flight))
 
+    def round_robin(self, public_base_url: str, base_urls: Sequence[str]) -> None:
+        """Deliver the webhook requests toward `public_base_url` to `base_urls` in turn (one
+        base URL per server instance, as a balancer would): each request to the next instance,
+        whatever call it belongs to. An instance that refuses the connection, or drops it
+        before answering (it died), is passed over for the next, as a balancer set to retry does
+        (nginx `proxy_next_upstream error non_idempotent`, HAProxy `retry-on conn-failure
+        empty-response`): the application's answers are replay-safe by request key. Signatures
+        stay computed over the public URL."""
+        if not base_urls:
+            raise ValueError("round_robin needs at least one base URL")
+        with self._lock:
+            self._balanced[public_base_url.rstrip("/")] = ([url.rstrip("/") for url in base_urls], 0)
+
+    def balance(self, url: str) -> list[str]:
+        """Where a request toward `url` goes, the instance in turn first, then the others in
+        order (tried when one refuses); [] when `url` is not balanced."""
+        with self._lock:
+            for public, (instances, turn) in self._balanced.items():
+                if url == public or url.startswith(public + "/"):
+                    self._balanced[public] = (instances, turn + 1)
+                    start = turn % len(instances)
+                    return [base + url[len(public):] for base in instances[start:] + instances[:start]]
+        return []
+
     def reset(self) -> None:
         with self._lock:
             self._create_failures.clear()
             self._failures_after_create.clear()
             self._stalls = 0
             self._webhook_hooks.clear()
+            self._balanced.clear()
             self.duplicate_status_callbacks = False
             self.reorder_status_callbacks = False
             self.ignore_time_limit = False

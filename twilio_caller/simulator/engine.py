@@ -359,7 +359,7 @@ class CallEngine:
 
     async def _say(self, say: Say) -> None:
         for _ in range(say.loop or FOREVER_LOOPS):
-            self._hear("say", say.text)
+            self._hear("say", say.text, say.voice, say.language)
             await self._timeline.pass_time(speech_seconds(say.text))
 
     async def _play(self, play: Play, document_url: str | None) -> None:
@@ -470,7 +470,7 @@ class CallEngine:
                  "direction": "outbound-api", "callStatus": "IN-PROGRESS", "customParameters": {}}
         webhooks = self._context.webhooks
         ended = await relay.converse(verb.url, webhooks.through_tunnel(verb.url), webhooks.sign(verb.url, {}),
-                                     setup, _RelayLine(self))
+                                     setup, _RelayLine(self), relay.Voices.of(verb))
         if ended.error is not None:
             self._record_error(CallFailure(0, f"ConversationRelay: {ended.error}", verb.url), fatal=False)
         if ended.status == "completed":
@@ -495,8 +495,8 @@ class CallEngine:
 
     # -- what happened -------------------------------------------------------------------
 
-    def _hear(self, kind: str, text: str) -> None:
-        utterance = Utterance(self._timeline.now(), kind, text)
+    def _hear(self, kind: str, text: str, voice: str | None = None, language: str | None = None) -> None:
+        utterance = Utterance(self._timeline.now(), kind, text, voice=voice, language=language)
         self.record.heard.append(utterance)
         if kind == "say":
             self._unanswered.append(text)
@@ -593,8 +593,8 @@ class _RelayLine:
     def __init__(self, engine: CallEngine) -> None:
         self._engine = engine
 
-    def hear(self, kind: str, text: str) -> None:
-        self._engine._hear(kind, text)
+    def hear(self, kind: str, text: str, voice: str | None = None, language: str | None = None) -> None:
+        self._engine._hear(kind, text, voice, language)
         self._engine._unanswered.clear()  # a relay turn is answered by `reply`, with what was said
 
     def callee_says(self, kind: str, text: str, seconds: float | None) -> None:

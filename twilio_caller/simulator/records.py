@@ -61,6 +61,8 @@ class Utterance:
     text: str
     ends: datetime | None = None  # when the callee stopped speaking (callee utterances)
     listened: bool = True  # False: no <Gather>/<Record> was listening for this input
+    voice: str | None = None  # said lines: <Say voice>, or ConversationRelay's `ttsProvider.voice`
+    language: str | None = None  # said lines: the language they were spoken in
 
 
 @dataclass(frozen=True)

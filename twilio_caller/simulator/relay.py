@@ -19,6 +19,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 
 from twilio_caller.simulator.callee import Digits, HangUp, Reply, Speech
 from twilio_caller.simulator.timeline import speech_seconds
+from twilio_caller.simulator.twiml import ConversationRelay as ConversationRelayVerb
 
 OPEN_SECONDS = 5.0
 MAX_MESSAGE_BYTES = 64 * 1024
@@ -29,7 +30,7 @@ DIGIT_SECONDS = 0.3
 class RelayLine(Protocol):
     """The engine's side of the call, as the relay session uses it."""
 
-    def hear(self, kind: str, text: str) -> None: ...
+    def hear(self, kind: str, text: str, voice: str | None = None, language: str | None = None) -> None: ...
     def callee_says(self, kind: str, text: str, seconds: float | None) -> None: ...
     async def reply(self, heard: str) -> Reply: ...
     async def pass_time(self, seconds: float) -> None: ...
@@ -46,14 +47,45 @@ class SessionEnd:
     turns: int = 0
 
 
+@dataclass
+class Voices:
+    """Which voice speaks a line: the noun's `ttsProvider`/`voice`, or those of the `<Language>`
+    element of the line's language; the session's language is the noun's (`ttsLanguage`, else
+    `language`) until a `language` message changes it, and a text token's `lang` names its own."""
+
+    default: tuple[str | None, str | None]
+    by_language: dict[str, tuple[str | None, str | None]]
+    language: str | None
+    greeting: str | None = None  # welcomeGreeting: spoken as the session connects
+    heard_in: str = "en-US"  # the recognition language prompts report (`lang`)
+
+    @classmethod
+    def of(cls, verb: ConversationRelayVerb) -> Voices:
+        attributes = dict(verb.attributes)
+        by_language = {}
+        for element in map(dict, verb.languages):
+            by_language[element["code"]] = (element.get("ttsProvider"), element.get("voice"))
+        return cls((attributes.get("ttsProvider"), attributes.get("voice")), by_language,
+                   attributes.get("ttsLanguage") or attributes.get("language"), attributes.get("welcomeGreeting"),
+                   attributes.get("transcriptionLanguage") or attributes.get("language") or "en-US")
+
+    def speaking(self, lang: str | None) -> tuple[str | None, str | None]:
+        """(voice as `provider.voice`, language) of a line whose tokens carry `lang`."""
+        language = lang or self.language
+        provider, voice = self.by_language.get(language or "", self.default)
+        if voice is None:
+            return provider, language
+        return (f"{provider}.{voice}" if provider else voice), language
+
+
 async def converse(url: str, local_url: str, signature: str, setup: Mapping[str, Any],
-                   line: RelayLine) -> SessionEnd:
+                   line: RelayLine, voices: Voices | None = None) -> SessionEnd:
     try:
         async with connect(local_url, additional_headers={"X-Twilio-Signature": signature},
                            open_timeout=OPEN_SECONDS, proxy=None, compression=None, ping_interval=None,
                            max_size=MAX_MESSAGE_BYTES) as socket:
             await socket.send(json.dumps(dict(setup)))
-            return await _Session(socket, line).run()
+            return await _Session(socket, line, voices or Voices((None, None), {}, None)).run()
     except InvalidStatus as refused:
         return SessionEnd("failed", error=f"WebSocket handshake refused: HTTP {refused.response.status_code}")
     except (InvalidHandshake, OSError, TimeoutError) as error:
@@ -64,10 +96,15 @@ async def converse(url: str, local_url: str, signature: str, setup: Mapping[str,
 class _Session:
     socket: ClientConnection
     line: RelayLine
+    voices: Voices
     turns: int = 0
+    lang: str | None = None  # of the turn's text tokens
 
     async def run(self) -> SessionEnd:
         tokens: list[str] = []
+        if self.voices.greeting:
+            self.line.hear("say", self.voices.greeting, *self.voices.speaking(None))
+            await self.line.pass_time(speech_seconds(self.voices.greeting))
         try:
             async for raw in self.socket:
                 message = _message(raw)
@@ -76,12 +113,16 @@ class _Session:
                     await self.socket.send(json.dumps({"type": "error", "description": "Invalid message"}))
                 elif kind == "text":
                     tokens.append(str(message.get("token", "")))
+                    self.lang = message.get("lang") if isinstance(message.get("lang"), str) else None
                     if message.get("last") is True:
                         said, tokens = "".join(tokens).strip(), []
                         if await self._turn(said):
                             return SessionEnd("completed", turns=self.turns)
                 elif kind == "end":
                     return SessionEnd("ended", _handoff(message), turns=self.turns)
+                elif kind == "language":
+                    self.voices.language = str(message.get("ttsLanguage") or self.voices.language)
+                    self.voices.heard_in = str(message.get("transcriptionLanguage") or self.voices.heard_in)
                 else:
                     HANDLERS[str(kind)](self.line, message)
         except ConnectionClosed as closed:
@@ -96,14 +137,15 @@ class _Session:
         reply = await self.line.reply(said)
         words = said.split()
         cut = reply.interrupt_after if isinstance(reply, Speech) else None
+        voice, language = self.voices.speaking(self.lang)
         if cut is not None and cut < len(words):
             heard = " ".join(words[:cut])
-            self.line.hear("say", heard)
+            self.line.hear("say", heard, voice, language)
             await self.line.pass_time(speech_seconds(heard))
             await self._send({"type": "interrupt", "utteranceUntilInterrupt": heard,
                               "durationUntilInterruptMs": round(speech_seconds(heard) * 1000)})
         elif said:
-            self.line.hear("say", said)
+            self.line.hear("say", said, voice, language)
             await self.line.pass_time(speech_seconds(said))
         return await self._answer(reply)
 
@@ -116,8 +158,10 @@ class _Session:
             await self.line.pass_time(seconds)
             first = reply.text.split()[0]
             if first != reply.text:
-                await self._send({"type": "prompt", "voicePrompt": first, "lang": "en-US", "last": False})
-            await self._send({"type": "prompt", "voicePrompt": reply.text, "lang": "en-US", "last": True})
+                await self._send({"type": "prompt", "voicePrompt": first, "lang": self.voices.heard_in,
+                                  "last": False})
+            await self._send({"type": "prompt", "voicePrompt": reply.text, "lang": self.voices.heard_in,
+                              "last": True})
         elif isinstance(reply, Digits):
             self.line.callee_says("digits", reply.keys, None)
             for key in reply.keys.replace("w", ""):
@@ -150,11 +194,7 @@ def _digits(line: RelayLine, message: Mapping[str, Any]) -> None:
     line.hear("digits", str(message.get("digits", "")))
 
 
-def _language(line: RelayLine, message: Mapping[str, Any]) -> None:
-    return None  # a language switch changes nothing the simulated callee hears
-
-
 HANDLERS: dict[str, Callable[[RelayLine, Mapping[str, Any]], None]] = {
-    "play": _play, "sendDigits": _digits, "language": _language,
+    "play": _play, "sendDigits": _digits,
 }
-KNOWN = frozenset({"text", "end", *HANDLERS})
+KNOWN = frozenset({"text", "end", "language", *HANDLERS})

@@ -91,6 +91,7 @@ class ConversationRelay:
     action: str | None
     method: str
     attributes: tuple[tuple[str, str], ...] = ()
+    languages: tuple[tuple[tuple[str, str], ...], ...] = ()  # the <Language> elements' attributes
 
 
 Verb = Union[Say, Play, Pause, Gather, Redirect, Hangup, Record, ConversationRelay]
@@ -242,8 +243,13 @@ class _Reader:
         url = relay.get("url", "")
         if not url.startswith(("wss://", "ws://")):
             raise CallFailure(DOCUMENT_PARSE_FAILURE, "<ConversationRelay> needs a ws:// or wss:// url")
+        languages = []
+        for child in relay:
+            if child.tag != "Language" or not child.get("code"):
+                raise CallFailure(DOCUMENT_PARSE_FAILURE, "<ConversationRelay> takes <Language code=…> elements only")
+            languages.append(tuple(sorted(child.attrib.items())))
         return ConversationRelay(url, _url_attribute(element, "action"), self._method(element, "method"),
-                                 tuple(sorted(relay.attrib.items())))
+                                 tuple(sorted(relay.attrib.items())), tuple(languages))
 
     def _hangup(self, element: ET.Element) -> Hangup:
         self._no_children(element)

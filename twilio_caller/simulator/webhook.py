@@ -90,17 +90,25 @@ class WebhookClient:
     async def send(self, method: str, url: str, params: Mapping[str, str], *, stallable: bool = False) -> Sent:
         """Send a signed request; any transport failure or timeout is a 11200."""
         target = Target.parse(url)
-        request = self._build(method.upper(), target, dict(params))
         stall = stallable and self._chaos.take_stall()
         hook = self._chaos.take_webhook_hook(url, params)
         if hook is not None and not hook[1]:
             await asyncio.to_thread(hook[0])
+        method = method.upper()
+        destinations = self._chaos.balance(_with_query(target.url, params) if method == "GET" else target.url)
         try:
             async with asyncio.timeout(target.total):
-                if hook is not None and hook[1]:
-                    response = await self._in_flight(request, hook[0])
-                else:
-                    response = await self._client().send(request)
+                for attempt, destination in enumerate(destinations or [None]):
+                    request = self._build(method, target, dict(params), destination)
+                    try:
+                        if hook is not None and hook[1]:
+                            response = await self._in_flight(request, hook[0])
+                        else:
+                            response = await self._client().send(request)
+                        break
+                    except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError):
+                        if attempt + 1 >= len(destinations):  # a balancer passes the request on
+                            raise
                 await response.aread()
                 if stall:
                     await asyncio.sleep(target.total + 1)
@@ -149,16 +157,20 @@ class WebhookClient:
             raise CallFailure(INVALID_CONTENT_TYPE, f"Invalid Content-Type {media_type or '(none)'!r} for <Play>", url)
         return sent, audio_seconds(response.content)
 
-    def _build(self, method: str, target: Target, params: dict[str, str]) -> httpx.Request:
+    def _build(self, method: str, target: Target, params: dict[str, str],
+               destination: str | None = None) -> httpx.Request:
+        """The request, signed over the public URL, sent to `destination` (a balanced
+        instance) or where the URL's tunnel goes."""
         headers = {"User-Agent": USER_AGENT, "Accept": "*/*"}
         timeout = httpx.Timeout(target.read, connect=target.connect)
         if method == "GET":
             full = _with_query(target.url, params)
             headers["X-Twilio-Signature"] = self._validator.compute_signature(full, {})
-            return self._client().build_request("GET", self._through_tunnel(full), headers=headers, timeout=timeout)
+            return self._client().build_request("GET", destination or self._through_tunnel(full), headers=headers,
+                                                timeout=timeout)
         headers["X-Twilio-Signature"] = self._validator.compute_signature(target.url, params)
         return self._client().build_request(
-            "POST", self._through_tunnel(target.url), data=params, headers=headers, timeout=timeout
+            "POST", destination or self._through_tunnel(target.url), data=params, headers=headers, timeout=timeout
         )
 
     def sign(self, url: str, params: Mapping[str, str]) -> str:

@@ -94,6 +94,7 @@ class NewCall:
     keep_open: bool = False
     voice: str | None = None
     language: str | None = None
+    engine: str = "gather"  # the transport that carries it: gather (TwiML) or relay (ConversationRelay)
 
 
 @dataclass(frozen=True)
@@ -247,7 +248,9 @@ class CallStateRepository(Protocol):
     def drop_actions(self, call_id: str, now: datetime) -> None: ...
     def claim(self, call_id: str, owner: str, lease_until: datetime, now: datetime,
               alive: Callable[[str], bool]) -> bool:
-        """Take the call unless another owner's lease is fresh and `alive(owner)`."""
+        """Take the call unless another owner's lease is fresh and `alive(owner)`. A store
+        several machines share (PostgreSQL) decides by the lease time alone: `alive` is a
+        one-machine rule (a pid)."""
     def renew(self, call_ids: Sequence[str], owner: str, lease_until: datetime) -> None: ...
     def release(self, call_ids: Sequence[str], owner: str) -> None: ...
 
@@ -259,8 +262,26 @@ class LeaseRepository(Protocol):
         """Who holds it, fresh or not."""
     def acquire(self, name: str, owner: str, pid: int, lease_until: datetime, now: datetime,
                 alive: Callable[[int], bool]) -> LeaseHolder | None:
-        """Take or renew; None when done, else the fresh live holder that keeps it."""
+        """Take or renew; None when done, else the fresh live holder that keeps it (a shared
+        store: the fresh holder, by lease time alone)."""
     def release(self, name: str, owner: str) -> None: ...
+
+
+class Wakeups(Protocol):
+    """Tells the other processes on this store that a call changed (a reply, a status, an
+    action queued or delivered), so a tool or a held request waiting on the call there wakes
+    at once. `shared`: other processes may serve the store's calls (PostgreSQL: LISTEN/NOTIFY);
+    a store only one server uses (SQLite in a home) wakes its waiters in process, and its
+    notify does nothing."""
+
+    @property
+    def shared(self) -> bool: ...
+    def notify(self, call_id: str) -> None:
+        """After the change is committed."""
+    def listen(self, wake: Callable[[str | None], None]) -> Callable[[], None]:
+        """`wake(call_id)` for each change another process notifies (in a thread of the
+        store's; None: notifications may have been missed, look at every call again); returns
+        the function that stops listening."""
 
 
 # -- scheduled calls ---------------------------------------------------------------------
@@ -350,4 +371,6 @@ class Store(Protocol):
     def schedule(self) -> ScheduleRepository: ...
     @property
     def tables(self) -> TableCopy: ...
+    @property
+    def wakeups(self) -> Wakeups: ...
     def close(self) -> None: ...

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from twilio_caller.call_status import CallStatus
+from twilio_caller.settings import Relay
 
 if TYPE_CHECKING:
     from twilio_caller.safety import Approval
@@ -34,15 +35,18 @@ class Speech:
     timeout: int
     speech_model: str
     hints: Sequence[str]
+    relay: Relay = Relay()  # the ConversationRelay attributes (engine relay)
 
 
 @dataclass(frozen=True)
 class Line:
     """A line the assistant says: `text` for the transcript, and pre-generated audio to play
-    in its place when there is some (else the transport speaks the text)."""
+    in its place when there is some (else the transport speaks the text); `language` when the
+    line is in another language than the call's."""
 
     text: str
     audio_url: str | None = None
+    language: str | None = None
 
 
 Spoken = str | Line

@@ -15,6 +15,7 @@ from twilio_caller.store.sql.schedule import SqlSchedule
 from twilio_caller.store.postgres.tables import PgTables
 from twilio_caller.store.sqlite.migrations import Migration
 from twilio_caller.store.sql.contacts import SqlContacts
+from twilio_caller.store.postgres.wakeups import PgWakeups
 
 __all__ = ["MIGRATIONS", "PgDatabase", "PostgresStore", "connection_error", "redact"]
 
@@ -28,6 +29,7 @@ class PostgresStore(PgDatabase):
         self._call_states = PgCallStates(self)
         self._leases = PgLeases(self)
         self._tables = PgTables(self)
+        self._wakeups = PgWakeups(self)
         self._schedule = SqlSchedule(self)
 
     @property
@@ -57,3 +59,7 @@ class PostgresStore(PgDatabase):
     @property
     def tables(self) -> PgTables:
         return self._tables
+
+    @property
+    def wakeups(self) -> PgWakeups:
+        return self._wakeups

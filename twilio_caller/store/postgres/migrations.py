@@ -147,4 +147,10 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX scheduled_by_due ON scheduled_calls(state, due_at)",
         ),
     ),
+    Migration(
+        "0004_call_engine",
+        (
+            "ALTER TABLE calls ADD COLUMN engine TEXT NOT NULL DEFAULT 'gather'",
+        ),
+    ),
 )

@@ -14,6 +14,7 @@ from twilio_caller.store.sqlite.migrations import MIGRATIONS, Migration
 from twilio_caller.store.sql.schedule import SqlSchedule
 from twilio_caller.store.sqlite.tables import SqliteTables
 from twilio_caller.store.sql.contacts import SqlContacts
+from twilio_caller.store.sqlite.wakeups import LocalWakeups
 
 __all__ = ["MIGRATIONS", "Migration", "SqliteStore", "database_error"]
 
@@ -27,6 +28,7 @@ class SqliteStore(Database):
         self._call_states = SqliteCallStates(self)
         self._leases = SqliteLeases(self)
         self._tables = SqliteTables(self)
+        self._wakeups = LocalWakeups()
         self._schedule = SqlSchedule(self)
 
     @property
@@ -56,3 +58,7 @@ class SqliteStore(Database):
     @property
     def tables(self) -> SqliteTables:
         return self._tables
+
+    @property
+    def wakeups(self) -> LocalWakeups:
+        return self._wakeups

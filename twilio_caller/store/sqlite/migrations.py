@@ -153,4 +153,12 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX scheduled_by_due ON scheduled_calls(state, due_at)",
         ),
     ),
+    Migration(
+        "0004_call_engine",
+        (
+            # Which transport carries the call (gather: TwiML, relay: ConversationRelay), so a
+            # restarted server takes it back on the engine it was placed with (issue 17).
+            "ALTER TABLE calls ADD COLUMN engine TEXT NOT NULL DEFAULT 'gather'",
+        ),
+    ),
 )

@@ -23,40 +23,58 @@ from twilio_caller.transport.port import (
 )
 
 SENTENCE_END = re.compile(r"(?<=[.!?…])\s+")
-TTS_PROVIDERS = {"Polly": "Amazon", "Google": "Google"}
+ELEVENLABS = "ElevenLabs"
+TTS_PROVIDERS = {"Polly": "Amazon", "Google": "Google", ELEVENLABS: ELEVENLABS}
 HANDOFF_APOLOGY = "Sorry, I have a technical problem and have to end this call. Goodbye."
 
 
 # -- the TwiML that hands the call to the socket -------------------------------------------
 
 
-def connect(speech: Speech, socket_url: str, action_url: str) -> str:
+def connect(speech: Speech, socket_url: str, action_url: str, greeting: str | None = None) -> str:
     """`<Connect action><ConversationRelay url …/></Connect>`: the call's audio goes to the
-    socket; when the session ends (our `end`, or a dropped socket) Twilio asks `action_url`."""
+    socket; when the session ends (our `end`, or a dropped socket) Twilio asks `action_url`.
+    A `greeting` (welcomeGreeting) is spoken by Twilio as the session connects.
+    The voice's language and recognition's default to the call's (`language`); `<Language>`
+    elements name the voice and recognition for each language a line may switch to."""
     response = VoiceResponse()
     block = Connect(action=action_url)
+    options = speech.relay
     provider, voice = tts_voice(speech.voice)
-    block.conversation_relay(
-        url=socket_url, language=speech.recognition_language, tts_provider=provider, voice=voice,
-        hints=",".join(speech.hints) or None, interruptible="speech", dtmf_detection=True,
+    hints = speech.hints if options.hints is None else options.hints
+    relay = block.conversation_relay(
+        url=socket_url, language=speech.recognition_language, tts_language=options.tts_language,
+        transcription_language=options.transcription_language, tts_provider=provider, voice=voice,
+        transcription_provider=options.transcription_provider, speech_model=options.speech_model,
+        hints=",".join(hints) or None, interruptible="speech", dtmf_detection=True,
+        elevenlabs_text_normalization=options.elevenlabs_text_normalization,
+        welcome_greeting=greeting, welcome_greeting_interruptible="speech" if greeting else None,
     )
+    for language in options.languages:
+        language_provider, language_voice = tts_voice(language.voice or "")
+        relay.language(code=language.code, tts_provider=language_provider, voice=language_voice,
+                       transcription_provider=language.transcription_provider,
+                       speech_model=language.speech_model)
     response.append(block)
     return str(response)
 
 
 def handoff_twiml(speech: Speech, dropped: bool) -> str:
     """The answer of the `<Connect action>`: after our `end` the goodbye was spoken over the
-    socket, so hang up; after a dropped socket, apologise first (the call is still live)."""
+    socket, so hang up; after a dropped socket, apologise first (the call is still live) —
+    in the call's voice when <Say> has it (an ElevenLabs voice is streamed only: Twilio's default)."""
     response = VoiceResponse()
     if dropped:
-        response.say(HANDOFF_APOLOGY, voice=speech.voice, language=speech.language)
+        streamed = tts_voice(speech.voice)[0] == ELEVENLABS
+        response.say(HANDOFF_APOLOGY, voice=None if streamed else speech.voice, language=speech.language)
     response.hangup()
     return str(response)
 
 
 def tts_voice(voice: str) -> tuple[str | None, str | None]:
-    """A project voice (`Polly.Joanna`, `Google.en-US-Neural2-F`) as ConversationRelay's
-    ttsProvider and voice; Twilio's own names (alice, man, woman) leave both to its default."""
+    """A project voice (`Polly.Joanna`, `Google.en-US-Neural2-F`, `ElevenLabs.<id>-<model>-…`)
+    as ConversationRelay's ttsProvider and voice; Twilio's own names (alice, man, woman) leave
+    both to its default."""
     prefix, _, name = voice.partition(".")
     provider = TTS_PROVIDERS.get(prefix)
     if provider is None or not name:
@@ -120,19 +138,50 @@ def _plan(messages: list[dict[str, Any]], then: dict[str, Any]) -> str:
 
 def _spoken(lines: Sequence[Spoken]) -> list[dict[str, Any]]:
     """Lines as `play` (pre-generated audio) or `text` tokens, one per sentence, `last` on the
-    final text token of the turn."""
+    final text token of the turn; a line in another language than the call's carries it
+    (`lang`) on each of its tokens."""
     messages: list[dict[str, Any]] = []
     for line in lines:
         if isinstance(line, Line) and line.audio_url:
             messages.append({"type": "play", "source": line.audio_url})
             continue
-        text = line.text if isinstance(line, Line) else line
-        messages.extend({"type": "text", "token": piece + " ", "last": False} for piece in sentences(text))
+        text, lang = (line.text, line.language) if isinstance(line, Line) else (line, None)
+        tag = {"lang": lang} if lang else {}
+        messages.extend({"type": "text", "token": piece + " ", "last": False, **tag} for piece in sentences(text))
     texts = [message for message in messages if message["type"] == "text"]
     if texts:
         texts[-1]["token"] = texts[-1]["token"].rstrip()
         texts[-1]["last"] = True
     return messages
+
+
+def language_switch(messages: Sequence[Mapping[str, Any]], current: str | None,
+                    speech: Speech) -> tuple[dict[str, str] | None, str | None]:
+    """The `language` message to send before `messages` so the voice speaks their text and the
+    answer is recognised in their language (`lang` of the last text token; none: the call's),
+    when the session is not in it already (`current`, None: the call's); and the language
+    the session is in after them."""
+    texts = [message for message in messages if message.get("type") == "text"]
+    if not texts:
+        return None, current
+    wanted = texts[-1].get("lang")
+    if wanted == current:
+        return None, current
+    tts = wanted or speech.relay.tts_language or speech.recognition_language
+    heard = wanted or speech.relay.transcription_language or speech.recognition_language
+    return {"type": "language", "ttsLanguage": tts, "transcriptionLanguage": heard}, wanted
+
+
+def without_greeting(messages: Sequence[Mapping[str, Any]], greeting: str) -> tuple[Mapping[str, Any], ...]:
+    """The first answer's messages less the tokens of the welcomeGreeting Twilio has spoken
+    already (its sentences, when the plan starts with them and text follows)."""
+    count = len(sentences(greeting))
+    leading = list(messages[:count])
+    spoken = [str(message.get("token", "")).strip() for message in leading if message.get("type") == "text"]
+    rest = tuple(messages[count:])
+    if spoken != sentences(greeting) or not any(message.get("type") == "text" for message in rest):
+        return tuple(messages)
+    return rest
 
 
 def sentences(text: str) -> list[str]:

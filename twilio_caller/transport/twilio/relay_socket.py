@@ -36,6 +36,13 @@ class Core(Protocol):
     async def handle(self, session: CallSession, event: Event) -> str | None: ...
 
 
+class Conversing(Core, Protocol):
+    """The core with its opening line (the welcomeGreeting, when configured)."""
+
+    @property
+    def opening(self) -> str: ...
+
+
 @dataclass(frozen=True)
 class Limits:
     setup_seconds: float = 5.0  # a socket that does not say `setup` by then is closed
@@ -72,7 +79,7 @@ class _Bucket:
 class RelaySockets:
     """The endpoint of every call's relay socket."""
 
-    def __init__(self, registry: Registry, conversation: Callable[[], Core],
+    def __init__(self, registry: Registry, conversation: Callable[[], Conversing],
                  verify: Callable[[str, Mapping[str, str], str], bool], public_base_url: str,
                  limits: Limits = Limits(), monotonic: Callable[[], float] = time.monotonic) -> None:
         self._registry = registry
@@ -83,6 +90,14 @@ class RelaySockets:
         self._monotonic = monotonic
         self._open: set[str] = set()
         self.answered_by: dict[str, str | None] = {}  # from the voice request, for `setup`
+        self.greeted: dict[str, str] = {}  # the welcomeGreeting the voice answer gave, by call
+
+    def greeting(self, session: CallSession) -> str | None:
+        """The opening as welcomeGreeting, when configured: remembered for the first answer."""
+        if not session.speech.relay.welcome_greeting:
+            return None
+        self.greeted[session.call_id] = self._conversation().opening
+        return self.greeted[session.call_id]
 
     def socket_url(self, path: str) -> str:
         return self._base + path
@@ -175,12 +190,17 @@ class RelaySockets:
                      inbox: asyncio.Queue[relay.Prompt | relay.Dtmf | None], turn: _Turn) -> None:
         """Answer each event with the core, send the plan, and make the next event of it."""
         event: Event = Answered(self.answered_by.get(session.call_id))
+        language: str | None = None  # the session speaks and listens in the call's language
+        greeted = self.greeted.pop(session.call_id, None)
         while True:
             # a failed write is answered by the core itself: a goodbye plan that ends the call
             plan = relay.read_plan(await self._conversation().handle(session, event) or "")
             if plan.listen is not None:
                 turn.listening = True  # before the question goes out: a quick answer is kept
-            for message in plan.messages:
+            messages = relay.without_greeting(plan.messages, greeted) if greeted else plan.messages
+            greeted = None
+            switch, language = relay.language_switch(messages, language, session.speech)
+            for message in (switch, *messages) if switch else messages:
                 await websocket.send_text(json.dumps(message, ensure_ascii=False))
             if plan.end:
                 return

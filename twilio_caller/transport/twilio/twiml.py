@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
+from twilio_caller import voices
 from twilio_caller.transport.port import Ask, Command, EndCall, Hold, Line, Say, SendDigits, Speech, Spoken
 
 
@@ -45,7 +46,7 @@ def ask(speech: Speech, lines: Sequence[Spoken], action: str) -> str:
         timeout=speech.timeout,
         speech_timeout=speech.speech_timeout,
         speech_model=speech.speech_model,
-        language=speech.recognition_language,
+        language=listening_language(speech, lines),
         hints=", ".join(speech.hints) if speech.hints else None,
         action_on_empty_result=True,
     )
@@ -89,9 +90,18 @@ def press(digits: str, hold_url: str) -> str:
     return str(response)
 
 
+def listening_language(speech: Speech, lines: Sequence[Spoken]) -> str:
+    """The language the answer is recognised in: the asking line's own, else the call's."""
+    languages = [line.language for line in lines if isinstance(line, Line) and line.language]
+    return languages[-1] if languages else speech.recognition_language
+
+
 def _say(parent: VoiceResponse | Gather, speech: Speech, line: Spoken) -> None:
     if isinstance(line, Line) and line.audio_url:
         parent.play(line.audio_url)
+    elif isinstance(line, Line) and line.language:  # Polly/Google voices fix their language (None)
+        parent.say(line.text, voice=speech.voice, language=voices.say_language(speech.voice, line.language))
+    elif isinstance(line, Line):
+        parent.say(line.text, voice=speech.voice, language=speech.language)
     else:
-        parent.say(line.text if isinstance(line, Line) else line, voice=speech.voice,
-                   language=speech.language)
+        parent.say(line, voice=speech.voice, language=speech.language)

@@ -1,0 +1,190 @@
+"""The proof of issue 18: two server instances (separate processes, separate ports) on one
+PostgreSQL database, the simulated Twilio delivering each webhook request to the next instance
+in turn, the agent's tools on either instance. Small sizes here; bench/instances.py runs the
+full ones."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from instancekit import QUESTIONS, Deployment, answer, converse, number, person, question
+from twilio_caller.errors import ServerUnavailableError, TwilioCallerError
+from twilio_caller.server.client import ensure_server
+from twilio_caller.server.runfile import read_run_file
+from twilio_caller.simulator import InteractiveCallee, Simulator, SimulatorThread
+
+pytest.importorskip("psycopg")
+CALLS = 3  # the soak's size in the suite (bench/instances.py: 50 and 200)
+
+
+@pytest.fixture
+def twilio():
+    simulator = Simulator(time_scale=10.0)
+    with SimulatorThread(simulator) as running:
+        yield simulator, running.base_url
+
+
+def deploy(root: Path, url: str, twilio, calls: int, **options) -> Deployment:
+    simulator, api = twilio
+    deployment = Deployment(url, simulator)
+    deployment.start(root, api, 2, **options)
+    runtime = deployment.runtime()
+    try:
+        for index in range(calls):
+            runtime.contacts.add(f"Contact{index}", number(index))
+            simulator.set_callee(number(index), InteractiveCallee(person, ring_seconds=2))
+    finally:
+        runtime.close()
+    return deployment
+
+
+def assert_whole(deployment: Deployment, call_id: str) -> None:
+    """Every turn once, in order, and the call completed at Twilio and in the store."""
+    record = deployment.instances[-1].tool("call_status", {"call_id": call_id})
+    assert record["status"] == "completed"
+    heard = [t["text"] for t in record["transcript"] if t["speaker"] == "callee"]
+    said = [t["text"] for t in record["transcript"] if t["speaker"] == "assistant"]
+    assert heard == [answer(turn) for turn in range(1, QUESTIONS + 1)]
+    assert [said.count(question(turn)) for turn in range(1, QUESTIONS + 1)] == [1] * QUESTIONS
+    assert deployment.simulator.call(record["twilio_sid"]).status == "completed"
+
+
+def test_two_instances_answer_every_request_of_every_call(tmp_path: Path, postgres_url: str, twilio) -> None:
+    deployment = deploy(tmp_path, postgres_url, twilio, CALLS)
+    try:
+        with ThreadPoolExecutor(CALLS) as pool:
+            done = list(pool.map(lambda index: converse(deployment, index), range(CALLS)))
+        for index, (call_id, replies) in enumerate(done):
+            assert replies == [answer(turn) for turn in range(1, QUESTIONS + 1)]
+            ended = deployment.instances[index % 2].tool("hangup", {"call_id": call_id})
+            assert ended["status"] == "completed"
+        for call_id, _ in done:
+            assert_whole(deployment, call_id)
+        for instance in deployment.instances:  # a tool in an instance's home uses it, whatever that home says
+            found = ensure_server(instance.home, simulate=False, settings={"webhook.port": "another"})
+            assert found.info["pid"] == instance.process.pid and instance.process.poll() is None
+        served = {instance.instance_id: (instance.home / "serve.log").read_text() for instance in deployment.instances}
+        assert all("Traceback" not in log for log in served.values())
+    finally:
+        deployment.stop()
+
+
+def test_a_burst_from_both_instances_places_exactly_the_cap(tmp_path: Path, postgres_url: str, twilio) -> None:
+    deployment = deploy(tmp_path, postgres_url, twilio, 1, cap=3)
+
+    def place(index: int) -> str | None:
+        try:
+            return deployment.instances[index % 2].tool(
+                "call", {"to": "Contact0", "message": "Hello", "wait": False})["call_id"]
+        except TwilioCallerError:
+            return None
+
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            placed = [call_id for call_id in pool.map(place, range(8)) if call_id]
+        assert len(placed) == 3
+        assert [call.to for call in deployment.simulator.calls] == [number(0)] * 3  # nothing more was dialled
+    finally:
+        deployment.stop()
+
+
+def test_one_instance_killed_mid_soak_the_other_carries_its_calls(tmp_path: Path, postgres_url: str,
+                                                                   twilio) -> None:
+    deployment = deploy(tmp_path, postgres_url, twilio, CALLS)
+    try:
+        with ThreadPoolExecutor(CALLS) as pool:
+            begun = list(pool.map(lambda index: converse(deployment, index, 1, 2), range(CALLS)))
+            dead = deployment.instances[0]
+            dead.kill()  # its calls' requests in flight go to the other instance
+            with pytest.raises(ServerUnavailableError, match="instance i0 of a shared deployment"):
+                ensure_server(dead.home, simulate=False)  # its home starts no server of its own
+            assert read_run_file(dead.home)["pid"] == dead.process.pid
+            survivor = deployment.instances[1:]
+            deployment.instances[:] = survivor
+            orphans = expire_leases_of(postgres_url, "i0")  # as 20 s later: the dead instance renewed nothing
+            assert orphans  # the killed instance placed calls
+            changed = survivor[0].tool("reconcile_calls", {})["changed"]
+            assert sorted(c["call_id"] for c in changed if c["action"] == "taken-back") == sorted(orphans)
+            assert set(lease_owners(postgres_url, orphans)) == {"i1"}
+            rest = list(pool.map(lambda pair: converse(deployment, 0, 3, QUESTIONS, call_id=pair[1][0]),
+                                 enumerate(begun)))
+        for (call_id, first), (_, then) in zip(begun, rest, strict=True):
+            assert first + then == [answer(turn) for turn in range(1, QUESTIONS + 1)]
+            assert survivor[0].tool("hangup", {"call_id": call_id})["status"] == "completed"
+            assert_whole(deployment, call_id)
+    finally:
+        deployment.stop()
+
+
+def expire_leases_of(url: str, instance_id: str) -> list[str]:
+    """Move the instance's call leases into the past; the calls it held."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as connection:
+        rows = connection.execute(
+            "UPDATE call_state SET lease_until = '2000-01-01T00:00:00+00:00' WHERE owner LIKE %s RETURNING call_id",
+            (f"{instance_id}/%",)).fetchall()
+    return [row[0] for row in rows]
+
+
+def lease_owners(url: str, call_ids: list[str]) -> list[str]:
+    import psycopg
+
+    with psycopg.connect(url) as connection:
+        rows = connection.execute("SELECT owner FROM call_state WHERE call_id = ANY(%s)", (call_ids,)).fetchall()
+    return [row[0].split("/", 1)[0] for row in rows]
+
+
+def test_in_one_process_any_instance_answers_and_a_wrong_token_changes_nothing(
+        tmp_path: Path, postgres_url: str, twilio) -> None:
+    """Two instances as threads of this process (the webhook's shared path traced): a call
+    placed on one is answered by both in turn; a request for it with another token, or for a
+    call nobody placed, is 404 on either and changes nothing."""
+    import httpx
+
+    from instancekit import PUBLIC, config
+    from twilio_caller.runtime import Runtime
+    from twilio_caller.server.client import ServerClient
+    from twilio_caller.server.runner import Deployment as Instance
+    from twilio_caller.server.runner import ServerRunner, ServerThread
+
+    simulator, api = twilio
+    environ = {"TWILIO_CALLER_DATABASE_URL": postgres_url, "TWILIO_CALLER_PUBLIC_URL": PUBLIC}
+    threads, clients = [], []
+    for name in ("a", "b"):
+        home = tmp_path / name
+        home.mkdir()
+        (home / "config.yaml").write_text(config(simulator, api))
+        (home / "config.yaml").chmod(0o600)
+        runner = ServerRunner(Runtime(home, environ=environ), simulate=False, idle_exit=True,
+                              deployment=Instance(name, "127.0.0.1", 0))
+        threads.append(ServerThread(runner).start())
+        clients.append(ServerClient(read_run_file(home)))
+    simulator.chaos.round_robin(PUBLIC, [f"http://127.0.0.1:{t.runner.info['webhook_port']}" for t in threads])
+    runtime = Runtime(tmp_path / "a", environ=environ)
+    try:
+        runtime.contacts.add("Contact0", number(0))
+        simulator.set_callee(number(0), InteractiveCallee(person, ring_seconds=2))
+        placed = clients[0].invoke("call", {"to": "Contact0", "message": question(1), "keep_open": True,
+                                            "wait": True, "timeout_seconds": 60}, wait_seconds=70)
+        assert placed["reply"]["text"] == answer(1)
+        second = clients[1].invoke("say", {"call_id": placed["call_id"], "message": question(2),
+                                           "timeout_seconds": 60}, wait_seconds=70)
+        assert second["reply"]["text"] == answer(2)
+        before = runtime.store.calls.turns(placed["call_id"])
+        for thread in threads:
+            base = f"http://127.0.0.1:{thread.runner.info['webhook_port']}/twilio"
+            for path in (f"{placed['call_id']}/not-its-token/gather?n=1", "call_0000000000000000/x/voice"):
+                answered = httpx.post(f"{base}/{path}", data={"SpeechResult": "Opt me in"}, trust_env=False)
+                assert answered.status_code == 404
+        assert runtime.store.calls.turns(placed["call_id"]) == before
+        ended = clients[1].invoke("hangup", {"call_id": placed["call_id"]}, wait_seconds=30)
+        assert ended["status"] == "completed"
+        assert [t["text"] for t in ended["transcript"] if t["speaker"] == "callee"] == [answer(1), answer(2)]
+    finally:
+        runtime.close()
+        for thread in threads:
+            thread.stop()

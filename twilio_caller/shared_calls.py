@@ -1,0 +1,88 @@
+"""Several server instances on one store (PostgreSQL behind a balancer): any instance answers
+any request of any call. A call's session in an instance is a cache of the store: what another
+instance changed — a reply heard, a status, an action queued or delivered, the sequences of
+the callback URLs — is read back before a request is answered here, before a tool acts here,
+and whenever another instance says the call changed (the store's wake-ups: LISTEN/NOTIFY).
+
+What only lived in memory and a waiting tool needs is written too: the outcomes of listening
+turns (events `outcome`, numbered) and how many of them the agent was handed (events `seen`)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import asdict
+from typing import Any
+
+from twilio_caller.call_state import CallStates
+from twilio_caller.call_status import TERMINAL
+from twilio_caller.calls import CallWriter
+from twilio_caller.errors import TwilioCallerError
+from twilio_caller.sessions import CallSession, Outcome, action_from_dict
+from twilio_caller.store.ports import Wakeups
+
+log = logging.getLogger("twilio_caller.shared_calls")
+OUTCOME = "outcome"
+SEEN = "seen"
+
+
+class SharedCalls:
+    def __init__(self, writer: CallWriter, states: CallStates, wakeups: Wakeups) -> None:
+        self._writer = writer
+        self._calls = writer.store.calls
+        self._states = states
+        self._wakeups = wakeups
+
+    def outcome(self, session: CallSession, outcome: Outcome) -> None:
+        """A listening turn's outcome, numbered in the call (a replay writes nothing twice)."""
+        self._writer.event(session.call_id, OUTCOME, outcome.kind, len(session.outcomes) + 1, asdict(outcome))
+
+    def seen(self, session: CallSession) -> None:
+        """The agent was handed the outcomes up to `session.seen`, through this instance."""
+        if session.seen:
+            self._writer.event(session.call_id, SEEN, None, session.seen, {"seen": session.seen})
+
+    def changed(self, call_id: str) -> None:
+        """Tell the other instances (after the change was committed). A notification that
+        cannot be sent is logged: the others still read the store before they answer."""
+        try:
+            self._wakeups.notify(call_id)
+        except TwilioCallerError as exc:
+            log.warning("call %s: other instances not woken: %s", call_id, exc.message)
+
+    async def refresh(self, session: CallSession, row: Mapping[str, Any] | None = None) -> None:
+        """Bring the session up to the store (`row`: the call's, when just read). The callback sequences only when no answer is
+        being made here (that answer writes them); the actions being delivered here stay taken."""
+        call_id = session.call_id
+        state = self._states.load(call_id)
+        if not session.answering.locked():
+            session.gather_number, session.hold_number = state.gather_seq, state.hold_seq
+            if state.reprompts_left is not None:
+                session.reprompts_left = state.reprompts_left
+            session.last_prompt = state.last_prompt
+        session.replace_pending([action_from_dict(action) for action in state.pending_actions], session.taken)
+        self._outcomes(session)
+        record = row if row is not None else self._calls.get(call_id)
+        if record is not None:
+            await self._status(session, record["status"])
+        await session.notify()
+
+    def _outcomes(self, session: CallSession) -> None:
+        outcomes = [Outcome(**payload) for payload in self._calls.event_payloads(session.call_id, OUTCOME)]
+        for outcome in outcomes[len(session.outcomes):]:
+            if outcome.kind == "reply":
+                session.emit({"event": "heard", "text": outcome.text, "confidence": outcome.confidence})
+            session.outcomes.append(outcome)
+        seen = [int(payload["seen"]) for payload in self._calls.event_payloads(session.call_id, SEEN)]
+        session.seen = max([session.seen, *seen])
+
+    @staticmethod
+    async def _status(session: CallSession, status: str) -> None:
+        if session.ended or status == session.status:
+            return
+        if status in TERMINAL:
+            session.emit({"event": status})
+            await session.end(status)
+            return
+        session.status = status
+        session.emit({"event": "answered" if status == "in-progress" else status})
