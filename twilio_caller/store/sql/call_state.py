@@ -1,0 +1,120 @@
+"""Call state, for both stores (the claim of a call and the named leases are each backend's:
+`store/sqlite/call_state.py`, `store/postgres/call_state.py`). Every read-then-write of one
+call's state holds that call's lock (PostgreSQL's advisory lock; SQLite's IMMEDIATE
+transaction holds the database's), so processes on one database take turns on it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from twilio_caller.store.ports import Answer, CallStateRecord
+from twilio_caller.store.sql.calls import ADD_TURN
+from twilio_caller.store.sql.dialect import Lock, SqlDatabase, marks, stamp
+
+
+class SqlCallStates:
+    def __init__(self, database: SqlDatabase) -> None:
+        self._db = database
+
+    def load(self, call_id: str) -> CallStateRecord | None:
+        rows = self._db.query("SELECT * FROM call_state WHERE call_id = ?", (call_id,))
+        if not rows:
+            return None
+        row = rows[0]
+        return CallStateRecord(
+            gather_seq=row["gather_seq"], hold_seq=row["hold_seq"], reprompts_left=row["reprompts_left"],
+            last_prompt=json.loads(row["last_prompt"]), pending_actions=json.loads(row["pending_actions"]),
+            owner=row["owner"], lease_until=_moment(row["lease_until"]), max_seconds=row["max_seconds"],
+        )
+
+    def answer(self, call_id: str, key: str) -> str | None:
+        rows = self._db.query(
+            "SELECT twiml FROM call_answers WHERE call_id = ? AND request_key = ?", (call_id, key))
+        return str(rows[0]["twiml"]) if rows else None
+
+    def commit(self, call_id: str, answer: Answer, now: datetime) -> str:
+        at = stamp(now)
+        with self._db.transaction() as connection:
+            self._db.dialect.lock(connection, Lock.CALL, call_id)
+            given = connection.execute(
+                "SELECT twiml FROM call_answers WHERE call_id = ? AND request_key = ?", (call_id, answer.key)
+            ).fetchone()
+            if given is not None:
+                return str(given["twiml"])
+            for speaker, text, confidence, dedupe_key in answer.lines:
+                connection.execute(ADD_TURN, (call_id, speaker, text, confidence, at, dedupe_key))
+            connection.execute(
+                "INSERT INTO call_answers (call_id, request_key, twiml, at) VALUES (?, ?, ?, ?)",
+                (call_id, answer.key, answer.twiml, at),
+            )
+            pending = _pending(connection, call_id)[answer.delivered:]
+            _upsert(connection, call_id, at, gather_seq=answer.gather_seq, hold_seq=answer.hold_seq,
+                    reprompts_left=answer.reprompts_left, last_prompt=json.dumps(list(answer.last_prompt)),
+                    pending_actions=json.dumps(pending))
+        return answer.twiml
+
+    def start(self, call_id: str, owner: str, max_seconds: int, lease_until: datetime, now: datetime) -> None:
+        with self._db.transaction() as connection:
+            self._db.dialect.lock(connection, Lock.CALL, call_id)
+            _upsert(connection, call_id, stamp(now), owner=owner, max_seconds=max_seconds,
+                    lease_until=stamp(lease_until))
+
+    def issue_hold(self, call_id: str, now: datetime) -> int:
+        with self._db.transaction() as connection:
+            self._db.dialect.lock(connection, Lock.CALL, call_id)
+            row = connection.execute("SELECT hold_seq FROM call_state WHERE call_id = ?", (call_id,)).fetchone()
+            number = int(row["hold_seq"] if row else 0) + 1
+            _upsert(connection, call_id, stamp(now), hold_seq=number)
+        return number
+
+    def queue_action(self, call_id: str, action: Mapping[str, Any], now: datetime) -> None:
+        with self._db.transaction() as connection:
+            self._db.dialect.lock(connection, Lock.CALL, call_id)
+            pending = [*_pending(connection, call_id), dict(action)]
+            _upsert(connection, call_id, stamp(now), pending_actions=json.dumps(pending))
+
+    def drop_actions(self, call_id: str, now: datetime) -> None:
+        with self._db.transaction() as connection:
+            self._db.dialect.lock(connection, Lock.CALL, call_id)
+            _upsert(connection, call_id, stamp(now), pending_actions="[]")
+
+    def renew(self, call_ids: Sequence[str], owner: str, lease_until: datetime) -> None:
+        if not call_ids:
+            return
+        with self._db.transaction() as connection:
+            connection.execute(
+                f"UPDATE call_state SET lease_until = ? WHERE owner = ? AND call_id IN ({marks(call_ids)})",  # noqa: S608
+                [stamp(lease_until), owner, *call_ids],
+            )
+
+    def release(self, call_ids: Sequence[str], owner: str) -> None:
+        if not call_ids:
+            return
+        with self._db.transaction() as connection:
+            connection.execute(
+                "UPDATE call_state SET owner = NULL, lease_until = NULL"  # noqa: S608
+                f" WHERE owner = ? AND call_id IN ({marks(call_ids)})",
+                [owner, *call_ids],
+            )
+
+
+def _moment(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+def _pending(connection: Any, call_id: str) -> list[dict[str, Any]]:
+    row = connection.execute("SELECT pending_actions FROM call_state WHERE call_id = ?", (call_id,)).fetchone()
+    return list(json.loads(row["pending_actions"])) if row else []
+
+
+def _upsert(connection: Any, call_id: str, at: str, **fields: Any) -> None:
+    columns = ["call_id", "updated_at", *fields]
+    updates = ", ".join(f"{column} = excluded.{column}" for column in ["updated_at", *fields])
+    connection.execute(
+        f"INSERT INTO call_state ({', '.join(columns)}) VALUES ({marks(columns)})"  # noqa: S608
+        f" ON CONFLICT (call_id) DO UPDATE SET {updates}",
+        [call_id, at, *fields.values()],
+    )
