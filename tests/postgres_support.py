@@ -57,8 +57,13 @@ def reserve_in_process(url: str, rule: str, n: int, barrier: Any, results: Any) 
     """Open the store, wait for every process at the barrier, then reserve one call."""
     from dataclasses import dataclass
 
+    from pathlib import Path
+
     from twilio_caller.store.ports import NewCall, Reservation
-    from twilio_caller.store.postgres import PostgresStore
+    from twilio_caller.store.sqlite import SqliteStore
+
+    if url.startswith("postgres"):
+        from twilio_caller.store.postgres import PostgresStore
 
     @dataclass(frozen=True)
     class Verdict:
@@ -67,7 +72,7 @@ def reserve_in_process(url: str, rule: str, n: int, barrier: Any, results: Any) 
         reason: str = "race"
 
     number = f"+1312555{n:04d}" if rule == "concurrency" else "+13125550101"
-    store = PostgresStore(url)
+    store = PostgresStore(url) if url.startswith("postgres") else SqliteStore(Path(url))  # else a file
     try:
         barrier.wait(timeout=60)
         reservation = Reservation(tool="call", to_number=number, contact_id=None, message="Hi", now=RACE_NOW,
@@ -75,6 +80,9 @@ def reserve_in_process(url: str, rule: str, n: int, barrier: Any, results: Any) 
                                                              mode="notify"))
         _, reserved = store.ledger.reserve(reservation, lambda usage: Verdict(*_verdict(rule, usage)))
         results.put(reserved.call_id)
+    except Exception as exc:  # reported to the test, which fails on it (no silent hang)
+        results.put(f"error: {exc}")
+        raise
     finally:
         store.close()
 

@@ -111,3 +111,30 @@ def test_only_the_sqlite_store_holds_sql() -> None:
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if sql.search(line)
     ]
     assert outside == []
+
+
+@pytest.mark.parametrize(("rule", "placed"), [("contact_cap", 3), ("min_gap", 1)])
+def test_processes_racing_on_one_sqlite_file_place_exactly_what_the_rule_allows(
+        tmp_path: Path, rule: str, placed: int) -> None:
+    """Six processes reserve at one barrier: the IMMEDIATE transaction serialises them (a
+    deferred BEGIN lets them read the same counts, and all but one fail to write)."""
+    import postgres_support as pg
+
+    path = tmp_path / "race.db"
+    Store(path).close()  # migrated before the race
+    spawn, processes = multiprocessing.get_context("spawn"), 6
+    barrier, results = spawn.Barrier(processes), spawn.Queue()
+    workers = [spawn.Process(target=pg.reserve_in_process, args=(str(path), rule, n, barrier, results))
+               for n in range(processes)]
+    for worker in workers:
+        worker.start()
+    outcomes = [results.get(timeout=120) for _ in workers]
+    for worker in workers:
+        worker.join(timeout=60)
+    assert [o for o in outcomes if o and not o.startswith("call_")] == []  # every process got its answer
+    assert len([o for o in outcomes if o]) == placed
+    store = Store(path)
+    try:
+        assert len(store.ledger.decisions(100)) == processes
+    finally:
+        store.close()
