@@ -42,6 +42,29 @@ def new_name(prefix: str) -> str:
 
 # -- work done in separate processes (spawned: each opens its own connection) -------------
 
+PROCESSES = 6
+
+
+def race(target: Any, url: str, *arguments: Any) -> list[Any]:
+    """`target` run by PROCESSES spawned processes released together at one barrier; what each
+    put in the results queue. Every process must end cleanly."""
+    import multiprocessing
+
+    spawn = multiprocessing.get_context("spawn")
+    barrier, results = spawn.Barrier(PROCESSES), spawn.Queue()
+    processes = [spawn.Process(target=target, args=(url, *arguments, n, barrier, results))
+                 if arguments else spawn.Process(target=target, args=(url, barrier, results))
+                 for n in range(PROCESSES)]
+    for process in processes:
+        process.start()
+    outcomes = [results.get(timeout=120) for _ in processes]
+    for process in processes:
+        process.join(timeout=60)
+    assert [o for o in outcomes if isinstance(o, str) and o.startswith("error: ")] == []
+    assert all(process.exitcode == 0 for process in processes)
+    return outcomes
+
+
 def _verdict(rule: str, usage: Any) -> tuple[bool, str | None]:
     if rule == "contact_cap":
         allowed = usage.contact_calls_today < 3

@@ -6,7 +6,6 @@ The repository contracts themselves run on both stores in test_repositories.py."
 
 from __future__ import annotations
 
-import multiprocessing
 from pathlib import Path
 
 import pytest
@@ -23,22 +22,7 @@ from twilio_caller.store.sqlite import SqliteStore
 psycopg = pytest.importorskip("psycopg")
 from twilio_caller.store.postgres import PostgresStore  # noqa: E402 - needs psycopg
 
-SPAWN = multiprocessing.get_context("spawn")
-PROCESSES = 6
-
-
-def _race(target, url: str, *arguments) -> list:
-    barrier, results = SPAWN.Barrier(PROCESSES), SPAWN.Queue()
-    processes = [SPAWN.Process(target=target, args=(url, *arguments, n, barrier, results))
-                 if arguments else SPAWN.Process(target=target, args=(url, barrier, results))
-                 for n in range(PROCESSES)]
-    for process in processes:
-        process.start()
-    outcomes = [results.get(timeout=120) for _ in processes]
-    for process in processes:
-        process.join(timeout=60)
-        assert process.exitcode == 0
-    return outcomes
+PROCESSES = pg.PROCESSES
 
 
 @pytest.mark.parametrize(("rule", "placed"), [("contact_cap", 3), ("concurrency", 2), ("min_gap", 1)])
@@ -46,7 +30,7 @@ def test_processes_racing_to_reserve_place_exactly_what_the_rule_allows(postgres
                                                                         placed: int) -> None:
     store = PostgresStore(postgres_url)  # migrated before the race
     try:
-        outcomes = _race(pg.reserve_in_process, postgres_url, rule)
+        outcomes = pg.race(pg.reserve_in_process, postgres_url, rule)
         assert len([call_id for call_id in outcomes if call_id]) == placed
         assert len(store.calls.find(CallFilter(), 100)) == placed
         decisions = store.ledger.decisions(100)
@@ -57,7 +41,7 @@ def test_processes_racing_to_reserve_place_exactly_what_the_rule_allows(postgres
 
 
 def test_processes_opening_a_fresh_database_together_apply_each_migration_once(postgres_url: str) -> None:
-    outcomes = _race(pg.open_in_process, postgres_url)
+    outcomes = pg.race(pg.open_in_process, postgres_url)
     names = [migration.name for migration in SQLITE_MIGRATIONS]  # the same named steps as SQLite's
     assert outcomes == [names] * PROCESSES
     with psycopg.connect(postgres_url) as connection:
