@@ -110,7 +110,7 @@ def _database(rt: Runtime) -> Check:
     if pending:
         return Check("database", False, f"PostgreSQL {redact(url)} is reachable but not migrated "
                      f"(pending: {', '.join(pending)})",
-                     "run any command that opens the store (e.g. `twilio-caller contacts`): it applies them")
+                     "run `twilio-caller store migrate` (any command that opens the store applies them too)")
     return Check("database", True, f"PostgreSQL {redact(url)} (reachable, migrated)")
 
 

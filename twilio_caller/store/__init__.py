@@ -1,7 +1,8 @@
 """Persistent state behind small typed interfaces (`store.ports`): contacts, the call log,
-the safety ledger, call state and leases, scheduled calls. `store.sqlite` is the embedded
-implementation (a file in the home), `store.postgres` the shared one (`store.url`); they hold
-all the SQL, and nothing here imports a domain module."""
+the safety ledger, call state and leases, scheduled calls. `store.sql` holds the repositories
+written once for both; `store.sqlite` is the embedded database (a file in the home),
+`store.postgres` the shared one (`store.url`). They hold all the SQL, and nothing here imports a
+domain module."""
 
 from __future__ import annotations
 
