@@ -44,16 +44,6 @@ def connect(speech: Speech, socket_url: str, action_url: str) -> str:
     return str(response)
 
 
-def handoff_twiml(speech: Speech, dropped: bool) -> str:
-    """The answer of the `<Connect action>`: after our `end` the goodbye was spoken over the
-    socket, so hang up; after a dropped socket, apologise first (the call is still live)."""
-    response = VoiceResponse()
-    if dropped:
-        response.say(HANDOFF_APOLOGY, voice=speech.voice, language=speech.language)
-    response.hangup()
-    return str(response)
-
-
 def tts_voice(voice: str) -> tuple[str | None, str | None]:
     """A project voice (`Polly.Joanna`, `Google.en-US-Neural2-F`) as ConversationRelay's
     ttsProvider and voice; Twilio's own names (alice, man, woman) leave both to its default."""
