@@ -143,14 +143,6 @@ def test_without_relay_settings_twilio_keeps_its_defaults() -> None:
     assert list(element) == []
 
 
-def test_a_dropped_socket_apologises_in_a_say_voice_never_an_elevenlabs_one() -> None:
-    document = ET.fromstring(relay.handoff_twiml(speech(STREAMED), dropped=True))
-    say = document.find("Say")
-    assert say is not None and "voice" not in say.attrib
-    polly = ET.fromstring(relay.handoff_twiml(speech("Polly.Joanna"), dropped=True)).find("Say")
-    assert polly is not None and polly.attrib["voice"] == "Polly.Joanna"
-
-
 # -- a line's language, as each engine renders it -------------------------------------------------
 
 def test_a_line_in_another_language_carries_it_on_relay_tokens_and_switches_once() -> None:

@@ -691,11 +691,13 @@ def _safety(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callabl
 
 
 @command("demo", "a simulated call, offline, with no account",
-         arg("--type", action="store_true", help="you play the callee: type what they say"))
+         arg("--type", action="store_true", help="you play the callee: type what they say"),
+         arg("--engine", choices=["gather", "relay"], default="gather",
+             help="the conversation engine: gather (TwiML turns) or relay (ConversationRelay)"))
 def _demo(options: argparse.Namespace, runtime: Runtime) -> tuple[Any, Callable[[Any], str]]:
     from twilio_caller.demo import run_demo
 
-    result = run_demo(typed=options.type, show=render.show_progress)
+    result = run_demo(typed=options.type, show=render.show_progress, engine=options.engine)
     return result, lambda r: "\nthe tool result an agent gets:\n" + json.dumps(r, indent=2, ensure_ascii=False)
 
 

@@ -127,6 +127,14 @@ class Conversation:
             case Ready(resume=number, text=text, confidence=confidence):
                 return await self._ready(session, number, text, confidence)
 
+    async def handed_off(self, session: CallSession, apology: str | None) -> str:
+        """A relay session ended and handed the call back (Twilio's `<Connect action>`): the
+        call ends — after our `end` with nothing more to say, else with `apology` first (the
+        socket dropped on a live call). Answered once; a replay gets the answer on record."""
+        async def close() -> Command:
+            return EndCall() if apology is None else await self._goodbye(session, [apology], self._deadline())
+        return await self._once(session, "handoff", close)
+
     async def _listened(self, session: CallSession, number: int,
                         heard: Callable[[], Awaitable[Command]]) -> str:
         """Listening turn `number` ended: only the turn asked last is answered anew."""

@@ -26,22 +26,25 @@ safety:
   callee_hours: null
 webhook:
   port: 0
+conversation:
+  engine: {engine}
 """
 
 
-def run_demo(*, typed: bool, show: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+def run_demo(*, typed: bool, show: Callable[[dict[str, Any]], None], engine: str = "gather") -> dict[str, Any]:
+    """The demo call on `engine`: Gather (TwiML turns) or relay (ConversationRelay's socket)."""
     from twilio_caller.server.runner import ServerRunner, ServerThread
 
     home = Path(tempfile.mkdtemp(prefix="twilio-caller-demo-"))
     previous = _hang_up_as_interrupt()
     try:
-        (home / "config.yaml").write_text(DEMO_CONFIG, encoding="utf-8")
+        (home / "config.yaml").write_text(DEMO_CONFIG.format(engine=engine), encoding="utf-8")
         runtime = Runtime(home, environ={})
         name, number, zone = DEMO_CONTACT
         runtime.contacts.add(name, number, zone, notes="the demo's callee (simulated)")
         runner = ServerRunner(runtime, simulate=True, idle_exit=False,
                               time_scale=1.0 if typed else 4.0, default_callee=_callee(typed))
-        _intro(home, typed)
+        _intro(home, typed, engine)
         with ServerThread(runner):
             result = invoke("call", {"to": name, "message": DEMO_MESSAGE, "interactive": True}, runtime,
                             Invocation(simulate=True, progress=show))
@@ -82,9 +85,9 @@ def _ask_the_person(heard: str) -> str:
     return sys.stdin.readline().strip()
 
 
-def _intro(home: Path, typed: bool) -> None:
+def _intro(home: Path, typed: bool, engine: str) -> None:
     print(
-        "twilio-caller demo: an interactive call on the offline Twilio simulator (no account,\n"
+        f"twilio-caller demo: an interactive call ({engine} engine) on the offline Twilio simulator (no account,\n"
         f"nothing dialled). Demo home: {home} (removed afterwards). Its calling hours are\n"
         "open all day, so the demo may call now; your own home keeps the real rules.\n"
         + ("You play the callee: type what they say and press Enter.\n" if typed else ""),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
@@ -52,7 +53,8 @@ class TwilioWebhook:
 
     async def handoff(self, request: Request) -> Response:
         """The `<Connect action>` of a relay call: the session ended — by our `end` (the
-        goodbye was spoken over the socket: hang up) or a dropped socket (apologise, hang up)."""
+        goodbye was spoken over the socket: hang up) or a dropped socket (apologise, hang up).
+        What follows is TwiML; the answer is kept, so a replay gets the same one."""
         checked = await self._authorised(request)
         if isinstance(checked, Response):
             return checked
@@ -61,8 +63,9 @@ class TwilioWebhook:
         if dropped:
             log.warning("call %s: relay session ended (%s) without our end", session.call_id,
                         params.get("SessionStatus", "unknown")[:40])
-            session.hung_up_by_us = True
-        return Response(relay.handoff_twiml(session.speech, dropped), media_type=TWIML)
+        self._dialer.fall_back_to_gather(session)  # what follows is TwiML, in a voice <Say> has
+        return await self._answered(session, self._dialer.conversation.handed_off(
+            session, relay.HANDOFF_APOLOGY if dropped else None))
 
     async def gather(self, request: Request) -> Response:
         return await self._handle(request, "gather")
@@ -88,8 +91,12 @@ class TwilioWebhook:
             return Response(status_code=400)
         if session.engine == "relay" and isinstance(event, Detected) and event.answered_by in MACHINES:
             self._dialer.fall_back_to_gather(session)  # the voicemail is left with TwiML (a Calls-API update ends the relay)
+        return await self._answered(session, self._dialer.conversation.handle(session, event))
+
+    @staticmethod
+    async def _answered(session: CallSession, answering: Awaitable[str | None]) -> Response:
         try:
-            answer = await self._dialer.conversation.handle(session, event)
+            answer = await answering
         except TwilioCallerError as exc:  # not recorded (the store refused): the waiting tools were told
             log.error("call %s: %s", session.call_id, exc.message)
             return Response(status_code=500)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, TypeVar, Union
@@ -605,6 +605,9 @@ class _RelayLine:
 
     async def pass_time(self, seconds: float) -> None:
         await self._engine._timeline.pass_time(seconds)
+
+    async def wait_for(self, work: Awaitable[T]) -> T:
+        return await self._engine._timeline.run_real(work)
 
 
 def _resolve(url: str | None, document_url: str | None) -> str:

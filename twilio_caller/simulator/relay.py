@@ -10,9 +10,9 @@ then asks the `<Connect action>` URL. A refused or dropped socket ends the sessi
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
@@ -25,6 +25,7 @@ OPEN_SECONDS = 5.0
 MAX_MESSAGE_BYTES = 64 * 1024
 REPLY_DELAY_SECONDS = 0.5
 DIGIT_SECONDS = 0.3
+T = TypeVar("T")
 
 
 class RelayLine(Protocol):
@@ -34,6 +35,7 @@ class RelayLine(Protocol):
     def callee_says(self, kind: str, text: str, seconds: float | None) -> None: ...
     async def reply(self, heard: str) -> Reply: ...
     async def pass_time(self, seconds: float) -> None: ...
+    async def wait_for(self, work: Awaitable[T]) -> T: ...
 
 
 @dataclass(frozen=True)
@@ -106,8 +108,8 @@ class _Session:
             self.line.hear("say", self.voices.greeting, *self.voices.speaking(None))
             await self.line.pass_time(speech_seconds(self.voices.greeting))
         try:
-            async for raw in self.socket:
-                message = _message(raw)
+            while True:  # each wait in call time: the call's TimeLimit cuts a held line too
+                message = _message(await self.line.wait_for(self.socket.recv()))
                 kind = message.get("type") if message is not None else None
                 if message is None or kind not in KNOWN:
                     await self.socket.send(json.dumps({"type": "error", "description": "Invalid message"}))
@@ -128,7 +130,6 @@ class _Session:
         except ConnectionClosed as closed:
             return SessionEnd("failed", error=f"WebSocket closed: {closed.rcvd.code if closed.rcvd else 1006}",
                               turns=self.turns)
-        return SessionEnd("failed", error="WebSocket closed by the application without end", turns=self.turns)
 
     async def _turn(self, said: str) -> bool:
         """The assistant finished a turn: the callee hears it (or cuts it) and replies. True

@@ -59,18 +59,6 @@ def connect(speech: Speech, socket_url: str, action_url: str, greeting: str | No
     return str(response)
 
 
-def handoff_twiml(speech: Speech, dropped: bool) -> str:
-    """The answer of the `<Connect action>`: after our `end` the goodbye was spoken over the
-    socket, so hang up; after a dropped socket, apologise first (the call is still live) —
-    in the call's voice when <Say> has it (an ElevenLabs voice is streamed only: Twilio's default)."""
-    response = VoiceResponse()
-    if dropped:
-        streamed = tts_voice(speech.voice)[0] == ELEVENLABS
-        response.say(HANDOFF_APOLOGY, voice=None if streamed else speech.voice, language=speech.language)
-    response.hangup()
-    return str(response)
-
-
 def tts_voice(voice: str) -> tuple[str | None, str | None]:
     """A project voice (`Polly.Joanna`, `Google.en-US-Neural2-F`, `ElevenLabs.<id>-<model>-…`)
     as ConversationRelay's ttsProvider and voice; Twilio's own names (alice, man, woman) leave

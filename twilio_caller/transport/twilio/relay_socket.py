@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from twilio_caller.sessions import Registry
 
 log = logging.getLogger("twilio_caller.relay")
+NORMAL_CLOSURE = 1000
 POLICY_VIOLATION = 1008
 TOO_BIG = 1009
 
@@ -51,6 +52,7 @@ class Limits:
     burst: int = 40
     silence_seconds: float = 15.0  # a listening turn with no prompt by then is a silence
     digit_gap_seconds: float = 2.0  # keys of one answer: each within this of the one before, or up to #
+    end_seconds: float = 5.0  # after our `end`, Twilio closes the socket; by then we do
 
 
 class _Refused(Exception):
@@ -111,6 +113,7 @@ class RelaySockets:
         try:
             await websocket.accept()
             await self._run(websocket, session)
+            await _close(websocket, NORMAL_CLOSURE)  # Twilio did not close after `end`: we do
         except _Refused as refused:
             log.warning("call %s: relay socket closed: %s", session.call_id, refused.reason)
             await _close(websocket, refused.code)
@@ -152,6 +155,18 @@ class RelaySockets:
         finally:
             driver.cancel()
             await asyncio.gather(driver, return_exceptions=True)
+        await self._closed_by_twilio(websocket, bucket)
+
+    async def _closed_by_twilio(self, websocket: WebSocket, bucket: _Bucket) -> None:
+        """After `end` Twilio closes the socket (the messages before it are all spoken): wait
+        for that, reading and ignoring what comes meanwhile, no longer than `end_seconds`."""
+        async def drain() -> None:
+            while True:
+                await self._receive(websocket, bucket)
+        try:
+            await asyncio.wait_for(drain(), self._limits.end_seconds)
+        except TimeoutError:
+            return
 
     async def _read(self, websocket: WebSocket, session: CallSession, bucket: _Bucket,
                     inbox: asyncio.Queue[relay.Prompt | relay.Dtmf | None], turn: _Turn,

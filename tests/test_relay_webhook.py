@@ -1,0 +1,100 @@
+"""The webhook's relay paths on whole calls: the `<Connect action>` (handoff) answered once and
+replayed from the record, and who answered under synchronous detection (the voice request's
+AnsweredBy, which a relay call's `<Connect>` answer must keep), on both engines."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from xml.etree import ElementTree as ET
+
+import httpx
+import pytest
+from twilio.request_validator import RequestValidator
+
+from conftest import LiveServer
+from test_engine_scenarios import ENGINES, OPENING, heard, said, serve
+from twilio_caller.server.runfile import read_run_file
+from twilio_caller.transport.twilio import relay
+
+
+@pytest.fixture
+def relay_server(home: Path) -> Iterator[LiveServer]:
+    server = serve(home, "relay")
+    yield server
+    server.thread.stop()
+    server.runtime.close()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_sync_detection_reports_who_answered_and_leaves_a_voicemail(home: Path, engine: str) -> None:
+    server = serve(home, engine, "voicemail: {detection: sync}\n")
+    try:
+        server.script("Contact6", answer="human")
+        human = server.tool("call", to="Contact6", message="Hello")
+        assert human["answered_by"] == "human" and human["voicemail_left"] is False
+        record = server.simulator.call(human["twilio_sid"])
+        assert not record.options.async_amd
+        assert heard(record) == f"{OPENING} Hello Goodbye."
+        server.script("Contact7", answer="machine", greeting_seconds=2)
+        machine = server.tool("call", to="Contact7", message="Call Robert back about Friday")
+        assert machine["answered_by"] == "machine" and machine["voicemail_left"] is True
+        voicemail = server.simulator.call(machine["twilio_sid"]).voicemail
+        assert any("Call Robert back about Friday" in utterance.text for utterance in voicemail)
+    finally:
+        server.thread.stop()
+        server.runtime.close()
+
+
+def post_handoff(server: LiveServer, call_id: str, sid: str) -> httpx.Response:
+    token = server.runtime.store.query("SELECT token FROM calls WHERE id = ?", (call_id,))[0][0]
+    url = f"http://127.0.0.1:{read_run_file(server.runtime.home)['webhook_port']}/twilio/{call_id}/{token}/handoff"
+    form = {"CallSid": sid, "CallStatus": "in-progress", "SessionStatus": "failed"}
+    signature = RequestValidator(server.simulator.auth_token).compute_signature(url, form)
+    return httpx.post(url, data=form, headers={"X-Twilio-Signature": signature}, trust_env=False)
+
+
+def dropped_warnings(caplog: pytest.LogCaptureFixture) -> int:
+    return sum("without our end" in record.getMessage() for record in caplog.records)
+
+
+def test_a_replayed_handoff_gets_the_answer_on_record_and_changes_nothing(
+        relay_server: LiveServer, caplog: pytest.LogCaptureFixture) -> None:
+    relay_server.script("Contact9", replies=[{"say": "Go ahead"}])
+    first = relay_server.tool("call", to="Contact9", message="I have news", keep_open=True)
+    call_id, sid = first["call_id"], first["twilio_sid"]
+    answer = post_handoff(relay_server, call_id, sid)
+    assert answer.status_code == 200
+    assert [(verb.tag, verb.text) for verb in ET.fromstring(answer.text)] == [
+        ("Say", relay.HANDOFF_APOLOGY), ("Hangup", None)]
+    replay = post_handoff(relay_server, call_id, sid)
+    assert replay.status_code == 200 and replay.text == answer.text
+    assert dropped_warnings(caplog) == 1  # the drop is reported once, not again for the replay
+    transcript = relay_server.tool("call_status", call_id=call_id)["transcript"]
+    assert [t["text"] for t in transcript].count(relay.HANDOFF_APOLOGY) == 1
+    queued = relay_server.tool("hangup", call_id=call_id)
+    assert [t["text"] for t in queued["transcript"]].count(relay.HANDOFF_APOLOGY) == 1
+
+
+def test_a_dropped_socket_apologises_in_a_say_voice_never_an_elevenlabs_one(relay_server: LiveServer) -> None:
+    relay_server.script("Contact9", replies=[{"say": "Go ahead"}])
+    first = relay_server.tool("call", to="Contact9", message="I have news", keep_open=True,
+                              voice="ElevenLabs.21m00Tcm4TlvDq8ikWAM")
+    answer = post_handoff(relay_server, first["call_id"], first["twilio_sid"])
+    say = ET.fromstring(answer.text).find("Say")
+    assert say is not None and say.text == relay.HANDOFF_APOLOGY
+    assert say.attrib.get("voice") == "Polly.Brian"  # voice.default: <Say> cannot speak an ElevenLabs voice
+    relay_server.tool("hangup", call_id=first["call_id"])
+
+
+def test_after_our_end_the_handoff_only_hangs_up(relay_server: LiveServer, caplog: pytest.LogCaptureFixture) -> None:
+    relay_server.script("Contact10", replies=[{"say": "Bye then"}])
+    result = relay_server.tool("call", to="Contact10", message="Just checking", interactive=True)
+    final = relay_server.tool("wait", call_id=result["call_id"], until="end", timeout_seconds=20)
+    record = relay_server.simulator.call(result["twilio_sid"])
+    assert record.wait(10)
+    assert relay.HANDOFF_APOLOGY not in record.heard_text
+    assert relay.HANDOFF_APOLOGY not in said(final, "assistant")
+    replay = post_handoff(relay_server, result["call_id"], result["twilio_sid"])
+    assert [verb.tag for verb in ET.fromstring(replay.text)] == ["Hangup"]
+    assert dropped_warnings(caplog) == 0
