@@ -15,6 +15,7 @@ import contextlib
 import copy
 import gc
 import hashlib
+import importlib
 import io
 import json
 import os
@@ -27,7 +28,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import CodeType, FunctionType
+from types import CodeType, FunctionType, ModuleType
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -430,7 +431,10 @@ class WarmModule:
     """The functions of one loaded module, by the qualified name of their code."""
 
     def __init__(self, dotted: str) -> None:
-        module = sys.modules.get(dotted)
+        try:  # a module the tests import only when they run (not at collection) is loaded here
+            module: ModuleType | None = importlib.import_module(dotted)
+        except Exception:  # noqa: BLE001 - then every mutant of it imports afresh
+            module = None
         self.filename = getattr(module, "__file__", None) or ""
         self.functions: dict[str, list[FunctionType]] = {}
         for found in gc.get_objects():
