@@ -11,8 +11,12 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import copy
+import gc
 import hashlib
+import importlib
+import io
 import json
 import os
 import re
@@ -24,6 +28,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import CodeType, FunctionType, ModuleType
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -334,16 +339,25 @@ class _Plugin:
                 Path(os.environ["TC_FAILED_OUT"]).write_text(report.nodeid)
 
 
+PYTEST_ARGS = ["-q", "-p", "no:cacheprovider", "-p", "no:randomly", "-o", "addopts="]
+
+
 def _worker(args: list[str], env: dict[str, str], trace_out: str | None, durations_out: str | None,
-            limits: dict[str, float] | None = None) -> int:
-    """In a forked child: a fresh import of the project (mutant included), then pytest."""
+            limits: dict[str, float] | None = None, swap: Swap | None = None) -> int:
+    """In a forked child: pytest against the mutant. Given a `swap`, the child of a warm
+    process (project and tests imported, see warm_up) puts the mutated code into the
+    functions already loaded; otherwise a fresh import of the project, mutant included.
+    Processes the tests spawn import the mutant through the hook (env) either way."""
     os.setpgrp()
-    for name in [n for n in sys.modules if n.startswith(("twilio_caller", "tests", "conftest", "test_"))]:
-        del sys.modules[name]
     os.environ.update(env)
     sys.dont_write_bytecode = True
     hook = _hook()
-    hook.install_mutant()
+    if swap is None:
+        for name in [n for n in sys.modules if n.startswith(("twilio_caller", "tests", "conftest", "test_"))]:
+            del sys.modules[name]
+        hook.install_mutant()
+    else:
+        swap.apply()
     tracer = hook.install_tracer() if trace_out else None
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)
@@ -351,8 +365,7 @@ def _worker(args: list[str], env: dict[str, str], trace_out: str | None, duratio
     import pytest
 
     plugin = _Plugin(limits, tracer)
-    code = pytest.main(["-q", "-x", "-p", "no:cacheprovider", "-p", "no:randomly", "-o", "addopts=", *args],
-                       plugins=[plugin])
+    code = pytest.main(["-x", *PYTEST_ARGS, *args], plugins=[plugin])
     if tracer is not None:
         tracer.flush()
     if durations_out:
@@ -361,13 +374,14 @@ def _worker(args: list[str], env: dict[str, str], trace_out: str | None, duratio
 
 
 def start_tests(args: list[str], env: dict[str, str], *, trace_out: str | None = None,
-                durations_out: str | None = None, limits: dict[str, float] | None = None) -> int:
+                durations_out: str | None = None, limits: dict[str, float] | None = None,
+                swap: Swap | None = None) -> int:
     """Fork a pytest worker; returns its pid (also its process group)."""
     sys.stdout.flush()
     pid = os.fork()
     if pid == 0:
         try:
-            code = _worker(args, env, trace_out, durations_out, limits)
+            code = _worker(args, env, trace_out, durations_out, limits, swap)
         except BaseException:
             code = 3
         os._exit(code)
@@ -387,6 +401,69 @@ def poll_tests(pid: int, deadline: float) -> str | None:
         return "timeout"
     _kill_group(pid)  # whatever the tests left running
     return {0: "passed", 1: "failed", 5: "broken", TIMED_OUT: "timeout"}.get(os.waitstatus_to_exitcode(status), "error")
+
+
+# -- the warm process: project and tests imported once, each mutant swapped in after the fork --
+
+def warm_up(tests: list[str]) -> bool:
+    """Import the project and collect `tests` in this process (pytest --collect-only), so each
+    worker forked from it starts with everything loaded; False when collection fails (every
+    mutant then runs in a fresh import)."""
+    import pytest
+
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        code = pytest.main(["--collect-only", *PYTEST_ARGS, *tests])
+    return code == 0
+
+
+@dataclass
+class Swap:
+    """The mutated code of one top-level function or method, and the loaded functions whose
+    code it replaces (every object holding that function — `from module import name`
+    included — then runs the mutant)."""
+    functions: list[FunctionType]
+    code: CodeType
+
+    def apply(self) -> None:
+        for function in self.functions:
+            function.__code__ = self.code
+
+
+class WarmModule:
+    """The functions of one loaded module, by the qualified name of their code."""
+
+    def __init__(self, dotted: str) -> None:
+        try:  # a module the tests import only when they run (not at collection) is loaded here
+            module: ModuleType | None = importlib.import_module(dotted)
+        except Exception:  # noqa: BLE001 - then every mutant of it imports afresh
+            module = None
+        self.filename = getattr(module, "__file__", None) or ""
+        self.functions: dict[str, list[FunctionType]] = {}
+        for found in gc.get_objects():
+            if isinstance(found, FunctionType) and found.__code__.co_filename == self.filename:
+                self.functions.setdefault(found.__code__.co_qualname, []).append(found)
+
+    def swap(self, mutation: Mutation, mutant: str) -> Swap | None:
+        """How to run `mutant` here by swapping code: None (a fresh import is needed) for code
+        run at import (module and class bodies) or a function not loaded exactly once."""
+        if not self.filename or not mutation.in_function:
+            return None
+        target = mutation.function.split(".<locals>.", 1)[0]
+        loaded = self.functions.get(target, [])
+        codes = list(_codes_named(compile(mutant, self.filename, "exec"), target))
+        if len(codes) != 1 or len({id(f.__code__) for f in loaded}) != 1:
+            return None
+        if any(len(f.__code__.co_freevars) != len(codes[0].co_freevars) for f in loaded):
+            return None
+        return Swap(loaded, codes[0])
+
+
+def _codes_named(code: CodeType, qualname: str) -> Iterator[CodeType]:
+    for constant in code.co_consts:
+        if isinstance(constant, CodeType):
+            if constant.co_qualname == qualname:
+                yield constant
+            yield from _codes_named(constant, qualname)
 
 
 def run_tests(args: list[str], env: dict[str, str], timeout: float, *, trace_out: str | None = None,
@@ -502,7 +579,7 @@ def _selection_summary(found: list[Mutation], base: Baseline, source: str) -> st
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | ast.Lambda):
             spans.setdefault(function, set()).add(node.lineno)  # its body is another function's
         elif hasattr(node, "lineno"):
-            spans.setdefault(function, set()).update(range(node.lineno, (node.end_lineno or node.lineno) + 1))
+            spans.setdefault(function, set()).update(range(node.lineno, (getattr(node, "end_lineno", None) or node.lineno) + 1))
     by_line = [tests_for(m, base) for m in found]
     by_function = [tests_for(Mutation(m.index, m.function, m.description, m.key, m.in_function,
                                       tuple(spans.get(m.function, ())) if m.in_function else ()), base)
@@ -547,16 +624,19 @@ RECHECK_SLACK = 3.0  # a timed-out mutant is run again alone with this many time
 
 
 def _start_mutant(mutation: Mutation, source: str, dotted: str, selected: list[str], base: Baseline,
-                  work: Path, slack: float = 1.0) -> tuple[int, float]:
-    """Fork a worker running `selected` against the mutant; returns its pid and deadline."""
+                  work: Path, warm: WarmModule | None, slack: float = 1.0) -> tuple[int, float, bool]:
+    """Fork a worker running `selected` against the mutant; returns its pid, its deadline and
+    whether it swapped the mutant into the warm process (else: a fresh import)."""
     mutant = work / f"mutant-{mutation.index}.py"
-    mutant.write_text(mutant_source(source, mutation.index), encoding="utf-8")
+    text = mutant_source(source, mutation.index)
+    mutant.write_text(text, encoding="utf-8")
+    swap = warm.swap(mutation, text) if warm is not None else None
     env = {"PYTHONPATH": os.pathsep.join([str(HOOK_DIR), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
            "TC_MUTANT_MODULE": dotted, "TC_MUTANT_SOURCE": str(mutant),
            "TC_FAILED_OUT": str(work / f"failed-{mutation.index}")}
     budget = slack * (30 + 3 * sum(base.durations.get(t, 1.0) for t in selected))
     limits = {t: slack * test_limit(base.durations.get(t, 1.0)) for t in selected}
-    return start_tests(selected, env, limits=limits), time.monotonic() + budget
+    return start_tests(selected, env, limits=limits, swap=swap), time.monotonic() + budget, swap is not None
 
 
 def tests_of(module: str) -> list[str]:
@@ -564,26 +644,39 @@ def tests_of(module: str) -> list[str]:
 
 
 def run_modules(modules: list[str], only: list[int] | None, verbose: bool, jobs: int,
-                skip: set[str] | None = None, deselected: list[str] | None = None) -> dict[str, list[Result]]:
+                skip: set[str] | None = None, deselected: list[str] | None = None,
+                cold: bool = False) -> dict[str, list[Result]]:
     """One baseline for all `modules` (the union of their tests, each module's lines traced;
-    the gate's modules share most of their tests), then every module's mutants."""
+    the gate's modules share most of their tests), then every module's mutants, each in a
+    worker forked from this process once it has imported the project and collected the tests
+    (`cold`: each worker imports them afresh, the former method, kept to compare)."""
     tests = list(dict.fromkeys(test for module in modules for test in tests_of(module)))
     with tempfile.TemporaryDirectory(prefix="mutation-") as temporary:
         started = time.monotonic()
         found = baselines(modules, tests, Path(temporary), deselected)
         print(f"baseline of {len(tests)} test files for {len(modules)} module(s): "
               f"{time.monotonic() - started:.1f} s", flush=True)
-    return {module: run_module(module, found[module].restricted(tests_of(module)), only, verbose, jobs, skip)
+    started = time.monotonic()
+    warmed = not cold and warm_up(tests)
+    if not cold:
+        print(f"warm-up (project imported, tests collected once): {time.monotonic() - started:.1f} s"
+              + ("" if warmed else " FAILED: every mutant imports afresh"), flush=True)
+    return {module: run_module(module, found[module].restricted(tests_of(module)), only, verbose, jobs, skip,
+                               WarmModule(_dotted(module)) if warmed else None)
             for module in modules}
 
 
+def _dotted(module: str) -> str:
+    return module.removesuffix(".py").replace("/", ".")
+
+
 def run_module(module: str, base: Baseline, only: list[int] | None, verbose: bool, jobs: int,
-               skip: set[str] | None = None) -> list[Result]:
+               skip: set[str] | None = None, warm: WarmModule | None = None) -> list[Result]:
     """Every mutant of `module` against its tests; mutants whose key is in `skip` (the
     equivalents docs/mutation.md lists, in gate mode) are reported as listed without a run."""
     path = ROOT / module
     source = path.read_text(encoding="utf-8")
-    dotted = module.removesuffix(".py").replace("/", ".")
+    dotted = _dotted(module)
     found = mutations(module, source)
     with tempfile.TemporaryDirectory(prefix="mutation-") as temporary:
         work = Path(temporary)
@@ -597,6 +690,7 @@ def run_module(module: str, base: Baseline, only: list[int] | None, verbose: boo
         selections: dict[int, list[str]] = {}  # mutant → the tests it ran
         hangers: set[str] = set()  # tests a mutant made hang: tried last (others fail faster)
         kills: dict[str, int] = {}  # test → mutants it killed so far: strong tests go first
+        swapped: list[bool] = []  # per mutant run: into the warm process (True) or imported afresh
         while queue or running:
             while queue and len(running) < jobs:
                 mutation = queue.pop(0)
@@ -613,7 +707,8 @@ def run_module(module: str, base: Baseline, only: list[int] | None, verbose: boo
                     selected.remove(killer)
                     selected.insert(0, killer)
                 selections[mutation.index] = selected
-                pid, deadline = _start_mutant(mutation, source, dotted, selected, base, work)
+                pid, deadline, warmed = _start_mutant(mutation, source, dotted, selected, base, work, warm)
+                swapped.append(warmed)
                 running[pid] = (mutation, deadline, time.monotonic())
             for pid, (mutation, deadline, began) in list(running.items()):
                 outcome = poll_tests(pid, deadline)
@@ -637,9 +732,10 @@ def run_module(module: str, base: Baseline, only: list[int] | None, verbose: boo
             passed = work / f"failed-{index}.passed"  # and not those this very mutant passed
             done = set(passed.read_text(encoding="utf-8").split()) if passed.exists() else set()
             tests[:] = sorted((t for t in tests if t not in done), key=lambda test: test in hangers)
-        _recheck([r for r in results if r.outcome == "timeout"], source, dotted, selections, base, work, jobs)
+        _recheck([r for r in results if r.outcome == "timeout"], source, dotted, selections, base, work, jobs, warm)
         results.sort(key=lambda result: result.mutation.index)
-        print(f"{module}: done in {time.monotonic() - started:.0f} s", flush=True)
+        print(f"{module}: done in {time.monotonic() - started:.0f} s ({sum(swapped)} of {len(swapped)} "
+              "mutants swapped into the warm process, the others imported afresh)", flush=True)
     return results
 
 
@@ -649,7 +745,7 @@ def _priority(test: str, kills: dict[str, int], hangers: set[str], base: Baselin
 
 
 def _recheck(timed_out: list[Result], source: str, dotted: str, selections: dict[int, list[str]],
-             base: Baseline, work: Path, jobs: int) -> None:
+             base: Baseline, work: Path, jobs: int, warm: WarmModule | None) -> None:
     """The mutants that ran past their time limits, once more with RECHECK_SLACK times the
     limits, after the others (the machine less busy): a machine busy with other work can make
     an unmutated test that slow, and a kill by a tired machine would hide a survivor. The
@@ -657,7 +753,7 @@ def _recheck(timed_out: list[Result], source: str, dotted: str, selections: dict
     however busy the machine was): the hung test and those never reached, the hung last. Timing
     out again stays 'timeout' (the mutant makes the tests hang: a detected change, listed on
     its own); passing is 'survived', failing 'killed'."""
-    queue, running = list(timed_out), {}
+    queue, running = list(timed_out), dict[int, tuple[Result, float]]()
     while queue or running:
         while queue and len(running) < jobs:
             result = queue.pop(0)
@@ -665,8 +761,8 @@ def _recheck(timed_out: list[Result], source: str, dotted: str, selections: dict
             if not selections[result.mutation.index]:  # every test passed; the worker's budget ran out
                 result.outcome = "survived"
                 continue
-            pid, deadline = _start_mutant(result.mutation, source, dotted, selections[result.mutation.index],
-                                          base, work, RECHECK_SLACK)
+            pid, deadline, _warmed = _start_mutant(result.mutation, source, dotted, selections[result.mutation.index],
+                                                   base, work, warm, RECHECK_SLACK)
             running[pid] = (result, deadline)
         for pid, (result, deadline) in list(running.items()):
             outcome = poll_tests(pid, deadline)
@@ -723,6 +819,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", type=int, action="append", help="run only the mutant with this index")
     parser.add_argument("-j", "--jobs", type=int, default=1, help="mutants run at once (default 1)")
     parser.add_argument("-v", "--verbose", action="store_true", help="print every mutant's outcome")
+    parser.add_argument("--cold", action="store_true",
+                        help="every mutant's worker imports the project afresh (slow; to compare with the warm runner)")
     parser.add_argument("--deselect", action="append", metavar="TEST_ID",
                         help="leave out a test that fails without mutations (say which in the report)")
     args = parser.parse_args(argv)
@@ -740,7 +838,7 @@ def main(argv: list[str] | None = None) -> int:
     skip = listed_equivalents() if args.gate else None
     if args.deselect:
         print(f"left out (failing without mutations): {', '.join(args.deselect)}", flush=True)
-    results = run_modules(modules, args.only, args.verbose, max(1, args.jobs), skip, args.deselect)
+    results = run_modules(modules, args.only, args.verbose, max(1, args.jobs), skip, args.deselect, args.cold)
     return 1 if report(results) else 0
 
 

@@ -1,0 +1,107 @@
+"""bin/mutation on a tiny throwaway package: its mutants are the same each time, a mutant the
+tests notice is killed (in the warm worker and in a fresh import alike), one they miss
+survives, and the gate fails on a survivor docs/mutation.md does not list."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+TOOL = Path(__file__).resolve().parent.parent / "bin" / "mutation.py"
+MODULE = "pkg/limits.py"
+SOURCE = '''
+def size(count):
+    if count > 10:
+        return "big"
+    return "small"
+'''
+TESTS = '''
+from pkg.limits import size
+
+
+def test_size():
+    assert size(11) == "big"
+    assert size(3) == "small"
+'''
+SURVIVOR = "pkg/limits.py :: size :: count > 10 → count >= 10"  # size(10) is never asked
+DRIVER = '''
+import sys
+from pathlib import Path
+
+sys.path.insert(0, sys.argv[1])
+import mutation
+
+root = Path(sys.argv[2])
+mutation.ROOT, mutation.LISTED, mutation.CACHE = root, root / "docs" / "mutation.md", root / ".mutation-cache"
+mutation.TARGETS, mutation.GATE = {"pkg/limits.py": ["tests/test_limits.py"]}, ["pkg/limits.py"]
+sys.exit(mutation.main(sys.argv[3:]))
+'''
+
+
+def _tool() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("mutation_tool_under_test", TOOL)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up while it loads
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        del sys.modules[spec.name]
+    return module
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text("")
+    (tmp_path / "pkg" / "limits.py").write_text(SOURCE)
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_limits.py").write_text(TESTS)
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "driver.py").write_text(DRIVER)
+    return tmp_path
+
+
+def _run(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(project)}
+    return subprocess.run([sys.executable, str(project / "driver.py"), str(TOOL.parent), str(project), *args],
+                          capture_output=True, text=True, env=env, timeout=300, cwd=project)
+
+
+def test_the_mutants_of_a_source_are_the_same_each_time() -> None:
+    tool = _tool()
+    first = tool.mutations(MODULE, SOURCE)
+    again = tool.mutations(MODULE, SOURCE)
+    assert first == again
+    assert [tool.mutant_source(SOURCE, m.index) for m in first] == [tool.mutant_source(SOURCE, m.index) for m in again]
+    assert SURVIVOR in [m.key for m in first]
+
+
+@pytest.mark.parametrize("method", ["warm", "cold"])
+def test_a_missed_mutant_survives_and_a_noticed_one_is_killed(project: Path, method: str) -> None:
+    done = _run(project, MODULE, "-v", *(["--cold"] if method == "cold" else []))
+    assert done.returncode == 1, done.stdout + done.stderr
+    outcomes = {line.split(": ", 1)[1]: line.split("] ", 1)[1].split(" ", 1)[0]
+                for line in done.stdout.splitlines() if line.startswith("  [")}
+    assert outcomes[SURVIVOR] == "survived"
+    assert outcomes["pkg/limits.py :: size :: 10 → 11"] == "killed"
+    assert outcomes["pkg/limits.py :: size :: return 'small' → return None"] == "killed"
+    assert f"- `{SURVIVOR}` (survived)" in done.stdout
+    if method == "warm":
+        assert "4 of 4 mutants swapped into the warm process" in done.stdout
+
+
+def test_the_gate_fails_on_an_unlisted_survivor_and_passes_once_it_is_listed(project: Path) -> None:
+    unlisted = _run(project, "--gate")
+    assert unlisted.returncode == 1, unlisted.stdout + unlisted.stderr
+    assert SURVIVOR in unlisted.stdout
+    (project / "docs" / "mutation.md").write_text(f"- `{SURVIVOR}` — size(10) is not part of the contract\n")
+    listed = _run(project, "--gate")
+    assert listed.returncode == 0, listed.stdout + listed.stderr
+    assert "survivors not explained" not in listed.stdout
