@@ -16,7 +16,7 @@ from twilio_caller.call_state import CallStates, new_owner
 from twilio_caller.call_status import TERMINAL, UNANSWERED
 from twilio_caller.calls import CallWriter, new_call
 from twilio_caller.config import Config
-from twilio_caller.conversation import FAILURE_GOODBYE, NO_REPLY_BY_STATUS, Budgets, Conversation, Voicing
+from twilio_caller.conversation import FAILURE_GOODBYE, MACHINES, NO_REPLY_BY_STATUS, Budgets, Conversation, Voicing
 from twilio_caller.errors import InvalidInputError, NotFoundError, TelephonyError, TwilioCallerError
 from twilio_caller.runtime import Runtime
 from twilio_caller.settings import Settings
@@ -401,8 +401,9 @@ class Dialer:
         session = self._session_from(row, status)
         self.registry.add(session)
         resume, reask, goodbye = None, None, None
-        if session.status == "in-progress":  # taken back through TwiML (reattach)
-            self.fall_back_to_gather(session)
+        if session.status == "in-progress":  # a relay call goes on over a new socket (reattach)
+            if (row["answered_by"] or answered_by) in MACHINES:
+                self.fall_back_to_gather(session)  # a voicemail is left with TwiML
             voicemail = await self.conversation.taken_back(session, answered_by)
             if voicemail is not None:  # a machine: its voicemail path, made once
                 resume = voicemail

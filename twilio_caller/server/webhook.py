@@ -24,7 +24,7 @@ from twilio_caller.conversation import MACHINES
 from twilio_caller.sessions import CallSession
 from twilio_caller.transport.port import CallTransport, Detected
 from twilio_caller.transport.twilio import relay
-from twilio_caller.transport.twilio.relay_socket import RelaySockets
+from twilio_caller.transport.twilio.relay_socket import RelaySockets, connect_twiml
 from twilio_caller.transport.twilio.requests import read_form
 from twilio_caller.transport.twilio.routes import ROUTES, WebhookUrls
 from twilio_caller.transport.twilio.status import answered_by
@@ -105,11 +105,8 @@ class TwilioWebhook:
     def _connect(self, session: CallSession, params: dict[str, str]) -> Response:
         """A relay call answered: hand its audio to the socket; `setup` opens the conversation."""
         self.sockets.answered_by[session.call_id] = answered_by(params.get("AnsweredBy") or None)
-        urls = WebhookUrls(self._base)
-        path = urls.url(session, "relay").removeprefix(self._base)
-        document = relay.connect(session.speech, self.sockets.socket_url(path), urls.url(session, "handoff"),
-                                 self.sockets.greeting(session))
-        return Response(document, media_type=TWIML)
+        return Response(connect_twiml(WebhookUrls(self._base), session, greeting=self.sockets.greeting(session)),
+                        media_type=TWIML)
 
     async def _authorised(self, request: Request) -> tuple[CallSession, dict[str, str]] | Response:
         given = request.path_params["token"].encode("utf-8", "surrogateescape")  # any text: never a 500

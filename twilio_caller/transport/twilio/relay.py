@@ -235,10 +235,11 @@ def _text(value: Mapping[str, Any], key: str, build: Callable[[str], Message | N
     return build(field)
 
 
-def heard(turn: int, message: Prompt | Dtmf, call_sid: str) -> Event:
+def heard(turn: int, message: Prompt | Dtmf, call_id: str) -> Event:
     """The callee's final prompt or key in listening turn `turn` (one per turn) as the core's
-    event; the dedupe key names the turn, so a turn is recorded once whatever the socket."""
-    key = f"relay:{call_sid}:{turn}"
+    event; the dedupe key names the turn as Gather's does, so a turn is recorded once whatever
+    the socket or engine, and a restart knows the turn was answered."""
+    key = f"{call_id}:gather:{turn}"
     if isinstance(message, Dtmf):
         return Digits(turn, message.digits, key)
     return Heard(turn, message.text, None, key)

@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from twilio_caller.sessions import CallSession
-from twilio_caller.transport.port import Answered, Event, Interrupted, Ready, Silence
+from twilio_caller.transport.port import Answered, CallLine, Event, Interrupted, Ready, Silence
 from twilio_caller.transport.twilio import relay
+from twilio_caller.transport.twilio.routes import WebhookUrls, socket_base
 
 if TYPE_CHECKING:
     from twilio_caller.sessions import Registry
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("twilio_caller.relay")
 NORMAL_CLOSURE = 1000
 POLICY_VIOLATION = 1008
+RESUME, REASK = "resume", "reask"  # a take-back's socket URL: where the call goes on
 TOO_BIG = 1009
 
 
@@ -101,9 +103,6 @@ class RelaySockets:
         self.greeted[session.call_id] = self._conversation().opening
         return self.greeted[session.call_id]
 
-    def socket_url(self, path: str) -> str:
-        return self._base + path
-
     async def serve(self, websocket: WebSocket) -> None:
         session = self._admitted(websocket)
         if session is None:
@@ -149,7 +148,7 @@ class RelaySockets:
             raise _Refused(POLICY_VIOLATION, "setup names another call")
         inbox: asyncio.Queue[relay.Prompt | relay.Dtmf | None] = asyncio.Queue()
         turn = _Turn()
-        driver = asyncio.ensure_future(self._drive(websocket, session, first.call_sid, inbox, turn))
+        driver = asyncio.ensure_future(self._drive(websocket, session, inbox, turn))
         try:
             await self._read(websocket, session, bucket, inbox, turn, driver)
         finally:
@@ -201,10 +200,10 @@ class RelaySockets:
             raise _Refused(POLICY_VIOLATION, "too many messages")
         return relay.parse(raw if isinstance(raw, str) else raw.decode("utf-8", "replace"))
 
-    async def _drive(self, websocket: WebSocket, session: CallSession, call_sid: str,
+    async def _drive(self, websocket: WebSocket, session: CallSession,
                      inbox: asyncio.Queue[relay.Prompt | relay.Dtmf | None], turn: _Turn) -> None:
         """Answer each event with the core, send the plan, and make the next event of it."""
-        event: Event = Answered(self.answered_by.get(session.call_id))
+        event = self._first_event(websocket, session)
         language: str | None = None  # the session speaks and listens in the call's language
         greeted = self.greeted.pop(session.call_id, None)
         while True:
@@ -231,8 +230,20 @@ class RelaySockets:
             if isinstance(said, relay.Dtmf):
                 said = await self._keys(said, inbox)
             turn.listening = False
-            event = Silence(plan.listen) if said is None else relay.heard(plan.listen, said, call_sid)
+            event = Silence(plan.listen) if said is None else relay.heard(plan.listen, said, session.call_id)
 
+
+    def _first_event(self, websocket: WebSocket, session: CallSession) -> Event:
+        """A new call's first event is its answer; a call taken back after a restart (its
+        signed socket URL says where it was) comes back as Ready(resume) or, a listening turn
+        cut by the restart, as that turn with nothing heard (the question is asked again)."""
+        query = websocket.query_params
+        resume, reask = query.get(RESUME, ""), query.get(REASK, "")
+        if resume.isdigit():
+            return Ready(int(resume))
+        if reask.isdigit():
+            return Silence(int(reask))
+        return Answered(self.answered_by.get(session.call_id))
 
     async def _keys(self, first: relay.Dtmf, inbox: asyncio.Queue[relay.Prompt | relay.Dtmf | None]) -> relay.Dtmf:
         """The keys of one answer: until `#`, a pause, or speech (the speech is not kept)."""
@@ -248,15 +259,17 @@ class RelaySockets:
         return relay.Dtmf(keys.removesuffix("#") or keys)
 
 
+def connect_twiml(urls: WebhookUrls, line: CallLine, *, resume: int | None = None,
+                  reask: int | None = None, greeting: str | None = None) -> str:
+    """The call's `<Connect><ConversationRelay>` to this server's socket, with the handoff as
+    its action; a take-back names the resume number or the cut listening turn in the URL."""
+    query = {RESUME: str(resume)} if resume is not None else {REASK: str(reask)} if reask is not None else None
+    return relay.connect(line.speech, urls.socket_url(line, query), urls.url(line, "handoff"), greeting)
+
+
 @dataclass
 class _Turn:
     listening: bool = False
-
-
-def socket_base(public_base_url: str) -> str:
-    """The public base as a WebSocket base: https → wss (Twilio's case), http → ws (loopback)."""
-    scheme, _, rest = public_base_url.rstrip("/").partition("://")
-    return ("wss" if scheme == "https" else "ws") + "://" + rest
 
 
 async def _close(websocket: WebSocket, code: int) -> None:

@@ -96,6 +96,10 @@ class WebhookUrls:
         path = self._router.url_path_for(route, call_id=line.call_id, token=line.token)
         return self._base + str(path) + ("?" + "&".join(f"{k}={v}" for k, v in query.items()) if query else "")
 
+    def socket_url(self, line: CallLine, query: Mapping[str, str] | None = None) -> str:
+        """The call's relay socket URL (ConversationRelay `url`), on the public base as wss."""
+        return socket_base(self._base) + self.url(line, "relay", query).removeprefix(self._base)
+
     def ping(self) -> str:
         """The URL that proves the public base leads back to this server (the doctor asks it)."""
         return self._base + str(self._router.url_path_for("ping"))
@@ -103,3 +107,9 @@ class WebhookUrls:
     def numbered(self, line: CallLine, route: str, number: int) -> str:
         """A gather or hold URL with its sequence number (`?n=N`)."""
         return self.url(line, route, {"n": str(number)})
+
+
+def socket_base(public_base_url: str) -> str:
+    """The public base as a WebSocket base: https → wss (Twilio's case), http → ws (loopback)."""
+    scheme, _, rest = public_base_url.rstrip("/").partition("://")
+    return ("wss" if scheme == "https" else "ws") + "://" + rest

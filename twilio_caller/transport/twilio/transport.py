@@ -12,6 +12,7 @@ from twilio_caller.call_status import UNANSWERED
 from twilio_caller.transport.port import CallLine, Command, EndCall, Event, Placed, ProviderCall, SendDigits
 from twilio_caller.transport.twilio import requests, twiml
 from twilio_caller.transport.twilio.calls import Telephony
+from twilio_caller.transport.twilio.relay_socket import connect_twiml
 from twilio_caller.transport.twilio.routes import WebhookUrls
 
 if TYPE_CHECKING:
@@ -86,12 +87,14 @@ class TwilioTransport:
     def reattach(self, sid: str, line: CallLine, *, resume: int | None = None, reask: int | None = None,
                  goodbye: str | None = None) -> None:
         """Point a live call another (stopped) server ran at this one: say `goodbye` and hang
-        up, or come back as `Ready(resume)`, or as Gather `reask`'s request with nothing heard
+        up, or come back as `Ready(resume)` (a relay call: over a new socket to this server), or as Gather `reask`'s request with nothing heard
         (the redirect cut that Gather: the question is asked again), or — not answered yet —
         ask for the first answer."""
         fields: dict[str, Any]
         if goodbye is not None:
             fields = {"twiml": self.render(line, EndCall((goodbye,)))}
+        elif getattr(line, "engine", "gather") == "relay" and (resume is not None or reask is not None):
+            fields = {"twiml": connect_twiml(self.urls, line, resume=resume, reask=reask)}
         elif reask is not None:
             fields = {"url": self.urls.numbered(line, "gather", reask), "method": "POST"}
         elif resume is not None:

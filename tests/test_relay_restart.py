@@ -1,0 +1,84 @@
+"""A relay call survives its server: SIGKILLed mid-call, the restarted server takes the call
+back onto a new ConversationRelay socket (not Gather), the cut question is asked again, and
+the tool that was waiting gets the reply — every turn once."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from crashkit import Person, background, callee_lines, kill, live_home, said_lines, server
+from twilio_caller.manifest import invoke
+from twilio_caller.runtime import Runtime
+from twilio_caller.simulator import InteractiveCallee, Simulator, SimulatorThread
+
+QUESTIONS = {"Hello": "Hi", "And then?": "Second reply", "Anything else?": "Third reply"}
+
+
+@pytest.fixture
+def twilio():
+    simulator = Simulator(time_scale=10.0)
+    with SimulatorThread(simulator) as running:
+        yield simulator, running.base_url
+
+
+def relay_home(home: Path, simulator: Simulator, api: str) -> Runtime:
+    live_home(home, simulator, api).close()
+    config = home / "config.yaml"
+    config.write_text(config.read_text().replace("conversation: {", "conversation: {engine: relay, "))
+    return Runtime(home, environ={})
+
+
+def engine_on_record(runtime: Runtime, call_id: str) -> str:
+    return str(runtime.store.query("SELECT engine FROM calls WHERE id = ?", (call_id,))[0]["engine"])
+
+
+def test_a_relay_call_killed_mid_question_goes_on_over_a_new_socket_and_the_tool_gets_the_reply(
+        home: Path, twilio) -> None:
+    simulator, api = twilio
+    runtime = relay_home(home, simulator, api)
+    person = Person(QUESTIONS, think_at="And then?")
+    simulator.set_callee("+13125550101", InteractiveCallee(person, ring_seconds=0.2))
+    first = background(home)
+    restarted: list = []
+    try:
+        placed = invoke("call", {"to": "Contact1", "message": "Hello", "keep_open": True}, runtime)
+        assert placed["reply"]["text"] == "Hi"
+        call_id, sid = placed["call_id"], placed["twilio_sid"]
+        assert engine_on_record(runtime, call_id) == "relay"  # what a restart goes on with
+
+        came_back = threading.Event()
+
+        def restart() -> None:  # Twilio asks the <Connect action> after the dropped socket
+            restarted.append(server(home))
+            came_back.set()
+
+        simulator.chaos.on_next_webhook(lambda url, params: url.endswith("/handoff"), restart, in_flight=False)
+        with ThreadPoolExecutor(1) as pool:
+            asking = pool.submit(invoke, "say", {"call_id": call_id, "message": "And then?",
+                                                 "timeout_seconds": 60}, runtime)
+            assert person.thinking.wait(20)
+            kill(first.info["pid"])  # the socket drops with the callee mid-answer
+            person.release.set()
+            assert came_back.wait(30)
+            second = asking.result(timeout=90)
+        assert second["reply"]["text"] == "Second reply"
+        third = invoke("say", {"call_id": call_id, "message": "Anything else?"}, runtime)
+        assert third["reply"]["text"] == "Third reply"
+        ended = invoke("hangup", {"call_id": call_id}, runtime)
+        assert ended["status"] == "completed"
+        record = simulator.call(sid)
+        assert record.wait(10) and record.status == "completed"
+        assert callee_lines(ended) == ["Hi", "Second reply", "Third reply"]
+        said = said_lines(ended)
+        assert said.count("And then?") == 2  # asked, then asked again over the new socket
+        assert said.count("Anything else?") == 1 and said.index("And then?") < said.index("Anything else?")
+        assert not [request for request in record.requests
+                    if "/gather" in request.url or "/hold" in request.url]  # … never onto Gather
+    finally:
+        person.release.set()
+        for running in restarted:
+            running.stop()
