@@ -64,7 +64,8 @@ TARGETS: dict[str, list[str]] = {
                                                 "tests/test_telephony_*.py"],
     "twilio_caller/transport/twilio/status.py": ["tests/test_twilio_transport.py", "tests/test_webhook.py"],
     "twilio_caller/transport/twilio/transport.py": ["tests/test_twilio_transport.py", "tests/test_calls.py", "tests/test_call_lifecycle.py",
-                                                    "tests/test_recovery.py", "tests/test_webhook.py"],
+                                                    "tests/test_recovery.py", "tests/test_webhook.py",
+                                                    "tests/test_relay_takeback.py"],
 }
 GATE = ["twilio_caller/safety.py", "twilio_caller/server/webhook.py", "twilio_caller/transport/twilio/requests.py",
         "twilio_caller/transport/twilio/routes.py"]
