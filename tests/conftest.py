@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from elevenlabs_standin import StandIn
 from twilio_caller.clock import ManualClock
 from twilio_caller.invocation import SIMULATE_ENV
 from twilio_caller.runtime import Runtime
+from twilio_caller.simulator.runner import ThreadedServer
 
 ISOLATED_VARIABLES = (
     "TWILIO_CALLER_HOME", "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_FROM_NUMBER",
@@ -165,3 +167,12 @@ def postgres_url(postgres_database: str) -> Iterator[str]:
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     if _postgres_missing:
         terminalreporter.write_line(_postgres_missing[0])
+
+
+@pytest.fixture
+def eleven() -> Iterator[StandIn]:
+    """A stand-in of the ElevenLabs API on loopback."""
+    stand_in = StandIn()
+    with ThreadedServer(stand_in.app) as server:
+        stand_in.base_url = server.base_url
+        yield stand_in

@@ -95,11 +95,12 @@ def test_a_busy_webhook_port_is_explained(capsys, home: Path) -> None:
     assert f"port {port} on 127.0.0.1 is already in use" in err and "webhook.port" in err
 
 
-def test_a_second_process_continues_the_call(home: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("engine", ["gather", "relay"])
+def test_a_second_process_continues_the_call(home: Path, tmp_path: Path, engine: str) -> None:
     home.mkdir(parents=True, exist_ok=True)
     (home / "config.yaml").write_text(
         'safety: {calling_hours: "00:00-24:00", callee_hours: null}\nwebhook: {port: 0}\n'
-        "conversation: {hold_budget_seconds: 1, unsteered_limit_seconds: 30}\n"
+        f"conversation: {{engine: {engine}, hold_budget_seconds: 1, unsteered_limit_seconds: 30}}\n"
     )
     callee = tmp_path / "callee.yaml"
     callee.write_text("ring_seconds: 0.5\nreplies:\n  - say: Hello there\n  - say: Friday is fine\n")
@@ -122,6 +123,9 @@ def test_a_second_process_continues_the_call(home: Path, tmp_path: Path) -> None
         assert ended["status"] == "completed"
         status = cli("status", first["call_id"])
         assert [t["text"] for t in status["transcript"]][-1] == "Thanks, bye!"
+        callee = [t["text"] for t in status["transcript"] if t["speaker"] == "callee"]
+        assert callee == ["Hello there", "Friday is fine"]  # each turn once, on either engine
+        assert [t["text"] for t in status["transcript"]].count("Does Friday work?") == 1
         assert cli("server", "status")["running"] is True
     finally:
         stopped = cli("server", "stop")

@@ -5,10 +5,6 @@ The webhook's own relay paths (handoff replays, sync detection) are in test_rela
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -119,33 +115,3 @@ def test_a_call_is_ended_at_its_maximum_duration(home: Path, engine: str) -> Non
     finally:
         server.thread.stop()
         server.runtime.close()
-
-
-@pytest.mark.parametrize("engine", ENGINES)
-def test_separate_processes_carry_one_call_turn_by_turn(home: Path, tmp_path: Path, engine: str) -> None:
-    home.mkdir(parents=True, exist_ok=True)
-    (home / "config.yaml").write_text(
-        'safety: {calling_hours: "00:00-24:00", callee_hours: null}\nwebhook: {port: 0}\n'
-        f"conversation: {{engine: {engine}, hold_budget_seconds: 1, unsteered_limit_seconds: 30}}\n")
-    callee = tmp_path / "callee.yaml"
-    callee.write_text("ring_seconds: 0.5\nreplies:\n  - say: Hello there\n  - say: Friday is fine\n")
-    env = {**os.environ, "TWILIO_CALLER_HOME": str(home)}
-
-    def cli(*argv: str) -> dict:
-        done = subprocess.run([sys.executable, "-m", "twilio_caller", *argv, "--json"],
-                              capture_output=True, text=True, env=env, timeout=120)
-        assert done.returncode == 0, done.stdout + done.stderr
-        return json.loads(done.stdout)
-
-    cli("add", "312-555-0101", "Contact1")
-    try:
-        first = cli("call", "Contact1", "Quick question", "--keep-open", "--simulate", "--callee", str(callee))
-        assert first["reply"]["text"] == "Hello there"
-        assert cli("say", first["call_id"], "Does Friday work?")["reply"]["text"] == "Friday is fine"
-        assert cli("hangup", first["call_id"], "Thanks, bye!")["status"] == "completed"
-        final = cli("status", first["call_id"])
-        assert said(final, "callee") == ["Hello there", "Friday is fine"]  # each turn once
-        assistant = said(final, "assistant")
-        assert assistant.count("Does Friday work?") == 1 and assistant[-1] == "Thanks, bye!"
-    finally:
-        cli("server", "stop")

@@ -16,7 +16,6 @@ from elevenlabs_standin import API_KEY, VOICE_ID, StandIn
 from twilio_caller import call_request, voices
 from twilio_caller.errors import InvalidInputError
 from twilio_caller.settings import ElevenLabsSettings, Relay, RelayLanguage
-from twilio_caller.simulator.runner import ThreadedServer
 from twilio_caller.transport.port import Ask, Line, Say, Speech
 from twilio_caller.transport.twilio import relay, twiml
 
@@ -170,14 +169,6 @@ def test_a_line_in_another_language_sets_say_and_gather_language_on_gather() -> 
 
 
 # -- whole calls through the simulator ------------------------------------------------------------
-
-@pytest.fixture
-def eleven() -> Iterator[StandIn]:
-    stand_in = StandIn()
-    with ThreadedServer(stand_in.app) as server:
-        stand_in.base_url = server.base_url
-        yield stand_in
-
 
 def start(home: Path, *, engine: str = "gather", relay_config: str = "", extra: str = "") -> LiveServer:
     server = LiveServer(home, time_scale=50, hold=0.3, unsteered=30, extra_config=extra)

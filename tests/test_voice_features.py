@@ -3,24 +3,13 @@ drops after the beep, and DTMF digits — through the simulator, which fetches e
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 
 from conftest import LiveServer
 from elevenlabs_standin import API_KEY, VOICE_ID, StandIn
-from twilio_caller.simulator.runner import ThreadedServer
 
 OPENING = "Hi, this is Yamani, Robert's AI assistant."
-
-
-@pytest.fixture
-def eleven() -> Iterator[StandIn]:
-    stand_in = StandIn()
-    with ThreadedServer(stand_in.app) as server:
-        stand_in.base_url = server.base_url
-        yield stand_in
 
 
 def serve(home: Path, extra: str = "") -> LiveServer:
