@@ -22,7 +22,7 @@ from twilio_caller.server.client import ServerClient
 from twilio_caller.server.runfile import read_run_file
 from twilio_caller.simulator import Simulator
 
-PUBLIC = "https://calls.example.test"
+PUBLIC = "https://calls.example.com"
 QUESTIONS = 5  # turns per call in the soak
 
 

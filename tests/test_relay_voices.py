@@ -117,7 +117,7 @@ def test_the_noun_carries_the_voice_and_the_configured_attributes() -> None:
                     elevenlabs_text_normalization="on",
                     languages=(RelayLanguage("es-ES", "Polly.Lupe", "Google", "telephony"),
                                RelayLanguage("de-DE", f"{STREAMED}-flash_v2_5")))
-    element = noun(relay.connect(speech(f"{STREAMED}-turbo_v2_5-1.0_0.5_0.75", options), "wss://h/r", "https://h/a"))
+    element = noun(relay.connect(speech(f"{STREAMED}-turbo_v2_5-1.0_0.5_0.75", options), "wss://h.example.com/r", "https://h.example.com/a"))
     assert element.attrib["ttsProvider"] == "ElevenLabs"
     assert element.attrib["voice"] == f"{VOICE_ID}-turbo_v2_5-1.0_0.5_0.75"
     assert (element.attrib["language"], element.attrib["ttsLanguage"], element.attrib["transcriptionLanguage"]) == (
@@ -133,7 +133,7 @@ def test_the_noun_carries_the_voice_and_the_configured_attributes() -> None:
 
 
 def test_without_relay_settings_twilio_keeps_its_defaults() -> None:
-    element = noun(relay.connect(speech("Google.en-US-Neural2-F"), "wss://h/r", "https://h/a"))
+    element = noun(relay.connect(speech("Google.en-US-Neural2-F"), "wss://h.example.com/r", "https://h.example.com/a"))
     assert (element.attrib["ttsProvider"], element.attrib["voice"]) == ("Google", "en-US-Neural2-F")
     assert element.attrib["hints"] == "Robert"  # the Gather hints
     for unset in ("ttsLanguage", "transcriptionLanguage", "transcriptionProvider", "speechModel",
@@ -159,12 +159,12 @@ def test_a_line_in_another_language_carries_it_on_relay_tokens_and_switches_once
 
 def test_a_line_in_another_language_sets_say_and_gather_language_on_gather() -> None:
     document = ET.fromstring(twiml.render(Ask(("Hello", Line("¿Y usted?", None, "es-ES")), 4),
-                                          speech("alice"), lambda route, n: f"https://h/{route}?n={n}"))
+                                          speech("alice"), lambda route, n: f"https://h.example.com/{route}?n={n}"))
     gather = document.find("Gather")
     assert gather is not None and gather.attrib["language"] == "es-ES"
     assert [(say.text, say.attrib.get("language")) for say in gather.findall("Say")] == [
         ("Hello", None), ("¿Y usted?", "es-ES")]
-    plain = ET.fromstring(twiml.render(Ask(("Hello",), 5), speech("alice"), lambda route, n: "https://h/g"))
+    plain = ET.fromstring(twiml.render(Ask(("Hello",), 5), speech("alice"), lambda route, n: "https://h.example.com/g"))
     assert plain.find("Gather").attrib["language"] == "en-US"  # type: ignore[union-attr]
 
 
@@ -371,7 +371,7 @@ def test_the_opening_as_welcome_greeting_is_spoken_once_and_kept_in_the_transcri
 
 def test_a_polly_voice_keeps_its_own_language_on_gather_while_recognition_switches() -> None:
     document = ET.fromstring(twiml.render(Ask((Line("¿Y usted?", None, "es-ES"),), 4), speech("Polly.Brian"),
-                                          lambda route, n: "https://h/g"))
+                                          lambda route, n: "https://h.example.com/g"))
     gather = document.find("Gather")
     assert gather is not None and gather.attrib["language"] == "es-ES"
     say = gather.find("Say")
@@ -382,7 +382,7 @@ def test_the_simulator_picks_the_voice_and_languages_twilio_would() -> None:
     from twilio_caller.simulator.relay import Voices
     from twilio_caller.simulator.twiml import ConversationRelay
 
-    verb = ConversationRelay("wss://h/r", None, "POST", (
+    verb = ConversationRelay("wss://h.example.com/r", None, "POST", (
         ("language", "en-US"), ("transcriptionLanguage", "en-GB"), ("ttsProvider", "Amazon"), ("voice", "Joanna")),
         ((("code", "es-ES"), ("ttsProvider", "Google"), ("voice", "es-ES-Neural2-A")),))
     chosen = Voices.of(verb)

@@ -107,16 +107,16 @@ def test_round_robin_sends_each_request_to_the_next_instance_and_the_others_afte
     from twilio_caller.simulator.chaos import Chaos
 
     chaos = Chaos()
-    chaos.round_robin("https://calls.example.test/", ["http://127.0.0.1:1/", "http://127.0.0.1:2"])
-    url = "https://calls.example.test/twilio/call_a/t/hold?n=1"
+    chaos.round_robin("https://calls.example.com/", ["http://127.0.0.1:1/", "http://127.0.0.1:2"])
+    url = "https://calls.example.com/twilio/call_a/t/hold?n=1"
     turns = [chaos.balance(url) for _ in range(3)]
     assert turns == [
         ["http://127.0.0.1:1/twilio/call_a/t/hold?n=1", "http://127.0.0.1:2/twilio/call_a/t/hold?n=1"],
         ["http://127.0.0.1:2/twilio/call_a/t/hold?n=1", "http://127.0.0.1:1/twilio/call_a/t/hold?n=1"],
         ["http://127.0.0.1:1/twilio/call_a/t/hold?n=1", "http://127.0.0.1:2/twilio/call_a/t/hold?n=1"],
     ]
-    assert chaos.balance("https://calls.example.testing/x") == []  # another host: its own way
+    assert chaos.balance("https://calls.example.org/x") == []  # another host: its own way
     chaos.reset()
     assert chaos.balance(url) == []
     with pytest.raises(ValueError, match="at least one"):
-        chaos.round_robin("https://calls.example.test", [])
+        chaos.round_robin("https://calls.example.com", [])

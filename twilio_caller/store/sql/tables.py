@@ -5,6 +5,7 @@ does around a load (`_hold`, `_loaded`)."""
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -12,7 +13,7 @@ from twilio_caller.store.ports import TABLES, BadCopy, NotEmpty
 from twilio_caller.store.sql.dialect import SqlDatabase, marks, plain
 
 
-class SqlTables:
+class SqlTables(ABC):
     bad_row: tuple[type[Exception], ...] = ()
     """The driver's errors that mean a row does not fit (reported as BadCopy)."""
 
@@ -50,12 +51,12 @@ class SqlTables:
             self._loaded(connection)
         return written
 
-    def _hold(self, connection: Any, table: str) -> None:
+    def _hold(self, connection: Any, table: str) -> None:  # noqa: B027 (an optional hook: nothing by default)
         """Keep other writers out of `table` until the load ends (the transaction may already)."""
 
+    @abstractmethod
     def _columns(self, connection: Any, table: str) -> set[str]:
         """The column names `table` has (a copy's names are checked against them): the backend's."""
-        raise NotImplementedError
 
-    def _loaded(self, connection: Any) -> None:
+    def _loaded(self, connection: Any) -> None:  # noqa: B027 (an optional hook: nothing by default)
         """What the store needs after rows with their ids were loaded."""
