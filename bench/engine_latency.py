@@ -63,9 +63,9 @@ def probed(probe: Probe) -> Iterator[None]:
 
     hear, says = CallEngine._hear, CallEngine._callee_says
 
-    def timed_hear(self: CallEngine, kind: str, text: str) -> None:
+    def timed_hear(self: CallEngine, kind: str, text: str, *heard_as: Any) -> None:  # voice, language
         probe.hear(self.record.sid, text)
-        hear(self, kind, text)
+        hear(self, kind, text, *heard_as)
 
     def timed_says(self: CallEngine, kind: str, text: str, seconds: float | None = None, **options: Any) -> None:
         probe.says(text, seconds)
