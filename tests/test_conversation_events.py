@@ -139,14 +139,20 @@ def test_a_machine_is_an_event_for_the_agent(runtime, transport, loop, mode, eve
     assert {"event": event} in session.events
 
 
-def test_a_refused_write_rolls_the_answer_back_and_tells_the_agent(runtime, transport, loop) -> None:
-    core = conversation(runtime, transport)
+def two_lines_waiting(runtime, core, loop):  # type: ignore[no-untyped-def]
+    """A kept-open call past its first reply, with two lines of the agent's waiting."""
     session = session_for(runtime, keep_open=True)
     loop.run_until_complete(core.answer(session, Answered("human")))
     loop.run_until_complete(core.answer(session, Heard(1, "Go ahead", 0.9, "call_core1:gather:1")))
     first, second = Speak("First line.", expect_reply=False), Speak("Second line.", expect_reply=False)
     session.submit(first)
     session.submit(second)
+    return session, first, second
+
+
+def test_a_refused_write_rolls_the_answer_back_and_tells_the_agent(runtime, transport, loop) -> None:
+    core = conversation(runtime, transport)
+    session, first, second = two_lines_waiting(runtime, core, loop)
     given = set(session.answers)
     runtime.store.query("PRAGMA query_only = ON")  # every write is refused, as on a read-only disk
     try:
@@ -178,12 +184,7 @@ class FailingOnce(FakeTransport):
 def test_an_answer_that_breaks_is_rolled_back_and_the_retry_delivers_the_same_lines(runtime, loop) -> None:
     transport = FailingOnce()
     core = conversation(runtime, transport)
-    session = session_for(runtime, keep_open=True)
-    loop.run_until_complete(core.answer(session, Answered("human")))
-    loop.run_until_complete(core.answer(session, Heard(1, "Go ahead", 0.9, "call_core1:gather:1")))
-    first, second = Speak("First line.", expect_reply=False), Speak("Second line.", expect_reply=False)
-    session.submit(first)
-    session.submit(second)
+    session, first, second = two_lines_waiting(runtime, core, loop)
     given = set(session.answers)
     transport.broken = True
     with pytest.raises(RuntimeError):
