@@ -10,6 +10,7 @@ from twilio_caller.store.postgres.call_state import PgCallStates, PgLeases
 from twilio_caller.store.sql.calls import SqlCalls
 from twilio_caller.store.postgres.database import PgDatabase, connection_error, redact
 from twilio_caller.store.sql.ledger import SqlLedger
+from twilio_caller.store.postgres.read_back import PgReader
 from twilio_caller.store.postgres.migrations import MIGRATIONS
 from twilio_caller.store.sql.schedule import SqlSchedule
 from twilio_caller.store.postgres.tables import PgTables
@@ -59,6 +60,9 @@ class PostgresStore(PgDatabase):
     @property
     def tables(self) -> PgTables:
         return self._tables
+
+    def reader(self) -> PgReader:
+        return PgReader(self)
 
     @property
     def wakeups(self) -> PgWakeups:
