@@ -133,9 +133,9 @@ class TwilioWebhook:
         """The call's session when `token` is its token. Instances sharing the store: made
         here from the store when another placed the call, and brought up to date with it."""
         if self._dialer.shared is not None:
-            row = self._dialer.row(call_id)
-            known = row is not None and secrets.compare_digest(str(row["token"]).encode(), token)
-            return await self._dialer.adopt(call_id, row) if known else None
+            snapshot, revision = await self._dialer.read(call_id)
+            known = snapshot is not None and secrets.compare_digest(str(snapshot.row["token"]).encode(), token)
+            return await self._dialer.adopt(call_id, snapshot, revision) if known else None
         session = self._dialer.registry.get(call_id)
         if session is None or not secrets.compare_digest(session.token.encode(), token):
             return None
