@@ -144,7 +144,7 @@ def _probed(directory: Path, turns: int) -> dict[str, Any]:
         data = json.loads(path.read_text())
         for kind, n in data["counts"].items():
             counts[kind] = counts.get(kind, 0) + n
-            seconds[kind] = seconds.get(kind, 0.0) + data["seconds"][kind]
+            seconds[kind] = seconds.get(kind, 0.0) + data["seconds"].get(kind, 0.0)
     return {kind: {"per_turn": round(counts[kind] / turns, 1), "total_ms": round(seconds[kind] * 1000),
                    "mean_ms": round(seconds[kind] * 1000 / counts[kind], 2)} for kind in sorted(counts)}
 

@@ -403,7 +403,7 @@ class Conversation:
         deadline = self._deadline()
         who = answered or ("unknown" if session.digits_sent else None)
         if who is not None:
-            self._writer.advance(session.call_id, session.status, answered_by=who)
+            await self._store.off_loop(partial(self._writer.advance, session.call_id, session.status, answered_by=who))
         if who in MACHINES:
             return await self._voicemail(session, who, deadline)
         lines = [self._opening, session.message]
@@ -535,8 +535,9 @@ class Conversation:
             session.latency_turn += 1
             self.mark(session, "callee_end", session.latency_turn, self._clock.now() - timedelta(seconds=lag))
         if self._shared is not None:
-            self._shared.outcome(session, outcome)
-        await session.record_outcome(outcome)
+            await self._shared.outcome(session, outcome)
+        else:
+            await session.record_outcome(outcome)
         self._changed(session)
 
     async def _ask(self, session: CallSession, texts: list[str], *, prompt: list[str],

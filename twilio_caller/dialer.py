@@ -9,6 +9,7 @@ import logging
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import replace
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from twilio_caller import call_request, numbers, safety, voices
@@ -127,17 +128,17 @@ class Dialer:
     ) -> CallSession:
         """Place the call and return its session at once (progress can be followed on it);
         `first_result` then waits for what the agent needs."""
-        request, rules = self.check(arguments)
+        request, rules = await self._store.off_loop(self.check, arguments)
         call_id, token = "call_" + secrets.token_hex(8), secrets.token_urlsafe(24)
-        decision, approval = safety.reserve(
-            self._rt.store.ledger, request, self._rt.clock.now(), rules, tool="call",
+        decision, approval = await self._store.off_loop(partial(
+            safety.reserve, self._rt.store.ledger, request, self._rt.clock.now(), rules, tool="call",
             new_call=new_call(call_id, token, request),
-        )
+        ))
         if approval is None:
             raise decision.refusal()
         session = self._session(call_id, token, request)
         self.registry.add(session)
-        self.states.start(call_id, self.owner, approval.time_limit)
+        await self._store.off_loop(self.states.start, call_id, self.owner, approval.time_limit)
         self._prune()
         session.emit({"event": "dialing", "to": request.to_name or request.to_number, "call_id": call_id})
         if before_dial is not None:
@@ -154,12 +155,12 @@ class Dialer:
                 send_digits=send_digits or None, detection=detection,
             )
         except TelephonyError as exc:
-            self._writer.not_placed(call_id, exc.message)
+            await self._store.off_loop(self._writer.not_placed, call_id, exc.message)
             await session.end("failed")
             self.registry.discard(call_id)
             raise
         session.twilio_sid = placed.sid
-        self._writer.placed(call_id, placed.sid, placed.status)
+        await self._store.off_loop(self._writer.placed, call_id, placed.sid, placed.status)
         self._guard_duration(session, approval.time_limit)
         if session.hung_up_by_us and not session.ended:  # a hangup came while dialing: cancel now
             if session.status == "pending":
@@ -603,7 +604,7 @@ class Dialer:
     async def _end_by_api(self, session: CallSession, text: str | None) -> None:
         answered = session.status not in UNANSWERED
         if answered and text:
-            self._writer.turn(session.call_id, "assistant", text)
+            await self._store.off_loop(self._writer.turn, session.call_id, "assistant", text)
         session.hung_up_by_us = True
         if session.twilio_sid:
             await asyncio.to_thread(self.transport.hang_up, session.twilio_sid, session.status, session, text)

@@ -49,11 +49,13 @@ class SharedCalls:
         """The call as the store holds it (None: unknown), in one statement."""
         return await self._reader.read_back(call_id)
 
-    def outcome(self, session: CallSession, outcome: Outcome) -> None:
-        """A listening turn's outcome, numbered in the call (a replay writes nothing twice).
-        Written in place, with the session's count taken in the same step: a refresh can never
-        see it in the store before it is in the session."""
-        self._writer.event(session.call_id, OUTCOME, outcome.kind, len(session.outcomes) + 1, asdict(outcome))
+    async def outcome(self, session: CallSession, outcome: Outcome) -> None:
+        """A listening turn's outcome, numbered in the call (a replay writes nothing twice),
+        then in the session: no refresh runs in between (it would find it in the store first)."""
+        async with session.syncing:
+            await self._store.off_loop(self._writer.event, session.call_id, OUTCOME, outcome.kind,
+                                       len(session.outcomes) + 1, asdict(outcome))
+            await session.record_outcome(outcome)
 
     async def seen(self, session: CallSession) -> None:
         """The agent was handed the outcomes up to `session.seen`, through this instance."""

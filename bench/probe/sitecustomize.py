@@ -33,7 +33,18 @@ def _where() -> str:
         asyncio.get_running_loop()
     except RuntimeError:
         return "sync_off_loop"
+    if os.environ.get("TC_PROBE_SITES"):  # which product line ran a statement on the loop
+        counts["site " + _site()] += 1
     return "sync_on_loop"
+
+
+def _site() -> str:
+    import traceback
+
+    for frame in reversed(traceback.extract_stack()[:-3]):
+        if "twilio_caller" in frame.filename and "/store/" not in frame.filename:
+            return f"{frame.filename.rsplit('twilio_caller/', 1)[-1]}:{frame.lineno} {frame.name}"
+    return "?"
 
 
 def _install() -> None:
