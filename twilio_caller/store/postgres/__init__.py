@@ -5,6 +5,7 @@ processes share. Needs psycopg 3 (the `[postgres]` extra)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from twilio_caller.store.postgres.call_state import PgCallStates, PgLeases
 from twilio_caller.store.sql.calls import SqlCalls
@@ -22,8 +23,9 @@ __all__ = ["MIGRATIONS", "PgDatabase", "PostgresStore", "connection_error", "red
 
 
 class PostgresStore(PgDatabase):
-    def __init__(self, url: str, migrations: Sequence[Migration] = MIGRATIONS) -> None:
-        super().__init__(url, migrations)
+    def __init__(self, url: str, migrations: Sequence[Migration] = MIGRATIONS, **pool: Any) -> None:
+        """`pool`: `pool_size`, `pool_timeout` (PgDatabase)."""
+        super().__init__(url, migrations, **pool)
         self._contacts = SqlContacts(self)
         self._calls = SqlCalls(self)
         self._ledger = SqlLedger(self)
