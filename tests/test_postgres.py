@@ -199,9 +199,9 @@ def test_a_store_whose_connections_are_all_busy_says_so_instead_of_hanging(postg
     end; the connection given back serves again."""
     store = PostgresStore(postgres_url, pool_size=1, pool_timeout=0.3)
     try:
-        with store.transaction():
-            with pytest.raises(ConfigError, match=r"all 1 of this process's connections stayed busy.*pg_stat_activity"):
-                store.contacts.all()
+        busy = r"all 1 of this process's connections stayed busy.*pg_stat_activity"
+        with store.transaction(), pytest.raises(ConfigError, match=busy):
+            store.contacts.all()
         assert store.contacts.all() == []
     finally:
         store.close()

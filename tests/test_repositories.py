@@ -336,22 +336,35 @@ def test_the_home_lease(store: Store) -> None:
 
 
 def test_wakeups_reach_every_listener_of_a_shared_store(store: Store) -> None:
+    """On the event loop that listens: another process's news arrives, this process's own
+    (sent on whichever of its connections) does not."""
+    import asyncio
+
     heard: list[str | None] = []
-    arrived = threading.Event()
 
-    def wake(call_id: str | None) -> None:
-        heard.append(call_id)
-        arrived.set()
+    async def scenario() -> bool:
+        arrived = asyncio.Event()
 
-    other = _reopened(store)  # another process's store on the same database
-    stop = store.wakeups.listen(wake)
-    try:
-        store.wakeups.notify("call_own")  # this process's own news: its waiters woke in process
-        other.wakeups.notify("call_a")
-        assert arrived.wait(5) is store.wakeups.shared  # one server per SQLite home: nobody else to tell
-    finally:
-        stop()
-        other.close()
+        def wake(call_id: str | None) -> None:
+            heard.append(call_id)
+            arrived.set()
+
+        other = _reopened(store)  # another process's store on the same database
+        stop = await store.wakeups.listen(wake)
+        try:
+            for _ in range(3):  # this process's own news: its waiters woke in process
+                await asyncio.gather(*(asyncio.to_thread(store.wakeups.notify, "call_own") for _ in range(4)))
+            other.wakeups.notify("call_a")
+            try:
+                await asyncio.wait_for(arrived.wait(), 5)
+            except TimeoutError:
+                return False
+            return True
+        finally:
+            await stop()
+            other.close()
+
+    assert asyncio.run(scenario()) is store.wakeups.shared  # one server per SQLite home: nobody else to tell
     assert heard == (["call_a"] if store.wakeups.shared else [])
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -60,7 +60,7 @@ class Dialer:
         self._store = runtime.store
         self.shared = (SharedCalls(self._writer, self.states, wakeups, runtime.store.reader())
                        if wakeups.shared else None)
-        self._stop_listening: Callable[[], None] | None = None
+        self._stop_listening: Callable[[], Awaitable[None]] | None = None
         self._conversation_config = runtime.config
         self.conversation = self._conversation(runtime.config.settings)
 
@@ -543,17 +543,12 @@ class Dialer:
             return session
         return await self._store.off_loop(self._record, call_id)
 
-    def listen(self) -> None:
+    async def listen(self) -> None:
         """Several instances on one store: another's change to a call this one serves
         refreshes its session here (waiting tools and held requests wake)."""
         if self.shared is None:
             return
-        loop = asyncio.get_running_loop()
-
-        def woken(call_id: str | None) -> None:
-            loop.call_soon_threadsafe(self._woken, call_id)
-
-        self._stop_listening = self._rt.store.wakeups.listen(woken)
+        self._stop_listening = await self._rt.store.wakeups.listen(self._woken)
 
     def _woken(self, call_id: str | None) -> None:
         found = self.registry.get(call_id) if call_id is not None else None
@@ -631,7 +626,7 @@ class Dialer:
 
     async def close(self) -> None:
         if self._stop_listening is not None:
-            await asyncio.to_thread(self._stop_listening)
+            await self._stop_listening()
         if self.shared is not None:
             await self.shared.close()
         for task in list(self._timers):

@@ -11,7 +11,7 @@ so every implementation renders them the same way."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
@@ -304,10 +304,10 @@ class Wakeups(Protocol):
     def shared(self) -> bool: ...
     def notify(self, call_id: str) -> None:
         """After the change is committed."""
-    def listen(self, wake: Callable[[str | None], None]) -> Callable[[], None]:
-        """`wake(call_id)` for each change another process notifies (in a thread of the
-        store's; None: notifications may have been missed, look at every call again); returns
-        the function that stops listening."""
+    async def listen(self, wake: Callable[[str | None], None]) -> Callable[[], Awaitable[None]]:
+        """`wake(call_id)` for each change another process notifies, on the event loop that
+        listens (None: notifications may have been missed, look at every call again); returns
+        once listening, with the coroutine function that stops it."""
 
 
 # -- scheduled calls ---------------------------------------------------------------------
