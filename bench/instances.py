@@ -14,8 +14,10 @@ once, the agent thinks 0 ms), then hang-up. Figures (one JSON line each):
   or awaited through psycopg's async API — with their total seconds, and the time spent waiting
   for a connection (the single connection's lock before the pool; the pool's getconn after).
 
-    TWILIO_CALLER_DATABASE_URL=postgresql://127.0.0.1:5432/test \\
-        .venv/bin/python bench/instances.py --calls 50,200
+    .venv/bin/python bench/instances.py --calls 50,200 --database postgresql://127.0.0.1:5432/test
+
+(`--database`, not TWILIO_CALLER_DATABASE_URL in the environment: the SQLite server would
+inherit that variable and use PostgreSQL.)
 """
 
 from __future__ import annotations
