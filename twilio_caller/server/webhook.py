@@ -110,7 +110,11 @@ class TwilioWebhook:
 
     async def _authorised(self, request: Request) -> tuple[CallSession, dict[str, str]] | Response:
         given = request.path_params["token"].encode("utf-8", "surrogateescape")  # any text: never a 500
-        session = await self._session(request.path_params["call_id"], given)
+        try:
+            session = await self._session(request.path_params["call_id"], given)
+        except TwilioCallerError as exc:  # the store could not be read: nothing was changed
+            log.error("call %s: %s", request.path_params["call_id"][:40], exc.message)
+            return Response(status_code=500)
         if session is None:
             return Response(status_code=404)
         params = await read_form(request)
