@@ -8,10 +8,16 @@ once, the agent thinks 0 ms), then hang-up. Figures (one JSON line each):
 * lost / doubled: calls whose transcript misses a reply or says a question twice (must be 0);
 * gather_to_tool_wake: the simulator starts POSTing a Gather result → the agent's waiting
   `say` returns (ms, p50/p95/max; turns 2..5 of every call): what the deployment adds to a turn;
-* wall: seconds for the whole soak.
+* wall: seconds for the whole soak;
+* with `--probe`: where the store's time went in the server processes (bench/probe): statements
+  per turn — run synchronously on the event loop's thread (the loop waits), in a store thread,
+  or awaited through psycopg's async API — with their total seconds, and the time spent waiting
+  for a connection (the single connection's lock before the pool; the pool's getconn after).
 
-    TWILIO_CALLER_DATABASE_URL=postgresql://127.0.0.1:5432/test \\
-        .venv/bin/python bench/instances.py --calls 50,200
+    .venv/bin/python bench/instances.py --calls 50,200 --database postgresql://127.0.0.1:5432/test
+
+(`--database`, not TWILIO_CALLER_DATABASE_URL in the environment: the SQLite server would
+inherit that variable and use PostgreSQL.)
 """
 
 from __future__ import annotations
@@ -60,9 +66,13 @@ class GatherStarts:
             return max((t for t in self.starts.get(call_id, ()) if t >= moment), default=None)
 
 
-def run(store: str, instances: int, calls: int, url: str | None, probe: GatherStarts) -> dict[str, Any]:
+def run(store: str, instances: int, calls: int, url: str | None, probe: GatherStarts,
+        store_probe: bool = False) -> dict[str, Any]:
     simulator = Simulator(time_scale=10.0)
     with SimulatorThread(simulator) as running, tempfile.TemporaryDirectory() as root:
+        if store_probe:
+            os.environ["TC_PROBE_DIR"] = str(Path(root) / "probe")
+            (Path(root) / "probe").mkdir()
         database = _fresh_schema(url) if store == "postgres" else None
         deployment = Deployment(database, simulator)
         deployment.start(Path(root), running.base_url, instances)
@@ -82,8 +92,10 @@ def run(store: str, instances: int, calls: int, url: str | None, probe: GatherSt
             deployment.stop()
             if database is not None:
                 _drop_schema(url, database)
+        where = _probed(Path(root) / "probe", calls * QUESTIONS) if store_probe else None
     ordered = sorted(overheads)
     return {
+        **({"store_time": where} if where is not None else {}),
         "store": store, "instances": instances, "calls": calls, "turns": calls * QUESTIONS,
         "lost": lost, "doubled": doubled, "wall_seconds": round(wall, 1),
         "gather_to_tool_wake_ms": {
@@ -126,6 +138,19 @@ def _check(deployment: Deployment, done: list[tuple[str, list[str]]]) -> tuple[i
     return lost, doubled
 
 
+def _probed(directory: Path, turns: int) -> dict[str, Any]:
+    """The probes of every server process, summed: per kind, statements per turn and ms."""
+    counts: dict[str, int] = {}
+    seconds: dict[str, float] = {}
+    for path in directory.glob("*.json"):
+        data = json.loads(path.read_text())
+        for kind, n in data["counts"].items():
+            counts[kind] = counts.get(kind, 0) + n
+            seconds[kind] = seconds.get(kind, 0.0) + data["seconds"].get(kind, 0.0)
+    return {kind: {"per_turn": round(counts[kind] / turns, 1), "total_ms": round(seconds[kind] * 1000),
+                   "mean_ms": round(seconds[kind] * 1000 / counts[kind], 2)} for kind in sorted(counts)}
+
+
 def _fresh_schema(url: str | None) -> str:
     import psycopg
 
@@ -151,12 +176,16 @@ def main() -> None:
     parser.add_argument("--calls", default="50,200", help="sizes, comma-separated")
     parser.add_argument("--configs", default="sqlite:1,postgres:1,postgres:2", help="store:instances, comma-separated")
     parser.add_argument("--database", default=os.environ.get("TWILIO_CALLER_DATABASE_URL"))
+    parser.add_argument("--probe", action="store_true", help="measure the store's time in the servers (bench/probe)")
     options = parser.parse_args()
+    if options.probe:
+        probe_dir = str(Path(__file__).resolve().parent / "probe")
+        os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [probe_dir, os.environ.get("PYTHONPATH")]))
     probe = GatherStarts()
     for size in (int(n) for n in options.calls.split(",")):
         for config in options.configs.split(","):
             store, instances = config.split(":")
-            print(json.dumps(run(store, int(instances), size, options.database, probe)), flush=True)
+            print(json.dumps(run(store, int(instances), size, options.database, probe, options.probe)), flush=True)
 
 
 if __name__ == "__main__":

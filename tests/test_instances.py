@@ -188,3 +188,69 @@ def test_in_one_process_any_instance_answers_and_a_wrong_token_changes_nothing(
         runtime.close()
         for thread in threads:
             thread.stop()
+
+
+def _lock_waiters(url: str) -> int:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as probe:
+        return int(probe.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                                 " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+                                 ).fetchone()[0])
+
+
+def test_a_call_waiting_on_the_database_never_holds_up_another_call(tmp_path: Path, postgres_url: str,
+                                                                     twilio) -> None:
+    """The server's event loop never waits on PostgreSQL: while a test session holds call A's
+    lock (as a slow transaction of another instance would), a `say` on A waits for it in a store
+    thread, and meanwhile a `say` on call B of the same instance is answered, reply and all. (With
+    store calls made on the loop, B's request is not even read until A's lock is released.)"""
+    import psycopg
+
+    from instancekit import PUBLIC, config
+    from polling import eventually
+    from twilio_caller.runtime import Runtime
+    from twilio_caller.server.client import ServerClient
+    from twilio_caller.server.runner import Deployment as Instance
+    from twilio_caller.server.runner import ServerRunner, ServerThread
+    from twilio_caller.store.sql.dialect import Lock
+
+    simulator, api = twilio
+    environ = {"TWILIO_CALLER_DATABASE_URL": postgres_url, "TWILIO_CALLER_PUBLIC_URL": PUBLIC}
+    home = tmp_path / "a"
+    home.mkdir()
+    (home / "config.yaml").write_text(config(simulator, api))
+    (home / "config.yaml").chmod(0o600)
+    thread = ServerThread(ServerRunner(Runtime(home, environ=environ), simulate=False, idle_exit=True,
+                                       deployment=Instance("a", "127.0.0.1", 0))).start()
+    simulator.chaos.round_robin(PUBLIC, [f"http://127.0.0.1:{thread.runner.info['webhook_port']}"])
+    runtime = Runtime(home, environ=environ)
+    try:
+        calls = []
+        for index in (0, 1):
+            runtime.contacts.add(f"Contact{index}", number(index))
+            simulator.set_callee(number(index), InteractiveCallee(person, ring_seconds=2))
+            placed = ServerClient(read_run_file(home)).invoke(
+                "call", {"to": f"Contact{index}", "message": question(1), "keep_open": True, "wait": True,
+                         "timeout_seconds": 60}, wait_seconds=70)
+            assert placed["reply"]["text"] == answer(1)
+            calls.append(placed["call_id"])
+        first, second = calls
+        with ThreadPoolExecutor(1) as agent_on_a, psycopg.connect(postgres_url, autocommit=True) as other:
+            with other.transaction():
+                other.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (int(Lock.CALL), first))
+                waiting = agent_on_a.submit(ServerClient(read_run_file(home)).invoke, "say",
+                                            {"call_id": first, "message": question(2), "timeout_seconds": 60},
+                                            wait_seconds=90)
+                assert eventually(lambda: _lock_waiters(postgres_url) > 0, 30)
+                other_call = ServerClient(read_run_file(home)).invoke(
+                    "say", {"call_id": second, "message": question(2), "timeout_seconds": 30}, wait_seconds=40)
+                assert other_call["reply"]["text"] == answer(2)
+                assert not waiting.done()  # A still waits for its lock
+            assert waiting.result(timeout=60)["reply"]["text"] == answer(2)  # released: A goes on
+        for call_id in calls:
+            ended = ServerClient(read_run_file(home)).invoke("hangup", {"call_id": call_id}, wait_seconds=30)
+            assert [t["text"] for t in ended["transcript"] if t["speaker"] == "callee"] == [answer(1), answer(2)]
+    finally:
+        runtime.close()
+        thread.stop()

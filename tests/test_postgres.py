@@ -165,11 +165,12 @@ def test_a_lost_connection_is_opened_again(postgres_url: str) -> None:
 
 
 def _end_the_stores_session(url: str) -> None:
-    """The server ends the store's session (as a restart or an idle timeout would)."""
+    """The server ends the store's sessions — every connection of its pool (as a restart or an
+    idle timeout would)."""
     with psycopg.connect(url, autocommit=True) as admin:
         ended = admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE"
                               " datname = current_database() AND application_name = 'store_under_test'").fetchall()
-    assert ended == [(True,)]
+    assert ended and all(row == (True,) for row in ended)
 
 
 def test_a_server_holding_a_home_on_postgresql_is_never_doubled(postgres_url: str, home: Path, monkeypatch) -> None:
@@ -190,3 +191,94 @@ def test_a_server_holding_a_home_on_postgresql_is_never_doubled(postgres_url: st
     with pytest.raises(ServerUnavailableError, match=f"pid {os.getpid()}"):
         ensure_server(home, simulate=True)
     assert not (home / "twilio-caller.db").exists()
+
+
+def test_a_store_whose_connections_are_all_busy_says_so_instead_of_hanging(postgres_url: str) -> None:
+    """Every connection of the pool taken (here: the one, held by a transaction) — the next store
+    call gets a clear error naming what to look at after the pool's timeout, not a wait without
+    end; the connection given back serves again."""
+    store = PostgresStore(postgres_url, pool_size=1, pool_timeout=0.3)
+    try:
+        busy = r"all 1 of this process's connections stayed busy.*pg_stat_activity"
+        with store.transaction(), pytest.raises(ConfigError, match=busy):
+            store.contacts.all()
+        assert store.contacts.all() == []
+    finally:
+        store.close()
+
+
+def _calls_locked_by_another_session(url: str):
+    """A session of its own holding the calls table locked (reads of it wait), till rollback."""
+    locker = psycopg.connect(url, autocommit=True)
+    locker.execute("BEGIN")
+    locker.execute("LOCK TABLE calls IN ACCESS EXCLUSIVE MODE")
+    return locker
+
+
+def _waiting_on_a_lock(url: str) -> bool:
+    with psycopg.connect(url, autocommit=True) as probe:
+        return bool(probe.execute("SELECT count(*) FROM pg_locks WHERE NOT granted AND database ="
+                                  " (SELECT oid FROM pg_database WHERE datname = current_database())").fetchone()[0])
+
+
+def test_the_servers_read_back_reports_a_pool_with_no_free_connection_and_goes_on(postgres_url: str) -> None:
+    """The async read-back (the server's event loop) on a pool of one: while that connection
+    waits on a lock another session holds, a second read-back is a clear error after the pool's
+    timeout — not a hang; once the lock is released the waiting one completes."""
+    import asyncio
+
+    from polling import eventually
+    from twilio_caller.store.ports import NewCall
+
+    store = PostgresStore(postgres_url, pool_size=1, pool_timeout=0.3)
+    store.calls.insert(NewCall(id="call_busy", token="t", to_number="+13125550101", mode="notify"), pg.RACE_NOW)
+
+    async def scenario() -> None:
+        reader = store.reader()
+        try:
+            await reader.read_back("call_busy")  # its one connection is open
+            locker = _calls_locked_by_another_session(postgres_url)
+            try:
+                first = asyncio.ensure_future(reader.read_back("call_busy"))
+                assert await asyncio.to_thread(eventually, lambda: _waiting_on_a_lock(postgres_url))
+                with pytest.raises(ConfigError, match="all 1 of this process's connections stayed busy"):
+                    await reader.read_back("call_busy")
+                assert not first.done()
+            finally:
+                locker.execute("ROLLBACK")
+                locker.close()
+            found = await asyncio.wait_for(first, 30)
+            assert found is not None and found.row["id"] == "call_busy"
+        finally:
+            await reader.close()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        store.close()
+
+
+def test_the_servers_read_back_survives_lost_connections(postgres_url: str) -> None:
+    """Every session of the store ended by the server (a restart, an idle timeout): the next
+    read-back is asked again on a new connection, and answers."""
+    import asyncio
+
+    from twilio_caller.store.ports import NewCall
+
+    store = PostgresStore(postgres_url + "&application_name=store_under_test")
+    store.calls.insert(NewCall(id="call_lost", token="t", to_number="+13125550101", mode="notify"), pg.RACE_NOW)
+
+    async def scenario() -> None:
+        reader = store.reader()
+        try:
+            assert await reader.read_back("call_lost") is not None
+            await asyncio.to_thread(_end_the_stores_session, postgres_url)
+            again = await reader.read_back("call_lost")
+            assert again is not None and again.row["id"] == "call_lost"
+        finally:
+            await reader.close()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        store.close()

@@ -336,22 +336,35 @@ def test_the_home_lease(store: Store) -> None:
 
 
 def test_wakeups_reach_every_listener_of_a_shared_store(store: Store) -> None:
+    """On the event loop that listens: another process's news arrives, this process's own
+    (sent on whichever of its connections) does not."""
+    import asyncio
+
     heard: list[str | None] = []
-    arrived = threading.Event()
 
-    def wake(call_id: str | None) -> None:
-        heard.append(call_id)
-        arrived.set()
+    async def scenario() -> bool:
+        arrived = asyncio.Event()
 
-    other = _reopened(store)  # another process's store on the same database
-    stop = store.wakeups.listen(wake)
-    try:
-        store.wakeups.notify("call_own")  # this process's own news: its waiters woke in process
-        other.wakeups.notify("call_a")
-        assert arrived.wait(5) is store.wakeups.shared  # one server per SQLite home: nobody else to tell
-    finally:
-        stop()
-        other.close()
+        def wake(call_id: str | None) -> None:
+            heard.append(call_id)
+            arrived.set()
+
+        other = _reopened(store)  # another process's store on the same database
+        stop = await store.wakeups.listen(wake)
+        try:
+            for _ in range(3):  # this process's own news: its waiters woke in process
+                await asyncio.gather(*(asyncio.to_thread(store.wakeups.notify, "call_own") for _ in range(4)))
+            other.wakeups.notify("call_a")
+            try:
+                await asyncio.wait_for(arrived.wait(), 5)
+            except TimeoutError:
+                return False
+            return True
+        finally:
+            await stop()
+            other.close()
+
+    assert asyncio.run(scenario()) is store.wakeups.shared  # one server per SQLite home: nobody else to tell
     assert heard == (["call_a"] if store.wakeups.shared else [])
 
 
@@ -394,3 +407,42 @@ def test_scheduled_calls_round_trip_and_move_between_states(store: Store) -> Non
     assert store.schedule.transition("sched_a", ("dialing",), {"state": "done", "outcome": "completed"}, T0)
     assert store.schedule.count(("scheduled", "dialing")) == 1
     assert [r["id"] for r in store.schedule.in_states(())] == ["sched_a", "sched_b"]
+
+
+def test_a_call_is_read_back_in_one_read_row_state_outcomes_and_hand_over(store: Store) -> None:
+    """The read-back an instance sharing the store makes before each request and tool: the row
+    as `calls.get` gives it, the state as `call_states.load` gives it, the `outcome` payloads in
+    their numbered order (not in the order written), the highest `seen` count."""
+    import asyncio
+
+    store.calls.insert(call("call_read"), T0)
+    store.calls.insert(call("call_other"), T0)
+
+    async def scenario() -> None:
+        reader = store.reader()  # a reader belongs to the event loop that reads through it
+        try:
+            fresh = await reader.read_back("call_read")
+            assert fresh is not None and fresh.state is None and fresh.outcomes == [] and fresh.seen == 0
+            assert fresh.row == store.calls.get("call_read")
+            store.call_states.start("call_read", "srv", 600, T0 + timedelta(seconds=20), T0)
+            store.call_states.queue_action("call_read", {"id": "a1", "kind": "speak"}, T0)
+            for number, text in ((2, "second"), (1, "first"), (3, "third")):
+                store.calls.add_event("call_read", "outcome", "reply", number, {"kind": "reply", "text": text},
+                                      T0, content_key=None)
+            for seen in (1, 3, 2):
+                store.calls.add_event("call_read", "seen", None, seen, {"seen": seen}, T0, content_key=None)
+            store.calls.add_event("call_other", "outcome", "reply", 4, {"kind": "reply", "text": "elsewhere"},
+                                  T0, content_key=None)
+            store.calls.advance("call_read", "in-progress", {"answered_by": "human"}, T0)
+            read_back = await reader.read_back("call_read")
+            assert read_back is not None and read_back.state is not None
+            assert read_back.row == store.calls.get("call_read") and read_back.row["status"] == "in-progress"
+            assert read_back.state == store.call_states.load("call_read")
+            assert read_back.state.pending_actions == [{"id": "a1", "kind": "speak"}]
+            assert [payload["text"] for payload in read_back.outcomes] == ["first", "second", "third"]
+            assert read_back.seen == 3
+            assert await reader.read_back("call_unknown") is None
+        finally:
+            await reader.close()
+
+    asyncio.run(scenario())

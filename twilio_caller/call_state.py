@@ -20,7 +20,7 @@ from typing import Any
 from twilio_caller.clock import Clock, isoformat
 from twilio_caller.processes import pid_alive
 from twilio_caller.store import Store
-from twilio_caller.store.ports import Answer, LeaseHolder, Line
+from twilio_caller.store.ports import Answer, CallStateRecord, LeaseHolder, Line
 
 LEASE_SECONDS = 20
 
@@ -43,7 +43,11 @@ class CallStates:
         self._clock = clock
 
     def load(self, call_id: str) -> State:
-        record = self._states.load(call_id)
+        return self.state_of(self._states.load(call_id))
+
+    @staticmethod
+    def state_of(record: CallStateRecord | None) -> State:
+        """A call's state as the store records it (None: nothing recorded yet)."""
         if record is None:
             return State()
         return State(

@@ -11,12 +11,13 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from twilio_caller import latency
-from twilio_caller.call_state import CallStates
-from twilio_caller.call_status import TERMINAL
+from twilio_caller.call_state import CallStates, State
+from twilio_caller.call_status import TERMINAL, status_rank
 from twilio_caller.calls import CallWriter
 from twilio_caller.clock import Clock
 from twilio_caller.contacts import ContactBook
@@ -78,6 +79,7 @@ class Conversation:
         shared: SharedCalls | None = None,
     ) -> None:
         self._writer = writer
+        self._store = writer.store
         self._states = CallStates(writer.store, clock)
         self._contacts = contacts
         self._clock = clock
@@ -89,6 +91,7 @@ class Conversation:
         self._steer = steer  # moves a live call to ask for Ready(resume) now (the provider's API)
         self.acknowledgements = tuple(acknowledgements)
         self._shared = shared  # several instances on one store: what they need is written, they are told
+        self._background: set[asyncio.Future[None]] = set()  # telemetry written off the loop (shared stores)
 
     @property
     def opening(self) -> str:
@@ -140,7 +143,7 @@ class Conversation:
         """Listening turn `number` ended: only the turn asked last is answered anew."""
         key = f"gather:{number}"
         if number != session.gather_number and key not in session.answers:
-            return self._states.answer(session.call_id, key) or self._stale(session)
+            return await self._store.off_loop(self._states.answer, session.call_id, key) or self._stale(session)
         return await self._once(session, key, heard)
 
     async def _ready(self, session: CallSession, number: int, text: str, confidence: float | None) -> str:
@@ -149,7 +152,7 @@ class Conversation:
         delivers nothing."""
         key = f"hold:{number}"
         if number != session.hold_number and key not in session.answers:
-            return self._states.answer(session.call_id, key) or self._stale(session)
+            return await self._store.off_loop(self._states.answer, session.call_id, key) or self._stale(session)
         said = " ".join(text.split())
         return await self._once(session, key, lambda: self._held(session, said, confidence,
                                                                  f"{session.call_id}:{key}"))
@@ -200,11 +203,19 @@ class Conversation:
             if turn == 0 or (before, turn) not in session.latency_marked:
                 return
         session.latency_marked.add(key)
+        payload = latency.payload(name, turn, at or self._clock.now())
+        if self._shared is None:
+            self._mark(session.call_id, name, payload)
+            return
+        task = asyncio.ensure_future(self._store.off_loop(self._mark, session.call_id, name, payload))
+        self._background.add(task)  # a shared store: telemetry does not hold the turn up
+        task.add_done_callback(self._background.discard)
+
+    def _mark(self, call_id: str, name: str, payload: dict[str, object]) -> None:
         try:
-            self._writer.event(session.call_id, "latency", None, None,
-                               latency.payload(name, turn, at or self._clock.now()))
+            self._writer.event(call_id, "latency", None, None, payload)
         except TwilioCallerError as exc:
-            log.warning("call %s: latency mark %s not written: %s", session.call_id, name, exc.message)
+            log.warning("call %s: latency mark %s not written: %s", call_id, name, exc.message)
 
     async def interrupted(self, session: CallSession, event: Interrupted) -> None:
         """The callee spoke over the assistant: what they actually heard goes on record."""
@@ -263,9 +274,10 @@ class Conversation:
         await self._once(session, f"hold:{resume}", lambda: self._voicemail(session, who, self._deadline()))
         return resume
 
-    def restore(self, session: CallSession) -> None:
-        """Rebuild the session's live state from the store (after a restart, or a failed write)."""
-        state = self._states.load(session.call_id)
+    def restore(self, session: CallSession, state: State | None = None) -> None:
+        """Rebuild the session's live state from the store (after a restart, or a failed write;
+        `state`: the call's, when just read)."""
+        state = state if state is not None else self._states.load(session.call_id)
         session.gather_number, session.hold_number = state.gather_seq, state.hold_seq
         if state.reprompts_left is not None:
             session.reprompts_left = state.reprompts_left
@@ -286,27 +298,31 @@ class Conversation:
             raise
 
     async def _status(self, session: CallSession, event: StatusChanged) -> None:
-        status = event.status.value
-        if not self._writer.event(session.call_id, "status", status, event.sequence, dict(event.details),
-                                  dedupe_by_content=True):
+        now = await self._store.off_loop(self._record_status, session.call_id, event)
+        if now is None:
             return  # a duplicate callback changes nothing
-        now = self._writer.advance(
-            session.call_id, status,
-            answered_by=event.answered_by, duration_seconds=event.duration_seconds,
-        )
         if now in TERMINAL and not session.ended:
             if not session.outcomes:  # else the outcome already said reply or no-speech
                 reason = None if not session.interactive and now == "completed" else NO_REPLY_BY_STATUS[now]
-                self._writer.advance(session.call_id, now, no_reply_reason=reason)
+                await self._store.off_loop(partial(self._writer.advance, session.call_id, now, no_reply_reason=reason))
             session.emit({"event": now})
             await session.end(now)
-        elif now != session.status:
+        elif now != session.status and status_rank(now) >= status_rank(session.status):  # callbacks may overlap
             if now == "in-progress":
                 self.mark(session, "answered")
             session.status = now
             session.emit({"event": "answered" if now == "in-progress" else now})
             await session.notify()
         self._changed(session)
+
+    def _record_status(self, call_id: str, event: StatusChanged) -> str | None:
+        """The callback and the status it moves the call to (None: a duplicate, nothing done)."""
+        status = event.status.value
+        if not self._writer.event(call_id, "status", status, event.sequence, dict(event.details),
+                                  dedupe_by_content=True):
+            return None
+        return self._writer.advance(call_id, status, answered_by=event.answered_by,
+                                    duration_seconds=event.duration_seconds)
 
     def _changed(self, session: CallSession) -> None:
         if self._shared is not None:
@@ -317,9 +333,11 @@ class Conversation:
         from memory, or from the store after a restart."""
         pending = session.answers.get(key)
         if pending is None:
-            given = self._states.answer(session.call_id, key)
+            given = await self._store.off_loop(self._states.answer, session.call_id, key)
             if given is not None:
                 return given
+            pending = session.answers.get(key)  # a retry of this request may have begun it meanwhile
+        if pending is None:
             pending = asyncio.ensure_future(self._answer(session, key, answer))
             session.answers[key] = pending
         return await asyncio.shield(pending)
@@ -334,12 +352,13 @@ class Conversation:
                 document = self._transport.render(session, await answer())
                 lines = [(speaker, text, confidence, dedupe or f"{session.call_id}:{key}:{index}")
                          for index, (speaker, text, confidence, dedupe) in enumerate(session.unsaved)]
-                document = self._states.commit(
-                    session.call_id, key, document, lines,
+                document = await self._store.off_loop(partial(
+                    self._states.commit, session.call_id, key, document, lines,
                     gather_seq=session.gather_number, hold_seq=session.hold_number,
-                    reprompts_left=session.reprompts_left, last_prompt=session.last_prompt,
+                    reprompts_left=session.reprompts_left, last_prompt=list(session.last_prompt),
                     delivered=len(session.taken),
-                )
+                ))
+                session.revision += 1  # a refresh that read before this commit reads again
             except TwilioCallerError as exc:  # a write failed: end the call, nothing half-recorded
                 session.answers.pop(key, None)
                 self._rollback(session)
@@ -371,6 +390,7 @@ class Conversation:
         actions it took wait for the next request again."""
         taken = session.taken
         session.unsaved, session.taken = [], []
+        session.revision += 1
         try:
             state = self._states.load(session.call_id)
         except Exception:  # the store itself is failing: keep memory as it is
@@ -383,7 +403,7 @@ class Conversation:
         deadline = self._deadline()
         who = answered or ("unknown" if session.digits_sent else None)
         if who is not None:
-            self._writer.advance(session.call_id, session.status, answered_by=who)
+            await self._store.off_loop(partial(self._writer.advance, session.call_id, session.status, answered_by=who))
         if who in MACHINES:
             return await self._voicemail(session, who, deadline)
         lines = [self._opening, session.message]
@@ -412,7 +432,7 @@ class Conversation:
         if text and not session.keep_open and not is_opt_out(text):
             return await self._reply_then_close(session, text, confidence, dedupe_key, deadline)
         if text:
-            self._writer.turn(session.call_id, "callee", text, confidence, dedupe_key)
+            await self._store.off_loop(self._writer.turn, session.call_id, "callee", text, confidence, dedupe_key)
             session.emit({"event": "heard", "text": text, "confidence": confidence})
             if is_opt_out(text):
                 return await self._opt_out(session, text, confidence, deadline)
@@ -432,8 +452,9 @@ class Conversation:
         """The classic flow: the reply, then the closing — both lines in one write, made before
         the agent wakes and before the transport gets its answer."""
         closing = session.closing
-        self._writer.turns(session.call_id, [("callee", text, confidence, dedupe_key),
-                                             ("assistant", closing, None, f"{dedupe_key}:closing")])
+        await self._store.off_loop(self._writer.turns, session.call_id,
+                                   [("callee", text, confidence, dedupe_key),
+                                    ("assistant", closing, None, f"{dedupe_key}:closing")])
         session.emit({"event": "heard", "text": text, "confidence": confidence})
         session.emit({"event": "said", "text": closing})
         await self._outcome(session, Outcome("reply", text, confidence))
@@ -514,8 +535,9 @@ class Conversation:
             session.latency_turn += 1
             self.mark(session, "callee_end", session.latency_turn, self._clock.now() - timedelta(seconds=lag))
         if self._shared is not None:
-            self._shared.outcome(session, outcome)
-        await session.record_outcome(outcome)
+            await self._shared.outcome(session, outcome)
+        else:
+            await session.record_outcome(outcome)
         self._changed(session)
 
     async def _ask(self, session: CallSession, texts: list[str], *, prompt: list[str],

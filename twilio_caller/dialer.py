@@ -7,8 +7,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from twilio_caller import call_request, numbers, safety, voices
@@ -21,6 +22,7 @@ from twilio_caller.errors import InvalidInputError, NotFoundError, TelephonyErro
 from twilio_caller.runtime import Runtime
 from twilio_caller.settings import Settings
 from twilio_caller.shared_calls import SharedCalls
+from twilio_caller.store.ports import CallSnapshot, CallStateRecord
 from twilio_caller.sessions import Action, CallSession, HangUp, Outcome, Press, Registry, Speak, action_to_dict
 from twilio_caller.transport.port import CallTransport, Speech
 from twilio_caller.transport.twilio.calls import Telephony
@@ -55,8 +57,10 @@ class Dialer:
         self.registry = Registry()
         self._timers: set[asyncio.Task[None]] = set()
         wakeups = runtime.store.wakeups
-        self.shared = SharedCalls(self._writer, self.states, wakeups) if wakeups.shared else None
-        self._stop_listening: Callable[[], None] | None = None
+        self._store = runtime.store
+        self.shared = (SharedCalls(self._writer, self.states, wakeups, runtime.store.reader())
+                       if wakeups.shared else None)
+        self._stop_listening: Callable[[], Awaitable[None]] | None = None
         self._conversation_config = runtime.config
         self.conversation = self._conversation(runtime.config.settings)
 
@@ -124,17 +128,17 @@ class Dialer:
     ) -> CallSession:
         """Place the call and return its session at once (progress can be followed on it);
         `first_result` then waits for what the agent needs."""
-        request, rules = self.check(arguments)
+        request, rules = await self._store.off_loop(self.check, arguments)
         call_id, token = "call_" + secrets.token_hex(8), secrets.token_urlsafe(24)
-        decision, approval = safety.reserve(
-            self._rt.store.ledger, request, self._rt.clock.now(), rules, tool="call",
+        decision, approval = await self._store.off_loop(partial(
+            safety.reserve, self._rt.store.ledger, request, self._rt.clock.now(), rules, tool="call",
             new_call=new_call(call_id, token, request),
-        )
+        ))
         if approval is None:
             raise decision.refusal()
         session = self._session(call_id, token, request)
         self.registry.add(session)
-        self.states.start(call_id, self.owner, approval.time_limit)
+        await self._store.off_loop(self.states.start, call_id, self.owner, approval.time_limit)
         self._prune()
         session.emit({"event": "dialing", "to": request.to_name or request.to_number, "call_id": call_id})
         if before_dial is not None:
@@ -151,12 +155,12 @@ class Dialer:
                 send_digits=send_digits or None, detection=detection,
             )
         except TelephonyError as exc:
-            self._writer.not_placed(call_id, exc.message)
+            await self._store.off_loop(self._writer.not_placed, call_id, exc.message)
             await session.end("failed")
             self.registry.discard(call_id)
             raise
         session.twilio_sid = placed.sid
-        self._writer.placed(call_id, placed.sid, placed.status)
+        await self._store.off_loop(self._writer.placed, call_id, placed.sid, placed.status)
         self._guard_duration(session, approval.time_limit)
         if session.hung_up_by_us and not session.ended:  # a hangup came while dialing: cancel now
             if session.status == "pending":
@@ -166,12 +170,12 @@ class Dialer:
 
     async def first_result(self, session: CallSession, *, wait: bool, timeout: float) -> dict[str, Any]:
         if not wait:
-            return self.result(session, [], timed_out=False)
+            return await self._result(session, [], timed_out=False)
         if session.interactive:
             ready = await session.wait_until(lambda: session.new_outcomes() or session.ended, timeout)
         else:
             ready = await session.wait_until(lambda: session.ended, timeout)
-        return self._waited(session, timed_out=not ready)
+        return await self._waited(session, timed_out=not ready)
 
     # -- a live call ---------------------------------------------------------------------------
 
@@ -179,22 +183,22 @@ class Dialer:
                   language: str | None = None) -> dict[str, Any]:
         session = await self._live(call_id)
         text = call_request.check_message(message)
-        unseen = self._take_outcomes(session)  # reported before, or in the transcript — but for asides:
+        unseen = await self._take_outcomes(session)  # reported before, or in the transcript — but for asides:
         asides = [outcome for outcome in unseen if outcome.while_waiting]
         action = Speak(text, expect_reply, language)
         session.idle_since = self._rt.clock.monotonic()
-        self._submit(session, action)
+        await self._submit(session, action)
         if asides:  # said while the agent thought: this result hands them over; `wait` gets the answer
             ready = await self._delivered(action.delivered, timeout)
             if session.failure is not None:
                 raise session.failure
             self.conversation.mark(session, "agent_woke", session.latency_turn)
-            return self.result(session, asides, timed_out=not ready)
+            return await self._result(session, asides, timed_out=not ready)
         if expect_reply:
             ready = await session.wait_until(lambda: session.new_outcomes() or session.ended, timeout)
         else:
             ready = await self._delivered(action.delivered, timeout)
-        return self._waited(session, timed_out=not ready)
+        return await self._waited(session, timed_out=not ready)
 
     async def press(self, call_id: str, digits: str) -> dict[str, Any]:
         """Send DTMF tones into a live call (a phone menu), then carry on as before."""
@@ -205,16 +209,16 @@ class Dialer:
         action = Press(digits)
         session.idle_since = self._rt.clock.monotonic()
         if session.holding or session.engine == "relay":  # a relay call takes it on its socket
-            self._submit(session, action)
+            await self._submit(session, action)
             await self._delivered(action.delivered, 5)
         elif session.twilio_sid is None:
             raise InvalidInputError(f"call {call_id} is not known to Twilio yet: try again in a moment",
                                     field="call_id")
         else:
-            self._writer.event(call_id, "digits", None, None, {"digits": digits})
+            await self._store.off_loop(self._writer.event, call_id, "digits", None, None, {"digits": digits})
             await asyncio.to_thread(self.transport.send_digits, session.twilio_sid, session, digits,
-                                    self._api_resume(session))
-        return self.result(session, [], timed_out=False, this_turn=False)
+                                    await self._api_resume(session))
+        return await self._result(session, [], timed_out=False, this_turn=False)
 
     async def wait(self, call_id: str, until: str, timeout: float) -> dict[str, Any]:
         session = await self.current(call_id)
@@ -223,21 +227,21 @@ class Dialer:
         session.idle_since = self._rt.clock.monotonic()
         if until == "end":
             ready = await session.wait_until(lambda: session.ended, timeout)
-            return self._waited(session, timed_out=not ready, this_turn=False)
+            return await self._waited(session, timed_out=not ready, this_turn=False)
         ready = await session.wait_until(lambda: session.new_outcomes() or session.ended, timeout)
-        return self._waited(session, timed_out=not ready)
+        return await self._waited(session, timed_out=not ready)
 
     async def hangup(self, call_id: str, message: str | None) -> dict[str, Any]:
         session = await self._live(call_id)
         text = call_request.check_message(message) if message else None
         if session.holding:
             action = HangUp(text)
-            self._submit(session, action)
+            await self._submit(session, action)
             await self._delivered(action.delivered, 5)
         else:
             await self._end_by_api(session, text)
         await session.wait_until(lambda: session.ended, 10)
-        return self.result(session, [], timed_out=False, this_turn=False)
+        return await self._result(session, [], timed_out=False, this_turn=False)
 
     def status(self, call_id: str) -> dict[str, Any]:
         found = self._session_or_record(call_id)
@@ -245,21 +249,28 @@ class Dialer:
             return found
         return self.result(found, [], timed_out=False, this_turn=False)
 
-    def _waited(self, session: CallSession, *, timed_out: bool, this_turn: bool = True) -> dict[str, Any]:
+    async def _waited(self, session: CallSession, *, timed_out: bool, this_turn: bool = True) -> dict[str, Any]:
         """What a waiting tool returns; a call ended because the store refused a write gives
         that error (exit 5, the file and the fix), never a timeout."""
         if session.failure is not None:
             raise session.failure
-        fresh = self._take_outcomes(session)
+        fresh = await self._take_outcomes(session)
         if any(outcome.kind == "reply" for outcome in fresh):
             self.conversation.mark(session, "agent_woke", session.latency_turn)
-        return self.result(session, fresh, timed_out=timed_out, this_turn=this_turn)
+        return await self._result(session, fresh, timed_out=timed_out, this_turn=this_turn)
 
-    def _take_outcomes(self, session: CallSession) -> list[Outcome]:
+    async def _take_outcomes(self, session: CallSession) -> list[Outcome]:
         fresh = session.take_outcomes()
         if fresh and self.shared is not None:
-            self.shared.seen(session)  # a tool on another instance is not handed them again
+            await self.shared.seen(session)  # a tool on another instance is not handed them again
         return fresh
+
+    async def _result(self, session: CallSession, fresh: list[Outcome], *, timed_out: bool,
+                      this_turn: bool = True) -> dict[str, Any]:
+        """`result`, its record read off the event loop."""
+        record = await self._store.off_loop(self._writer.get, session.call_id)
+        assert record is not None
+        return self._shaped(record, session, fresh, timed_out=timed_out, this_turn=this_turn)
 
     def result(self, session: CallSession, fresh: list[Outcome], *, timed_out: bool,
                this_turn: bool = True) -> dict[str, Any]:
@@ -267,6 +278,11 @@ class Dialer:
         (None with a reason when nothing did), else the call's latest reply overall."""
         record = self._writer.get(session.call_id)
         assert record is not None
+        return self._shaped(record, session, fresh, timed_out=timed_out, this_turn=this_turn)
+
+    @staticmethod
+    def _shaped(record: dict[str, Any], session: CallSession, fresh: list[Outcome], *, timed_out: bool,
+                this_turn: bool) -> dict[str, Any]:
         replies = [o for o in fresh if o.kind == "reply"]
         if replies:
             last = replies[-1]
@@ -409,7 +425,7 @@ class Dialer:
                 resume = voicemail
             elif session.keep_open:
                 reask = self.states.unanswered_gather(session.call_id)
-                resume = self._api_resume(session) if reask is None else None
+                resume = await self._api_resume(session) if reask is None else None
             else:
                 goodbye = RECOVERED_GOODBYE
                 self._writer.turn(session.call_id, "assistant", RECOVERED_GOODBYE)
@@ -422,7 +438,7 @@ class Dialer:
             raise
         self._writer.advance(row["id"], status)
 
-    def _session_from(self, row: Any, status: str) -> CallSession:
+    def _session_from(self, row: Any, status: str, state: CallStateRecord | None = None) -> CallSession:
         request = call_request.CallRequest(
             number=numbers.parse(row["to_number"], self._settings.phone_region),
             contact=None, message=row["message"] or "", interactive=row["mode"] == "interactive",
@@ -431,7 +447,7 @@ class Dialer:
         )
         session = self._session(row["id"], row["token"], request)
         session.to_name, session.twilio_sid, session.status = row["to_name"], row["twilio_sid"], status
-        self.conversation.restore(session)
+        self.conversation.restore(session, self.states.state_of(state) if state is not None else None)
         return session
 
     def fall_back_to_gather(self, session: CallSession) -> None:
@@ -479,52 +495,60 @@ class Dialer:
         session = self.registry.get(call_id)
         if session is not None:
             return session
+        return self._record(call_id)
+
+    def _record(self, call_id: str) -> dict[str, Any]:
         record = self._writer.get(call_id)
         if record is None:
             raise NotFoundError(f"no call with call_id {call_id!r} (list_calls shows recent calls)")
         return record
 
-    def row(self, call_id: str) -> Any:
-        """The call's row in the store (its token included), or None."""
-        return self._rt.store.calls.get(call_id)
-
-    async def adopt(self, call_id: str, row: Any = None) -> CallSession | None:
-        """Several instances on one store: the session of a call another instance placed (or
-        took), made here from the store, up to date (`row`: the call's, when just read). None
-        for a call the store does not know."""
+    async def read(self, call_id: str) -> tuple[CallSnapshot | None, int | None]:
+        """Several instances on one store: the call as the store holds it (one statement, the
+        loop not blocked), and the revision its session here had before the read."""
         assert self.shared is not None
-        row = row if row is not None else self._rt.store.calls.get(call_id)
-        if row is None:
+        found = self.registry.get(call_id)
+        revision = found.revision if found is not None else None
+        return await self.shared.read(call_id), revision
+
+    async def adopt(self, call_id: str, snapshot: CallSnapshot | None = None,
+                    revision: int | None = None) -> CallSession | None:
+        """Several instances on one store: the session of a call another instance placed (or
+        took), made here from the store, up to date (`snapshot`: the call's, just read while its
+        session here was at `revision`). None for a call the store does not know."""
+        assert self.shared is not None
+        if snapshot is None:
+            snapshot, revision = await self.read(call_id)
+        if snapshot is None:
             return None
         session = self.registry.get(call_id)
         if session is None:
-            session = self._session_from(row, row["status"])
+            session = self._session_from(snapshot.row, snapshot.row["status"], snapshot.state)
             self.registry.add(session)
-        await self.shared.refresh(session, row)
+            revision = session.revision  # made from this very snapshot
+        await self.shared.refresh(session, snapshot, revision)
         return session
 
     async def current(self, call_id: str) -> CallSession | dict[str, Any]:
         """A call's session (adopted and brought up to date when instances share the store),
         else its record."""
         if self.shared is not None:
-            row = self._rt.store.calls.get(call_id)
-            if row is not None and (row["status"] not in TERMINAL or self.registry.get(call_id)):
-                session = await self.adopt(call_id, row)
+            snapshot, revision = await self.read(call_id)
+            if snapshot is not None and (snapshot.row["status"] not in TERMINAL or self.registry.get(call_id)):
+                session = await self.adopt(call_id, snapshot, revision)
                 assert session is not None
                 return session
-        return self._session_or_record(call_id)
+        session = self.registry.get(call_id)
+        if session is not None:
+            return session
+        return await self._store.off_loop(self._record, call_id)
 
-    def listen(self) -> None:
+    async def listen(self) -> None:
         """Several instances on one store: another's change to a call this one serves
         refreshes its session here (waiting tools and held requests wake)."""
         if self.shared is None:
             return
-        loop = asyncio.get_running_loop()
-
-        def woken(call_id: str | None) -> None:
-            loop.call_soon_threadsafe(self._woken, call_id)
-
-        self._stop_listening = self._rt.store.wakeups.listen(woken)
+        self._stop_listening = await self._rt.store.wakeups.listen(self._woken)
 
     def _woken(self, call_id: str | None) -> None:
         found = self.registry.get(call_id) if call_id is not None else None
@@ -540,24 +564,27 @@ class Dialer:
         except TwilioCallerError as exc:
             log.warning("call %s: not refreshed from the store: %s", session.call_id, exc.message)
 
-    def _submit(self, session: CallSession, action: Action) -> None:
+    async def _submit(self, session: CallSession, action: Action) -> None:
         """The action is on record before the call can take it (a restart still delivers it).
-        When it cannot be recorded, the call is ended politely and the agent gets the error."""
-        try:
-            self.states.queue_action(session.call_id, action_to_dict(action))
-        except TwilioCallerError as exc:
-            session.failure = exc
-            session.submit(HangUp(FAILURE_GOODBYE))  # the held request says goodbye, unrecorded
-            raise
+        When it cannot be recorded, the call is ended politely and the agent gets the error.
+        No refresh runs meanwhile: it could read the queue without it and find it taken."""
+        async with session.syncing:
+            try:
+                await self._store.off_loop(self.states.queue_action, session.call_id, action_to_dict(action))
+            except TwilioCallerError as exc:
+                session.failure = exc
+                session.submit(HangUp(FAILURE_GOODBYE))  # the held request says goodbye, unrecorded
+                raise
+            session.submit(action)
+            session.revision += 1
         self.conversation.mark(session, "agent_said", session.latency_turn)
-        session.submit(action)
         if self.shared is not None:
             self.shared.changed(session.call_id)  # the instance holding the call's request takes it
 
-    def _api_resume(self, session: CallSession) -> int:
+    async def _api_resume(self, session: CallSession) -> int:
         """A resume number (Twilio: a hold URL) for a command given through the provider's
         API, not as a request's answer: issued in the store first."""
-        session.hold_number = self.states.issue_hold(session.call_id)
+        session.hold_number = await self._store.off_loop(self.states.issue_hold, session.call_id)
         return session.hold_number
 
     @staticmethod
@@ -572,7 +599,7 @@ class Dialer:
     async def _end_by_api(self, session: CallSession, text: str | None) -> None:
         answered = session.status not in UNANSWERED
         if answered and text:
-            self._writer.turn(session.call_id, "assistant", text)
+            await self._store.off_loop(self._writer.turn, session.call_id, "assistant", text)
         session.hung_up_by_us = True
         if session.twilio_sid:
             await asyncio.to_thread(self.transport.hang_up, session.twilio_sid, session.status, session, text)
@@ -599,7 +626,9 @@ class Dialer:
 
     async def close(self) -> None:
         if self._stop_listening is not None:
-            await asyncio.to_thread(self._stop_listening)
+            await self._stop_listening()
+        if self.shared is not None:
+            await self.shared.close()
         for task in list(self._timers):
             task.cancel()
         self.states.release([session.call_id for session in self.registry.all()], self.owner)

@@ -113,11 +113,13 @@ class CallSession:
     events: list[dict[str, object]] = field(default_factory=list)  # progress, for the CLI
     failure: Exception | None = None  # a write that failed: the call was ended, tools get this error
     engine: str = "gather"  # gather (TwiML) or relay (a ConversationRelay socket), issue 17
+    revision: int = 0  # counts what changed the session here (an answer saved, an action queued, a refresh)
 
     def __post_init__(self) -> None:
         self._changed = asyncio.Condition()
         self._actions: asyncio.Queue[Action] = asyncio.Queue()
         self.answering = asyncio.Lock()  # one answer is made at a time; replays share it
+        self.syncing = asyncio.Lock()  # a refresh from the store, or an action being queued: one at a time
         self._detour = asyncio.Event()  # set: a request held for the agent lets go now
         self.progressed = asyncio.Event()
 

@@ -4,81 +4,122 @@ instance changed — a reply heard, a status, an action queued or delivered, the
 the callback URLs — is read back before a request is answered here, before a tool acts here,
 and whenever another instance says the call changed (the store's wake-ups: LISTEN/NOTIFY).
 
+The read-back is one statement (`store/sql/read_back.py`), awaited through the store's reader
+(psycopg's async pool on PostgreSQL): the event loop serves other calls meanwhile. What changed
+the session here while it was being read (an answer saved, an action queued, another refresh:
+`CallSession.revision`) makes it read again, so an older picture never overwrites a newer one.
+
 What only lived in memory and a waiting tool needs is written too: the outcomes of listening
 turns (events `outcome`, numbered) and how many of them the agent was handed (events `seen`)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Mapping
 from dataclasses import asdict
-from typing import Any
 
 from twilio_caller.call_state import CallStates
-from twilio_caller.call_status import TERMINAL
+from twilio_caller.call_status import TERMINAL, status_rank
 from twilio_caller.calls import CallWriter
 from twilio_caller.errors import TwilioCallerError
 from twilio_caller.sessions import CallSession, Outcome, action_from_dict
-from twilio_caller.store.ports import Wakeups
+from twilio_caller.store.ports import OUTCOME_EVENT, SEEN_EVENT, CallReader, CallSnapshot, CallStateRecord, Wakeups
 
 log = logging.getLogger("twilio_caller.shared_calls")
-OUTCOME = "outcome"
-SEEN = "seen"
+OUTCOME = OUTCOME_EVENT
+SEEN = SEEN_EVENT
 
 
 class SharedCalls:
-    def __init__(self, writer: CallWriter, states: CallStates, wakeups: Wakeups) -> None:
+    def __init__(self, writer: CallWriter, states: CallStates, wakeups: Wakeups, reader: CallReader) -> None:
         self._writer = writer
-        self._calls = writer.store.calls
+        self._store = writer.store
         self._states = states
         self._wakeups = wakeups
+        self._reader = reader
+        self._notifying: set[asyncio.Future[None]] = set()
 
-    def outcome(self, session: CallSession, outcome: Outcome) -> None:
-        """A listening turn's outcome, numbered in the call (a replay writes nothing twice)."""
-        self._writer.event(session.call_id, OUTCOME, outcome.kind, len(session.outcomes) + 1, asdict(outcome))
+    async def close(self) -> None:
+        """After the last request: the notifications under way are sent, the reader closed."""
+        if self._notifying:
+            await asyncio.gather(*self._notifying, return_exceptions=True)
+        await self._reader.close()
 
-    def seen(self, session: CallSession) -> None:
+    async def read(self, call_id: str) -> CallSnapshot | None:
+        """The call as the store holds it (None: unknown), in one statement."""
+        return await self._reader.read_back(call_id)
+
+    async def outcome(self, session: CallSession, outcome: Outcome) -> None:
+        """A listening turn's outcome, numbered in the call (a replay writes nothing twice),
+        then in the session: no refresh runs in between (it would find it in the store first)."""
+        async with session.syncing:
+            await self._store.off_loop(self._writer.event, session.call_id, OUTCOME, outcome.kind,
+                                       len(session.outcomes) + 1, asdict(outcome))
+            await session.record_outcome(outcome)
+
+    async def seen(self, session: CallSession) -> None:
         """The agent was handed the outcomes up to `session.seen`, through this instance."""
         if session.seen:
-            self._writer.event(session.call_id, SEEN, None, session.seen, {"seen": session.seen})
+            await self._store.off_loop(self._writer.event, session.call_id, SEEN, None, session.seen,
+                                       {"seen": session.seen})
 
     def changed(self, call_id: str) -> None:
-        """Tell the other instances (after the change was committed). A notification that
-        cannot be sent is logged: the others still read the store before they answer."""
+        """Tell the other instances (after the change was committed), in a store thread: the
+        caller goes on at once. A notification that cannot be sent is logged: the others
+        still read the store before they answer."""
+        task = asyncio.ensure_future(self._notify(call_id))
+        self._notifying.add(task)
+        task.add_done_callback(self._notifying.discard)
+
+    async def _notify(self, call_id: str) -> None:
         try:
-            self._wakeups.notify(call_id)
+            await self._store.off_loop(self._wakeups.notify, call_id)
         except TwilioCallerError as exc:
             log.warning("call %s: other instances not woken: %s", call_id, exc.message)
 
-    async def refresh(self, session: CallSession, row: Mapping[str, Any] | None = None) -> None:
-        """Bring the session up to the store (`row`: the call's, when just read). The callback sequences only when no answer is
-        being made here (that answer writes them); the actions being delivered here stay taken."""
-        call_id = session.call_id
-        state = self._states.load(call_id)
+    async def refresh(self, session: CallSession, snapshot: CallSnapshot | None = None,
+                      revision: int | None = None) -> None:
+        """Bring the session up to the store: `snapshot` when it was read while the session
+        was at `revision` (else, or when the session changed since, it is read now). The
+        callback sequences only when no answer is being made here (that answer writes them);
+        the actions being delivered here stay taken."""
+        async with session.syncing:
+            if snapshot is None or revision != session.revision:
+                snapshot = await self._steady(session)
+            if snapshot is None:
+                return
+            self._apply(session, snapshot)
+        await self._status(session, str(snapshot.row["status"]))
+        await session.notify()
+
+    async def _steady(self, session: CallSession) -> CallSnapshot | None:
+        """A read-back during which nothing here changed the session (else read again)."""
+        while True:
+            revision = session.revision
+            snapshot = await self._reader.read_back(session.call_id)
+            if revision == session.revision:
+                return snapshot
+
+    @staticmethod
+    def _apply(session: CallSession, snapshot: CallSnapshot) -> None:
+        state = snapshot.state or CallStateRecord()
         if not session.answering.locked():
             session.gather_number, session.hold_number = state.gather_seq, state.hold_seq
             if state.reprompts_left is not None:
                 session.reprompts_left = state.reprompts_left
-            session.last_prompt = state.last_prompt
-        session.replace_pending([action_from_dict(action) for action in state.pending_actions], session.taken)
-        self._outcomes(session)
-        record = row if row is not None else self._calls.get(call_id)
-        if record is not None:
-            await self._status(session, record["status"])
-        await session.notify()
-
-    def _outcomes(self, session: CallSession) -> None:
-        outcomes = [Outcome(**payload) for payload in self._calls.event_payloads(session.call_id, OUTCOME)]
-        for outcome in outcomes[len(session.outcomes):]:
+            session.last_prompt = list(state.last_prompt or [])
+        session.replace_pending([action_from_dict(action) for action in state.pending_actions or []], session.taken)
+        for outcome in [Outcome(**payload) for payload in snapshot.outcomes][len(session.outcomes):]:
             if outcome.kind == "reply":
                 session.emit({"event": "heard", "text": outcome.text, "confidence": outcome.confidence})
             session.outcomes.append(outcome)
-        seen = [int(payload["seen"]) for payload in self._calls.event_payloads(session.call_id, SEEN)]
-        session.seen = max([session.seen, *seen])
+        session.seen = max(session.seen, snapshot.seen)
+        session.revision += 1
 
     @staticmethod
     async def _status(session: CallSession, status: str) -> None:
-        if session.ended or status == session.status:
+        """Forward only (a status read before a newer one arrived here changes nothing)."""
+        if session.ended or status == session.status or status_rank(status) < status_rank(session.status):
             return
         if status in TERMINAL:
             session.emit({"event": status})

@@ -102,7 +102,7 @@ class ServerRunner:
             self.dialer = Dialer(self._rt, Telephony(credentials, self._rt.store.ledger), public, audio,
                                  real_calls=not self._simulate, owner=owner)
             stack.push_async_callback(self.dialer.close)
-            self.dialer.listen()  # instances sharing the store wake each other's waiters
+            await self.dialer.listen()  # instances sharing the store wake each other's waiters
             token = secrets.token_urlsafe(32)
             from twilio_caller.server.control import Activity, build_control_app
             from twilio_caller.server.webhook import build_webhook_app

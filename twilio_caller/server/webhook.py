@@ -110,7 +110,11 @@ class TwilioWebhook:
 
     async def _authorised(self, request: Request) -> tuple[CallSession, dict[str, str]] | Response:
         given = request.path_params["token"].encode("utf-8", "surrogateescape")  # any text: never a 500
-        session = await self._session(request.path_params["call_id"], given)
+        try:
+            session = await self._session(request.path_params["call_id"], given)
+        except TwilioCallerError as exc:  # the store could not be read: nothing was changed
+            log.error("call %s: %s", request.path_params["call_id"][:40], exc.message)
+            return Response(status_code=500)
         if session is None:
             return Response(status_code=404)
         params = await read_form(request)
@@ -133,9 +137,9 @@ class TwilioWebhook:
         """The call's session when `token` is its token. Instances sharing the store: made
         here from the store when another placed the call, and brought up to date with it."""
         if self._dialer.shared is not None:
-            row = self._dialer.row(call_id)
-            known = row is not None and secrets.compare_digest(str(row["token"]).encode(), token)
-            return await self._dialer.adopt(call_id, row) if known else None
+            snapshot, revision = await self._dialer.read(call_id)
+            known = snapshot is not None and secrets.compare_digest(str(snapshot.row["token"]).encode(), token)
+            return await self._dialer.adopt(call_id, snapshot, revision) if known else None
         session = self._dialer.registry.get(call_id)
         if session is None or not secrets.compare_digest(session.token.encode(), token):
             return None

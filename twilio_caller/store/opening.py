@@ -44,7 +44,7 @@ def _postgres() -> Any:
     except ImportError as exc:
         raise ConfigError(
             f"store.url names a PostgreSQL database but its driver is not installed ({exc}): "
-            "install the postgres extra (pip install 'twilio-caller[postgres]', i.e. psycopg[binary]), "
+            "install the postgres extra (pip install 'twilio-caller[postgres]': psycopg[binary] and psycopg-pool), "
             "or unset store.url / TWILIO_CALLER_DATABASE_URL to use the SQLite file in the home"
         ) from exc
     return postgres

@@ -11,10 +11,12 @@ so every implementation renders them the same way."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
+
+T = TypeVar("T")
 
 Row = Mapping[str, Any]
 Line = tuple[str, str, float | None, str | None]  # speaker, text, confidence, dedupe_key
@@ -267,6 +269,30 @@ class LeaseRepository(Protocol):
     def release(self, name: str, owner: str) -> None: ...
 
 
+OUTCOME_EVENT = "outcome"  # a listening turn's outcome, numbered in the call (shared stores)
+SEEN_EVENT = "seen"  # how many outcomes the agent was handed, through any instance (shared stores)
+
+
+@dataclass(frozen=True)
+class CallSnapshot:
+    """A call as an instance sharing the store reads it back before it answers a request or
+    acts on the call, in one statement (`store/sql/read_back.py` lists what is read)."""
+
+    row: Row  # the call's record
+    state: CallStateRecord | None  # its durable state (None until the call was started)
+    outcomes: list[dict[str, Any]]  # the payloads of its `outcome` events, in their order
+    seen: int  # how many of them the agent was handed (the highest `seen` event)
+
+
+class CallReader(Protocol):
+    """The read-back as the server's event loop awaits it: PostgreSQL through psycopg's
+    async pool (the loop never waits on the database); SQLite from its file, in place."""
+
+    async def read_back(self, call_id: str) -> CallSnapshot | None:
+        """None for a call the store does not know."""
+    async def close(self) -> None: ...
+
+
 class Wakeups(Protocol):
     """Tells the other processes on this store that a call changed (a reply, a status, an
     action queued or delivered), so a tool or a held request waiting on the call there wakes
@@ -278,10 +304,10 @@ class Wakeups(Protocol):
     def shared(self) -> bool: ...
     def notify(self, call_id: str) -> None:
         """After the change is committed."""
-    def listen(self, wake: Callable[[str | None], None]) -> Callable[[], None]:
-        """`wake(call_id)` for each change another process notifies (in a thread of the
-        store's; None: notifications may have been missed, look at every call again); returns
-        the function that stops listening."""
+    async def listen(self, wake: Callable[[str | None], None]) -> Callable[[], Awaitable[None]]:
+        """`wake(call_id)` for each change another process notifies, on the event loop that
+        listens (None: notifications may have been missed, look at every call again); returns
+        once listening, with the coroutine function that stops it."""
 
 
 # -- scheduled calls ---------------------------------------------------------------------
@@ -373,4 +399,10 @@ class Store(Protocol):
     def tables(self) -> TableCopy: ...
     @property
     def wakeups(self) -> Wakeups: ...
+    def reader(self) -> CallReader:
+        """A read-back for the event loop that calls this (close it on that loop)."""
+    async def off_loop(self, work: Callable[..., T], *arguments: Any) -> T:
+        """A store call made from the server's event loop: PostgreSQL runs it in one of the
+        store's threads (one per pooled connection), so the loop serves other requests while
+        it waits; SQLite runs it in place."""
     def close(self) -> None: ...

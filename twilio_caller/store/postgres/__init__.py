@@ -5,11 +5,13 @@ processes share. Needs psycopg 3 (the `[postgres]` extra)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from twilio_caller.store.postgres.call_state import PgCallStates, PgLeases
 from twilio_caller.store.sql.calls import SqlCalls
 from twilio_caller.store.postgres.database import PgDatabase, connection_error, redact
 from twilio_caller.store.sql.ledger import SqlLedger
+from twilio_caller.store.postgres.read_back import PgReader
 from twilio_caller.store.postgres.migrations import MIGRATIONS
 from twilio_caller.store.sql.schedule import SqlSchedule
 from twilio_caller.store.postgres.tables import PgTables
@@ -21,8 +23,9 @@ __all__ = ["MIGRATIONS", "PgDatabase", "PostgresStore", "connection_error", "red
 
 
 class PostgresStore(PgDatabase):
-    def __init__(self, url: str, migrations: Sequence[Migration] = MIGRATIONS) -> None:
-        super().__init__(url, migrations)
+    def __init__(self, url: str, migrations: Sequence[Migration] = MIGRATIONS, **pool: Any) -> None:
+        """`pool`: `pool_size`, `pool_timeout` (PgDatabase)."""
+        super().__init__(url, migrations, **pool)
         self._contacts = SqlContacts(self)
         self._calls = SqlCalls(self)
         self._ledger = SqlLedger(self)
@@ -59,6 +62,9 @@ class PostgresStore(PgDatabase):
     @property
     def tables(self) -> PgTables:
         return self._tables
+
+    def reader(self) -> PgReader:
+        return PgReader(self)
 
     @property
     def wakeups(self) -> PgWakeups:

@@ -7,15 +7,18 @@ transactional in PostgreSQL) recorded in `applied_migrations`."""
 
 from __future__ import annotations
 
+import asyncio
 import re
-import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
-from typing import Any, Self
+from functools import partial
+from typing import Any, Self, TypeVar
 
 import psycopg
 from psycopg.abc import Params, QueryNoTemplate
 from psycopg.rows import DictRow, dict_row
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from twilio_caller.errors import ConfigError
 from twilio_caller.store.postgres.migrations import MIGRATIONS
@@ -33,6 +36,9 @@ LOCK_CALL = Lock.CALL
 LOCK_LEASE = Lock.LEASE
 LOCK_CONTACT_BOOK = Lock.CONTACT_BOOK
 CONNECT_TIMEOUT_SECONDS = 10
+POOL_SIZE = 10  # connections per process (a server: its event loop's store threads, the wake-ups aside)
+POOL_TIMEOUT_SECONDS = 10.0  # no free connection this long: a clear error (ConfigError), never a hang
+T = TypeVar("T")
 
 
 class QmarkCursor(psycopg.Cursor[DictRow]):
@@ -56,52 +62,74 @@ def lock(connection: Connection, kind: Lock, subject: str | int | None = None) -
 
 
 class PgDatabase:
-    """One connection, shared by the threads of one process under a lock."""
+    """A pool of connections (psycopg_pool): each transaction or read takes one for its own
+    time, so threads (the CLI's, the server's store calls made off its event loop) never wait
+    on each other's round trips. A pool with no free connection for `pool_timeout` seconds is
+    a clear error, never a hang."""
 
-    dialect = Dialect("postgresql", insertion_order="seq", for_update=" FOR UPDATE", lock=lock)
+    dialect = Dialect("postgresql", insertion_order="seq", for_update=" FOR UPDATE", lock=lock,
+                      json_pairs="COALESCE(json_agg(json_build_array({}, {}))::text, '[]')")
 
-    def __init__(self, url: str, migrations: Sequence[Migration] = MIGRATIONS) -> None:
+    def __init__(self, url: str, migrations: Sequence[Migration] = MIGRATIONS, *,
+                 pool_size: int = POOL_SIZE, pool_timeout: float = POOL_TIMEOUT_SECONDS) -> None:
         self.url = url
-        self._lock = threading.RLock()
-        self._connection = _connect(url)
+        self.pool_size = pool_size
+        self.pool_timeout = pool_timeout
+        _connect(url).close()  # unreachable, refused, no such database: the error names it now
+        self._pool: ConnectionPool[Connection] = ConnectionPool(
+            url, min_size=1, max_size=pool_size, timeout=pool_timeout, open=False,
+            name="twilio-caller", connection_class=Connection, kwargs=connection_options(),
+        )
+        self._pool.open()
+        self._workers = ThreadPoolExecutor(pool_size, thread_name_prefix="twilio-caller store")
         with self._mapped():
             self.migrate(migrations)
 
     def close(self) -> None:
-        with self._lock:
-            self._connection.close()
+        self._workers.shutdown(wait=True)
+        self._pool.close()
+
+    async def off_loop(self, work: Callable[..., T], *arguments: Any) -> T:
+        """Run a store call in one of the store's threads (as many as connections): the event
+        loop goes on serving while it waits on the database."""
+        return await asyncio.get_running_loop().run_in_executor(self._workers, partial(work, *arguments))
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
-        """BEGIN … COMMIT, or ROLLBACK when the block raises. A connection lost since the last
-        use (the server restarted, an idle timeout) is opened again first."""
-        with self._lock, self._mapped(), ExitStack() as stack:
-            self._reconnect_if_lost()
-            try:
-                stack.enter_context(self._connection.transaction())
-            except psycopg.OperationalError:  # BEGIN failed: nothing was done, begin again
-                if not self._connection.broken:
-                    raise
-                self._reconnect_if_lost()
-                stack.enter_context(self._connection.transaction())
-            yield self._connection
+        """BEGIN … COMMIT, or ROLLBACK when the block raises, on a connection of the pool. A
+        connection lost since its last use (the server restarted, an idle timeout) is dropped
+        and BEGIN tried on another."""
+        with self._mapped(), ExitStack() as stack:
+            for attempt in range(self.pool_size + 1):
+                connection = stack.enter_context(self._connection())
+                try:
+                    stack.enter_context(connection.transaction())
+                    break
+                except psycopg.OperationalError:  # BEGIN failed: nothing was done, begin again
+                    if not connection.broken or attempt == self.pool_size:
+                        raise
+                    stack.close()  # the broken connection goes back: the pool drops it
+            yield connection
 
     def query(self, sql: str, parameters: Sequence[object] = ()) -> list[dict[str, Any]]:
-        """A read; on a connection found lost it is opened again and the read asked once more."""
-        with self._lock, self._mapped():
-            self._reconnect_if_lost()
-            try:
-                return self._connection.execute(sql, parameters).fetchall()
-            except psycopg.OperationalError:
-                if not self._connection.broken:
-                    raise
-            self._reconnect_if_lost()
-            return self._connection.execute(sql, parameters).fetchall()
+        """A read; on a connection found lost it is asked again on another."""
+        with self._mapped():
+            for attempt in range(self.pool_size + 1):
+                with self._connection() as connection:
+                    try:
+                        return connection.execute(sql, parameters).fetchall()
+                    except psycopg.OperationalError:
+                        if not connection.broken or attempt == self.pool_size:
+                            raise
+            raise AssertionError("unreachable")  # pragma: no cover
 
-    def _reconnect_if_lost(self) -> None:
-        if self._connection.broken:
-            self._connection.close()
-            self._connection = _connect(self.url)
+    @contextmanager
+    def _connection(self) -> Iterator[Connection]:
+        try:
+            with self._pool.connection() as connection:
+                yield connection
+        except PoolTimeout as exc:
+            raise pool_exhausted(self.url, self.pool_size, self.pool_timeout) from exc
 
     def applied_migrations(self) -> list[str]:
         return [row["name"] for row in self.query("SELECT name FROM applied_migrations ORDER BY name")]
@@ -142,10 +170,16 @@ class PgDatabase:
         return applied
 
 
+def connection_options() -> dict[str, Any]:
+    """How every store connection is opened: autocommit (transactions are explicit), rows as
+    dicts, `?` marks taken."""
+    return {"autocommit": True, "row_factory": dict_row, "cursor_factory": QmarkCursor,
+            "connect_timeout": CONNECT_TIMEOUT_SECONDS}
+
+
 def _connect(url: str) -> Connection:
     try:
-        return psycopg.connect(url, autocommit=True, row_factory=dict_row, cursor_factory=QmarkCursor,
-                               connect_timeout=CONNECT_TIMEOUT_SECONDS)
+        return psycopg.connect(url, **connection_options())
     except (psycopg.Error, ValueError) as exc:
         raise connection_error(url, exc) from exc
 
@@ -153,6 +187,14 @@ def _connect(url: str) -> Connection:
 def redact(url: str) -> str:
     """The URL without its password (safe to show and log)."""
     return re.sub(r"(://[^:/@]*):[^@]*@", r"\1:****@", url)
+
+
+def pool_exhausted(url: str, size: int, seconds: float) -> ConfigError:
+    return ConfigError(
+        f"the PostgreSQL database {redact(url)} is not answering: all {size} of this process's connections "
+        f"stayed busy for {seconds:g} s. Look for a long transaction or a lock held in pg_stat_activity "
+        "(SELECT pid, state, query FROM pg_stat_activity), end it (pg_terminate_backend), and try again"
+    )
 
 
 def connection_error(url: str, exc: BaseException) -> ConfigError:

@@ -1,83 +1,74 @@
 """Wake-ups across processes on one PostgreSQL database: NOTIFY after a call changed, and one
-listening connection per process (LISTEN, psycopg 3's notifies) that hands each call_id to the
-server. No polling: the listening thread sleeps in the socket until a notification comes (it
-looks up once a second only to see whether it was told to stop)."""
+listening connection per process — psycopg 3's AsyncConnection in the server's event loop
+(LISTEN, then `notifies()`), which hands each call_id to the server. No polling and no thread:
+the loop sleeps on the socket until a notification comes.
+
+A payload is `<call_id> <sender>`: the sender is this process's random id, so a process skips
+its own news (its waiters were woken in process) whichever pooled connection sent it."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-import threading
-from collections.abc import Callable
+import secrets
+from collections.abc import Awaitable, Callable
 
 import psycopg
 
-from twilio_caller.store.postgres.database import PgDatabase, redact
+from twilio_caller.store.postgres.database import CONNECT_TIMEOUT_SECONDS, PgDatabase, redact
 
 log = logging.getLogger("twilio_caller.store.wakeups")
 CHANNEL = "twilio_caller_calls"
-STOP_CHECK_SECONDS = 1.0
 RECONNECT_SECONDS = 1.0
+LISTEN_TIMEOUT_SECONDS = 10.0
 
 
 class PgWakeups:
     def __init__(self, database: PgDatabase) -> None:
         self._db = database
-        self._own: set[int] = set()  # backend pids this process notified through: its own news
-
-    def _mine(self, note: psycopg.Notify) -> bool:
-        return note.pid in self._own
+        self._sender = secrets.token_hex(8)
 
     @property
     def shared(self) -> bool:
         return True
 
     def notify(self, call_id: str) -> None:
-        if not self._own:  # known before the first notification can arrive
-            self._own.add(int(self._db.query("SELECT pg_backend_pid() AS pid")[0]["pid"]))
-        rows = self._db.query("SELECT pg_notify(%s, %s), pg_backend_pid() AS pid", (CHANNEL, call_id))
-        self._own.add(int(rows[0]["pid"]))  # a connection opened again: a new pid (one extra wake-up)
+        self._db.query("SELECT pg_notify(?, ?)", (CHANNEL, f"{call_id} {self._sender}"))
 
-    def listen(self, wake: Callable[[str | None], None]) -> Callable[[], None]:
-        listener = _Listener(self._db.url, wake, self._mine)
-        listener.start()
-        return listener.stop
+    async def listen(self, wake: Callable[[str | None], None]) -> Callable[[], Awaitable[None]]:
+        """Returns once LISTEN is in force (a change committed after this is not missed), or
+        after LISTEN_TIMEOUT_SECONDS with the listener still trying (logged)."""
+        listening = asyncio.Event()
+        task = asyncio.ensure_future(self._listen(wake, listening))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(listening.wait(), LISTEN_TIMEOUT_SECONDS)
 
+        async def stop() -> None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
-class _Listener:
-    """A daemon thread with its own autocommit connection. A lost connection is opened again
-    and `wake(None)` said: what was notified meanwhile is looked at again."""
+        return stop
 
-    def __init__(self, url: str, wake: Callable[[str | None], None], mine: Callable[[psycopg.Notify], bool]) -> None:
-        self._url = url
-        self._wake = wake
-        self._mine = mine  # this process's own notifications: its waiters were woken in process
-        self._stopped = threading.Event()
-        self._listening = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="twilio-caller wakeups", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-        self._listening.wait(10)  # a change committed after listen() returns is not missed
-
-    def stop(self) -> None:
-        self._stopped.set()
-        self._thread.join(STOP_CHECK_SECONDS * 3)
-
-    def _run(self) -> None:
+    async def _listen(self, wake: Callable[[str | None], None], listening: asyncio.Event) -> None:
+        """A lost connection is opened again and `wake(None)` said: what was notified
+        meanwhile is looked at again."""
         first = True
-        while not self._stopped.is_set():
+        while True:
             try:
-                with psycopg.connect(self._url, autocommit=True) as connection:
-                    connection.execute(f"LISTEN {CHANNEL}")
-                    self._listening.set()
+                async with await psycopg.AsyncConnection.connect(
+                        self._db.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_SECONDS) as connection:
+                    await connection.execute(f"LISTEN {CHANNEL}")
+                    listening.set()
                     if not first:
-                        self._wake(None)
+                        wake(None)
                     first = False
-                    while not self._stopped.is_set():
-                        for note in connection.notifies(timeout=STOP_CHECK_SECONDS):
-                            if not self._mine(note):
-                                self._wake(note.payload)
+                    async for note in connection.notifies():
+                        call_id, _, sender = note.payload.partition(" ")
+                        if sender != self._sender:
+                            wake(call_id)
             except psycopg.Error as exc:
-                log.warning("wake-ups from %s lost (%s): listening again", redact(self._url),
+                log.warning("wake-ups from %s lost (%s): listening again", redact(self._db.url),
                             " ".join(str(exc).split())[:200])
-                self._stopped.wait(RECONNECT_SECONDS)
+            await asyncio.sleep(RECONNECT_SECONDS)

@@ -13,6 +13,7 @@ from typing import Any
 from twilio_caller.store.ports import Answer, CallStateRecord
 from twilio_caller.store.sql.calls import ADD_TURN
 from twilio_caller.store.sql.dialect import Lock, SqlDatabase, marks, stamp
+from twilio_caller.store.sql.read_back import state_record
 
 
 class SqlCallStates:
@@ -23,12 +24,7 @@ class SqlCallStates:
         rows = self._db.query("SELECT * FROM call_state WHERE call_id = ?", (call_id,))
         if not rows:
             return None
-        row = rows[0]
-        return CallStateRecord(
-            gather_seq=row["gather_seq"], hold_seq=row["hold_seq"], reprompts_left=row["reprompts_left"],
-            last_prompt=json.loads(row["last_prompt"]), pending_actions=json.loads(row["pending_actions"]),
-            owner=row["owner"], lease_until=_moment(row["lease_until"]), max_seconds=row["max_seconds"],
-        )
+        return state_record(rows[0])
 
     def answer(self, call_id: str, key: str) -> str | None:
         rows = self._db.query(
@@ -99,10 +95,6 @@ class SqlCallStates:
                 f" WHERE owner = ? AND call_id IN ({marks(call_ids)})",
                 [owner, *call_ids],
             )
-
-
-def _moment(text: str | None) -> datetime | None:
-    return datetime.fromisoformat(text) if text else None
 
 
 def _pending(connection: Any, call_id: str) -> list[dict[str, Any]]:

@@ -42,6 +42,9 @@ class Dialect:
     already excludes every other writer)."""
     lock: Locker
     """Takes a transaction-level lock on (kind, subject) inside a write transaction."""
+    json_pairs: str
+    """An aggregate over the rows of a subquery: a JSON array (as text, '[]' for no rows) of
+    `[first, second]` pairs; `.format(first, second)` gives the expression."""
 
 
 class SqlDatabase(Protocol):

@@ -10,6 +10,7 @@ from twilio_caller.store.sqlite.call_state import SqliteCallStates, SqliteLeases
 from twilio_caller.store.sql.calls import SqlCalls
 from twilio_caller.store.sqlite.database import Database, database_error
 from twilio_caller.store.sql.ledger import SqlLedger
+from twilio_caller.store.sql.read_back import SqlReadBack
 from twilio_caller.store.sqlite.migrations import MIGRATIONS, Migration
 from twilio_caller.store.sql.schedule import SqlSchedule
 from twilio_caller.store.sqlite.tables import SqliteTables
@@ -58,6 +59,9 @@ class SqliteStore(Database):
     @property
     def tables(self) -> SqliteTables:
         return self._tables
+
+    def reader(self) -> SqlReadBack:
+        return SqlReadBack(self)
 
     @property
     def wakeups(self) -> LocalWakeups:

@@ -3,7 +3,7 @@ is nobody else to tell."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 
 class LocalWakeups:
@@ -14,5 +14,8 @@ class LocalWakeups:
     def notify(self, call_id: str) -> None:
         """One server per home: the waiters were woken in process already."""
 
-    def listen(self, wake: Callable[[str | None], None]) -> Callable[[], None]:
-        return lambda: None
+    async def listen(self, wake: Callable[[str | None], None]) -> Callable[[], Awaitable[None]]:
+        async def stop() -> None:
+            """Nothing was started."""
+
+        return stop
