@@ -46,10 +46,11 @@ def test_sync_detection_reports_who_answered_and_leaves_a_voicemail(home: Path, 
         server.runtime.close()
 
 
-def post_handoff(server: LiveServer, call_id: str, sid: str) -> httpx.Response:
+def post_handoff(server: LiveServer, call_id: str, sid: str, session_id: str | None = None) -> httpx.Response:
     token = server.runtime.store.query("SELECT token FROM calls WHERE id = ?", (call_id,))[0][0]
     url = f"http://127.0.0.1:{read_run_file(server.runtime.home)['webhook_port']}/twilio/{call_id}/{token}/handoff"
-    form = {"CallSid": sid, "CallStatus": "in-progress", "SessionStatus": "failed"}
+    form = {"CallSid": sid, "CallStatus": "in-progress", "SessionStatus": "failed", "ErrorCode": "64105",
+            **({"SessionId": session_id} if session_id else {})}
     signature = RequestValidator(server.simulator.auth_token).compute_signature(url, form)
     return httpx.post(url, data=form, headers={"X-Twilio-Signature": signature}, trust_env=False)
 
@@ -58,33 +59,46 @@ def dropped_warnings(caplog: pytest.LogCaptureFixture) -> int:
     return sum("without our end" in record.getMessage() for record in caplog.records)
 
 
+def reconnected_to(answer: httpx.Response) -> str:
+    """The socket URL of a `<Connect><ConversationRelay>` answer (the call goes on over it)."""
+    assert answer.status_code == 200
+    document = ET.fromstring(answer.text)
+    assert [verb.tag for verb in document] == ["Connect"]
+    socket = document.find("Connect/ConversationRelay")
+    assert socket is not None and document[0].get("action", "").endswith("/handoff")
+    return socket.get("url", "")
+
+
 def test_a_replayed_handoff_gets_the_answer_on_record_and_changes_nothing(
         relay_server: LiveServer, caplog: pytest.LogCaptureFixture) -> None:
     relay_server.script("Contact9", replies=[{"say": "Go ahead"}])
     first = relay_server.tool("call", to="Contact9", message="I have news", keep_open=True)
     call_id, sid = first["call_id"], first["twilio_sid"]
-    answer = post_handoff(relay_server, call_id, sid)
-    assert answer.status_code == 200
-    assert [(verb.tag, verb.text) for verb in ET.fromstring(answer.text)] == [
-        ("Say", relay.HANDOFF_APOLOGY), ("Hangup", None)]
-    replay = post_handoff(relay_server, call_id, sid)
+    answer = post_handoff(relay_server, call_id, sid, "VX01")
+    assert "?resume=" in reconnected_to(answer)  # the dropped socket: the line goes on, held for the agent
+    replay = post_handoff(relay_server, call_id, sid, "VX01")
     assert replay.status_code == 200 and replay.text == answer.text
     assert dropped_warnings(caplog) == 1  # the drop is reported once, not again for the replay
-    transcript = relay_server.tool("call_status", call_id=call_id)["transcript"]
-    assert [t["text"] for t in transcript].count(relay.HANDOFF_APOLOGY) == 1
-    queued = relay_server.tool("hangup", call_id=call_id)
-    assert [t["text"] for t in queued["transcript"]].count(relay.HANDOFF_APOLOGY) == 1
+    events = relay_server.runtime.store.query(
+        "SELECT COUNT(*) FROM events WHERE call_id = ? AND kind = 'relay-reconnect'", (call_id,))
+    assert events[0][0] == 1  # one reconnect on record, not one per request
+    ended = relay_server.tool("hangup", call_id=call_id)
+    assert relay.HANDOFF_APOLOGY not in [t["text"] for t in ended["transcript"]]
 
 
-def test_a_dropped_socket_apologises_in_a_say_voice_never_an_elevenlabs_one(relay_server: LiveServer) -> None:
+def test_a_socket_that_keeps_dropping_ends_with_an_apology_in_a_say_voice(relay_server: LiveServer) -> None:
     relay_server.script("Contact9", replies=[{"say": "Go ahead"}])
     first = relay_server.tool("call", to="Contact9", message="I have news", keep_open=True,
                               voice="ElevenLabs.21m00Tcm4TlvDq8ikWAM")
-    answer = post_handoff(relay_server, first["call_id"], first["twilio_sid"])
+    call_id, sid = first["call_id"], first["twilio_sid"]
+    sockets = [reconnected_to(post_handoff(relay_server, call_id, sid, f"VX0{n}")) for n in range(3)]
+    assert len(set(sockets)) == 3  # each new session resumes at a resume number of its own
+    answer = post_handoff(relay_server, call_id, sid, "VX03")  # the fourth drop: no more reconnects
     say = ET.fromstring(answer.text).find("Say")
     assert say is not None and say.text == relay.HANDOFF_APOLOGY
     assert say.attrib.get("voice") == "Polly.Brian"  # voice.default: <Say> cannot speak an ElevenLabs voice
-    relay_server.tool("hangup", call_id=first["call_id"])
+    transcript = relay_server.tool("call_status", call_id=call_id)["transcript"]
+    assert [t["text"] for t in transcript].count(relay.HANDOFF_APOLOGY) == 1
 
 
 def test_after_our_end_the_handoff_only_hangs_up(relay_server: LiveServer, caplog: pytest.LogCaptureFixture) -> None:

@@ -127,13 +127,23 @@ class Conversation:
             case Ready(resume=number, text=text, confidence=confidence):
                 return await self._ready(session, number, text, confidence)
 
-    async def handed_off(self, session: CallSession, apology: str | None) -> str:
-        """A relay session ended and handed the call back (Twilio's `<Connect action>`): the
-        call ends — after our `end` with nothing more to say, else with `apology` first (the
-        socket dropped on a live call). Answered once; a replay gets the answer on record."""
+    async def handed_off(self, session: CallSession, apology: str | None, *, key: str = "handoff",
+                         going_on: Callable[[], Awaitable[Command | None]] | None = None) -> str:
+        """A streaming session ended and handed the call back (Twilio's `<Connect action>`):
+        the call goes on over a new session when `going_on` says how (made under the answer
+        lock, so an answer being made for the dropped session is done first), else it ends —
+        after our `end` with nothing more to say, else with `apology` first. Answered once per
+        `key`; a replay gets the answer on record."""
         async def close() -> Command:
+            command = await going_on() if going_on is not None else None
+            if command is not None:
+                return command
             return EndCall() if apology is None else await self._goodbye(session, [apology], self._deadline())
-        return await self._once(session, "handoff", close)
+        return await self._once(session, key, close)
+
+    def answered(self, session: CallSession, key: str) -> bool:
+        """Whether request `key` has an answer made or being made (a replay gets that one)."""
+        return key in session.answers or self._states.answer(session.call_id, key) is not None
 
     async def _listened(self, session: CallSession, number: int,
                         heard: Callable[[], Awaitable[Command]]) -> str:

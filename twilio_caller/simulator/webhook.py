@@ -177,6 +177,16 @@ class WebhookClient:
         """The X-Twilio-Signature Twilio would send for `url` and `params`."""
         return str(self._validator.compute_signature(url, dict(params)))
 
+    def socket_destinations(self, url: str) -> list[str]:
+        """Where a ws(s) URL's connection goes: the balanced instances in turn (as for webhook
+        requests: one that refuses is passed over), else the local end of its tunnel."""
+        web = ("https://" if url.startswith("wss://") else "http://") + url.split("://", 1)[1]
+        balanced = self._chaos.balance(web)
+        if not balanced:
+            return [self.through_tunnel(url)]
+        return [("wss://" if web.startswith("https://") else "ws://") + destination.split("://", 1)[1]
+                for destination in balanced]
+
     def through_tunnel(self, url: str) -> str:
         """Where a public URL (http(s) or ws(s)) really goes: the local end of its tunnel."""
         secure = url.startswith("wss://")

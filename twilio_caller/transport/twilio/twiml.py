@@ -8,10 +8,10 @@ from collections.abc import Callable, Sequence
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
 from twilio_caller import voices
-from twilio_caller.transport.port import Ask, Command, EndCall, Hold, Line, Say, SendDigits, Speech, Spoken
+from twilio_caller.transport.port import Ask, EndCall, Hold, Line, Say, SendDigits, SessionCommand, Speech, Spoken
 
 
-def render(command: Command, speech: Speech, url: Callable[[str, int], str]) -> str:
+def render(command: SessionCommand, speech: Speech, url: Callable[[str, int], str]) -> str:
     """A neutral command as TwiML; `url(route, n)` is the webhook URL Twilio comes back to."""
     match command:
         case Say(lines=lines, resume=resume):
