@@ -58,7 +58,7 @@ class TwilioWebhook:
         claimed here, before reconciliation gets to it), or any call when instances share the
         store — goes on over a new session (`Dialer.going_on`: the cut question asked again,
         or the line held for the agent); when it cannot (the call ended, a machine's, too
-        many drops), an apology, then the hang-up. Answered once per session (`SessionId`):
+        many drops, a socket that never opened: Twilio's 64102), an apology, then the hang-up. Answered once per session (`SessionId`):
         a replay gets the answer on record."""
         checked = await self._authorised(request, claim=True)
         if isinstance(checked, Response):
@@ -69,7 +69,7 @@ class TwilioWebhook:
         if not ours and not self._dialer.conversation.answered(session, key):  # a replay is not a new drop
             log.warning("call %s: relay session %s without our end (error %s)", session.call_id,
                         params.get("SessionStatus", "unknown")[:40], params.get("ErrorCode", "none")[:10])
-        if not ours and session.engine == "relay":
+        if not ours and session.engine == "relay" and params.get("ErrorCode") != relay.UNABLE_TO_CONNECT:
             going_on = self._dialer.going_on(session)
             return await self._answered(session, self._dialer.conversation.handed_off(
                 session, relay.HANDOFF_APOLOGY, key=key, going_on=going_on))

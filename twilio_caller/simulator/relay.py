@@ -11,6 +11,7 @@ that ErrorCode on the action request; the call itself stays in progress."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -150,12 +151,29 @@ class _Session:
         except ConnectionClosed as closed:
             return SessionEnd("failed", error=f"WebSocket closed: {closed.rcvd.code if closed.rcvd else 1006}",
                               turns=self.turns, error_code=WEBSOCKET_ENDED)
+        except _Dropped:
+            return SessionEnd("failed", error="WebSocket closed while the callee spoke", turns=self.turns,
+                              error_code=WEBSOCKET_ENDED)
+
+    async def _unless_dropped(self, work: Awaitable[T]) -> T:
+        """`work` (the callee thinking of a reply), unless the socket closes first: Twilio sees
+        a drop at once, whatever the callee is doing (the reply is then lost with the session)."""
+        doing = asyncio.ensure_future(work)
+        closing = asyncio.ensure_future(self.socket.wait_closed())
+        try:
+            await asyncio.wait({doing, closing}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in (doing, closing):
+                waiting.cancel()
+        if doing.done() and not doing.cancelled():
+            return doing.result()
+        raise _Dropped()
 
     async def _turn(self, said: str) -> bool:
         """The assistant finished a turn: the callee hears it (or cuts it) and replies. True
         when the callee hung up."""
         self.turns += 1
-        reply = await self.line.reply(said)
+        reply = await self._unless_dropped(self.line.reply(said))
         words = said.split()
         cut = reply.interrupt_after if isinstance(reply, Speech) else None
         voice, language = self.voices.speaking(self.lang)
@@ -192,6 +210,10 @@ class _Session:
 
     async def _send(self, message: Mapping[str, Any]) -> None:
         await self.socket.send(json.dumps(dict(message)))
+
+
+class _Dropped(Exception):
+    """The application's end of the socket closed while the callee was busy."""
 
 
 def _message(raw: str | bytes) -> dict[str, Any] | None:

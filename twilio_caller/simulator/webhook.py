@@ -94,6 +94,7 @@ class WebhookClient:
         hook = self._chaos.take_webhook_hook(url, params)
         if hook is not None and not hook[1]:
             await asyncio.to_thread(hook[0])
+            await self.aclose()  # the application may have been restarted: no kept-alive connection to the old one
         method = method.upper()
         destinations = self._chaos.balance(_with_query(target.url, params) if method == "GET" else target.url)
         try:
@@ -184,7 +185,7 @@ class WebhookClient:
         balanced = self._chaos.balance(web)
         if not balanced:
             return [self.through_tunnel(url)]
-        return [("wss://" if web.startswith("https://") else "ws://") + destination.split("://", 1)[1]
+        return [("wss://" if destination.startswith("https://") else "ws://") + destination.split("://", 1)[1]
                 for destination in balanced]
 
     def through_tunnel(self, url: str) -> str:

@@ -27,6 +27,7 @@ ELEVENLABS = "ElevenLabs"
 TTS_PROVIDERS = {"Polly": "Amazon", "Google": "Google", ELEVENLABS: ELEVENLABS}
 HANDOFF_APOLOGY = "Sorry, I have a technical problem and have to end this call. Goodbye."
 SESSION_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+UNABLE_TO_CONNECT = "64102"  # the <Connect action>'s ErrorCode when Twilio could not open the socket
 
 
 # -- the TwiML that hands the call to the socket -------------------------------------------
