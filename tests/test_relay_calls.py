@@ -52,7 +52,7 @@ def test_an_interactive_call_gets_its_reply_over_the_socket_and_ends_through_the
     record = relay_server.simulator.call(result["twilio_sid"])
     assert record.wait(10)
     assert record.heard_text[-1] == "Thanks, I'll pass that on. Goodbye."
-    assert connect_and_action(relay_server, result["twilio_sid"]) == [("voice", 200), ("action", 200)]
+    assert connect_and_action(relay_server, result["twilio_sid"]) == [("voice", 200), ("relay", 101), ("action", 200)]
     action = [r for r in record.requests if r.purpose == "action"][0]
     assert action.url.endswith("/handoff") and action.params["SessionStatus"] == "ended"
     assert record.end_reason == "hangup" and not [e for e in record.errors if e.fatal]

@@ -615,6 +615,10 @@ class _RelayLine:
     async def wait_for(self, work: Awaitable[T]) -> T:
         return await self._engine._timeline.run_real(work)
 
+    def opened(self, local_url: str) -> None:
+        """The socket's handshake, logged as the request it is (purpose `relay`, status 101)."""
+        self._engine._log_request("relay", "GET", local_url, {}, 101)
+
 
 def _resolve(url: str | None, document_url: str | None) -> str:
     if url and urlsplit(url).scheme in ("http", "https"):

@@ -78,7 +78,7 @@ class CallError:
 class WebhookRequest:
     """A request the engine made toward the application."""
 
-    purpose: str  # voice | fallback | action | redirect | play | status-callback | amd-callback
+    purpose: str  # voice | fallback | action | redirect | play | status-callback | amd-callback | relay (a socket)
     method: str
     url: str
     params: dict[str, str]

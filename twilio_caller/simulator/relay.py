@@ -41,6 +41,7 @@ class RelayLine(Protocol):
     async def reply(self, heard: str) -> Reply: ...
     async def pass_time(self, seconds: float) -> None: ...
     async def wait_for(self, work: Awaitable[T]) -> T: ...
+    def opened(self, local_url: str) -> None: ...  # the socket is open (there, for a balanced URL)
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,7 @@ async def _converse(local_url: str, signature: str, setup: Mapping[str, Any], li
         async with connect(local_url, additional_headers={"X-Twilio-Signature": signature},
                            open_timeout=OPEN_SECONDS, proxy=None, compression=None, ping_interval=None,
                            max_size=MAX_MESSAGE_BYTES) as socket:
+            line.opened(local_url)
             await socket.send(json.dumps(dict(setup)))
             return await _Session(socket, line, voices or Voices((None, None), {}, None)).run()
     except InvalidStatus as refused:
