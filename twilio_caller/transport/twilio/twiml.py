@@ -36,11 +36,12 @@ def notify(speech: Speech, lines: Sequence[Spoken]) -> str:
 
 
 def ask(speech: Speech, lines: Sequence[Spoken], action: str) -> str:
-    """Say the lines inside a speech Gather; the result (or its absence) is posted to
-    `action` — actionOnEmptyResult makes silence a post too, so the server decides."""
+    """Say the lines inside a Gather that listens for speech and keys (ended by `#` or the
+    timeout, as ConversationRelay's dtmfDetection joins them); the result (or its absence) is
+    posted to `action` — actionOnEmptyResult makes silence a post too, so the server decides."""
     response = VoiceResponse()
     gather = response.gather(
-        input="speech",
+        input="dtmf speech",
         action=action,
         method="POST",
         timeout=speech.timeout,
