@@ -56,6 +56,8 @@ class SharedCalls:
         call_id = session.call_id
         state = self._states.load(call_id)
         if not session.answering.locked():
+            if state.gather_seq != session.gather_number:  # asked elsewhere: in its language, if any
+                session.prompt_language = self._states.prompt_language(call_id, state.gather_seq)
             session.gather_number, session.hold_number = state.gather_seq, state.hold_seq
             if state.reprompts_left is not None:
                 session.reprompts_left = state.reprompts_left
