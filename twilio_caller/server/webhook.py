@@ -140,13 +140,14 @@ class TwilioWebhook:
         if not self._transport.verify(url, params if request.method == "POST" else {}, signature):
             log.warning("rejected a request with a bad signature for call %s", call_id)
             return Response(status_code=403)
+        sid = params.get("CallSid") or request.query_params.get("CallSid")
+        known = session.twilio_sid if session is not None else row["twilio_sid"]
+        if known and sid and sid != known:
+            return Response(status_code=404)
         if session is None:
             session = self._dialer.claim(row)
             if session is None:  # ended, or another running server has it
                 return Response(status_code=404)
-        sid = params.get("CallSid") or request.query_params.get("CallSid")
-        if session.twilio_sid and sid and sid != session.twilio_sid:
-            return Response(status_code=404)
         if sid and not session.twilio_sid:
             session.twilio_sid = sid
         return session, params
