@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Awaitable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -125,7 +125,7 @@ class TwilioWebhook:
         given = request.path_params["token"].encode("utf-8", "surrogateescape")  # any text: never a 500
         call_id = request.path_params["call_id"]
         session = await self._session(call_id, given)
-        row = None
+        row: Any = None  # the call's row, when the session is to be claimed
         if session is None and claim and self._dialer.shared is None:
             row = self._dialer.row(call_id)
             if row is None or not secrets.compare_digest(str(row["token"]).encode(), given):
