@@ -14,6 +14,7 @@ import pytest
 from crashkit import Person, background, callee_lines, kill, live_home, said_lines, server, stop_background
 from instancekit import free_port
 from polling import eventually
+from twilio_caller.call_state import HomeLease, home_lease
 from twilio_caller.manifest import invoke
 from twilio_caller.runtime import Runtime
 from twilio_caller.simulator import InteractiveCallee, Simulator, SimulatorThread
@@ -102,6 +103,16 @@ def fixed_home(home: Path, simulator: Simulator, api: str, port: int) -> Runtime
     return Runtime(home, environ={})
 
 
+def next_server_listening(home: Path, old_pid: int, port: int) -> None:
+    """Until the home's next server (the lease's new holder: the killed one is gone) listens."""
+    runtime = Runtime(home, environ={})
+    try:
+        lease = HomeLease(runtime.store, runtime.clock, home_lease(home))
+        assert eventually(lambda: (lease.holder() or {}).get("pid", old_pid) != old_pid and listening(port), 40)
+    finally:
+        runtime.close()
+
+
 def listening(port: int) -> bool:
     try:
         socket.create_connection(("127.0.0.1", port), 0.2).close()
@@ -132,8 +143,9 @@ def test_a_killed_servers_handoff_reaching_the_restarted_server_first_carries_th
         first_owner = runtime.store.query("SELECT owner FROM call_state WHERE call_id = ?", (call_id,))[0][0]
 
         simulator.chaos.hold_fetches(reconciled)  # the next server's reconciliation waits
+        old_pid = first.info["pid"]
         simulator.chaos.on_next_webhook(  # Twilio asks the action at once; here it reaches the next server
-            lambda url, params: url.endswith("/handoff"), lambda: eventually(lambda: listening(port), 30),
+            lambda url, params: url.endswith("/handoff"), lambda: next_server_listening(home, old_pid, port),
             in_flight=False)
         with ThreadPoolExecutor(1) as pool:
             asking = pool.submit(invoke, "say", {"call_id": call_id, "message": "And then?",
@@ -141,7 +153,8 @@ def test_a_killed_servers_handoff_reaching_the_restarted_server_first_carries_th
             assert person.thinking.wait(20)
             kill(first.info["pid"])  # the socket drops with the callee mid-answer: the handoff goes at once,
             # while the waiting `say` starts the home's next server (follow.py)
-            assert eventually(lambda: any(r.url.endswith("/handoff") and r.status_code for r in record.requests), 30)
+            assert eventually(lambda: any(r.url.endswith("/handoff") and r.status_code for r in record.requests), 45), [
+                (r.purpose, r.url.rsplit("/", 1)[-1], r.status_code) for r in record.requests] + record.errors
             reconciled.set()
             person.release.set()
             second = asking.result(timeout=90)
