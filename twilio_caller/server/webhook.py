@@ -58,8 +58,8 @@ class TwilioWebhook:
         claimed here, before reconciliation gets to it), or any call when instances share the
         store — goes on over a new session (`Dialer.going_on`: the cut question asked again,
         or the line held for the agent); when it cannot (the call ended, a machine's, too
-        many drops, a socket that never opened: Twilio's 64102), an apology, then the hang-up. Answered once per session (`SessionId`):
-        a replay gets the answer on record."""
+        many drops, a socket that never opened: Twilio's 64102), an apology, then the hang-up.
+        Answered once per session (`SessionId`): a replay gets the answer on record."""
         checked = await self._authorised(request, claim=True)
         if isinstance(checked, Response):
             return checked
