@@ -47,12 +47,33 @@ def test_sync_detection_reports_who_answered_and_leaves_a_voicemail(home: Path, 
 
 
 def post_handoff(server: LiveServer, call_id: str, sid: str, session_id: str | None = None) -> httpx.Response:
-    token = server.runtime.store.query("SELECT token FROM calls WHERE id = ?", (call_id,))[0][0]
-    url = f"http://127.0.0.1:{read_run_file(server.runtime.home)['webhook_port']}/twilio/{call_id}/{token}/handoff"
     form = {"CallSid": sid, "CallStatus": "in-progress", "SessionStatus": "failed", "ErrorCode": "64105",
             **({"SessionId": session_id} if session_id else {})}
+    return signed_post(server, call_id, "handoff", form)
+
+
+def signed_post(server: LiveServer, call_id: str, route: str, form: dict[str, str]) -> httpx.Response:
+    """A request to the call's webhook `route`, signed as Twilio signs it."""
+    token = server.runtime.store.query("SELECT token FROM calls WHERE id = ?", (call_id,))[0][0]
+    url = f"http://127.0.0.1:{read_run_file(server.runtime.home)['webhook_port']}/twilio/{call_id}/{token}/{route}"
     signature = RequestValidator(server.simulator.auth_token).compute_signature(url, form)
     return httpx.post(url, data=form, headers={"X-Twilio-Signature": signature}, trust_env=False)
+
+
+def test_only_the_handoff_takes_back_a_call_this_server_does_not_run(relay_server: LiveServer) -> None:
+    """A server that does not run a live call (restarted, its reconciliation not there yet):
+    Twilio's handoff of a dropped socket takes the call here; any other request for it is
+    404 and takes nothing (those calls are taken back by reconciliation)."""
+    relay_server.script("Contact9", replies=[{"say": "Go ahead"}])
+    first = relay_server.tool("call", to="Contact9", message="I have news", keep_open=True)
+    call_id, sid = first["call_id"], first["twilio_sid"]
+    registry = relay_server.runner.dialer.registry
+    registry.discard(call_id)  # as a server that has not taken the call back yet
+    asked = signed_post(relay_server, call_id, "gather?n=1", {"CallSid": sid, "SpeechResult": "Hello?"})
+    assert asked.status_code == 404 and registry.get(call_id) is None  # not taken by a gather request
+    assert "?resume=" in reconnected_to(post_handoff(relay_server, call_id, sid, "VX07"))
+    assert registry.get(call_id) is not None  # taken by the handoff
+    relay_server.tool("hangup", call_id=call_id)
 
 
 def dropped_warnings(caplog: pytest.LogCaptureFixture) -> int:
