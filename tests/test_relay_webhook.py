@@ -52,9 +52,10 @@ def post_handoff(server: LiveServer, call_id: str, sid: str, session_id: str | N
     return signed_post(server, call_id, "handoff", form)
 
 
-def signed_post(server: LiveServer, call_id: str, route: str, form: dict[str, str]) -> httpx.Response:
-    """A request to the call's webhook `route`, signed as Twilio signs it."""
-    token = server.runtime.store.query("SELECT token FROM calls WHERE id = ?", (call_id,))[0][0]
+def signed_post(server: LiveServer, call_id: str, route: str, form: dict[str, str],
+                token: str | None = None) -> httpx.Response:
+    """A request to the call's webhook `route` (with its token, or `token`), signed as Twilio signs it."""
+    token = token or server.runtime.store.query("SELECT token FROM calls WHERE id = ?", (call_id,))[0][0]
     url = f"http://127.0.0.1:{read_run_file(server.runtime.home)['webhook_port']}/twilio/{call_id}/{token}/{route}"
     signature = RequestValidator(server.simulator.auth_token).compute_signature(url, form)
     return httpx.post(url, data=form, headers={"X-Twilio-Signature": signature}, trust_env=False)
@@ -71,6 +72,9 @@ def test_only_the_handoff_takes_back_a_call_this_server_does_not_run(relay_serve
     registry.discard(call_id)  # as a server that has not taken the call back yet
     asked = signed_post(relay_server, call_id, "gather?n=1", {"CallSid": sid, "SpeechResult": "Hello?"})
     assert asked.status_code == 404 and registry.get(call_id) is None  # not taken by a gather request
+    form = {"CallSid": sid, "CallStatus": "in-progress", "SessionStatus": "failed", "ErrorCode": "64105"}
+    forged = signed_post(relay_server, call_id, "handoff", form, token="not-its-token")
+    assert forged.status_code == 404 and registry.get(call_id) is None  # the token first, whatever is signed
     assert "?resume=" in reconnected_to(post_handoff(relay_server, call_id, sid, "VX07"))
     assert registry.get(call_id) is not None  # taken by the handoff
     relay_server.tool("hangup", call_id=call_id)
