@@ -61,6 +61,23 @@ def signed_post(server: LiveServer, call_id: str, route: str, form: dict[str, st
     return httpx.post(url, data=form, headers={"X-Twilio-Signature": signature}, trust_env=False)
 
 
+def test_a_socket_twilio_could_not_open_ends_with_an_apology_once_per_session(relay_server: LiveServer) -> None:
+    """ErrorCode 64102 (Twilio could not open the socket): no new session, which would fail the
+    same way — the apology, then the hang-up; another session's handoff gets its own answer."""
+    relay_server.script("Contact9", replies=[{"say": "Go ahead"}])
+    first = relay_server.tool("call", to="Contact9", message="I have news", keep_open=True)
+    call_id, sid = first["call_id"], first["twilio_sid"]
+    form = {"CallSid": sid, "CallStatus": "in-progress", "SessionStatus": "failed", "ErrorCode": "64102",
+            "SessionId": "VX11"}
+    answer = signed_post(relay_server, call_id, "handoff", form)
+    assert [(verb.tag, verb.text) for verb in ET.fromstring(answer.text)] == [
+        ("Say", relay.HANDOFF_APOLOGY), ("Hangup", None)]
+    later = signed_post(relay_server, call_id, "handoff", {**form, "SessionStatus": "ended", "SessionId": "VX12"})
+    assert [verb.tag for verb in ET.fromstring(later.text)] == ["Hangup"]  # not the apology again
+    transcript = relay_server.tool("call_status", call_id=call_id)["transcript"]
+    assert [t["text"] for t in transcript].count(relay.HANDOFF_APOLOGY) == 1
+
+
 def test_only_the_handoff_takes_back_a_call_this_server_does_not_run(relay_server: LiveServer) -> None:
     """A server that does not run a live call (restarted, its reconciliation not there yet):
     Twilio's handoff of a dropped socket takes the call here; any other request for it is
@@ -101,6 +118,7 @@ def test_a_replayed_handoff_gets_the_answer_on_record_and_changes_nothing(
     call_id, sid = first["call_id"], first["twilio_sid"]
     answer = post_handoff(relay_server, call_id, sid, "VX01")
     assert "?resume=" in reconnected_to(answer)  # the dropped socket: the line goes on, held for the agent
+    assert dropped_warnings(caplog) == 1  # the drop is reported as it comes
     replay = post_handoff(relay_server, call_id, sid, "VX01")
     assert replay.status_code == 200 and replay.text == answer.text
     assert dropped_warnings(caplog) == 1  # the drop is reported once, not again for the replay
