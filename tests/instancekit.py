@@ -26,13 +26,13 @@ PUBLIC = "https://calls.example.com"
 QUESTIONS = 5  # turns per call in the soak
 
 
-def config(simulator: Simulator, api: str, *, cap: int = 10, hold: float = 0.5) -> str:
+def config(simulator: Simulator, api: str, *, cap: int = 10, hold: float = 0.5, engine: str = "gather") -> str:
     return (
         'safety: {calling_hours: "00:00-24:00", callee_hours: null, max_concurrent_calls: 400,'
         f" max_calls_per_day: 5000, max_calls_per_contact_per_day: {cap},"
         " min_seconds_between_calls_to_contact: 0}\n"
         "identity: {assistant_name: Yamani, owner_name: Robert}\n"
-        f"conversation: {{hold_budget_seconds: {hold}, unsteered_limit_seconds: 60}}\n"
+        f"conversation: {{engine: {engine}, hold_budget_seconds: {hold}, unsteered_limit_seconds: 60}}\n"
         f"twilio: {{api_base_url: '{api}', account_sid: {simulator.account_sid},"
         f" auth_token: {simulator.auth_token}, from_number: '+13125550100'}}\n"
     )

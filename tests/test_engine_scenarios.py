@@ -78,6 +78,19 @@ def test_a_kept_open_call_goes_on_turn_by_turn_through_separate_tool_calls(engin
     assert engine_server.simulator.call(first["twilio_sid"]).heard_text[-1] == "Thanks, bye!"
 
 
+def test_a_reply_in_keys_is_the_reply_on_both_engines(engine_server: LiveServer) -> None:
+    """A callee who answers on the keypad (a menu, a PIN): the keys up to `#` are the reply —
+    Gather listens for keys as well as speech (`input="dtmf speech"`), as relay's dtmfDetection does."""
+    engine_server.script("Contact4", replies=[{"digits": "42#"}, {"say": "Yes"}])
+    first = engine_server.tool("call", to="Contact4", message="Your room number?", keep_open=True)
+    assert first["reply"]["text"] == "42" and first["no_reply_reason"] is None
+    second = engine_server.tool("say", call_id=first["call_id"], message="Room 42, right?")
+    assert second["reply"]["text"] == "Yes"
+    ended = engine_server.tool("hangup", call_id=first["call_id"])
+    assert said(ended, "callee") == ["42", "Yes"]
+    assert said(ended, "assistant").count("Your room number?") == 1  # heard the first time: no reprompt
+
+
 def test_a_callee_who_opts_out_is_never_called_again(engine_server: LiveServer) -> None:
     engine_server.script("Contact4", replies=[{"say": "Please don't call me again"}])
     result = engine_server.tool("call", to="Contact4", message="Hello", interactive=True)

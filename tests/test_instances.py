@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from instancekit import QUESTIONS, Deployment, answer, converse, number, person, question
+from polling import eventually
 from twilio_caller.errors import ServerUnavailableError, TwilioCallerError
 from twilio_caller.server.client import ensure_server
 from twilio_caller.server.runfile import read_run_file
@@ -115,6 +116,52 @@ def test_one_instance_killed_mid_soak_the_other_carries_its_calls(tmp_path: Path
             assert first + then == [answer(turn) for turn in range(1, QUESTIONS + 1)]
             assert survivor[0].tool("hangup", {"call_id": call_id})["status"] == "completed"
             assert_whole(deployment, call_id)
+    finally:
+        deployment.stop()
+
+
+def socket_holder(deployment: Deployment, sid: str) -> int:
+    """The index of the instance holding the call's relay socket now (its latest handshake)."""
+    sockets = [r.url for r in deployment.simulator.call(sid).requests if r.purpose == "relay"]
+    assert sockets
+    return [f"ws://127.0.0.1:{instance.port}/" in sockets[-1] for instance in deployment.instances].index(True)
+
+
+def test_a_relay_call_goes_on_across_instances_and_past_the_death_of_its_sockets_one(
+        tmp_path: Path, postgres_url: str, twilio) -> None:
+    """The socket lives on one instance, the tools alternate: an action queued through one is
+    spoken by the other over the socket, a reply heard there wakes the tool waiting here. When
+    the instance holding the socket dies, Twilio's `<Connect action>` (at once) lands on the
+    survivor, which carries the call on over a new socket of its own — no question asked
+    twice, no reply lost, no Calls-API update."""
+    deployment = deploy(tmp_path, postgres_url, twilio, 1, engine="relay")
+    try:
+        call_id, begun = converse(deployment, 0, 1, 3)
+        assert begun == [answer(turn) for turn in range(1, 4)]
+        runtime = deployment.runtime()
+        try:
+            sid = runtime.store.calls.get(call_id)["twilio_sid"]
+        finally:
+            runtime.close()
+        record = deployment.simulator.call(sid)
+        holder = socket_holder(deployment, sid)
+        assert not [r for r in record.requests if r.purpose == "action"]  # one session so far
+        dead = deployment.instances[holder]
+        dead.kill()  # the socket drops with it; the handoff goes to the survivor at once
+        deployment.instances.remove(dead)
+        handoff = eventually(lambda: [r for r in record.requests if r.url.endswith("/handoff") and r.status_code], 30)
+        assert handoff
+        _, rest = converse(deployment, 0, 4, QUESTIONS, call_id=call_id)
+        assert rest == [answer(turn) for turn in range(4, QUESTIONS + 1)]
+        assert socket_holder(deployment, sid) == 0  # the new socket is the survivor's
+        (dropped,) = [r for r in record.requests if r.url.endswith("/handoff")]
+        assert (dropped.params["SessionStatus"], dropped.params["ErrorCode"]) == ("failed", "64105")
+        assert deployment.instances[0].tool("hangup", {"call_id": call_id})["status"] == "completed"
+        assert_whole(deployment, call_id)
+        ended = [r.params["SessionStatus"] for r in record.requests if r.url.endswith("/handoff")]
+        assert ended == ["failed", "ended"]  # the hang-up went over the survivor's socket: our `end`
+        assert record.updates == []  # no Calls-API update at all
+        assert not [r for r in record.requests if "/gather" in r.url or "/hold" in r.url]  # relay throughout
     finally:
         deployment.stop()
 

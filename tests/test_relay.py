@@ -8,6 +8,7 @@ flooding messages."""
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Iterator
 from typing import Any
 from xml.etree import ElementTree as ET
@@ -112,7 +113,7 @@ class Line_:
                             Budgets(hold_seconds=0.05, unsteered_seconds=600, reprompts=1),
                             OPENING, relay.EngineRenderer(relay_only()))
         validator = RequestValidator(AUTH)
-        sockets = RelaySockets(registry, lambda: core, validator.validate, PUBLIC, limits)
+        sockets = RelaySockets(registry_sessions(registry), lambda: core, validator.validate, PUBLIC, limits)
         app = Starlette(routes=list(ROUTES))
         app.state.endpoints = Endpoints(sockets)
         self.client = TestClient(app)
@@ -132,6 +133,14 @@ class Line_:
         rows = self.runtime.store.query(
             "SELECT payload FROM events WHERE call_id = ? AND kind = ?", ("call_relay1", kind))
         return [json.loads(row[0]) for row in rows]
+
+
+def registry_sessions(registry: Registry) -> Any:
+    """The sessions of one server's registry, found by call_id and token (as its webhook does)."""
+    async def find(call_id: str, token: bytes) -> CallSession | None:
+        session = registry.get(call_id)
+        return session if session is not None and secrets.compare_digest(session.token.encode(), token) else None
+    return find
 
 
 class relay_only:

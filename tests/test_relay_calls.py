@@ -52,7 +52,7 @@ def test_an_interactive_call_gets_its_reply_over_the_socket_and_ends_through_the
     record = relay_server.simulator.call(result["twilio_sid"])
     assert record.wait(10)
     assert record.heard_text[-1] == "Thanks, I'll pass that on. Goodbye."
-    assert connect_and_action(relay_server, result["twilio_sid"]) == [("voice", 200), ("action", 200)]
+    assert connect_and_action(relay_server, result["twilio_sid"]) == [("voice", 200), ("relay", 101), ("action", 200)]
     action = [r for r in record.requests if r.purpose == "action"][0]
     assert action.url.endswith("/handoff") and action.params["SessionStatus"] == "ended"
     assert record.end_reason == "hangup" and not [e for e in record.errors if e.fatal]
@@ -82,7 +82,7 @@ def test_a_kept_open_call_streams_says_records_an_interruption_and_hangs_up(rela
     assert said(ended, "assistant")[-1] == "Goodbye!"
 
 
-def test_a_dropped_socket_hands_the_live_call_to_the_action_url_which_apologises(relay_server) -> None:
+def test_a_dropped_socket_hands_the_live_call_to_the_action_url_which_carries_it_on(relay_server) -> None:
     relay_server.script("Contact7", replies=[{"say": "Go ahead"}])
     first = relay_server.tool("call", to="Contact7", message="I have news", keep_open=True)
     call_id = first["call_id"]
@@ -90,7 +90,8 @@ def test_a_dropped_socket_hands_the_live_call_to_the_action_url_which_apologises
     port = read_run_file(relay_server.runtime.home)["webhook_port"]
     local = f"http://127.0.0.1:{port}"
     path = f"/twilio/{call_id}/{token}/handoff"
-    form = {"CallSid": first["twilio_sid"], "CallStatus": "in-progress", "SessionStatus": "failed"}
+    form = {"CallSid": first["twilio_sid"], "CallStatus": "in-progress", "SessionStatus": "failed",
+            "ErrorCode": "64105"}
     validator = RequestValidator(relay_server.simulator.auth_token)
     forged = httpx.post(local + path, data=form, headers={"X-Twilio-Signature": "Zm9yZ2Vk"}, trust_env=False)
     assert forged.status_code == 403
@@ -98,9 +99,10 @@ def test_a_dropped_socket_hands_the_live_call_to_the_action_url_which_apologises
     answer = httpx.post(local + path, data=form, headers=signed, trust_env=False)
     assert answer.status_code == 200
     document = ET.fromstring(answer.text)
-    assert [verb.tag for verb in document] == ["Say", "Hangup"]
-    assert document[0].text == relay.HANDOFF_APOLOGY
-    relay_server.tool("hangup", call_id=call_id)
+    socket = document.find("Connect/ConversationRelay")
+    assert [verb.tag for verb in document] == ["Connect"] and socket is not None
+    assert socket.get("url", "").startswith(f"ws://127.0.0.1:{port}/relay/{call_id}/{token}?resume=")
+    assert relay.HANDOFF_APOLOGY not in [t["text"] for t in relay_server.tool("hangup", call_id=call_id)["transcript"]]
 
 
 def test_an_unknown_engine_in_the_config_is_refused_before_dialing(relay_server) -> None:

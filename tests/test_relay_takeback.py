@@ -79,3 +79,20 @@ def test_a_resume_added_to_a_signed_socket_url_is_refused(open_line: Line_) -> N
     with pytest.raises(WebSocketDisconnect), open_line.connect(open_line.path + "?resume=1") as ws:
         ws.receive_json()  # the signature was made without the query
     assert open_line.transcript() == []
+
+
+def test_a_socket_on_a_server_that_never_saw_the_voice_request_starts_as_its_url_says(open_line: Line_) -> None:
+    """Several instances: the voice request answered by one, the socket on another. What the
+    socket starts with is in its signed URL, not in the answering process's memory: who
+    answered is recorded, and the welcomeGreeting Twilio spoke is not said again."""
+    line = open_line
+    path = line.path + "?answeredBy=human&greeted=1"
+    signature = RequestValidator(AUTH).compute_signature("wss://calls.example.com" + path, {})
+    with line.client.websocket_connect(path, headers={"X-Twilio-Signature": signature}) as ws:
+        ws.send_text(setup_message())
+        said, _ = spoken(ws)
+        line.client.portal.call(line.session.submit, HangUp(None))
+    assert said == line.session.message  # the opening was the greeting: spoken by Twilio already
+    assert ("assistant", OPENING) in line.transcript()  # … and still on record
+    record = line.runtime.store.calls.get(line.session.call_id)
+    assert record["answered_by"] == "human"

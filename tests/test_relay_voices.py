@@ -413,3 +413,20 @@ def test_a_lines_language_is_kept_with_the_queued_action_and_older_rows_read_the
     plain = Speak("Hi", False)
     assert action_to_dict(plain) == {"kind": "speak", "text": "Hi", "expect_reply": False, "id": plain.id}
     assert action_from_dict({"kind": "speak", "text": "Hi", "expect_reply": False}) == Speak("Hi", False)
+
+
+@pytest.mark.parametrize("engine", ["gather", "relay"])
+def test_a_reprompt_after_silence_asks_again_in_the_lines_language(
+        home: Path, servers: list[LiveServer], engine: str) -> None:
+    server = start(home, engine=engine)
+    servers.append(server)
+    server.script("Contact3", replies=[{"say": "Hello"}, {"silence": True}, {"say": "Oui"}])
+    placed = server.tool("call", to="Contact3", message="Quick question", keep_open=True, voice="alice")
+    french = server.tool("say", call_id=placed["call_id"], message="Vous êtes libre vendredi ?", language="fr-FR")
+    assert french["reply"]["text"] == "Oui"  # heard on the reprompt
+    server.tool("hangup", call_id=placed["call_id"])
+    heard = [(u.text, u.language) for u in server.simulator.call(placed["twilio_sid"]).heard if u.kind == "say"]
+    asked = [language for text, language in heard if "vendredi" in text]
+    assert len(asked) == 2 and set(asked) == {"fr-FR"}  # the question, then the reprompt: both in French
+    if engine == "gather":  # a line a <Say>: the reprompt's own words stay in the call's language
+        assert ("Sorry, I didn't catch that.", "en-GB") in heard

@@ -46,16 +46,69 @@ def test_sync_detection_reports_who_answered_and_leaves_a_voicemail(home: Path, 
         server.runtime.close()
 
 
-def post_handoff(server: LiveServer, call_id: str, sid: str) -> httpx.Response:
-    token = server.runtime.store.query("SELECT token FROM calls WHERE id = ?", (call_id,))[0][0]
-    url = f"http://127.0.0.1:{read_run_file(server.runtime.home)['webhook_port']}/twilio/{call_id}/{token}/handoff"
-    form = {"CallSid": sid, "CallStatus": "in-progress", "SessionStatus": "failed"}
+def post_handoff(server: LiveServer, call_id: str, sid: str, session_id: str | None = None) -> httpx.Response:
+    form = {"CallSid": sid, "CallStatus": "in-progress", "SessionStatus": "failed", "ErrorCode": "64105",
+            **({"SessionId": session_id} if session_id else {})}
+    return signed_post(server, call_id, "handoff", form)
+
+
+def signed_post(server: LiveServer, call_id: str, route: str, form: dict[str, str],
+                token: str | None = None) -> httpx.Response:
+    """A request to the call's webhook `route` (with its token, or `token`), signed as Twilio signs it."""
+    token = token or server.runtime.store.query("SELECT token FROM calls WHERE id = ?", (call_id,))[0][0]
+    url = f"http://127.0.0.1:{read_run_file(server.runtime.home)['webhook_port']}/twilio/{call_id}/{token}/{route}"
     signature = RequestValidator(server.simulator.auth_token).compute_signature(url, form)
     return httpx.post(url, data=form, headers={"X-Twilio-Signature": signature}, trust_env=False)
 
 
+def test_a_socket_twilio_could_not_open_ends_with_an_apology_once_per_session(relay_server: LiveServer) -> None:
+    """ErrorCode 64102 (Twilio could not open the socket): no new session, which would fail the
+    same way — the apology, then the hang-up; another session's handoff gets its own answer."""
+    relay_server.script("Contact9", replies=[{"say": "Go ahead"}])
+    first = relay_server.tool("call", to="Contact9", message="I have news", keep_open=True)
+    call_id, sid = first["call_id"], first["twilio_sid"]
+    form = {"CallSid": sid, "CallStatus": "in-progress", "SessionStatus": "failed", "ErrorCode": "64102",
+            "SessionId": "VX11"}
+    answer = signed_post(relay_server, call_id, "handoff", form)
+    assert [(verb.tag, verb.text) for verb in ET.fromstring(answer.text)] == [
+        ("Say", relay.HANDOFF_APOLOGY), ("Hangup", None)]
+    later = signed_post(relay_server, call_id, "handoff", {**form, "SessionStatus": "ended", "SessionId": "VX12"})
+    assert [verb.tag for verb in ET.fromstring(later.text)] == ["Hangup"]  # not the apology again
+    transcript = relay_server.tool("call_status", call_id=call_id)["transcript"]
+    assert [t["text"] for t in transcript].count(relay.HANDOFF_APOLOGY) == 1
+
+
+def test_only_the_handoff_takes_back_a_call_this_server_does_not_run(relay_server: LiveServer) -> None:
+    """A server that does not run a live call (restarted, its reconciliation not there yet):
+    Twilio's handoff of a dropped socket takes the call here; any other request for it is
+    404 and takes nothing (those calls are taken back by reconciliation)."""
+    relay_server.script("Contact9", replies=[{"say": "Go ahead"}])
+    first = relay_server.tool("call", to="Contact9", message="I have news", keep_open=True)
+    call_id, sid = first["call_id"], first["twilio_sid"]
+    registry = relay_server.runner.dialer.registry
+    registry.discard(call_id)  # as a server that has not taken the call back yet
+    asked = signed_post(relay_server, call_id, "gather?n=1", {"CallSid": sid, "SpeechResult": "Hello?"})
+    assert asked.status_code == 404 and registry.get(call_id) is None  # not taken by a gather request
+    form = {"CallSid": sid, "CallStatus": "in-progress", "SessionStatus": "failed", "ErrorCode": "64105"}
+    forged = signed_post(relay_server, call_id, "handoff", form, token="not-its-token")
+    assert forged.status_code == 404 and registry.get(call_id) is None  # the token first, whatever is signed
+    assert "?resume=" in reconnected_to(post_handoff(relay_server, call_id, sid, "VX07"))
+    assert registry.get(call_id) is not None  # taken by the handoff
+    relay_server.tool("hangup", call_id=call_id)
+
+
 def dropped_warnings(caplog: pytest.LogCaptureFixture) -> int:
     return sum("without our end" in record.getMessage() for record in caplog.records)
+
+
+def reconnected_to(answer: httpx.Response) -> str:
+    """The socket URL of a `<Connect><ConversationRelay>` answer (the call goes on over it)."""
+    assert answer.status_code == 200
+    document = ET.fromstring(answer.text)
+    assert [verb.tag for verb in document] == ["Connect"]
+    socket = document.find("Connect/ConversationRelay")
+    assert socket is not None and document[0].get("action", "").endswith("/handoff")
+    return socket.get("url", "")
 
 
 def test_a_replayed_handoff_gets_the_answer_on_record_and_changes_nothing(
@@ -63,28 +116,32 @@ def test_a_replayed_handoff_gets_the_answer_on_record_and_changes_nothing(
     relay_server.script("Contact9", replies=[{"say": "Go ahead"}])
     first = relay_server.tool("call", to="Contact9", message="I have news", keep_open=True)
     call_id, sid = first["call_id"], first["twilio_sid"]
-    answer = post_handoff(relay_server, call_id, sid)
-    assert answer.status_code == 200
-    assert [(verb.tag, verb.text) for verb in ET.fromstring(answer.text)] == [
-        ("Say", relay.HANDOFF_APOLOGY), ("Hangup", None)]
-    replay = post_handoff(relay_server, call_id, sid)
+    answer = post_handoff(relay_server, call_id, sid, "VX01")
+    assert "?resume=" in reconnected_to(answer)  # the dropped socket: the line goes on, held for the agent
+    assert dropped_warnings(caplog) == 1  # the drop is reported as it comes
+    replay = post_handoff(relay_server, call_id, sid, "VX01")
     assert replay.status_code == 200 and replay.text == answer.text
     assert dropped_warnings(caplog) == 1  # the drop is reported once, not again for the replay
-    transcript = relay_server.tool("call_status", call_id=call_id)["transcript"]
-    assert [t["text"] for t in transcript].count(relay.HANDOFF_APOLOGY) == 1
-    queued = relay_server.tool("hangup", call_id=call_id)
-    assert [t["text"] for t in queued["transcript"]].count(relay.HANDOFF_APOLOGY) == 1
+    events = relay_server.runtime.store.query(
+        "SELECT COUNT(*) FROM events WHERE call_id = ? AND kind = 'relay-reconnect'", (call_id,))
+    assert events[0][0] == 1  # one reconnect on record, not one per request
+    ended = relay_server.tool("hangup", call_id=call_id)
+    assert relay.HANDOFF_APOLOGY not in [t["text"] for t in ended["transcript"]]
 
 
-def test_a_dropped_socket_apologises_in_a_say_voice_never_an_elevenlabs_one(relay_server: LiveServer) -> None:
+def test_a_socket_that_keeps_dropping_ends_with_an_apology_in_a_say_voice(relay_server: LiveServer) -> None:
     relay_server.script("Contact9", replies=[{"say": "Go ahead"}])
     first = relay_server.tool("call", to="Contact9", message="I have news", keep_open=True,
                               voice="ElevenLabs.21m00Tcm4TlvDq8ikWAM")
-    answer = post_handoff(relay_server, first["call_id"], first["twilio_sid"])
+    call_id, sid = first["call_id"], first["twilio_sid"]
+    sockets = [reconnected_to(post_handoff(relay_server, call_id, sid, f"VX0{n}")) for n in range(3)]
+    assert len(set(sockets)) == 3  # each new session resumes at a resume number of its own
+    answer = post_handoff(relay_server, call_id, sid, "VX03")  # the fourth drop: no more reconnects
     say = ET.fromstring(answer.text).find("Say")
     assert say is not None and say.text == relay.HANDOFF_APOLOGY
     assert say.attrib.get("voice") == "Polly.Brian"  # voice.default: <Say> cannot speak an ElevenLabs voice
-    relay_server.tool("hangup", call_id=first["call_id"])
+    transcript = relay_server.tool("call_status", call_id=call_id)["transcript"]
+    assert [t["text"] for t in transcript].count(relay.HANDOFF_APOLOGY) == 1
 
 
 def test_after_our_end_the_handoff_only_hangs_up(relay_server: LiveServer, caplog: pytest.LogCaptureFixture) -> None:

@@ -12,7 +12,7 @@ from starlette.routing import NoMatchFound
 
 from twilio_caller.call_status import CallStatus
 from twilio_caller.transport.port import (
-    Answered, Ask, Command, EndCall, Heard, Hold, Line, Placed, Ready, Say, SendDigits, Silence, Speech,
+    Answered, Ask, Command, Digits, EndCall, Heard, Hold, Line, Placed, Ready, Say, SendDigits, Silence, Speech,
     StatusChanged,
 )
 from twilio_caller.transport.twilio import twiml
@@ -29,6 +29,7 @@ class Call:
     call_id: str = "call_0123456789abcdef"
     token: str = "tok-EN_42"
     speech: Speech = SPEECH
+    engine: str = "gather"
 
 
 CALL = Call()
@@ -66,6 +67,15 @@ def test_a_gather_result_is_heard_or_silence() -> None:
     assert isinstance(long, Heard) and len(long.text) == MAX_SPEECH_CHARS and long.confidence is None
     assert parse_event(CALL, "gather", {"n": "x"}, form) is None
     assert parse_event(CALL, "gather", {}, form) is None
+
+
+def test_keys_gathered_in_answer_are_the_turns_digits_and_anything_else_is_silence() -> None:
+    key = f"{CALL.call_id}:gather:3"
+    assert parse_event(CALL, "gather", {"n": "3"}, {"Digits": "42", "FinishedOnKey": "#"}) == Digits(3, "42", key)
+    assert parse_event(CALL, "gather", {"n": "3"}, {"Digits": "4<2"}) == Silence(3)  # not keys: nothing heard
+    assert parse_event(CALL, "gather", {"n": "3"}, {"Digits": "1" * 65}) == Silence(3)
+    spoken = parse_event(CALL, "gather", {"n": "3"}, {"SpeechResult": "Forty two", "Digits": "42"})
+    assert isinstance(spoken, Heard)  # speech wins when both came
 
 
 def test_a_hold_request_is_ready_and_a_status_is_a_call_status() -> None:

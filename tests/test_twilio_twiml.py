@@ -47,7 +47,7 @@ def test_ask_listens_for_speech_and_posts_silence_too(text: str) -> None:
     gather = root.find("Gather")
     assert gather is not None
     assert gather.attrib == {
-        "input": "speech", "action": action, "method": "POST", "timeout": "7", "speechTimeout": "auto",
+        "input": "dtmf speech", "action": action, "method": "POST", "timeout": "7", "speechTimeout": "auto",
         "speechModel": "phone_call", "language": "en-GB", "hints": "Robert, late", "actionOnEmptyResult": "true",
     }
     assert [(s.tag, s.text, s.get("voice")) for s in gather] == [

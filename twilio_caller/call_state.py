@@ -23,6 +23,7 @@ from twilio_caller.store import Store
 from twilio_caller.store.ports import Answer, CallStateRecord, LeaseHolder, Line
 
 LEASE_SECONDS = 20
+PROMPT_LANGUAGE = "prompt-language"  # event: a listening turn asked in another language than the call's
 
 
 @dataclass
@@ -67,6 +68,13 @@ class CallStates:
         if number == 0 or self.answer(call_id, f"gather:{number}") is not None:
             return None
         return None if self._calls.has_turn(call_id, f"{call_id}:gather:{number}") else number
+
+    def prompt_language(self, call_id: str, turn: int) -> str | None:
+        """The language listening turn `turn` was asked in, when not the call's (the latest
+        `prompt-language` event for it; none: the call's)."""
+        noted = [payload for payload in self._calls.event_payloads(call_id, PROMPT_LANGUAGE)
+                 if payload.get("turn") == turn]
+        return str(noted[-1]["language"]) if noted and noted[-1].get("language") else None
 
     def commit(self, call_id: str, key: str, twiml: str, lines: Sequence[Line], *,
                gather_seq: int, hold_seq: int, reprompts_left: int, last_prompt: Sequence[str],

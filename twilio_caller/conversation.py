@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from twilio_caller import latency
-from twilio_caller.call_state import CallStates, State
+from twilio_caller.call_state import PROMPT_LANGUAGE, CallStates, State
 from twilio_caller.call_status import TERMINAL, status_rank
 from twilio_caller.calls import CallWriter
 from twilio_caller.clock import Clock
@@ -130,13 +130,23 @@ class Conversation:
             case Ready(resume=number, text=text, confidence=confidence):
                 return await self._ready(session, number, text, confidence)
 
-    async def handed_off(self, session: CallSession, apology: str | None) -> str:
-        """A relay session ended and handed the call back (Twilio's `<Connect action>`): the
-        call ends — after our `end` with nothing more to say, else with `apology` first (the
-        socket dropped on a live call). Answered once; a replay gets the answer on record."""
+    async def handed_off(self, session: CallSession, apology: str | None, *, key: str = "handoff",
+                         going_on: Callable[[], Awaitable[Command | None]] | None = None) -> str:
+        """A streaming session ended and handed the call back (Twilio's `<Connect action>`):
+        the call goes on over a new session when `going_on` says how (made under the answer
+        lock, so an answer being made for the dropped session is done first), else it ends —
+        after our `end` with nothing more to say, else with `apology` first. Answered once per
+        `key`; a replay gets the answer on record."""
         async def close() -> Command:
+            command = await going_on() if going_on is not None else None
+            if command is not None:
+                return command
             return EndCall() if apology is None else await self._goodbye(session, [apology], self._deadline())
-        return await self._once(session, "handoff", close)
+        return await self._once(session, key, close)
+
+    def answered(self, session: CallSession, key: str) -> bool:
+        """Whether request `key` has an answer made or being made (a replay gets that one)."""
+        return key in session.answers or self._states.answer(session.call_id, key) is not None
 
     async def _listened(self, session: CallSession, number: int,
                         heard: Callable[[], Awaitable[Command]]) -> str:
@@ -282,6 +292,7 @@ class Conversation:
         if state.reprompts_left is not None:
             session.reprompts_left = state.reprompts_left
         session.last_prompt = state.last_prompt
+        session.prompt_language = self._states.prompt_language(session.call_id, state.gather_seq)
         session.requeue([action_from_dict(action) for action in state.pending_actions])
 
     @staticmethod
@@ -397,6 +408,7 @@ class Conversation:
             return
         session.gather_number, session.hold_number = state.gather_seq, state.hold_seq
         session.last_prompt = state.last_prompt
+        session.prompt_language = self._states.prompt_language(session.call_id, state.gather_seq)
         session.requeue(taken, front=True)
 
     async def _open(self, session: CallSession, answered: str | None) -> Command:
@@ -440,8 +452,8 @@ class Conversation:
             return await self._after_listening(session, heard=True, deadline=deadline)
         if session.reprompts_left > 0:
             session.reprompts_left -= 1
-            return await self._ask(session, [REPROMPT, *session.last_prompt],
-                                   prompt=session.last_prompt, deadline=deadline)
+            return await self._ask(session, session.last_prompt, prompt=session.last_prompt, deadline=deadline,
+                                   language=session.prompt_language, preface=[REPROMPT])
         self._writer.advance(session.call_id, session.status, no_reply_reason="no-speech")
         session.emit({"event": "silence"})
         await self._outcome(session, Outcome("no-speech"))
@@ -541,10 +553,15 @@ class Conversation:
         self._changed(session)
 
     async def _ask(self, session: CallSession, texts: list[str], *, prompt: list[str],
-                   deadline: float, language: str | None = None) -> Command:
-        lines = await self._spoken(session, texts, deadline, language)
+                   deadline: float, language: str | None = None, preface: Sequence[str] = ()) -> Command:
+        """Say `preface` (in the call's language), then `texts` (in `language`, None: the
+        call's), and listen: what the callee says is the next listening turn."""
+        lines = [*await self._spoken(session, preface, deadline), *await self._spoken(session, texts, deadline, language)]
         session.gather_number += 1
-        session.last_prompt = prompt
+        session.last_prompt, session.prompt_language = prompt, language
+        if language is not None:  # a reprompt, also after a restart, asks again in it
+            self._writer.event(session.call_id, PROMPT_LANGUAGE, None, None,
+                               {"turn": session.gather_number, "language": language})
         return Ask(tuple(lines), session.gather_number)
 
     async def _goodbye(self, session: CallSession, texts: list[str], deadline: float) -> Command:

@@ -24,7 +24,7 @@ from twilio_caller.settings import Settings
 from twilio_caller.shared_calls import SharedCalls
 from twilio_caller.store.ports import CallSnapshot, CallStateRecord
 from twilio_caller.sessions import Action, CallSession, HangUp, Outcome, Press, Registry, Speak, action_to_dict
-from twilio_caller.transport.port import CallTransport, Speech
+from twilio_caller.transport.port import CallTransport, Command, Reconnect, Speech
 from twilio_caller.transport.twilio.calls import Telephony
 from twilio_caller.transport.twilio.relay import EngineRenderer
 from twilio_caller.transport.twilio.routes import WebhookUrls
@@ -38,6 +38,8 @@ MAX_DURATION_GRACE_SECONDS = 5
 RECONCILE_GRACE_SECONDS = 60  # past ring time + max duration + this, a call is closed whatever happened
 RECOVERED_GOODBYE = "Sorry, I have to go now. Goodbye."
 ENDED_SESSION_KEEP_SECONDS = 900
+RECONNECTED = "relay-reconnect"  # event: a dropped relay session was carried on over a new one
+MAX_RECONNECTS = 3  # per call: a socket that keeps dropping ends the call with an apology
 
 
 class Dialer:
@@ -414,6 +416,9 @@ class Dialer:
             await self.adopt(row["id"])
             self._writer.advance(row["id"], status)
             return
+        taken = self.registry.get(row["id"])
+        if taken is not None and not taken.ended:
+            return  # a relay call's handoff reached this server first and carried the call on (`claim`)
         session = self._session_from(row, status)
         self.registry.add(session)
         resume, reask, goodbye = None, None, None
@@ -449,6 +454,58 @@ class Dialer:
         session.to_name, session.twilio_sid, session.status = row["to_name"], row["twilio_sid"], status
         self.conversation.restore(session, self.states.state_of(state) if state is not None else None)
         return session
+
+    def claim(self, row: Any) -> CallSession | None:
+        """A relay call's handoff reached this server, which does not run the call (a restart,
+        its reconciliation not there yet): the call is taken here — its lease claimed, its
+        session made from the store as the take-back makes it — when it is live and no other
+        running server holds it. The handoff's answer then carries it on; the take-back leaves
+        it alone. None otherwise."""
+        if row["status"] in TERMINAL or row["twilio_sid"] is None:
+            return None
+        session = self.registry.get(row["id"])
+        if session is not None:
+            return session
+        if not self.states.claim(row["id"], self.owner):
+            return None
+        session = self._session_from(row, row["status"])
+        session.detected_as = row["answered_by"]
+        self.registry.add(session)
+        log.info("call %s: taken back at its relay handoff", row["id"])
+        return session
+
+    def going_on(self, session: CallSession) -> Callable[[], Awaitable[Command | None]]:
+        """How a relay call whose socket dropped goes on over a new session, decided when the
+        handoff's answer is made (`Conversation.handed_off`): None — the call ends with an
+        apology, in TwiML — when it cannot."""
+        async def decide() -> Command | None:
+            command = await self._reconnect(session)
+            if command is None:
+                self.fall_back_to_gather(session)
+            return command
+        return decide
+
+    async def _reconnect(self, session: CallSession) -> Reconnect | None:
+        """Where a dropped relay session goes on, as the take-back decides it: before the
+        call's answer, at its answer; a listening turn the drop cut, asked again; a kept-open
+        call, held for the agent at a new resume number. Not for a call that is over, a
+        machine's, a notify call's, or one that dropped `MAX_RECONNECTS` times already."""
+        call_id = session.call_id
+        row = self.row(call_id)
+        if row is None or row["status"] != "in-progress" or row["answered_by"] in MACHINES:
+            return None
+        if len(self._rt.store.calls.event_payloads(call_id, RECONNECTED)) >= MAX_RECONNECTS:
+            return None
+        reask = self.states.unanswered_gather(call_id)
+        answered = self.states.answer(call_id, "voice") is not None
+        if answered and reask is None and not session.keep_open:
+            return None
+        self._writer.event(call_id, RECONNECTED, None, None, {"reask": reask, "answered": answered})
+        if not answered:
+            return Reconnect()
+        if reask is not None:
+            return Reconnect(reask=reask)
+        return Reconnect(resume=await self._api_resume(session))
 
     def fall_back_to_gather(self, session: CallSession) -> None:
         """A relay call goes on with TwiML (taken back after a restart, or its voicemail left
@@ -528,6 +585,10 @@ class Dialer:
             revision = session.revision  # made from this very snapshot
         await self.shared.refresh(session, snapshot, revision)
         return session
+
+    def row(self, call_id: str) -> Any:
+        """The call's row in the store (its token included), or None."""
+        return self._rt.store.calls.get(call_id)
 
     async def current(self, call_id: str) -> CallSession | dict[str, Any]:
         """A call's session (adopted and brought up to date when instances share the store),

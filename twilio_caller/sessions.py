@@ -96,6 +96,7 @@ class CallSession:
     outcomes: list[Outcome] = field(default_factory=list)
     seen: int = 0  # outcomes already handed to the agent
     last_prompt: list[str] = field(default_factory=list)
+    prompt_language: str | None = None  # the language last_prompt was asked in (None: the call's)
     answers: dict[str, asyncio.Future[str]] = field(default_factory=dict)  # replays: same TwiML
     unsaved: list[tuple[str, str, float | None, str | None]] = field(default_factory=list)  # lines of the answer being made
     taken: list[Action] = field(default_factory=list)  # actions the answer being made delivers

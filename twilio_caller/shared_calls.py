@@ -100,10 +100,11 @@ class SharedCalls:
             if revision == session.revision:
                 return snapshot
 
-    @staticmethod
-    def _apply(session: CallSession, snapshot: CallSnapshot) -> None:
+    def _apply(self, session: CallSession, snapshot: CallSnapshot) -> None:
         state = snapshot.state or CallStateRecord()
         if not session.answering.locked():
+            if state.gather_seq != session.gather_number:  # asked elsewhere: in its language, if any
+                session.prompt_language = self._states.prompt_language(session.call_id, state.gather_seq)
             session.gather_number, session.hold_number = state.gather_seq, state.hold_seq
             if state.reprompts_left is not None:
                 session.reprompts_left = state.reprompts_left

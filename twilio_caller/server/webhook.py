@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Awaitable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -43,7 +43,7 @@ class TwilioWebhook:
         self._dialer = dialer
         self._transport = transport
         self._base = public_base_url.rstrip("/")
-        self.sockets = RelaySockets(dialer.registry, lambda: dialer.conversation, transport.verify, self._base)
+        self.sockets = RelaySockets(self._session, lambda: dialer.conversation, transport.verify, self._base)
 
     async def voice(self, request: Request) -> Response:
         return await self._handle(request, "voice")
@@ -52,20 +52,30 @@ class TwilioWebhook:
         await self.sockets.serve(websocket)
 
     async def handoff(self, request: Request) -> Response:
-        """The `<Connect action>` of a relay call: the session ended — by our `end` (the
-        goodbye was spoken over the socket: hang up) or a dropped socket (apologise, hang up).
-        What follows is TwiML; the answer is kept, so a replay gets the same one."""
-        checked = await self._authorised(request)
+        """The `<Connect action>` of a relay call: the session ended. After our `end` (the
+        goodbye was spoken over the socket) the call hangs up. A dropped socket on a live call
+        this server may run — its own, one a restart left without a server (its lease is
+        claimed here, before reconciliation gets to it), or any call when instances share the
+        store — goes on over a new session (`Dialer.going_on`: the cut question asked again,
+        or the line held for the agent); when it cannot (the call ended, a machine's, too
+        many drops, a socket that never opened: Twilio's 64102), an apology, then the hang-up.
+        Answered once per session (`SessionId`): a replay gets the answer on record."""
+        checked = await self._authorised(request, claim=True)
         if isinstance(checked, Response):
             return checked
         session, params = checked
-        dropped = not (session.hung_up_by_us or session.ended)
-        if dropped:
-            log.warning("call %s: relay session ended (%s) without our end", session.call_id,
-                        params.get("SessionStatus", "unknown")[:40])
+        key = relay.handoff_key(params.get("SessionId"))
+        ours = session.hung_up_by_us or session.ended or params.get("SessionStatus") == "ended"
+        if not ours and not self._dialer.conversation.answered(session, key):  # a replay is not a new drop
+            log.warning("call %s: relay session %s without our end (error %s)", session.call_id,
+                        params.get("SessionStatus", "unknown")[:40], params.get("ErrorCode", "none")[:10])
+        if not ours and session.engine == "relay" and params.get("ErrorCode") != relay.UNABLE_TO_CONNECT:
+            going_on = self._dialer.going_on(session)
+            return await self._answered(session, self._dialer.conversation.handed_off(
+                session, relay.HANDOFF_APOLOGY, key=key, going_on=going_on))
         self._dialer.fall_back_to_gather(session)  # what follows is TwiML, in a voice <Say> has
         return await self._answered(session, self._dialer.conversation.handed_off(
-            session, relay.HANDOFF_APOLOGY if dropped else None))
+            session, None if ours else relay.HANDOFF_APOLOGY, key=key))
 
     async def gather(self, request: Request) -> Response:
         return await self._handle(request, "gather")
@@ -103,19 +113,28 @@ class TwilioWebhook:
         return Response(status_code=204) if answer is None else Response(answer, media_type=TWIML)
 
     def _connect(self, session: CallSession, params: dict[str, str]) -> Response:
-        """A relay call answered: hand its audio to the socket; `setup` opens the conversation."""
-        self.sockets.answered_by[session.call_id] = answered_by(params.get("AnsweredBy") or None)
-        return Response(connect_twiml(WebhookUrls(self._base), session, greeting=self.sockets.greeting(session)),
-                        media_type=TWIML)
+        """A relay call answered: hand its audio to the socket; `setup` opens the conversation
+        (the socket URL says who answered: any instance may hold the socket)."""
+        return Response(connect_twiml(WebhookUrls(self._base), session, greeting=self.sockets.greeting(session),
+                                      answered_by=answered_by(params.get("AnsweredBy") or None)), media_type=TWIML)
 
-    async def _authorised(self, request: Request) -> tuple[CallSession, dict[str, str]] | Response:
+    async def _authorised(self, request: Request, *, claim: bool = False) -> tuple[CallSession, dict[str, str]] | Response:
+        """The call's session once the request is proven Twilio's (token, then signature);
+        with `claim`, a live call no server runs (a restart, its reconciliation not done yet)
+        is taken here if its lease can be (`Dialer.claim`)."""
         given = request.path_params["token"].encode("utf-8", "surrogateescape")  # any text: never a 500
+        call_id = request.path_params["call_id"]
         try:
-            session = await self._session(request.path_params["call_id"], given)
+            session = await self._session(call_id, given)
         except TwilioCallerError as exc:  # the store could not be read: nothing was changed
-            log.error("call %s: %s", request.path_params["call_id"][:40], exc.message)
+            log.error("call %s: %s", call_id[:40], exc.message)
             return Response(status_code=500)
-        if session is None:
+        row: Any = None  # the call's row, when the session is to be claimed
+        if session is None and claim and self._dialer.shared is None:
+            row = self._dialer.row(call_id)
+            if row is None or not secrets.compare_digest(str(row["token"]).encode(), given):
+                row = None
+        if session is None and row is None:
             return Response(status_code=404)
         params = await read_form(request)
         if isinstance(params, Response):
@@ -123,11 +142,16 @@ class TwilioWebhook:
         url = self._base + request.url.path + (f"?{request.url.query}" if request.url.query else "")
         signature = request.headers.get("X-Twilio-Signature", "")
         if not self._transport.verify(url, params if request.method == "POST" else {}, signature):
-            log.warning("rejected a request with a bad signature for call %s", session.call_id)
+            log.warning("rejected a request with a bad signature for call %s", call_id)
             return Response(status_code=403)
         sid = params.get("CallSid") or request.query_params.get("CallSid")
-        if session.twilio_sid and sid and sid != session.twilio_sid:
+        known = session.twilio_sid if session is not None else row["twilio_sid"]
+        if known and sid and sid != known:
             return Response(status_code=404)
+        if session is None:
+            session = self._dialer.claim(row)
+            if session is None:  # ended, or another running server has it
+                return Response(status_code=404)
         if sid and not session.twilio_sid:
             session.twilio_sid = sid
         return session, params

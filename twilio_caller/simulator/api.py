@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import secrets
@@ -83,6 +84,9 @@ class _CallsApi:
 
     async def fetch(self, request: Request) -> Response:
         self._authenticate(request)
+        gate = self._simulator.chaos.fetch_gate
+        if gate is not None:
+            await asyncio.to_thread(gate.wait, 30)
         return JSONResponse(self._simulator.call(request.path_params["call_sid"]).to_json())
 
     async def update(self, request: Request) -> Response:

@@ -38,6 +38,7 @@ class Chaos:
         self.reorder_status_callbacks = False
         self.ignore_time_limit = False  # a Twilio that lets calls run past TimeLimit
         self._balanced: dict[str, tuple[list[str], int]] = {}  # public base → (instances, next turn)
+        self.fetch_gate: threading.Event | None = None  # set: Calls API fetches answer again
 
     def fail_next_creates(self, count: int, status: int = 429) -> None:
         """The next `count` create requests answer `status` (429 or 500) and place no call."""
@@ -70,6 +71,13 @@ class Chaos:
         with self._lock:
             self._webhook_hooks.append((matches, hook, in_flight))
 
+    def hold_fetches(self, until: threading.Event) -> None:
+        """Calls API fetches (GET of one call) wait until `until` is set (at most 30 s) before
+        they are answered: a restarted server's reconciliation, which fetches each call it
+        takes back, then comes after what the test lets happen first."""
+        with self._lock:
+            self.fetch_gate = until
+
     def round_robin(self, public_base_url: str, base_urls: Sequence[str]) -> None:
         """Deliver the webhook requests toward `public_base_url` to `base_urls` in turn (one
         base URL per server instance, as a balancer would): each request to the next instance,
@@ -101,6 +109,7 @@ class Chaos:
             self._stalls = 0
             self._webhook_hooks.clear()
             self._balanced.clear()
+            self.fetch_gate = None
             self.duplicate_status_callbacks = False
             self.reorder_status_callbacks = False
             self.ignore_time_limit = False

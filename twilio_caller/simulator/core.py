@@ -145,6 +145,8 @@ class Simulator:
         if record.is_over:
             raise ApiError(400, NOT_IN_PROGRESS, "Call is not in-progress. Cannot redirect.")
         _apply_options(record, update)
+        record.updates.append("twiml" if update.twiml is not None else "url" if update.url is not None
+                              else f"status={update.status}")
         if update.time_limit is not None:
             engine.change_time_limit(update.time_limit)
         if update.status == "completed":

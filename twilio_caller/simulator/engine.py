@@ -462,14 +462,18 @@ class CallEngine:
         return Source("action", action, record.method, self._recording_params(seconds))
 
     async def _relay(self, verb: ConversationRelay, document_url: str | None) -> Source | None:
-        """A ConversationRelay session (simulator/relay.py); at its end the `<Connect action>`
-        URL is asked, with SessionStatus and HandoffData, for what the call does next."""
+        """A ConversationRelay session (simulator/relay.py); at its end — at once, the call
+        still in progress — the `<Connect action>` URL is asked for what the call does next,
+        with Twilio's request parameters and SessionId, SessionStatus (`ended` after the
+        application's `end`, `failed` for a socket refused or dropped), SessionDuration,
+        HandoffData (when `end` gave one) and ErrorCode (a failed session's). A callee who hangs
+        up ends the call; no action is asked then."""
         started = self._timeline.elapsed
         setup = {"type": "setup", "sessionId": new_sid("VX"), "accountSid": self.record.account_sid,
                  "callSid": self.record.sid, "from": self.record.from_, "to": self.record.to,
                  "direction": "outbound-api", "callStatus": "IN-PROGRESS", "customParameters": {}}
         webhooks = self._context.webhooks
-        ended = await relay.converse(verb.url, webhooks.through_tunnel(verb.url), webhooks.sign(verb.url, {}),
+        ended = await relay.converse(verb.url, webhooks.socket_destinations(verb.url), webhooks.sign(verb.url, {}),
                                      setup, _RelayLine(self), relay.Voices.of(verb))
         if ended.error is not None:
             self._record_error(CallFailure(0, f"ConversationRelay: {ended.error}", verb.url), fatal=False)
@@ -481,6 +485,8 @@ class CallEngine:
                   "SessionDuration": str(round(self._timeline.elapsed - started))}
         if ended.handoff_data is not None:
             params["HandoffData"] = ended.handoff_data
+        if ended.error_code is not None:
+            params["ErrorCode"] = str(ended.error_code)
         return Source("action", _resolve(verb.action, document_url), verb.method, params)
 
     def _recording_params(self, seconds: float) -> dict[str, str]:
@@ -608,6 +614,10 @@ class _RelayLine:
 
     async def wait_for(self, work: Awaitable[T]) -> T:
         return await self._engine._timeline.run_real(work)
+
+    def opened(self, local_url: str) -> None:
+        """The socket's handshake, logged as the request it is (purpose `relay`, status 101)."""
+        self._engine._log_request("relay", "GET", local_url, {}, 101)
 
 
 def _resolve(url: str | None, document_url: str | None) -> str:

@@ -78,7 +78,7 @@ class CallError:
 class WebhookRequest:
     """A request the engine made toward the application."""
 
-    purpose: str  # voice | fallback | action | redirect | play | status-callback | amd-callback
+    purpose: str  # voice | fallback | action | redirect | play | status-callback | amd-callback | relay (a socket)
     method: str
     url: str
     params: dict[str, str]
@@ -148,6 +148,7 @@ class CallRecord:
     errors: list[CallError] = field(default_factory=list)
     requests: list[WebhookRequest] = field(default_factory=list)
     status_callbacks: list[dict[str, str]] = field(default_factory=list)
+    updates: list[str] = field(default_factory=list)  # Calls API updates: "url", "twiml" or "status=…"
     sent_digits: list[str] = field(default_factory=list)
     end_reason: str | None = None
     finished: Finished = field(default_factory=Finished)

@@ -5,12 +5,15 @@ opens it with a signed handshake (X-Twilio-Signature over the url, no parameters
 `sendDigits`, and speaks the callee's script as `prompt` messages (a partial, then the final
 one) or `dtmf` keys; a reply with `interrupt_after: N` cuts the assistant's turn after N words
 (`interrupt` with what was heard). `end` closes the session with its handoffData; the engine
-then asks the `<Connect action>` URL. A refused or dropped socket ends the session as failed."""
+then asks the `<Connect action>` URL at once. A refused socket (error 64102, "Unable to connect
+to WebSocket URL") or a dropped one (64105, "WebSocket ended") ends the session as failed, with
+that ErrorCode on the action request; the call itself stays in progress."""
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
@@ -21,6 +24,8 @@ from twilio_caller.simulator.callee import Digits, HangUp, Reply, Speech
 from twilio_caller.simulator.timeline import speech_seconds
 from twilio_caller.simulator.twiml import ConversationRelay as ConversationRelayVerb
 
+UNABLE_TO_CONNECT = 64102
+WEBSOCKET_ENDED = 64105
 OPEN_SECONDS = 5.0
 MAX_MESSAGE_BYTES = 64 * 1024
 REPLY_DELAY_SECONDS = 0.5
@@ -36,6 +41,7 @@ class RelayLine(Protocol):
     async def reply(self, heard: str) -> Reply: ...
     async def pass_time(self, seconds: float) -> None: ...
     async def wait_for(self, work: Awaitable[T]) -> T: ...
+    def opened(self, local_url: str) -> None: ...  # the socket is open (there, for a balanced URL)
 
 
 @dataclass(frozen=True)
@@ -47,6 +53,8 @@ class SessionEnd:
     handoff_data: str | None = None
     error: str | None = None
     turns: int = 0
+    error_code: int | None = None  # Twilio's, on a failed session
+    refused: int | None = None  # the HTTP status of a handshake the application refused
 
 
 @dataclass
@@ -80,18 +88,33 @@ class Voices:
         return (f"{provider}.{voice}" if provider else voice), language
 
 
-async def converse(url: str, local_url: str, signature: str, setup: Mapping[str, Any],
+async def converse(url: str, local_urls: Sequence[str], signature: str, setup: Mapping[str, Any],
                    line: RelayLine, voices: Voices | None = None) -> SessionEnd:
+    """One session on the first of `local_urls` (where `url` leads: balanced instances in
+    turn) that takes the connection; one that refuses it is passed over, as for requests."""
+    ended = SessionEnd("failed", error="no WebSocket URL", error_code=UNABLE_TO_CONNECT)
+    for local_url in local_urls:
+        ended = await _converse(local_url, signature, setup, line, voices)
+        if ended.error_code != UNABLE_TO_CONNECT or isinstance(ended.refused, int):
+            return ended
+    return ended
+
+
+async def _converse(local_url: str, signature: str, setup: Mapping[str, Any], line: RelayLine,
+                    voices: Voices | None) -> SessionEnd:
     try:
         async with connect(local_url, additional_headers={"X-Twilio-Signature": signature},
                            open_timeout=OPEN_SECONDS, proxy=None, compression=None, ping_interval=None,
                            max_size=MAX_MESSAGE_BYTES) as socket:
+            line.opened(local_url)
             await socket.send(json.dumps(dict(setup)))
             return await _Session(socket, line, voices or Voices((None, None), {}, None)).run()
     except InvalidStatus as refused:
-        return SessionEnd("failed", error=f"WebSocket handshake refused: HTTP {refused.response.status_code}")
+        status = refused.response.status_code
+        return SessionEnd("failed", error=f"WebSocket handshake refused: HTTP {status}",
+                          error_code=UNABLE_TO_CONNECT, refused=status)
     except (InvalidHandshake, OSError, TimeoutError) as error:
-        return SessionEnd("failed", error=f"WebSocket connection failed: {error!r}")
+        return SessionEnd("failed", error=f"WebSocket connection failed: {error!r}", error_code=UNABLE_TO_CONNECT)
 
 
 @dataclass
@@ -129,13 +152,30 @@ class _Session:
                     HANDLERS[str(kind)](self.line, message)
         except ConnectionClosed as closed:
             return SessionEnd("failed", error=f"WebSocket closed: {closed.rcvd.code if closed.rcvd else 1006}",
-                              turns=self.turns)
+                              turns=self.turns, error_code=WEBSOCKET_ENDED)
+        except _Dropped:
+            return SessionEnd("failed", error="WebSocket closed while the callee spoke", turns=self.turns,
+                              error_code=WEBSOCKET_ENDED)
+
+    async def _unless_dropped(self, work: Awaitable[T]) -> T:
+        """`work` (the callee thinking of a reply), unless the socket closes first: Twilio sees
+        a drop at once, whatever the callee is doing (the reply is then lost with the session)."""
+        doing = asyncio.ensure_future(work)
+        closing = asyncio.ensure_future(self.socket.wait_closed())
+        try:
+            await asyncio.wait({doing, closing}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in (doing, closing):
+                waiting.cancel()
+        if doing.done() and not doing.cancelled():
+            return doing.result()
+        raise _Dropped()
 
     async def _turn(self, said: str) -> bool:
         """The assistant finished a turn: the callee hears it (or cuts it) and replies. True
         when the callee hung up."""
         self.turns += 1
-        reply = await self.line.reply(said)
+        reply = await self._unless_dropped(self.line.reply(said))
         words = said.split()
         cut = reply.interrupt_after if isinstance(reply, Speech) else None
         voice, language = self.voices.speaking(self.lang)
@@ -172,6 +212,10 @@ class _Session:
 
     async def _send(self, message: Mapping[str, Any]) -> None:
         await self.socket.send(json.dumps(dict(message)))
+
+
+class _Dropped(Exception):
+    """The application's end of the socket closed while the callee was busy."""
 
 
 def _message(raw: str | bytes) -> dict[str, Any] | None:

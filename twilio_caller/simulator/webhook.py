@@ -94,6 +94,7 @@ class WebhookClient:
         hook = self._chaos.take_webhook_hook(url, params)
         if hook is not None and not hook[1]:
             await asyncio.to_thread(hook[0])
+            await self.aclose()  # the application may have been restarted: no kept-alive connection to the old one
         method = method.upper()
         destinations = self._chaos.balance(_with_query(target.url, params) if method == "GET" else target.url)
         try:
@@ -176,6 +177,16 @@ class WebhookClient:
     def sign(self, url: str, params: Mapping[str, str]) -> str:
         """The X-Twilio-Signature Twilio would send for `url` and `params`."""
         return str(self._validator.compute_signature(url, dict(params)))
+
+    def socket_destinations(self, url: str) -> list[str]:
+        """Where a ws(s) URL's connection goes: the balanced instances in turn (as for webhook
+        requests: one that refuses is passed over), else the local end of its tunnel."""
+        web = ("https://" if url.startswith("wss://") else "http://") + url.split("://", 1)[1]
+        balanced = self._chaos.balance(web)
+        if not balanced:
+            return [self.through_tunnel(url)]
+        return [("wss://" if destination.startswith("https://") else "ws://") + destination.split("://", 1)[1]
+                for destination in balanced]
 
     def through_tunnel(self, url: str) -> str:
         """Where a public URL (http(s) or ws(s)) really goes: the local end of its tunnel."""

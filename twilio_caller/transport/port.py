@@ -61,6 +61,8 @@ class CallLine(Protocol):
     def token(self) -> str: ...
     @property
     def speech(self) -> Speech: ...
+    @property
+    def engine(self) -> str: ...  # gather (TwiML) or relay (a ConversationRelay socket)
 
 
 # -- events in ------------------------------------------------------------------------------------
@@ -185,7 +187,18 @@ class EndCall:
     lines: tuple[Spoken, ...] = ()
 
 
-Command = Say | Ask | Hold | SendDigits | EndCall
+@dataclass(frozen=True)
+class Reconnect:
+    """The streaming session of the call ended without our end (its socket dropped): carry
+    the call on over a new one, starting at `Ready(resume)`, at listening turn `reask` asked
+    again (nothing heard), or — neither — at the call's answer (its opening)."""
+
+    resume: int | None = None
+    reask: int | None = None
+
+
+SessionCommand = Say | Ask | Hold | SendDigits | EndCall  # what the line does within a session
+Command = SessionCommand | Reconnect
 
 
 # -- the transport ------------------------------------------------------------------------------

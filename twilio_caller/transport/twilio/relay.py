@@ -18,14 +18,16 @@ from typing import Any
 from twilio.twiml.voice_response import Connect, VoiceResponse
 
 from twilio_caller.transport.port import (
-    Ask, CallLine, Command, Digits, EndCall, Event, Heard, Hold, Interrupted, Line, Renderer, Say, SendDigits, Speech,
-    Spoken,
+    Ask, CallLine, Command, Digits, EndCall, Event, Heard, Hold, Interrupted, Line, Reconnect, Renderer, Say,
+    SendDigits, SessionCommand, Speech, Spoken,
 )
 
 SENTENCE_END = re.compile(r"(?<=[.!?…])\s+")
 ELEVENLABS = "ElevenLabs"
 TTS_PROVIDERS = {"Polly": "Amazon", "Google": "Google", ELEVENLABS: ELEVENLABS}
 HANDOFF_APOLOGY = "Sorry, I have a technical problem and have to end this call. Goodbye."
+SESSION_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+UNABLE_TO_CONNECT = "64102"  # the <Connect action>'s ErrorCode when Twilio could not open the socket
 
 
 # -- the TwiML that hands the call to the socket -------------------------------------------
@@ -70,23 +72,30 @@ def tts_voice(voice: str) -> tuple[str | None, str | None]:
     return provider, name
 
 
+def handoff_key(session_id: str | None) -> str:
+    """The answer key of the `<Connect action>` request that ended relay session `session_id`
+    (Twilio's SessionId): one answer per session, so a call may go through several."""
+    return f"handoff:{session_id}" if session_id and SESSION_ID.fullmatch(session_id) else "handoff"
+
+
 # -- commands out -------------------------------------------------------------------------------
 
 
 class EngineRenderer:
     """The core's renderer for both engines: a relay call's commands as plans, any other
-    call's through the Gather transport (TwiML)."""
+    call's — and a reconnect, the TwiML that opens a new session — through the Gather
+    transport (TwiML)."""
 
     def __init__(self, gather: Renderer) -> None:
         self._gather = gather
 
     def render(self, line: CallLine, command: Command) -> str:
-        if getattr(line, "engine", "gather") == "relay":
+        if line.engine == "relay" and not isinstance(command, Reconnect):
             return render(command)
         return self._gather.render(line, command)
 
 
-def render(command: Command) -> str:
+def render(command: SessionCommand) -> str:
     """A neutral command as a plan (see the module docstring)."""
     match command:
         case Say(lines=lines, resume=resume):

@@ -10,11 +10,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
@@ -23,14 +22,14 @@ from twilio_caller.transport.port import Answered, CallLine, Event, Interrupted,
 from twilio_caller.transport.twilio import relay
 from twilio_caller.transport.twilio.routes import WebhookUrls, socket_base
 
-if TYPE_CHECKING:
-    from twilio_caller.sessions import Registry
-
 log = logging.getLogger("twilio_caller.relay")
 NORMAL_CLOSURE = 1000
 POLICY_VIOLATION = 1008
 RESUME, REASK = "resume", "reask"  # a take-back's socket URL: where the call goes on
+ANSWERED_BY, GREETED = "answeredBy", "greeted"  # a new call's: who answered, the welcomeGreeting given
+WHO = frozenset({"human", "machine", "fax", "unknown"})
 TOO_BIG = 1009
+Sessions = Callable[[str, bytes], Awaitable[CallSession | None]]  # (call_id, token) → the live call's session
 
 
 class Core(Protocol):
@@ -81,30 +80,28 @@ class _Bucket:
 
 
 class RelaySockets:
-    """The endpoint of every call's relay socket."""
+    """The endpoint of every call's relay socket. What the socket starts with travels in its
+    signed URL (who answered, the welcomeGreeting given, where a taken-back call goes on), so
+    any server that can find the call's session (`sessions`: several instances on one store
+    adopt it from there) can hold its socket."""
 
-    def __init__(self, registry: Registry, conversation: Callable[[], Conversing],
+    def __init__(self, sessions: Sessions, conversation: Callable[[], Conversing],
                  verify: Callable[[str, Mapping[str, str], str], bool], public_base_url: str,
                  limits: Limits = Limits(), monotonic: Callable[[], float] = time.monotonic) -> None:
-        self._registry = registry
+        self._sessions = sessions
         self._conversation = conversation
         self._verify = verify
         self._base = socket_base(public_base_url)
         self._limits = limits
         self._monotonic = monotonic
         self._open: set[str] = set()
-        self.answered_by: dict[str, str | None] = {}  # from the voice request, for `setup`
-        self.greeted: dict[str, str] = {}  # the welcomeGreeting the voice answer gave, by call
 
     def greeting(self, session: CallSession) -> str | None:
-        """The opening as welcomeGreeting, when configured: remembered for the first answer."""
-        if not session.speech.relay.welcome_greeting:
-            return None
-        self.greeted[session.call_id] = self._conversation().opening
-        return self.greeted[session.call_id]
+        """The opening as welcomeGreeting, when configured."""
+        return self._conversation().opening if session.speech.relay.welcome_greeting else None
 
     async def serve(self, websocket: WebSocket) -> None:
-        session = self._admitted(websocket)
+        session = await self._admitted(websocket)
         if session is None:
             await websocket.close(code=POLICY_VIOLATION)
             return
@@ -122,11 +119,13 @@ class RelaySockets:
             log.info("call %s: relay socket lost: %s", session.call_id, exc)
         finally:
             self._open.discard(session.call_id)
+            if not (session.hung_up_by_us or session.ended):
+                session.detour()  # dropped: an answer held for the agent lets go, taking nothing
 
-    def _admitted(self, websocket: WebSocket) -> CallSession | None:
-        session = self._registry.get(websocket.path_params["call_id"])
+    async def _admitted(self, websocket: WebSocket) -> CallSession | None:
         given = websocket.path_params["token"].encode("utf-8", "surrogateescape")
-        if session is None or not secrets.compare_digest(session.token.encode(), given):
+        session = await self._sessions(websocket.path_params["call_id"], given)
+        if session is None:
             return None
         if session.ended or session.call_id in self._open:
             return None
@@ -203,9 +202,9 @@ class RelaySockets:
     async def _drive(self, websocket: WebSocket, session: CallSession,
                      inbox: asyncio.Queue[relay.Prompt | relay.Dtmf | None], turn: _Turn) -> None:
         """Answer each event with the core, send the plan, and make the next event of it."""
-        event = self._first_event(websocket, session)
+        event = self._first_event(websocket)
         language: str | None = None  # the session speaks and listens in the call's language
-        greeted = self.greeted.pop(session.call_id, None)
+        greeted = self._conversation().opening if websocket.query_params.get(GREETED) == "1" else None
         while True:
             # a failed write is answered by the core itself: a goodbye plan that ends the call
             plan = relay.read_plan(await self._conversation().handle(session, event) or "")
@@ -233,17 +232,19 @@ class RelaySockets:
             event = Silence(plan.listen) if said is None else relay.heard(plan.listen, said, session.call_id)
 
 
-    def _first_event(self, websocket: WebSocket, session: CallSession) -> Event:
-        """A new call's first event is its answer; a call taken back after a restart (its
-        signed socket URL says where it was) comes back as Ready(resume) or, a listening turn
-        cut by the restart, as that turn with nothing heard (the question is asked again)."""
+    @staticmethod
+    def _first_event(websocket: WebSocket) -> Event:
+        """A new call's first event is its answer (by whom, as the voice request said); a call
+        taken back (its signed socket URL says where it was) comes back as Ready(resume) or, a
+        listening turn cut by the restart or the drop, as that turn with nothing heard (the
+        question is asked again)."""
         query = websocket.query_params
-        resume, reask = query.get(RESUME, ""), query.get(REASK, "")
+        resume, reask, who = query.get(RESUME, ""), query.get(REASK, ""), query.get(ANSWERED_BY)
         if resume.isdigit():
             return Ready(int(resume))
         if reask.isdigit():
             return Silence(int(reask))
-        return Answered(self.answered_by.get(session.call_id))
+        return Answered(who if who in WHO else None)
 
     async def _keys(self, first: relay.Dtmf, inbox: asyncio.Queue[relay.Prompt | relay.Dtmf | None]) -> relay.Dtmf:
         """The keys of one answer: until `#`, a pause, or speech (the speech is not kept)."""
@@ -260,11 +261,19 @@ class RelaySockets:
 
 
 def connect_twiml(urls: WebhookUrls, line: CallLine, *, resume: int | None = None,
-                  reask: int | None = None, greeting: str | None = None) -> str:
-    """The call's `<Connect><ConversationRelay>` to this server's socket, with the handoff as
-    its action; a take-back names the resume number or the cut listening turn in the URL."""
-    query = {RESUME: str(resume)} if resume is not None else {REASK: str(reask)} if reask is not None else None
-    return relay.connect(line.speech, urls.socket_url(line, query), urls.url(line, "handoff"), greeting)
+                  reask: int | None = None, greeting: str | None = None, answered_by: str | None = None) -> str:
+    """The call's `<Connect><ConversationRelay>` to the socket, with the handoff as its action;
+    the socket URL says where the session starts: a take-back's resume number or cut listening
+    turn, else the call's answer (who answered, and whether a welcomeGreeting was spoken)."""
+    query: dict[str, str] = {}
+    if resume is not None:
+        query[RESUME] = str(resume)
+    elif reask is not None:
+        query[REASK] = str(reask)
+    else:
+        query.update({ANSWERED_BY: answered_by} if answered_by else {})
+        query.update({GREETED: "1"} if greeting else {})
+    return relay.connect(line.speech, urls.socket_url(line, query or None), urls.url(line, "handoff"), greeting)
 
 
 @dataclass

@@ -11,13 +11,17 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from twilio.request_validator import RequestValidator
 
-from twilio_caller.transport.port import Answered, CallLine, Detected, Event, Heard, Ready, Silence, StatusChanged
+from twilio_caller.transport.port import (
+    Answered, CallLine, Detected, Digits, Event, Heard, Ready, Silence, StatusChanged,
+)
 from twilio_caller.transport.twilio.status import ANSWERED_BY, answered_by, call_status, duration_seconds
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_FIELDS = 200
 MAX_FIELD_CHARS = 8 * 1024
 MAX_SPEECH_CHARS = 2000
+MAX_DIGITS = 64
+DTMF_KEYS = frozenset("0123456789*#ABCD")
 CLOSE = {"Connection": "close"}  # an oversize body is not read to its end: the connection goes
 
 
@@ -80,9 +84,13 @@ def parse_event(line: CallLine, kind: str, query: Mapping[str, str], params: Map
     speech = params.get("SpeechResult", "")[:MAX_SPEECH_CHARS]
     if kind == "hold":  # a hold's Gather posts what was said while held
         return Ready(int(number), speech, confidence(params) if speech else None)
+    key = f"{line.call_id}:gather:{number}"
+    digits = params.get("Digits", "")
+    if not speech and digits and len(digits) <= MAX_DIGITS and set(digits) <= DTMF_KEYS:
+        return Digits(int(number), digits, key)  # keys in answer (Twilio leaves the finishing # out)
     if not speech:
         return Silence(int(number))
-    return Heard(int(number), speech, confidence(params), f"{line.call_id}:gather:{number}")
+    return Heard(int(number), speech, confidence(params), key)
 
 
 def confidence(params: Mapping[str, str]) -> float | None:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from twilio.request_validator import RequestValidator
 
 from twilio_caller.call_status import UNANSWERED
-from twilio_caller.transport.port import CallLine, Command, EndCall, Event, Placed, ProviderCall, SendDigits
+from twilio_caller.transport.port import CallLine, Command, EndCall, Event, Placed, ProviderCall, Reconnect, SendDigits
 from twilio_caller.transport.twilio import requests, twiml
 from twilio_caller.transport.twilio.calls import Telephony
 from twilio_caller.transport.twilio.relay_socket import connect_twiml
@@ -30,6 +30,10 @@ class TwilioTransport:
     # -- the webhook side ---------------------------------------------------------------------
 
     def render(self, line: CallLine, command: Command) -> str:
+        """A command as TwiML: a reconnect is a new `<Connect><ConversationRelay>` to this
+        server's socket, whose signed URL says where the call goes on."""
+        if isinstance(command, Reconnect):
+            return connect_twiml(self.urls, line, resume=command.resume, reask=command.reask)
         return twiml.render(command, line.speech, lambda route, n: self.urls.numbered(line, route, n))
 
     def verify(self, url: str, params: Mapping[str, str], signature: str) -> bool:
@@ -93,7 +97,7 @@ class TwilioTransport:
         fields: dict[str, Any]
         if goodbye is not None:
             fields = {"twiml": self.render(line, EndCall((goodbye,)))}
-        elif getattr(line, "engine", "gather") == "relay" and (resume is not None or reask is not None):
+        elif line.engine == "relay" and (resume is not None or reask is not None):
             fields = {"twiml": connect_twiml(self.urls, line, resume=resume, reask=reask)}
         elif reask is not None:
             fields = {"url": self.urls.numbered(line, "gather", reask), "method": "POST"}

@@ -8,10 +8,10 @@ from collections.abc import Callable, Sequence
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
 from twilio_caller import voices
-from twilio_caller.transport.port import Ask, Command, EndCall, Hold, Line, Say, SendDigits, Speech, Spoken
+from twilio_caller.transport.port import Ask, EndCall, Hold, Line, Say, SendDigits, SessionCommand, Speech, Spoken
 
 
-def render(command: Command, speech: Speech, url: Callable[[str, int], str]) -> str:
+def render(command: SessionCommand, speech: Speech, url: Callable[[str, int], str]) -> str:
     """A neutral command as TwiML; `url(route, n)` is the webhook URL Twilio comes back to."""
     match command:
         case Say(lines=lines, resume=resume):
@@ -36,11 +36,12 @@ def notify(speech: Speech, lines: Sequence[Spoken]) -> str:
 
 
 def ask(speech: Speech, lines: Sequence[Spoken], action: str) -> str:
-    """Say the lines inside a speech Gather; the result (or its absence) is posted to
-    `action` — actionOnEmptyResult makes silence a post too, so the server decides."""
+    """Say the lines inside a Gather that listens for speech and keys (ended by `#` or the
+    timeout, as ConversationRelay's dtmfDetection joins them); the result (or its absence) is
+    posted to `action` — actionOnEmptyResult makes silence a post too, so the server decides."""
     response = VoiceResponse()
     gather = response.gather(
-        input="speech",
+        input="dtmf speech",
         action=action,
         method="POST",
         timeout=speech.timeout,
