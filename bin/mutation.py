@@ -20,6 +20,7 @@ import io
 import json
 import os
 import re
+import shutil
 import signal
 import sys
 import tempfile
@@ -30,6 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import CodeType, FunctionType, ModuleType
 from typing import Any
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 HOOK_DIR = ROOT / "bin" / "mutation_hook"
@@ -285,6 +288,20 @@ def _preload() -> None:
             pass
 
 
+def _no_shrinking() -> None:
+    """Hypothesis without its shrink and explain phases, for every test this process runs or
+    forks: a property test that fails on a mutant has killed it at its first failing example;
+    shrinking that example (tens of re-runs of a store-backed test) only made the kill late
+    enough to be a timeout. Loaded before the tests are imported: a test's @settings copies
+    the default profile when it is decorated."""
+    try:
+        from hypothesis import Phase, settings
+    except ImportError:
+        return
+    settings.register_profile("mutation", phases=[p for p in Phase if p not in (Phase.shrink, Phase.explain)])
+    settings.load_profile("mutation")
+
+
 def _hook() -> Any:
     sys.path.insert(0, str(HOOK_DIR))
     try:
@@ -310,12 +327,28 @@ class _Plugin:
     durations) ends the worker when one test runs far past its usual time: a mutant that
     makes a test hang is ended in seconds, not at the end of every wait."""
 
-    def __init__(self, limits: dict[str, float] | None = None, tracer: Any = None) -> None:
+    def __init__(self, limits: dict[str, float] | None = None, tracer: Any = None,
+                 shard: tuple[int, int] | None = None) -> None:
         self.durations: dict[str, float] = {}
+        self._shard = shard
         self.failed: str | None = None
         self._limits = limits or {}
         self._tracer = tracer
         self._watchdog: threading.Timer | None = None
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, config, items) -> None:  # type: ignore[no-untyped-def]
+        """A shard (index, count) of the baseline keeps every count-th test from its index on,
+        in collection order: each shard gets a part of every file, so the shards take about
+        as long as each other with no durations known beforehand."""
+        if self._shard is None:
+            return
+        index, count = self._shard
+        kept = items[index::count]
+        dropped = [item for position, item in enumerate(items) if position % count != index]
+        if dropped:
+            config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
 
     def pytest_runtest_setup(self, item) -> None:  # type: ignore[no-untyped-def]
         os.environ["TC_TRACE_TEST"] = item.nodeid
@@ -346,7 +379,8 @@ PYTEST_ARGS = ["-q", "-p", "no:cacheprovider", "-p", "no:randomly", "-o", "addop
 
 
 def _worker(args: list[str], env: dict[str, str], trace_out: str | None, durations_out: str | None,
-            limits: dict[str, float] | None = None, swap: Swap | None = None) -> int:
+            limits: dict[str, float] | None = None, swap: Swap | None = None,
+            shard: tuple[int, int] | None = None) -> int:
     """In a forked child: pytest against the mutant. Given a `swap`, the child of a warm
     process (project and tests imported, see warm_up) puts the mutated code into the
     functions already loaded; otherwise a fresh import of the project, mutant included.
@@ -365,9 +399,7 @@ def _worker(args: list[str], env: dict[str, str], trace_out: str | None, duratio
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)
     os.dup2(devnull, 2)
-    import pytest
-
-    plugin = _Plugin(limits, tracer)
+    plugin = _Plugin(limits, tracer, shard)
     code = pytest.main(["-x", *PYTEST_ARGS, *args], plugins=[plugin])
     if tracer is not None:
         tracer.flush()
@@ -378,13 +410,13 @@ def _worker(args: list[str], env: dict[str, str], trace_out: str | None, duratio
 
 def start_tests(args: list[str], env: dict[str, str], *, trace_out: str | None = None,
                 durations_out: str | None = None, limits: dict[str, float] | None = None,
-                swap: Swap | None = None) -> int:
+                swap: Swap | None = None, shard: tuple[int, int] | None = None) -> int:
     """Fork a pytest worker; returns its pid (also its process group)."""
     sys.stdout.flush()
     pid = os.fork()
     if pid == 0:
         try:
-            code = _worker(args, env, trace_out, durations_out, limits, swap)
+            code = _worker(args, env, trace_out, durations_out, limits, swap, shard)
         except BaseException:
             code = 3
         os._exit(code)
@@ -412,8 +444,6 @@ def warm_up(tests: list[str]) -> bool:
     """Import the project and collect `tests` in this process (pytest --collect-only), so each
     worker forked from it starts with everything loaded; False when collection fails (every
     mutant then runs in a fresh import)."""
-    import pytest
-
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         code = pytest.main(["--collect-only", *PYTEST_ARGS, *tests])
     return code == 0
@@ -469,15 +499,6 @@ def _codes_named(code: CodeType, qualname: str) -> Iterator[CodeType]:
             yield from _codes_named(constant, qualname)
 
 
-def run_tests(args: list[str], env: dict[str, str], timeout: float, *, trace_out: str | None = None,
-              durations_out: str | None = None) -> str:
-    pid = start_tests(args, env, trace_out=trace_out, durations_out=durations_out)
-    deadline = time.monotonic() + timeout
-    while (outcome := poll_tests(pid, deadline)) is None:
-        time.sleep(0.02)
-    return outcome
-
-
 def _kill_group(pid: int) -> None:
     try:
         os.killpg(pid, signal.SIGKILL)
@@ -516,26 +537,23 @@ def _fingerprint(modules: list[str], tests: list[str]) -> str:
     return digest.hexdigest()[:32]
 
 
-def baselines(modules: list[str], tests: list[str], work: Path, deselected: list[str] | None = None) -> dict[str, Baseline]:
+def baselines(modules: list[str], tests: list[str], work: Path, deselected: list[str] | None = None,
+              shards: int = 1) -> dict[str, Baseline]:
     """The tests of all `modules` run once, unmutated, under coverage.py with one context per
-    test (spawned processes included): which test ran which line of each module, and how long
-    each test took. Read from CACHE when the package, the tests and the tool are unchanged."""
+    test (spawned processes included), split over `shards` workers at once: which test ran
+    which line of each module, and how long each test took. Read from CACHE when the package,
+    the tests and the tool are unchanged."""
     cached = CACHE / f"{_fingerprint(modules, [*tests, *(deselected or [])])}.json"
     if cached.exists():
         try:
             return _decoded(json.loads(cached.read_text(encoding="utf-8")))
         except (ValueError, KeyError, TypeError):
             cached.unlink(missing_ok=True)
-    trace, durations = work / "coverage", work / "durations.json"
     paths = [str((ROOT / module).resolve()) for module in modules]
-    env = {"PYTHONPATH": os.pathsep.join([str(HOOK_DIR), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
-           "TC_TRACE_FILE": str(trace), "TC_TRACE_MODULES": os.pathsep.join(paths), "TC_TRACE_TEST": ""}
     args = [*tests, *(f"--deselect={test}" for test in deselected or [])]
-    outcome = run_tests(args, env, 1800, trace_out=str(trace), durations_out=str(durations))
-    if outcome != "passed":
-        raise SystemExit(f"the tests for {', '.join(modules)} do not pass without mutations ({outcome}): "
-                         f"run bin/test {' '.join(tests)}")
-    times: dict[str, float] = json.loads(durations.read_text())
+    times = _sharded_baseline(args, paths, work, max(1, shards))
+    if not times:
+        raise SystemExit(f"no test ran for {', '.join(modules)}: run bin/test {' '.join(tests)}")
     order = sorted(times, key=times.__getitem__)
     found = {module: Baseline(order, times, _covering(work, ROOT / module)) for module in modules}
     CACHE.mkdir(exist_ok=True)
@@ -543,6 +561,48 @@ def baselines(modules: list[str], tests: list[str], work: Path, deselected: list
     partial.write_text(json.dumps(_encoded(found)), encoding="utf-8")
     partial.replace(cached)
     return found
+
+
+def _sharded_baseline(args: list[str], paths: list[str], work: Path, shards: int) -> dict[str, float]:
+    """Run the baseline's tests in `shards` workers at once (each every shards-th test, see
+    _Plugin), each tracing into its own folder; returns every test's duration. The tests mostly
+    wait (servers, simulated calls), so shards overlap well even on few cores. A shard that
+    fails is run once more alone, its folder emptied, after the others: a busy machine can
+    fail a timing-sensitive test; failing twice stops the tool."""
+    deadline = time.monotonic() + 1800
+    running = {_start_shard(args, paths, work, (index, shards)): index for index in range(shards)}
+    failed: list[int] = []
+    while running:
+        for pid, index in list(running.items()):
+            outcome = poll_tests(pid, deadline)
+            if outcome is not None:
+                del running[pid]
+                if outcome not in ("passed", "broken"):  # broken: no test fell to this shard
+                    print(f"baseline shard {index + 1} of {shards}: {outcome}; running it again alone", flush=True)
+                    failed.append(index)
+        time.sleep(0.05)
+    for index in failed:
+        pid = _start_shard(args, paths, work, (index, shards))
+        deadline = time.monotonic() + 1800
+        while (outcome := poll_tests(pid, deadline)) is None:
+            time.sleep(0.05)
+        if outcome != "passed":
+            raise SystemExit(f"the tests do not pass without mutations ({outcome}): "
+                             f"run bin/test {' '.join(a for a in args if not a.startswith('--'))}")
+    times: dict[str, float] = {}
+    for durations in sorted(work.glob("shard-*/durations.json")):
+        times.update(json.loads(durations.read_text()))
+    return times
+
+
+def _start_shard(args: list[str], paths: list[str], work: Path, shard: tuple[int, int]) -> int:
+    folder = work / f"shard-{shard[0]}"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    trace = folder / "coverage"
+    env = {"PYTHONPATH": os.pathsep.join([str(HOOK_DIR), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+           "TC_TRACE_FILE": str(trace), "TC_TRACE_MODULES": os.pathsep.join(paths), "TC_TRACE_TEST": ""}
+    return start_tests(args, env, trace_out=str(trace), durations_out=str(folder / "durations.json"), shard=shard)
 
 
 def _encoded(found: dict[str, Baseline]) -> dict[str, Any]:
@@ -562,7 +622,7 @@ def _covering(work: Path, path: Path) -> dict[int, set[str]]:
 
     covering: dict[int, set[str]] = {}
     wanted = os.path.realpath(path)
-    for data_file in sorted(work.glob("coverage.*")):
+    for data_file in sorted(work.glob("shard-*/coverage.*")):
         data = CoverageData(str(data_file))
         data.read()
         for measured in data.measured_files():
@@ -655,18 +715,24 @@ def run_modules(modules: list[str], only: list[int] | None, verbose: bool, jobs:
     (`cold`: each worker imports them afresh, the former method, kept to compare)."""
     tests = list(dict.fromkeys(test for module in modules for test in tests_of(module)))
     with tempfile.TemporaryDirectory(prefix="mutation-") as temporary:
-        started = time.monotonic()
-        found = baselines(modules, tests, Path(temporary), deselected)
+        started, cpu = time.monotonic(), _cpu()
+        found = baselines(modules, tests, Path(temporary), deselected, jobs)
         print(f"baseline of {len(tests)} test files for {len(modules)} module(s): "
-              f"{time.monotonic() - started:.1f} s", flush=True)
-    started = time.monotonic()
+              f"{time.monotonic() - started:.1f} s (cpu {_cpu() - cpu:.1f} s)", flush=True)
+    started, cpu = time.monotonic(), _cpu()
     warmed = not cold and warm_up(tests)
     if not cold:
-        print(f"warm-up (project imported, tests collected once): {time.monotonic() - started:.1f} s"
-              + ("" if warmed else " FAILED: every mutant imports afresh"), flush=True)
+        print(f"warm-up (project imported, tests collected once): {time.monotonic() - started:.1f} s "
+              f"(cpu {_cpu() - cpu:.1f} s)" + ("" if warmed else " FAILED: every mutant imports afresh"), flush=True)
     return {module: run_module(module, found[module].restricted(tests_of(module)), only, verbose, jobs, skip,
                                WarmModule(_dotted(module)) if warmed else None)
             for module in modules}
+
+
+def _cpu() -> float:
+    """CPU seconds, user + system, of this process and the workers it has waited for."""
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system
 
 
 def _dotted(module: str) -> str:
@@ -683,7 +749,7 @@ def run_module(module: str, base: Baseline, only: list[int] | None, verbose: boo
     found = mutations(module, source)
     with tempfile.TemporaryDirectory(prefix="mutation-") as temporary:
         work = Path(temporary)
-        started = time.monotonic()
+        started, cpu = time.monotonic(), _cpu()
         print(f"{module}: {len(found)} mutants ({len(base.order)} tests)", flush=True)
         print(_selection_summary(found, base, source), flush=True)
         results: list[Result] = []
@@ -729,17 +795,28 @@ def run_module(module: str, base: Baseline, only: list[int] | None, verbose: boo
                 results.append(Result(mutation, verdict))
                 if verbose or verdict in ("survived", "broken"):
                     took = time.monotonic() - began
-                    print(f"  [{mutation.index}] {verdict} ({took:.1f} s): {mutation.key}", flush=True)
+                    print(f"  [{mutation.index}] {verdict} ({took:.1f} s): {mutation.key}"
+                          + _culprit(failed, hung, verbose), flush=True)
             time.sleep(0.02)
         for index, tests in selections.items():  # a recheck tries the tests that hung last
             passed = work / f"failed-{index}.passed"  # and not those this very mutant passed
             done = set(passed.read_text(encoding="utf-8").split()) if passed.exists() else set()
             tests[:] = sorted((t for t in tests if t not in done), key=lambda test: test in hangers)
-        _recheck([r for r in results if r.outcome == "timeout"], source, dotted, selections, base, work, jobs, warm)
+        _recheck([r for r in results if r.outcome == "timeout"], source, dotted, selections, base, work, jobs, warm,
+                 verbose)
         results.sort(key=lambda result: result.mutation.index)
-        print(f"{module}: done in {time.monotonic() - started:.0f} s ({sum(swapped)} of {len(swapped)} "
+        print(f"{module}: done in {time.monotonic() - started:.0f} s, cpu {_cpu() - cpu:.0f} s ({sum(swapped)} of {len(swapped)} "
               "mutants swapped into the warm process, the others imported afresh)", flush=True)
     return results
+
+
+def _culprit(failed: Path, hung: Path, verbose: bool) -> str:
+    """Verbose: the test that killed the mutant or that it made hang."""
+    if verbose and failed.exists():
+        return f"\n      failed: {failed.read_text()}"
+    if verbose and hung.exists():
+        return f"\n      hung: {hung.read_text()}"
+    return ""
 
 
 def _priority(test: str, kills: dict[str, int], hangers: set[str], base: Baseline) -> tuple[bool, int, float]:
@@ -748,7 +825,7 @@ def _priority(test: str, kills: dict[str, int], hangers: set[str], base: Baselin
 
 
 def _recheck(timed_out: list[Result], source: str, dotted: str, selections: dict[int, list[str]],
-             base: Baseline, work: Path, jobs: int, warm: WarmModule | None) -> None:
+             base: Baseline, work: Path, jobs: int, warm: WarmModule | None, verbose: bool = False) -> None:
     """The mutants that ran past their time limits, once more with RECHECK_SLACK times the
     limits, after the others (the machine less busy): a machine busy with other work can make
     an unmutated test that slow, and a kill by a tired machine would hide a survivor. The
@@ -756,25 +833,28 @@ def _recheck(timed_out: list[Result], source: str, dotted: str, selections: dict
     however busy the machine was): the hung test and those never reached, the hung last. Timing
     out again stays 'timeout' (the mutant makes the tests hang: a detected change, listed on
     its own); passing is 'survived', failing 'killed'."""
-    queue, running = list(timed_out), dict[int, tuple[Result, float]]()
+    queue, running = list(timed_out), dict[int, tuple[Result, float, float]]()
     while queue or running:
         while queue and len(running) < jobs:
             result = queue.pop(0)
             (work / f"failed-{result.mutation.index}").unlink(missing_ok=True)
+            (work / f"failed-{result.mutation.index}.hung").unlink(missing_ok=True)
             if not selections[result.mutation.index]:  # every test passed; the worker's budget ran out
                 result.outcome = "survived"
                 continue
             pid, deadline, _warmed = _start_mutant(result.mutation, source, dotted, selections[result.mutation.index],
                                                    base, work, warm, RECHECK_SLACK)
-            running[pid] = (result, deadline)
-        for pid, (result, deadline) in list(running.items()):
+            running[pid] = (result, deadline, time.monotonic())
+        for pid, (result, deadline, began) in list(running.items()):
             outcome = poll_tests(pid, deadline)
             if outcome is None:
                 continue
             del running[pid]
             result.outcome = {"failed": "killed", "passed": "survived"}.get(outcome, outcome)
+            failed = work / f"failed-{result.mutation.index}"
             print(f"  [{result.mutation.index}] timeout, run again with {RECHECK_SLACK:g}x the limits: "
-                  f"{result.outcome}: {result.mutation.key}", flush=True)
+                  f"{result.outcome} ({time.monotonic() - began:.1f} s): {result.mutation.key}"
+                  + _culprit(failed, failed.with_name(failed.name + ".hung"), verbose), flush=True)
         time.sleep(0.05)
 
 
@@ -838,6 +918,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     os.chdir(ROOT)
     _preload()
+    _no_shrinking()
     skip = listed_equivalents() if args.gate else None
     if args.deselect:
         print(f"left out (failing without mutations): {', '.join(args.deselect)}", flush=True)
