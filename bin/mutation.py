@@ -411,8 +411,12 @@ def _worker(args: list[str], env: dict[str, str], trace_out: str | None, duratio
 def start_tests(args: list[str], env: dict[str, str], *, trace_out: str | None = None,
                 durations_out: str | None = None, limits: dict[str, float] | None = None,
                 swap: Swap | None = None, shard: tuple[int, int] | None = None) -> int:
-    """Fork a pytest worker; returns its pid (also its process group)."""
+    """Fork a pytest worker; returns its pid (also its process group). What this process holds
+    is frozen first (gc.freeze): the worker's collections — pytest runs gc.collect several
+    times as it ends, for unraisable exceptions — then skip the whole inherited heap instead
+    of walking it and copying every page they touch (half a worker's CPU, measured)."""
     sys.stdout.flush()
+    gc.freeze()
     pid = os.fork()
     if pid == 0:
         try:
@@ -472,6 +476,7 @@ class WarmModule:
             module = None
         self.filename = getattr(module, "__file__", None) or ""
         self.functions: dict[str, list[FunctionType]] = {}
+        gc.unfreeze()  # gc.get_objects() does not list what start_tests froze
         for found in gc.get_objects():
             if isinstance(found, FunctionType) and found.__code__.co_filename == self.filename:
                 self.functions.setdefault(found.__code__.co_qualname, []).append(found)
@@ -710,9 +715,10 @@ def run_modules(modules: list[str], only: list[int] | None, verbose: bool, jobs:
                 skip: set[str] | None = None, deselected: list[str] | None = None,
                 cold: bool = False) -> dict[str, list[Result]]:
     """One baseline for all `modules` (the union of their tests, each module's lines traced;
-    the gate's modules share most of their tests), then every module's mutants, each in a
-    worker forked from this process once it has imported the project and collected the tests
-    (`cold`: each worker imports them afresh, the former method, kept to compare)."""
+    the gate's modules share most of their tests), then every module's mutants in one pool of
+    `jobs` workers, each forked from this process once it has imported the project and
+    collected the tests (`cold`: each worker imports them afresh, the former method, kept to
+    compare); the mutants that timed out are run again at the end, all modules' together."""
     tests = list(dict.fromkeys(test for module in modules for test in tests_of(module)))
     with tempfile.TemporaryDirectory(prefix="mutation-") as temporary:
         started, cpu = time.monotonic(), _cpu()
@@ -724,9 +730,15 @@ def run_modules(modules: list[str], only: list[int] | None, verbose: bool, jobs:
     if not cold:
         print(f"warm-up (project imported, tests collected once): {time.monotonic() - started:.1f} s "
               f"(cpu {_cpu() - cpu:.1f} s)" + ("" if warmed else " FAILED: every mutant imports afresh"), flush=True)
-    return {module: run_module(module, found[module].restricted(tests_of(module)), only, verbose, jobs, skip,
-                               WarmModule(_dotted(module)) if warmed else None)
-            for module in modules}
+    with tempfile.TemporaryDirectory(prefix="mutation-") as temporary:
+        runs = [_ModuleRun.of(module, found[module].restricted(tests_of(module)), only,
+                              WarmModule(_dotted(module)) if warmed else None, Path(temporary) / str(number))
+                for number, module in enumerate(modules)]
+        started, cpu = time.monotonic(), _cpu()
+        _run_pool(runs, verbose, jobs, skip)
+        print(f"mutants of {len(modules)} module(s): {time.monotonic() - started:.0f} s, cpu {_cpu() - cpu:.0f} s",
+              flush=True)
+    return {run.module: sorted(run.results, key=lambda result: result.mutation.index) for run in runs}
 
 
 def _cpu() -> float:
@@ -739,75 +751,113 @@ def _dotted(module: str) -> str:
     return module.removesuffix(".py").replace("/", ".")
 
 
-def run_module(module: str, base: Baseline, only: list[int] | None, verbose: bool, jobs: int,
-               skip: set[str] | None = None, warm: WarmModule | None = None) -> list[Result]:
-    """Every mutant of `module` against its tests; mutants whose key is in `skip` (the
-    equivalents docs/mutation.md lists, in gate mode) are reported as listed without a run."""
-    path = ROOT / module
-    source = path.read_text(encoding="utf-8")
-    dotted = _dotted(module)
-    found = mutations(module, source)
-    with tempfile.TemporaryDirectory(prefix="mutation-") as temporary:
-        work = Path(temporary)
-        started, cpu = time.monotonic(), _cpu()
+@dataclass
+class _ModuleRun:
+    """One module's mutants in the shared pool, and what its runs so far taught."""
+    module: str
+    source: str
+    base: Baseline
+    warm: WarmModule | None
+    work: Path
+    queue: list[Mutation]
+    results: list[Result] = field(default_factory=list)
+    killers: dict[str, str] = field(default_factory=dict)  # function → the test that last killed one of its mutants
+    selections: dict[int, list[str]] = field(default_factory=dict)  # mutant → the tests it ran
+    hangers: set[str] = field(default_factory=set)  # tests a mutant made hang: tried last (others fail faster)
+    kills: dict[str, int] = field(default_factory=dict)  # test → mutants it killed so far: strong tests go first
+    swapped: list[bool] = field(default_factory=list)  # per mutant run: into the warm process (True) or afresh
+    running: int = 0
+
+    @classmethod
+    def of(cls, module: str, base: Baseline, only: list[int] | None, warm: WarmModule | None,
+           work: Path) -> _ModuleRun:
+        source = (ROOT / module).read_text(encoding="utf-8")
+        found = mutations(module, source)
+        work.mkdir(parents=True)
         print(f"{module}: {len(found)} mutants ({len(base.order)} tests)", flush=True)
         print(_selection_summary(found, base, source), flush=True)
-        results: list[Result] = []
-        queue = [m for m in found if only is None or m.index in only]
-        running: dict[int, tuple[Mutation, float, float]] = {}
-        killers: dict[str, str] = {}  # function → the test that last killed one of its mutants
-        selections: dict[int, list[str]] = {}  # mutant → the tests it ran
-        hangers: set[str] = set()  # tests a mutant made hang: tried last (others fail faster)
-        kills: dict[str, int] = {}  # test → mutants it killed so far: strong tests go first
-        swapped: list[bool] = []  # per mutant run: into the warm process (True) or imported afresh
-        while queue or running:
-            while queue and len(running) < jobs:
-                mutation = queue.pop(0)
-                if skip and mutation.key in skip:
-                    results.append(Result(mutation, "listed"))
-                    continue
-                selected = tests_for(mutation, base)
-                if not selected:
-                    results.append(Result(mutation, "uncovered"))
-                    continue
-                selected.sort(key=lambda test: _priority(test, kills, hangers, base))
-                killer = killers.get(mutation.function)
-                if killer in selected:  # the test most likely to fail goes first
-                    selected.remove(killer)
-                    selected.insert(0, killer)
-                selections[mutation.index] = selected
-                pid, deadline, warmed = _start_mutant(mutation, source, dotted, selected, base, work, warm)
-                swapped.append(warmed)
-                running[pid] = (mutation, deadline, time.monotonic())
-            for pid, (mutation, deadline, began) in list(running.items()):
-                outcome = poll_tests(pid, deadline)
-                if outcome is None:
-                    continue
-                del running[pid]
-                failed = work / f"failed-{mutation.index}"
-                hung = work / f"failed-{mutation.index}.hung"
-                if hung.exists():
-                    hangers.add(hung.read_text())
-                if failed.exists():
-                    killers[mutation.function] = failed.read_text()
-                    kills[killers[mutation.function]] = kills.get(killers[mutation.function], 0) + 1
-                verdict = {"failed": "killed", "passed": "survived"}.get(outcome, outcome)
-                results.append(Result(mutation, verdict))
-                if verbose or verdict in ("survived", "broken"):
-                    took = time.monotonic() - began
-                    print(f"  [{mutation.index}] {verdict} ({took:.1f} s): {mutation.key}"
-                          + _culprit(failed, hung, verbose), flush=True)
-            time.sleep(0.02)
-        for index, tests in selections.items():  # a recheck tries the tests that hung last
-            passed = work / f"failed-{index}.passed"  # and not those this very mutant passed
+        return cls(module, source, base, warm, work, [m for m in found if only is None or m.index in only])
+
+    @property
+    def dotted(self) -> str:
+        return _dotted(self.module)
+
+    def cost(self) -> float:
+        """Baseline seconds of the tests its queued mutants select: the costliest module starts first."""
+        return sum(self.base.durations.get(t, 1.0) for m in self.queue for t in tests_for(m, self.base))
+
+    def next_selection(self, mutation: Mutation) -> list[str]:
+        selected = tests_for(mutation, self.base)
+        selected.sort(key=lambda test: _priority(test, self.kills, self.hangers, self.base))
+        killer = self.killers.get(mutation.function)
+        if killer in selected:  # the test most likely to fail goes first
+            selected.remove(killer)
+            selected.insert(0, killer)
+        return selected
+
+    def learn(self, mutation: Mutation) -> tuple[Path, Path]:
+        failed = self.work / f"failed-{mutation.index}"
+        hung = self.work / f"failed-{mutation.index}.hung"
+        if hung.exists():
+            self.hangers.add(hung.read_text())
+        if failed.exists():
+            killer = self.killers[mutation.function] = failed.read_text()
+            self.kills[killer] = self.kills.get(killer, 0) + 1
+        return failed, hung
+
+    def recheck_order(self) -> None:
+        """A recheck tries the tests that hung last, and not those this very mutant passed."""
+        for index, tests in self.selections.items():
+            passed = self.work / f"failed-{index}.passed"
             done = set(passed.read_text(encoding="utf-8").split()) if passed.exists() else set()
-            tests[:] = sorted((t for t in tests if t not in done), key=lambda test: test in hangers)
-        _recheck([r for r in results if r.outcome == "timeout"], source, dotted, selections, base, work, jobs, warm,
-                 verbose)
-        results.sort(key=lambda result: result.mutation.index)
-        print(f"{module}: done in {time.monotonic() - started:.0f} s, cpu {_cpu() - cpu:.0f} s ({sum(swapped)} of {len(swapped)} "
-              "mutants swapped into the warm process, the others imported afresh)", flush=True)
-    return results
+            tests[:] = sorted((t for t in tests if t not in done), key=lambda test: test in self.hangers)
+
+
+def _run_pool(runs: list[_ModuleRun], verbose: bool, jobs: int, skip: set[str] | None) -> None:
+    """Every module's mutants, `jobs` at a time, the costliest module's first (a module's
+    rechecks no longer wait alone for its last mutants: the next module's fill the workers);
+    mutants whose key is in `skip` (the equivalents docs/mutation.md lists, in gate mode) are
+    reported as listed without a run. Then the timed-out mutants of every module, rechecked."""
+    started = time.monotonic()
+    pending = sorted(runs, key=_ModuleRun.cost, reverse=True)
+    running: dict[int, tuple[_ModuleRun, Mutation, float, float]] = {}
+    while pending:
+        while len(running) < jobs and any(run.queue for run in pending):
+            run = next(run for run in pending if run.queue)
+            mutation = run.queue.pop(0)
+            if skip and mutation.key in skip:
+                run.results.append(Result(mutation, "listed"))
+                continue
+            selected = run.next_selection(mutation)
+            if not selected:
+                run.results.append(Result(mutation, "uncovered"))
+                continue
+            run.selections[mutation.index] = selected
+            pid, deadline, warmed = _start_mutant(mutation, run.source, run.dotted, selected, run.base, run.work,
+                                                  run.warm)
+            run.swapped.append(warmed)
+            run.running += 1
+            running[pid] = (run, mutation, deadline, time.monotonic())
+        for pid, (run, mutation, deadline, began) in list(running.items()):
+            outcome = poll_tests(pid, deadline)
+            if outcome is None:
+                continue
+            del running[pid]
+            run.running -= 1
+            failed, hung = run.learn(mutation)
+            verdict = {"failed": "killed", "passed": "survived"}.get(outcome, outcome)
+            run.results.append(Result(mutation, verdict))
+            if verbose or verdict in ("survived", "broken"):
+                print(f"  [{mutation.index}] {verdict} ({time.monotonic() - began:.1f} s): {mutation.key}"
+                      + _culprit(failed, hung, verbose), flush=True)
+        for run in [run for run in pending if not run.queue and not run.running]:
+            pending.remove(run)
+            print(f"{run.module}: first pass done at {time.monotonic() - started:.0f} s ({sum(run.swapped)} of "
+                  f"{len(run.swapped)} mutants swapped into the warm process, the others imported afresh)", flush=True)
+        time.sleep(0.02)
+    for run in runs:
+        run.recheck_order()
+    _recheck([(run, r) for run in runs for r in run.results if r.outcome == "timeout"], jobs, verbose)
 
 
 def _culprit(failed: Path, hung: Path, verbose: bool) -> str:
@@ -824,8 +874,7 @@ def _priority(test: str, kills: dict[str, int], hangers: set[str], base: Baselin
     return (test in hangers, -kills.get(test, 0), base.durations.get(test, 1.0))
 
 
-def _recheck(timed_out: list[Result], source: str, dotted: str, selections: dict[int, list[str]],
-             base: Baseline, work: Path, jobs: int, warm: WarmModule | None, verbose: bool = False) -> None:
+def _recheck(timed_out: list[tuple[_ModuleRun, Result]], jobs: int, verbose: bool = False) -> None:
     """The mutants that ran past their time limits, once more with RECHECK_SLACK times the
     limits, after the others (the machine less busy): a machine busy with other work can make
     an unmutated test that slow, and a kill by a tired machine would hide a survivor. The
@@ -833,25 +882,26 @@ def _recheck(timed_out: list[Result], source: str, dotted: str, selections: dict
     however busy the machine was): the hung test and those never reached, the hung last. Timing
     out again stays 'timeout' (the mutant makes the tests hang: a detected change, listed on
     its own); passing is 'survived', failing 'killed'."""
-    queue, running = list(timed_out), dict[int, tuple[Result, float, float]]()
+    queue, running = list(timed_out), dict[int, tuple[_ModuleRun, Result, float, float]]()
     while queue or running:
         while queue and len(running) < jobs:
-            result = queue.pop(0)
-            (work / f"failed-{result.mutation.index}").unlink(missing_ok=True)
-            (work / f"failed-{result.mutation.index}.hung").unlink(missing_ok=True)
-            if not selections[result.mutation.index]:  # every test passed; the worker's budget ran out
+            run, result = queue.pop(0)
+            (run.work / f"failed-{result.mutation.index}").unlink(missing_ok=True)
+            (run.work / f"failed-{result.mutation.index}.hung").unlink(missing_ok=True)
+            if not run.selections[result.mutation.index]:  # every test passed; the worker's budget ran out
                 result.outcome = "survived"
                 continue
-            pid, deadline, _warmed = _start_mutant(result.mutation, source, dotted, selections[result.mutation.index],
-                                                   base, work, warm, RECHECK_SLACK)
-            running[pid] = (result, deadline, time.monotonic())
-        for pid, (result, deadline, began) in list(running.items()):
+            pid, deadline, _warmed = _start_mutant(result.mutation, run.source, run.dotted,
+                                                   run.selections[result.mutation.index], run.base, run.work,
+                                                   run.warm, RECHECK_SLACK)
+            running[pid] = (run, result, deadline, time.monotonic())
+        for pid, (run, result, deadline, began) in list(running.items()):
             outcome = poll_tests(pid, deadline)
             if outcome is None:
                 continue
             del running[pid]
             result.outcome = {"failed": "killed", "passed": "survived"}.get(outcome, outcome)
-            failed = work / f"failed-{result.mutation.index}"
+            failed = run.work / f"failed-{result.mutation.index}"
             print(f"  [{result.mutation.index}] timeout, run again with {RECHECK_SLACK:g}x the limits: "
                   f"{result.outcome} ({time.monotonic() - began:.1f} s): {result.mutation.key}"
                   + _culprit(failed, failed.with_name(failed.name + ".hung"), verbose), flush=True)
