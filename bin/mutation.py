@@ -583,7 +583,10 @@ def _sharded_baseline(args: list[str], paths: list[str], work: Path, shards: int
             if outcome is not None:
                 del running[pid]
                 if outcome not in ("passed", "broken"):  # broken: no test fell to this shard
-                    print(f"baseline shard {index + 1} of {shards}: {outcome}; running it again alone", flush=True)
+                    failed_test = work / f"shard-{index}" / "failed"
+                    print(f"baseline shard {index + 1} of {shards}: {outcome}"
+                          + (f" ({failed_test.read_text()})" if failed_test.exists() else "")
+                          + "; running it again alone", flush=True)
                     failed.append(index)
         time.sleep(0.05)
     for index in failed:
@@ -606,7 +609,8 @@ def _start_shard(args: list[str], paths: list[str], work: Path, shard: tuple[int
     folder.mkdir(parents=True)
     trace = folder / "coverage"
     env = {"PYTHONPATH": os.pathsep.join([str(HOOK_DIR), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
-           "TC_TRACE_FILE": str(trace), "TC_TRACE_MODULES": os.pathsep.join(paths), "TC_TRACE_TEST": ""}
+           "TC_TRACE_FILE": str(trace), "TC_TRACE_MODULES": os.pathsep.join(paths), "TC_TRACE_TEST": "",
+           "TC_FAILED_OUT": str(folder / "failed")}
     return start_tests(args, env, trace_out=str(trace), durations_out=str(folder / "durations.json"), shard=shard)
 
 
@@ -783,8 +787,10 @@ class _ModuleRun:
         return _dotted(self.module)
 
     def cost(self) -> float:
-        """Baseline seconds of the tests its queued mutants select: the costliest module starts first."""
-        return sum(self.base.durations.get(t, 1.0) for m in self.queue for t in tests_for(m, self.base))
+        """What its mutants' kills cost (a kill stops at the first failing test, most often the
+        first: the fastest): the costliest module starts first, its slow mutants not last."""
+        return sum(min((self.base.durations.get(t, 1.0) for t in tests_for(m, self.base)), default=0.0)
+                   for m in self.queue)
 
     def next_selection(self, mutation: Mutation) -> list[str]:
         selected = tests_for(mutation, self.base)
