@@ -811,6 +811,11 @@ class _ModuleRun:
             self.kills[killer] = self.kills.get(killer, 0) + 1
         return failed, hung
 
+    def recheck_seconds(self, mutation: Mutation) -> float:
+        """The longest its recheck may run: the hung test's limit (the last one), with slack."""
+        return sum(RECHECK_SLACK * test_limit(self.base.durations.get(t, 1.0))
+                   for t in self.selections.get(mutation.index, []))
+
     def recheck_order(self) -> None:
         """A recheck tries the tests that hung last, and not those this very mutant passed."""
         for index, tests in self.selections.items():
@@ -820,15 +825,25 @@ class _ModuleRun:
 
 
 def _run_pool(runs: list[_ModuleRun], verbose: bool, jobs: int, skip: set[str] | None) -> None:
-    """Every module's mutants, `jobs` at a time, the costliest module's first (a module's
-    rechecks no longer wait alone for its last mutants: the next module's fill the workers);
-    mutants whose key is in `skip` (the equivalents docs/mutation.md lists, in gate mode) are
-    reported as listed without a run. Then the timed-out mutants of every module, rechecked."""
+    """Every module's mutants, `jobs` at a time, the costliest module's first (the next
+    module's mutants fill the workers while a module's last ones run); mutants whose key is in
+    `skip` (the equivalents docs/mutation.md lists, in gate mode) are reported as listed
+    without a run. A module's timed-out mutants are rechecked (see _recheck_next) as soon as
+    its first pass is over — what it taught about hanging tests is then complete — the
+    longest recheck first, ahead of the first-pass mutants still queued: a recheck of an
+    end-to-end test runs minutes and would otherwise be the run's tail."""
     started = time.monotonic()
     pending = sorted(runs, key=_ModuleRun.cost, reverse=True)
-    running: dict[int, tuple[_ModuleRun, Mutation, float, float]] = {}
-    while pending:
-        while len(running) < jobs and any(run.queue for run in pending):
+    rechecks: list[tuple[_ModuleRun, Result]] = []
+    running: dict[int, tuple[_ModuleRun, Mutation, float, float, Result | None]] = {}
+    while pending or rechecks or running:
+        while len(running) < jobs and (rechecks or any(run.queue for run in pending)):
+            if rechecks:
+                run, result = rechecks.pop(0)
+                started_recheck = _recheck_next(run, result)
+                if started_recheck is not None:
+                    running[started_recheck[0]] = (run, result.mutation, started_recheck[1], time.monotonic(), result)
+                continue
             run = next(run for run in pending if run.queue)
             mutation = run.queue.pop(0)
             if skip and mutation.key in skip:
@@ -843,15 +858,22 @@ def _run_pool(runs: list[_ModuleRun], verbose: bool, jobs: int, skip: set[str] |
                                                   run.warm)
             run.swapped.append(warmed)
             run.running += 1
-            running[pid] = (run, mutation, deadline, time.monotonic())
-        for pid, (run, mutation, deadline, began) in list(running.items()):
+            running[pid] = (run, mutation, deadline, time.monotonic(), None)
+        for pid, (run, mutation, deadline, began, rechecked) in list(running.items()):
             outcome = poll_tests(pid, deadline)
             if outcome is None:
                 continue
             del running[pid]
-            run.running -= 1
-            failed, hung = run.learn(mutation)
             verdict = {"failed": "killed", "passed": "survived"}.get(outcome, outcome)
+            failed, hung = run.work / f"failed-{mutation.index}", run.work / f"failed-{mutation.index}.hung"
+            if rechecked is not None:
+                rechecked.outcome = verdict
+                print(f"  [{mutation.index}] timeout, run again with {RECHECK_SLACK:g}x the limits: "
+                      f"{verdict} ({time.monotonic() - began:.1f} s): {mutation.key}"
+                      + _culprit(failed, hung, verbose), flush=True)
+                continue
+            run.running -= 1
+            run.learn(mutation)
             run.results.append(Result(mutation, verdict))
             if verbose or verdict in ("survived", "broken"):
                 print(f"  [{mutation.index}] {verdict} ({time.monotonic() - began:.1f} s): {mutation.key}"
@@ -860,10 +882,10 @@ def _run_pool(runs: list[_ModuleRun], verbose: bool, jobs: int, skip: set[str] |
             pending.remove(run)
             print(f"{run.module}: first pass done at {time.monotonic() - started:.0f} s ({sum(run.swapped)} of "
                   f"{len(run.swapped)} mutants swapped into the warm process, the others imported afresh)", flush=True)
+            run.recheck_order()
+            rechecks += [(run, r) for r in run.results if r.outcome == "timeout"]
+            rechecks.sort(key=lambda item: item[0].recheck_seconds(item[1].mutation), reverse=True)
         time.sleep(0.02)
-    for run in runs:
-        run.recheck_order()
-    _recheck([(run, r) for run in runs for r in run.results if r.outcome == "timeout"], jobs, verbose)
 
 
 def _culprit(failed: Path, hung: Path, verbose: bool) -> str:
@@ -880,38 +902,24 @@ def _priority(test: str, kills: dict[str, int], hangers: set[str], base: Baselin
     return (test in hangers, -kills.get(test, 0), base.durations.get(test, 1.0))
 
 
-def _recheck(timed_out: list[tuple[_ModuleRun, Result]], jobs: int, verbose: bool = False) -> None:
-    """The mutants that ran past their time limits, once more with RECHECK_SLACK times the
-    limits, after the others (the machine less busy): a machine busy with other work can make
-    an unmutated test that slow, and a kill by a tired machine would hide a survivor. The
-    tests this mutant already passed in its first run are not run again (a pass is a pass
-    however busy the machine was): the hung test and those never reached, the hung last. Timing
-    out again stays 'timeout' (the mutant makes the tests hang: a detected change, listed on
-    its own); passing is 'survived', failing 'killed'."""
-    queue, running = list(timed_out), dict[int, tuple[_ModuleRun, Result, float, float]]()
-    while queue or running:
-        while queue and len(running) < jobs:
-            run, result = queue.pop(0)
-            (run.work / f"failed-{result.mutation.index}").unlink(missing_ok=True)
-            (run.work / f"failed-{result.mutation.index}.hung").unlink(missing_ok=True)
-            if not run.selections[result.mutation.index]:  # every test passed; the worker's budget ran out
-                result.outcome = "survived"
-                continue
-            pid, deadline, _warmed = _start_mutant(result.mutation, run.source, run.dotted,
-                                                   run.selections[result.mutation.index], run.base, run.work,
-                                                   run.warm, RECHECK_SLACK)
-            running[pid] = (run, result, deadline, time.monotonic())
-        for pid, (run, result, deadline, began) in list(running.items()):
-            outcome = poll_tests(pid, deadline)
-            if outcome is None:
-                continue
-            del running[pid]
-            result.outcome = {"failed": "killed", "passed": "survived"}.get(outcome, outcome)
-            failed = run.work / f"failed-{result.mutation.index}"
-            print(f"  [{result.mutation.index}] timeout, run again with {RECHECK_SLACK:g}x the limits: "
-                  f"{result.outcome} ({time.monotonic() - began:.1f} s): {result.mutation.key}"
-                  + _culprit(failed, failed.with_name(failed.name + ".hung"), verbose), flush=True)
-        time.sleep(0.05)
+def _recheck_next(run: _ModuleRun, result: Result) -> tuple[int, float] | None:
+    """Start the recheck of a mutant that ran past its time limits: once more with
+    RECHECK_SLACK times the limits, after its module's first pass: a machine busy with other
+    work can make an unmutated test that slow, and a kill by a tired machine would hide a
+    survivor. The tests this mutant already passed in its first run are not run again (a pass
+    is a pass however busy the machine was): the hung test and those never reached, the hung
+    last. Timing out again stays 'timeout' (the mutant makes the tests hang: a detected
+    change, listed on its own); passing is 'survived', failing 'killed'. None: nothing was
+    left to run (every test passed; the worker's budget ran out), a survivor."""
+    (run.work / f"failed-{result.mutation.index}").unlink(missing_ok=True)
+    (run.work / f"failed-{result.mutation.index}.hung").unlink(missing_ok=True)
+    if not run.selections[result.mutation.index]:
+        result.outcome = "survived"
+        return None
+    pid, deadline, _warmed = _start_mutant(result.mutation, run.source, run.dotted,
+                                           run.selections[result.mutation.index], run.base, run.work,
+                                           run.warm, RECHECK_SLACK)
+    return pid, deadline
 
 
 def listed_equivalents() -> set[str]:
