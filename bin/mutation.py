@@ -332,6 +332,7 @@ class _Plugin:
         self.durations: dict[str, float] = {}
         self._shard = shard
         self.failed: str | None = None
+        self.failures: list[str] = []  # every test that failed (a baseline shard runs on past a failure)
         self._limits = limits or {}
         self._tracer = tracer
         self._watchdog: threading.Timer | None = None
@@ -369,6 +370,8 @@ class _Plugin:
         if report.when == "teardown" and report.passed and self.failed is None and os.environ.get("TC_FAILED_OUT"):
             with open(os.environ["TC_FAILED_OUT"] + ".passed", "a", encoding="utf-8") as passed:
                 passed.write(report.nodeid + "\n")  # a recheck need not run it again
+        if report.failed and report.nodeid not in self.failures:
+            self.failures.append(report.nodeid)
         if report.failed and self.failed is None:
             self.failed = report.nodeid
             if os.environ.get("TC_FAILED_OUT"):
@@ -400,11 +403,13 @@ def _worker(args: list[str], env: dict[str, str], trace_out: str | None, duratio
     os.dup2(devnull, 1)
     os.dup2(devnull, 2)
     plugin = _Plugin(limits, tracer, shard)
-    code = pytest.main(["-x", *PYTEST_ARGS, *args], plugins=[plugin])
+    fail_fast = ["-x"] if shard is None else []  # a baseline shard runs all its tests; a failed one is re-run
+    code = pytest.main([*fail_fast, *PYTEST_ARGS, *args], plugins=[plugin])
     if tracer is not None:
         tracer.flush()
     if durations_out:
         Path(durations_out).write_text(json.dumps(plugin.durations))
+        Path(durations_out + ".failed").write_text(json.dumps(plugin.failures))
     return int(code)
 
 
@@ -556,11 +561,11 @@ def baselines(modules: list[str], tests: list[str], work: Path, deselected: list
             cached.unlink(missing_ok=True)
     paths = [str((ROOT / module).resolve()) for module in modules]
     args = [*tests, *(f"--deselect={test}" for test in deselected or [])]
-    times = _sharded_baseline(args, paths, work, max(1, shards))
+    times, dropped = _sharded_baseline(args, paths, work, max(1, shards))
     if not times:
         raise SystemExit(f"no test ran for {', '.join(modules)}: run bin/test {' '.join(tests)}")
     order = sorted(times, key=times.__getitem__)
-    found = {module: Baseline(order, times, _covering(work, ROOT / module)) for module in modules}
+    found = {module: Baseline(order, times, _covering(work, ROOT / module, dropped)) for module in modules}
     CACHE.mkdir(exist_ok=True)
     partial = cached.with_suffix(".part")
     partial.write_text(json.dumps(_encoded(found)), encoding="utf-8")
@@ -568,43 +573,59 @@ def baselines(modules: list[str], tests: list[str], work: Path, deselected: list
     return found
 
 
-def _sharded_baseline(args: list[str], paths: list[str], work: Path, shards: int) -> dict[str, float]:
+def _sharded_baseline(args: list[str], paths: list[str], work: Path, shards: int) -> tuple[dict[str, float], set[str]]:
     """Run the baseline's tests in `shards` workers at once (each every shards-th test, see
-    _Plugin), each tracing into its own folder; returns every test's duration. The tests mostly
-    wait (servers, simulated calls), so shards overlap well even on few cores. A shard that
-    fails is run once more alone, its folder emptied, after the others: a busy machine can
-    fail a timing-sensitive test; failing twice stops the tool."""
-    deadline = time.monotonic() + 1800
-    running = {_start_shard(args, paths, work, (index, shards)): index for index in range(shards)}
-    failed: list[int] = []
+    _Plugin), each tracing into its own folder, each running on past a failing test; returns
+    every test's duration, and the tests whose shard's coverage is not used. The tests mostly
+    wait (servers, simulated calls), so shards overlap well even on few cores. A test that
+    failed in its shard (a busy machine can fail a timing-sensitive test) is run again alone
+    after the others, into a folder of its own, its shard's record of it dropped; a shard that
+    hung or could not run is run again whole. Failing again stops the tool."""
+    started, deadline = time.monotonic(), time.monotonic() + 1800
+    running = {_start_traced(args, paths, work / f"shard-{index}", (index, shards)): index for index in range(shards)}
+    again: list[int] = []
+    failed: list[str] = []
     while running:
         for pid, index in list(running.items()):
             outcome = poll_tests(pid, deadline)
-            if outcome is not None:
-                del running[pid]
-                if outcome not in ("passed", "broken"):  # broken: no test fell to this shard
-                    failed_test = work / f"shard-{index}" / "failed"
-                    print(f"baseline shard {index + 1} of {shards}: {outcome}"
-                          + (f" ({failed_test.read_text()})" if failed_test.exists() else "")
-                          + "; running it again alone", flush=True)
-                    failed.append(index)
+            if outcome is None:
+                continue
+            del running[pid]
+            failures = work / f"shard-{index}" / "durations.json.failed"
+            if outcome == "failed" and failures.exists():
+                failed += json.loads(failures.read_text())
+            elif outcome not in ("passed", "broken"):  # broken: no test fell to this shard
+                again.append(index)
         time.sleep(0.05)
-    for index in failed:
-        pid = _start_shard(args, paths, work, (index, shards))
-        deadline = time.monotonic() + 1800
-        while (outcome := poll_tests(pid, deadline)) is None:
-            time.sleep(0.05)
-        if outcome != "passed":
-            raise SystemExit(f"the tests do not pass without mutations ({outcome}): "
-                             f"run bin/test {' '.join(a for a in args if not a.startswith('--'))}")
+    if again or failed:
+        print(f"baseline shards: {time.monotonic() - started:.1f} s; run again alone: "
+              + ", ".join([*(f"shard {index + 1} of {shards}" for index in again), *failed]), flush=True)
+    for index in again:
+        _run_alone(args, paths, work / f"shard-{index}", (index, shards))
+    if failed:
+        _run_alone([*failed, *(a for a in args if a.startswith("--deselect"))], paths, work / "again", None)
     times: dict[str, float] = {}
     for durations in sorted(work.glob("shard-*/durations.json")):
-        times.update(json.loads(durations.read_text()))
-    return times
+        times.update({test: took for test, took in json.loads(durations.read_text()).items() if test not in failed})
+    if failed:
+        times.update(json.loads((work / "again" / "durations.json").read_text()))
+    return times, set(failed)
 
 
-def _start_shard(args: list[str], paths: list[str], work: Path, shard: tuple[int, int]) -> int:
-    folder = work / f"shard-{shard[0]}"
+def _run_alone(args: list[str], paths: list[str], folder: Path, shard: tuple[int, int] | None) -> None:
+    pid = _start_traced(args, paths, folder, shard)
+    deadline = time.monotonic() + 1800
+    while (outcome := poll_tests(pid, deadline)) is None:
+        time.sleep(0.05)
+    if outcome not in ("passed", "broken"):
+        failed = folder / "failed"
+        raise SystemExit(f"the tests do not pass without mutations ({outcome}"
+                         + (f": {failed.read_text()}" if failed.exists() else "") + "): run bin/test "
+                         + " ".join(a for a in args if not a.startswith("--")))
+
+
+def _start_traced(args: list[str], paths: list[str], folder: Path, shard: tuple[int, int] | None) -> int:
+    """Fork a baseline worker tracing `paths` into `folder` (emptied first)."""
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     trace = folder / "coverage"
@@ -626,19 +647,22 @@ def _decoded(data: dict[str, Any]) -> dict[str, Baseline]:
             for module, b in data.items()}
 
 
-def _covering(work: Path, path: Path) -> dict[int, set[str]]:
+def _covering(work: Path, path: Path, dropped: set[str] | None = None) -> dict[int, set[str]]:
+    """Which tests ran which line of `path`, from every baseline folder; a test in `dropped`
+    failed in its shard and counts only as its run alone (folder "again") recorded it."""
     from coverage import CoverageData
 
     covering: dict[int, set[str]] = {}
     wanted = os.path.realpath(path)
-    for data_file in sorted(work.glob("shard-*/coverage.*")):
+    for data_file in sorted([*work.glob("shard-*/coverage.*"), *work.glob("again/coverage.*")]):
+        skipped = set() if data_file.parent.name == "again" else (dropped or set())
         data = CoverageData(str(data_file))
         data.read()
         for measured in data.measured_files():
             if os.path.realpath(measured) != wanted:
                 continue
             for line, contexts in data.contexts_by_lineno(measured).items():
-                covering.setdefault(line, set()).update(c for c in contexts if c)
+                covering.setdefault(line, set()).update(c for c in contexts if c and c not in skipped)
     return covering
 
 

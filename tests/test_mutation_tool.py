@@ -136,3 +136,30 @@ def test_a_mutant_that_hangs_is_rechecked_and_reported_as_a_timeout(project: Pat
     assert f"- `{HANGS}`" in done.stdout.split("killed by timeout", 1)[1]
     others = [line for line in first if not line.endswith(HANGS)]
     assert others and all("] killed (" in line for line in others), done.stdout
+
+
+ONCE_FAILING = '''
+from pathlib import Path
+
+
+def test_fails_on_its_first_run_only():
+    marker = Path(__file__).with_name("ran-once")
+    if not marker.exists():
+        marker.write_text("")
+        raise AssertionError("a busy machine, say")
+'''
+
+
+def test_a_baseline_test_that_fails_once_is_run_again_alone_and_one_that_always_fails_stops_the_tool(
+        project: Path) -> None:
+    tests = project / "tests" / "test_limits.py"
+    tests.write_text(TESTS + ONCE_FAILING)
+    flaky = _run(project, "--gate", "-j", "2")
+    assert "run again alone: tests/test_limits.py::test_fails_on_its_first_run_only" in flaky.stdout, flaky.stdout
+    assert flaky.returncode == 1 and SURVIVOR in flaky.stdout  # the gate ran: the mutants were judged
+    tests.write_text(TESTS + ONCE_FAILING.replace("if not marker.exists():", "if True:"))
+    failing = _run(project, "--gate", "-j", "2")
+    assert failing.returncode == 1
+    assert "do not pass without mutations" in failing.stdout + failing.stderr
+    assert "Traceback" not in failing.stdout + failing.stderr
+    assert SURVIVOR not in failing.stdout  # no mutant was judged on a failing baseline
