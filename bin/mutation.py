@@ -790,6 +790,7 @@ class _ModuleRun:
     queue: list[Mutation]
     results: list[Result] = field(default_factory=list)
     killers: dict[str, str] = field(default_factory=dict)  # function → the test that last killed one of its mutants
+    line_killers: dict[int, str] = field(default_factory=dict)  # line → the test that last killed a mutant of it
     selections: dict[int, list[str]] = field(default_factory=dict)  # mutant → the tests it ran
     hangers: set[str] = field(default_factory=set)  # tests a mutant made hang: tried last (others fail faster)
     kills: dict[str, int] = field(default_factory=dict)  # test → mutants it killed so far: strong tests go first
@@ -819,9 +820,10 @@ class _ModuleRun:
     def next_selection(self, mutation: Mutation) -> list[str]:
         selected = tests_for(mutation, self.base)
         selected.sort(key=lambda test: _priority(test, self.kills, self.hangers, self.base))
-        killer = self.killers.get(mutation.function)
-        if killer in selected:  # the test most likely to fail goes first
-            selected.remove(killer)
+        killer = next((self.line_killers[line] for line in mutation.lines if self.line_killers.get(line) in selected),
+                      self.killers.get(mutation.function))
+        if killer in selected:  # the test most likely to fail goes first: the last killer of a mutant
+            selected.remove(killer)  # of the same line (a boundary's test), else of the same function
             selected.insert(0, killer)
         return selected
 
@@ -832,6 +834,7 @@ class _ModuleRun:
             self.hangers.add(hung.read_text())
         if failed.exists():
             killer = self.killers[mutation.function] = failed.read_text()
+            self.line_killers.update(dict.fromkeys(mutation.lines, killer))
             self.kills[killer] = self.kills.get(killer, 0) + 1
         return failed, hung
 
