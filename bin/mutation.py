@@ -20,6 +20,7 @@ import io
 import json
 import os
 import re
+import shutil
 import signal
 import sys
 import tempfile
@@ -30,6 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import CodeType, FunctionType, ModuleType
 from typing import Any
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 HOOK_DIR = ROOT / "bin" / "mutation_hook"
@@ -285,6 +288,20 @@ def _preload() -> None:
             pass
 
 
+def _no_shrinking() -> None:
+    """Hypothesis without its shrink and explain phases, for every test this process runs or
+    forks: a property test that fails on a mutant has killed it at its first failing example;
+    shrinking that example (tens of re-runs of a store-backed test) only made the kill late
+    enough to be a timeout. Loaded before the tests are imported: a test's @settings copies
+    the default profile when it is decorated."""
+    try:
+        from hypothesis import Phase, settings
+    except ImportError:
+        return
+    settings.register_profile("mutation", phases=[p for p in Phase if p not in (Phase.shrink, Phase.explain)])
+    settings.load_profile("mutation")
+
+
 def _hook() -> Any:
     sys.path.insert(0, str(HOOK_DIR))
     try:
@@ -310,12 +327,29 @@ class _Plugin:
     durations) ends the worker when one test runs far past its usual time: a mutant that
     makes a test hang is ended in seconds, not at the end of every wait."""
 
-    def __init__(self, limits: dict[str, float] | None = None, tracer: Any = None) -> None:
+    def __init__(self, limits: dict[str, float] | None = None, tracer: Any = None,
+                 shard: tuple[int, int] | None = None) -> None:
         self.durations: dict[str, float] = {}
+        self._shard = shard
         self.failed: str | None = None
+        self.failures: list[str] = []  # every test that failed (a baseline shard runs on past a failure)
         self._limits = limits or {}
         self._tracer = tracer
         self._watchdog: threading.Timer | None = None
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, config, items) -> None:  # type: ignore[no-untyped-def]
+        """A shard (index, count) of the baseline keeps every count-th test from its index on,
+        in collection order: each shard gets a part of every file, so the shards take about
+        as long as each other with no durations known beforehand."""
+        if self._shard is None:
+            return
+        index, count = self._shard
+        kept = items[index::count]
+        dropped = [item for position, item in enumerate(items) if position % count != index]
+        if dropped:
+            config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
 
     def pytest_runtest_setup(self, item) -> None:  # type: ignore[no-untyped-def]
         os.environ["TC_TRACE_TEST"] = item.nodeid
@@ -336,6 +370,8 @@ class _Plugin:
         if report.when == "teardown" and report.passed and self.failed is None and os.environ.get("TC_FAILED_OUT"):
             with open(os.environ["TC_FAILED_OUT"] + ".passed", "a", encoding="utf-8") as passed:
                 passed.write(report.nodeid + "\n")  # a recheck need not run it again
+        if report.failed and report.nodeid not in self.failures:
+            self.failures.append(report.nodeid)
         if report.failed and self.failed is None:
             self.failed = report.nodeid
             if os.environ.get("TC_FAILED_OUT"):
@@ -346,7 +382,8 @@ PYTEST_ARGS = ["-q", "-p", "no:cacheprovider", "-p", "no:randomly", "-o", "addop
 
 
 def _worker(args: list[str], env: dict[str, str], trace_out: str | None, durations_out: str | None,
-            limits: dict[str, float] | None = None, swap: Swap | None = None) -> int:
+            limits: dict[str, float] | None = None, swap: Swap | None = None,
+            shard: tuple[int, int] | None = None) -> int:
     """In a forked child: pytest against the mutant. Given a `swap`, the child of a warm
     process (project and tests imported, see warm_up) puts the mutated code into the
     functions already loaded; otherwise a fresh import of the project, mutant included.
@@ -365,26 +402,30 @@ def _worker(args: list[str], env: dict[str, str], trace_out: str | None, duratio
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)
     os.dup2(devnull, 2)
-    import pytest
-
-    plugin = _Plugin(limits, tracer)
-    code = pytest.main(["-x", *PYTEST_ARGS, *args], plugins=[plugin])
+    plugin = _Plugin(limits, tracer, shard)
+    fail_fast = ["-x"] if shard is None else []  # a baseline shard runs all its tests; a failed one is re-run
+    code = pytest.main([*fail_fast, *PYTEST_ARGS, *args], plugins=[plugin])
     if tracer is not None:
         tracer.flush()
     if durations_out:
         Path(durations_out).write_text(json.dumps(plugin.durations))
+        Path(durations_out + ".failed").write_text(json.dumps(plugin.failures))
     return int(code)
 
 
 def start_tests(args: list[str], env: dict[str, str], *, trace_out: str | None = None,
                 durations_out: str | None = None, limits: dict[str, float] | None = None,
-                swap: Swap | None = None) -> int:
-    """Fork a pytest worker; returns its pid (also its process group)."""
+                swap: Swap | None = None, shard: tuple[int, int] | None = None) -> int:
+    """Fork a pytest worker; returns its pid (also its process group). What this process holds
+    is frozen first (gc.freeze): the worker's collections — pytest runs gc.collect several
+    times as it ends, for unraisable exceptions — then skip the whole inherited heap instead
+    of walking it and copying every page they touch (half a worker's CPU, measured)."""
     sys.stdout.flush()
+    gc.freeze()
     pid = os.fork()
     if pid == 0:
         try:
-            code = _worker(args, env, trace_out, durations_out, limits, swap)
+            code = _worker(args, env, trace_out, durations_out, limits, swap, shard)
         except BaseException:
             code = 3
         os._exit(code)
@@ -412,8 +453,6 @@ def warm_up(tests: list[str]) -> bool:
     """Import the project and collect `tests` in this process (pytest --collect-only), so each
     worker forked from it starts with everything loaded; False when collection fails (every
     mutant then runs in a fresh import)."""
-    import pytest
-
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         code = pytest.main(["--collect-only", *PYTEST_ARGS, *tests])
     return code == 0
@@ -442,6 +481,7 @@ class WarmModule:
             module = None
         self.filename = getattr(module, "__file__", None) or ""
         self.functions: dict[str, list[FunctionType]] = {}
+        gc.unfreeze()  # gc.get_objects() does not list what start_tests froze
         for found in gc.get_objects():
             if isinstance(found, FunctionType) and found.__code__.co_filename == self.filename:
                 self.functions.setdefault(found.__code__.co_qualname, []).append(found)
@@ -467,15 +507,6 @@ def _codes_named(code: CodeType, qualname: str) -> Iterator[CodeType]:
             if constant.co_qualname == qualname:
                 yield constant
             yield from _codes_named(constant, qualname)
-
-
-def run_tests(args: list[str], env: dict[str, str], timeout: float, *, trace_out: str | None = None,
-              durations_out: str | None = None) -> str:
-    pid = start_tests(args, env, trace_out=trace_out, durations_out=durations_out)
-    deadline = time.monotonic() + timeout
-    while (outcome := poll_tests(pid, deadline)) is None:
-        time.sleep(0.02)
-    return outcome
 
 
 def _kill_group(pid: int) -> None:
@@ -516,33 +547,92 @@ def _fingerprint(modules: list[str], tests: list[str]) -> str:
     return digest.hexdigest()[:32]
 
 
-def baselines(modules: list[str], tests: list[str], work: Path, deselected: list[str] | None = None) -> dict[str, Baseline]:
+def baselines(modules: list[str], tests: list[str], work: Path, deselected: list[str] | None = None,
+              shards: int = 1) -> dict[str, Baseline]:
     """The tests of all `modules` run once, unmutated, under coverage.py with one context per
-    test (spawned processes included): which test ran which line of each module, and how long
-    each test took. Read from CACHE when the package, the tests and the tool are unchanged."""
+    test (spawned processes included), split over `shards` workers at once: which test ran
+    which line of each module, and how long each test took. Read from CACHE when the package,
+    the tests and the tool are unchanged."""
     cached = CACHE / f"{_fingerprint(modules, [*tests, *(deselected or [])])}.json"
     if cached.exists():
         try:
             return _decoded(json.loads(cached.read_text(encoding="utf-8")))
         except (ValueError, KeyError, TypeError):
             cached.unlink(missing_ok=True)
-    trace, durations = work / "coverage", work / "durations.json"
     paths = [str((ROOT / module).resolve()) for module in modules]
-    env = {"PYTHONPATH": os.pathsep.join([str(HOOK_DIR), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
-           "TC_TRACE_FILE": str(trace), "TC_TRACE_MODULES": os.pathsep.join(paths), "TC_TRACE_TEST": ""}
     args = [*tests, *(f"--deselect={test}" for test in deselected or [])]
-    outcome = run_tests(args, env, 1800, trace_out=str(trace), durations_out=str(durations))
-    if outcome != "passed":
-        raise SystemExit(f"the tests for {', '.join(modules)} do not pass without mutations ({outcome}): "
-                         f"run bin/test {' '.join(tests)}")
-    times: dict[str, float] = json.loads(durations.read_text())
+    times, dropped = _sharded_baseline(args, paths, work, max(1, shards))
+    if not times:
+        raise SystemExit(f"no test ran for {', '.join(modules)}: run bin/test {' '.join(tests)}")
     order = sorted(times, key=times.__getitem__)
-    found = {module: Baseline(order, times, _covering(work, ROOT / module)) for module in modules}
+    found = {module: Baseline(order, times, _covering(work, ROOT / module, dropped)) for module in modules}
     CACHE.mkdir(exist_ok=True)
     partial = cached.with_suffix(".part")
     partial.write_text(json.dumps(_encoded(found)), encoding="utf-8")
     partial.replace(cached)
     return found
+
+
+def _sharded_baseline(args: list[str], paths: list[str], work: Path, shards: int) -> tuple[dict[str, float], set[str]]:
+    """Run the baseline's tests in `shards` workers at once (each every shards-th test, see
+    _Plugin), each tracing into its own folder, each running on past a failing test; returns
+    every test's duration, and the tests whose shard's coverage is not used. The tests mostly
+    wait (servers, simulated calls), so shards overlap well even on few cores. A test that
+    failed in its shard (a busy machine can fail a timing-sensitive test) is run again alone
+    after the others, into a folder of its own, its shard's record of it dropped; a shard that
+    hung or could not run is run again whole. Failing again stops the tool."""
+    started, deadline = time.monotonic(), time.monotonic() + 1800
+    running = {_start_traced(args, paths, work / f"shard-{index}", (index, shards)): index for index in range(shards)}
+    again: list[int] = []
+    failed: list[str] = []
+    while running:
+        for pid, index in list(running.items()):
+            outcome = poll_tests(pid, deadline)
+            if outcome is None:
+                continue
+            del running[pid]
+            failures = work / f"shard-{index}" / "durations.json.failed"
+            if outcome == "failed" and failures.exists():
+                failed += json.loads(failures.read_text())
+            elif outcome not in ("passed", "broken"):  # broken: no test fell to this shard
+                again.append(index)
+        time.sleep(0.05)
+    if again or failed:
+        print(f"baseline shards: {time.monotonic() - started:.1f} s; run again alone: "
+              + ", ".join([*(f"shard {index + 1} of {shards}" for index in again), *failed]), flush=True)
+    for index in again:
+        _run_alone(args, paths, work / f"shard-{index}", (index, shards))
+    if failed:
+        _run_alone([*failed, *(a for a in args if a.startswith("--deselect"))], paths, work / "again", None)
+    times: dict[str, float] = {}
+    for durations in sorted(work.glob("shard-*/durations.json")):
+        times.update({test: took for test, took in json.loads(durations.read_text()).items() if test not in failed})
+    if failed:
+        times.update(json.loads((work / "again" / "durations.json").read_text()))
+    return times, set(failed)
+
+
+def _run_alone(args: list[str], paths: list[str], folder: Path, shard: tuple[int, int] | None) -> None:
+    pid = _start_traced(args, paths, folder, shard)
+    deadline = time.monotonic() + 1800
+    while (outcome := poll_tests(pid, deadline)) is None:
+        time.sleep(0.05)
+    if outcome not in ("passed", "broken"):
+        failed = folder / "failed"
+        raise SystemExit(f"the tests do not pass without mutations ({outcome}"
+                         + (f": {failed.read_text()}" if failed.exists() else "") + "): run bin/test "
+                         + " ".join(a for a in args if not a.startswith("--")))
+
+
+def _start_traced(args: list[str], paths: list[str], folder: Path, shard: tuple[int, int] | None) -> int:
+    """Fork a baseline worker tracing `paths` into `folder` (emptied first)."""
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    trace = folder / "coverage"
+    env = {"PYTHONPATH": os.pathsep.join([str(HOOK_DIR), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+           "TC_TRACE_FILE": str(trace), "TC_TRACE_MODULES": os.pathsep.join(paths), "TC_TRACE_TEST": "",
+           "TC_FAILED_OUT": str(folder / "failed")}
+    return start_tests(args, env, trace_out=str(trace), durations_out=str(folder / "durations.json"), shard=shard)
 
 
 def _encoded(found: dict[str, Baseline]) -> dict[str, Any]:
@@ -557,19 +647,22 @@ def _decoded(data: dict[str, Any]) -> dict[str, Baseline]:
             for module, b in data.items()}
 
 
-def _covering(work: Path, path: Path) -> dict[int, set[str]]:
+def _covering(work: Path, path: Path, dropped: set[str] | None = None) -> dict[int, set[str]]:
+    """Which tests ran which line of `path`, from every baseline folder; a test in `dropped`
+    failed in its shard and counts only as its run alone (folder "again") recorded it."""
     from coverage import CoverageData
 
     covering: dict[int, set[str]] = {}
     wanted = os.path.realpath(path)
-    for data_file in sorted(work.glob("coverage.*")):
+    for data_file in sorted([*work.glob("shard-*/coverage.*"), *work.glob("again/coverage.*")]):
+        skipped = set() if data_file.parent.name == "again" else (dropped or set())
         data = CoverageData(str(data_file))
         data.read()
         for measured in data.measured_files():
             if os.path.realpath(measured) != wanted:
                 continue
             for line, contexts in data.contexts_by_lineno(measured).items():
-                covering.setdefault(line, set()).update(c for c in contexts if c)
+                covering.setdefault(line, set()).update(c for c in contexts if c and c not in skipped)
     return covering
 
 
@@ -650,96 +743,185 @@ def run_modules(modules: list[str], only: list[int] | None, verbose: bool, jobs:
                 skip: set[str] | None = None, deselected: list[str] | None = None,
                 cold: bool = False) -> dict[str, list[Result]]:
     """One baseline for all `modules` (the union of their tests, each module's lines traced;
-    the gate's modules share most of their tests), then every module's mutants, each in a
-    worker forked from this process once it has imported the project and collected the tests
-    (`cold`: each worker imports them afresh, the former method, kept to compare)."""
+    the gate's modules share most of their tests), then every module's mutants in one pool of
+    `jobs` workers, each forked from this process once it has imported the project and
+    collected the tests (`cold`: each worker imports them afresh, the former method, kept to
+    compare); the mutants that timed out are run again at the end, all modules' together."""
     tests = list(dict.fromkeys(test for module in modules for test in tests_of(module)))
     with tempfile.TemporaryDirectory(prefix="mutation-") as temporary:
-        started = time.monotonic()
-        found = baselines(modules, tests, Path(temporary), deselected)
+        started, cpu = time.monotonic(), _cpu()
+        found = baselines(modules, tests, Path(temporary), deselected, jobs)
         print(f"baseline of {len(tests)} test files for {len(modules)} module(s): "
-              f"{time.monotonic() - started:.1f} s", flush=True)
-    started = time.monotonic()
+              f"{time.monotonic() - started:.1f} s (cpu {_cpu() - cpu:.1f} s)", flush=True)
+    started, cpu = time.monotonic(), _cpu()
     warmed = not cold and warm_up(tests)
     if not cold:
-        print(f"warm-up (project imported, tests collected once): {time.monotonic() - started:.1f} s"
-              + ("" if warmed else " FAILED: every mutant imports afresh"), flush=True)
-    return {module: run_module(module, found[module].restricted(tests_of(module)), only, verbose, jobs, skip,
-                               WarmModule(_dotted(module)) if warmed else None)
-            for module in modules}
+        print(f"warm-up (project imported, tests collected once): {time.monotonic() - started:.1f} s "
+              f"(cpu {_cpu() - cpu:.1f} s)" + ("" if warmed else " FAILED: every mutant imports afresh"), flush=True)
+    with tempfile.TemporaryDirectory(prefix="mutation-") as temporary:
+        runs = [_ModuleRun.of(module, found[module].restricted(tests_of(module)), only,
+                              WarmModule(_dotted(module)) if warmed else None, Path(temporary) / str(number))
+                for number, module in enumerate(modules)]
+        started, cpu = time.monotonic(), _cpu()
+        _run_pool(runs, verbose, jobs, skip)
+        print(f"mutants of {len(modules)} module(s): {time.monotonic() - started:.0f} s, cpu {_cpu() - cpu:.0f} s",
+              flush=True)
+    return {run.module: sorted(run.results, key=lambda result: result.mutation.index) for run in runs}
+
+
+def _cpu() -> float:
+    """CPU seconds, user + system, of this process and the workers it has waited for."""
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system
 
 
 def _dotted(module: str) -> str:
     return module.removesuffix(".py").replace("/", ".")
 
 
-def run_module(module: str, base: Baseline, only: list[int] | None, verbose: bool, jobs: int,
-               skip: set[str] | None = None, warm: WarmModule | None = None) -> list[Result]:
-    """Every mutant of `module` against its tests; mutants whose key is in `skip` (the
-    equivalents docs/mutation.md lists, in gate mode) are reported as listed without a run."""
-    path = ROOT / module
-    source = path.read_text(encoding="utf-8")
-    dotted = _dotted(module)
-    found = mutations(module, source)
-    with tempfile.TemporaryDirectory(prefix="mutation-") as temporary:
-        work = Path(temporary)
-        started = time.monotonic()
+@dataclass
+class _ModuleRun:
+    """One module's mutants in the shared pool, and what its runs so far taught."""
+    module: str
+    source: str
+    base: Baseline
+    warm: WarmModule | None
+    work: Path
+    queue: list[Mutation]
+    results: list[Result] = field(default_factory=list)
+    killers: dict[str, str] = field(default_factory=dict)  # function → the test that last killed one of its mutants
+    line_killers: dict[int, str] = field(default_factory=dict)  # line → the test that last killed a mutant of it
+    selections: dict[int, list[str]] = field(default_factory=dict)  # mutant → the tests it ran
+    hangers: set[str] = field(default_factory=set)  # tests a mutant made hang: tried last (others fail faster)
+    kills: dict[str, int] = field(default_factory=dict)  # test → mutants it killed so far: strong tests go first
+    swapped: list[bool] = field(default_factory=list)  # per mutant run: into the warm process (True) or afresh
+    running: int = 0
+
+    @classmethod
+    def of(cls, module: str, base: Baseline, only: list[int] | None, warm: WarmModule | None,
+           work: Path) -> _ModuleRun:
+        source = (ROOT / module).read_text(encoding="utf-8")
+        found = mutations(module, source)
+        work.mkdir(parents=True)
         print(f"{module}: {len(found)} mutants ({len(base.order)} tests)", flush=True)
         print(_selection_summary(found, base, source), flush=True)
-        results: list[Result] = []
-        queue = [m for m in found if only is None or m.index in only]
-        running: dict[int, tuple[Mutation, float, float]] = {}
-        killers: dict[str, str] = {}  # function → the test that last killed one of its mutants
-        selections: dict[int, list[str]] = {}  # mutant → the tests it ran
-        hangers: set[str] = set()  # tests a mutant made hang: tried last (others fail faster)
-        kills: dict[str, int] = {}  # test → mutants it killed so far: strong tests go first
-        swapped: list[bool] = []  # per mutant run: into the warm process (True) or imported afresh
-        while queue or running:
-            while queue and len(running) < jobs:
-                mutation = queue.pop(0)
-                if skip and mutation.key in skip:
-                    results.append(Result(mutation, "listed"))
-                    continue
-                selected = tests_for(mutation, base)
-                if not selected:
-                    results.append(Result(mutation, "uncovered"))
-                    continue
-                selected.sort(key=lambda test: _priority(test, kills, hangers, base))
-                killer = killers.get(mutation.function)
-                if killer in selected:  # the test most likely to fail goes first
-                    selected.remove(killer)
-                    selected.insert(0, killer)
-                selections[mutation.index] = selected
-                pid, deadline, warmed = _start_mutant(mutation, source, dotted, selected, base, work, warm)
-                swapped.append(warmed)
-                running[pid] = (mutation, deadline, time.monotonic())
-            for pid, (mutation, deadline, began) in list(running.items()):
-                outcome = poll_tests(pid, deadline)
-                if outcome is None:
-                    continue
-                del running[pid]
-                failed = work / f"failed-{mutation.index}"
-                hung = work / f"failed-{mutation.index}.hung"
-                if hung.exists():
-                    hangers.add(hung.read_text())
-                if failed.exists():
-                    killers[mutation.function] = failed.read_text()
-                    kills[killers[mutation.function]] = kills.get(killers[mutation.function], 0) + 1
-                verdict = {"failed": "killed", "passed": "survived"}.get(outcome, outcome)
-                results.append(Result(mutation, verdict))
-                if verbose or verdict in ("survived", "broken"):
-                    took = time.monotonic() - began
-                    print(f"  [{mutation.index}] {verdict} ({took:.1f} s): {mutation.key}", flush=True)
-            time.sleep(0.02)
-        for index, tests in selections.items():  # a recheck tries the tests that hung last
-            passed = work / f"failed-{index}.passed"  # and not those this very mutant passed
+        return cls(module, source, base, warm, work, [m for m in found if only is None or m.index in only])
+
+    @property
+    def dotted(self) -> str:
+        return _dotted(self.module)
+
+    def cost(self) -> float:
+        """What its mutants' kills cost (a kill stops at the first failing test, most often the
+        first: the fastest): the costliest module starts first, its slow mutants not last."""
+        return sum(min((self.base.durations.get(t, 1.0) for t in tests_for(m, self.base)), default=0.0)
+                   for m in self.queue)
+
+    def next_selection(self, mutation: Mutation) -> list[str]:
+        selected = tests_for(mutation, self.base)
+        selected.sort(key=lambda test: _priority(test, self.kills, self.hangers, self.base))
+        killer = next((self.line_killers[line] for line in mutation.lines if self.line_killers.get(line) in selected),
+                      self.killers.get(mutation.function))
+        if killer in selected:  # the test most likely to fail goes first: the last killer of a mutant
+            selected.remove(killer)  # of the same line (a boundary's test), else of the same function
+            selected.insert(0, killer)
+        return selected
+
+    def learn(self, mutation: Mutation) -> tuple[Path, Path]:
+        failed = self.work / f"failed-{mutation.index}"
+        hung = self.work / f"failed-{mutation.index}.hung"
+        if hung.exists():
+            self.hangers.add(hung.read_text())
+        if failed.exists():
+            killer = self.killers[mutation.function] = failed.read_text()
+            self.line_killers.update(dict.fromkeys(mutation.lines, killer))
+            self.kills[killer] = self.kills.get(killer, 0) + 1
+        return failed, hung
+
+    def recheck_seconds(self, mutation: Mutation) -> float:
+        """The longest its recheck may run: the hung test's limit (the last one), with slack."""
+        return sum(RECHECK_SLACK * test_limit(self.base.durations.get(t, 1.0))
+                   for t in self.selections.get(mutation.index, []))
+
+    def recheck_order(self) -> None:
+        """A recheck tries the tests that hung last, and not those this very mutant passed."""
+        for index, tests in self.selections.items():
+            passed = self.work / f"failed-{index}.passed"
             done = set(passed.read_text(encoding="utf-8").split()) if passed.exists() else set()
-            tests[:] = sorted((t for t in tests if t not in done), key=lambda test: test in hangers)
-        _recheck([r for r in results if r.outcome == "timeout"], source, dotted, selections, base, work, jobs, warm)
-        results.sort(key=lambda result: result.mutation.index)
-        print(f"{module}: done in {time.monotonic() - started:.0f} s ({sum(swapped)} of {len(swapped)} "
-              "mutants swapped into the warm process, the others imported afresh)", flush=True)
-    return results
+            tests[:] = sorted((t for t in tests if t not in done), key=lambda test: test in self.hangers)
+
+
+def _run_pool(runs: list[_ModuleRun], verbose: bool, jobs: int, skip: set[str] | None) -> None:
+    """Every module's mutants, `jobs` at a time, the costliest module's first (the next
+    module's mutants fill the workers while a module's last ones run); mutants whose key is in
+    `skip` (the equivalents docs/mutation.md lists, in gate mode) are reported as listed
+    without a run. A module's timed-out mutants are rechecked (see _recheck_next) as soon as
+    its first pass is over — what it taught about hanging tests is then complete — the
+    longest recheck first, ahead of the first-pass mutants still queued: a recheck of an
+    end-to-end test runs minutes and would otherwise be the run's tail."""
+    started = time.monotonic()
+    pending = sorted(runs, key=_ModuleRun.cost, reverse=True)
+    rechecks: list[tuple[_ModuleRun, Result]] = []
+    running: dict[int, tuple[_ModuleRun, Mutation, float, float, Result | None]] = {}
+    while pending or rechecks or running:
+        while len(running) < jobs and (rechecks or any(run.queue for run in pending)):
+            if rechecks:
+                run, result = rechecks.pop(0)
+                started_recheck = _recheck_next(run, result)
+                if started_recheck is not None:
+                    running[started_recheck[0]] = (run, result.mutation, started_recheck[1], time.monotonic(), result)
+                continue
+            run = next(run for run in pending if run.queue)
+            mutation = run.queue.pop(0)
+            if skip and mutation.key in skip:
+                run.results.append(Result(mutation, "listed"))
+                continue
+            selected = run.next_selection(mutation)
+            if not selected:
+                run.results.append(Result(mutation, "uncovered"))
+                continue
+            run.selections[mutation.index] = selected
+            pid, deadline, warmed = _start_mutant(mutation, run.source, run.dotted, selected, run.base, run.work,
+                                                  run.warm)
+            run.swapped.append(warmed)
+            run.running += 1
+            running[pid] = (run, mutation, deadline, time.monotonic(), None)
+        for pid, (run, mutation, deadline, began, rechecked) in list(running.items()):
+            outcome = poll_tests(pid, deadline)
+            if outcome is None:
+                continue
+            del running[pid]
+            verdict = {"failed": "killed", "passed": "survived"}.get(outcome, outcome)
+            failed, hung = run.work / f"failed-{mutation.index}", run.work / f"failed-{mutation.index}.hung"
+            if rechecked is not None:
+                rechecked.outcome = verdict
+                print(f"  [{mutation.index}] timeout, run again with {RECHECK_SLACK:g}x the limits: "
+                      f"{verdict} ({time.monotonic() - began:.1f} s): {mutation.key}"
+                      + _culprit(failed, hung, verbose), flush=True)
+                continue
+            run.running -= 1
+            run.learn(mutation)
+            run.results.append(Result(mutation, verdict))
+            if verbose or verdict in ("survived", "broken"):
+                print(f"  [{mutation.index}] {verdict} ({time.monotonic() - began:.1f} s): {mutation.key}"
+                      + _culprit(failed, hung, verbose), flush=True)
+        for run in [run for run in pending if not run.queue and not run.running]:
+            pending.remove(run)
+            print(f"{run.module}: first pass done at {time.monotonic() - started:.0f} s ({sum(run.swapped)} of "
+                  f"{len(run.swapped)} mutants swapped into the warm process, the others imported afresh)", flush=True)
+            run.recheck_order()
+            rechecks += [(run, r) for r in run.results if r.outcome == "timeout"]
+            rechecks.sort(key=lambda item: item[0].recheck_seconds(item[1].mutation), reverse=True)
+        time.sleep(0.02)
+
+
+def _culprit(failed: Path, hung: Path, verbose: bool) -> str:
+    """Verbose: the test that killed the mutant or that it made hang."""
+    if verbose and failed.exists():
+        return f"\n      failed: {failed.read_text()}"
+    if verbose and hung.exists():
+        return f"\n      hung: {hung.read_text()}"
+    return ""
 
 
 def _priority(test: str, kills: dict[str, int], hangers: set[str], base: Baseline) -> tuple[bool, int, float]:
@@ -747,35 +929,24 @@ def _priority(test: str, kills: dict[str, int], hangers: set[str], base: Baselin
     return (test in hangers, -kills.get(test, 0), base.durations.get(test, 1.0))
 
 
-def _recheck(timed_out: list[Result], source: str, dotted: str, selections: dict[int, list[str]],
-             base: Baseline, work: Path, jobs: int, warm: WarmModule | None) -> None:
-    """The mutants that ran past their time limits, once more with RECHECK_SLACK times the
-    limits, after the others (the machine less busy): a machine busy with other work can make
-    an unmutated test that slow, and a kill by a tired machine would hide a survivor. The
-    tests this mutant already passed in its first run are not run again (a pass is a pass
-    however busy the machine was): the hung test and those never reached, the hung last. Timing
-    out again stays 'timeout' (the mutant makes the tests hang: a detected change, listed on
-    its own); passing is 'survived', failing 'killed'."""
-    queue, running = list(timed_out), dict[int, tuple[Result, float]]()
-    while queue or running:
-        while queue and len(running) < jobs:
-            result = queue.pop(0)
-            (work / f"failed-{result.mutation.index}").unlink(missing_ok=True)
-            if not selections[result.mutation.index]:  # every test passed; the worker's budget ran out
-                result.outcome = "survived"
-                continue
-            pid, deadline, _warmed = _start_mutant(result.mutation, source, dotted, selections[result.mutation.index],
-                                                   base, work, warm, RECHECK_SLACK)
-            running[pid] = (result, deadline)
-        for pid, (result, deadline) in list(running.items()):
-            outcome = poll_tests(pid, deadline)
-            if outcome is None:
-                continue
-            del running[pid]
-            result.outcome = {"failed": "killed", "passed": "survived"}.get(outcome, outcome)
-            print(f"  [{result.mutation.index}] timeout, run again with {RECHECK_SLACK:g}x the limits: "
-                  f"{result.outcome}: {result.mutation.key}", flush=True)
-        time.sleep(0.05)
+def _recheck_next(run: _ModuleRun, result: Result) -> tuple[int, float] | None:
+    """Start the recheck of a mutant that ran past its time limits: once more with
+    RECHECK_SLACK times the limits, after its module's first pass: a machine busy with other
+    work can make an unmutated test that slow, and a kill by a tired machine would hide a
+    survivor. The tests this mutant already passed in its first run are not run again (a pass
+    is a pass however busy the machine was): the hung test and those never reached, the hung
+    last. Timing out again stays 'timeout' (the mutant makes the tests hang: a detected
+    change, listed on its own); passing is 'survived', failing 'killed'. None: nothing was
+    left to run (every test passed; the worker's budget ran out), a survivor."""
+    (run.work / f"failed-{result.mutation.index}").unlink(missing_ok=True)
+    (run.work / f"failed-{result.mutation.index}.hung").unlink(missing_ok=True)
+    if not run.selections[result.mutation.index]:
+        result.outcome = "survived"
+        return None
+    pid, deadline, _warmed = _start_mutant(result.mutation, run.source, run.dotted,
+                                           run.selections[result.mutation.index], run.base, run.work,
+                                           run.warm, RECHECK_SLACK)
+    return pid, deadline
 
 
 def listed_equivalents() -> set[str]:
@@ -838,6 +1009,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     os.chdir(ROOT)
     _preload()
+    _no_shrinking()
     skip = listed_equivalents() if args.gate else None
     if args.deselect:
         print(f"left out (failing without mutations): {', '.join(args.deselect)}", flush=True)

@@ -105,3 +105,61 @@ def test_the_gate_fails_on_an_unlisted_survivor_and_passes_once_it_is_listed(pro
     listed = _run(project, "--gate")
     assert listed.returncode == 0, listed.stdout + listed.stderr
     assert "survivors not explained" not in listed.stdout
+
+
+HANGING = '''
+def drain(count):
+    while count > 0:
+        count -= 1
+    return count
+'''
+HANGING_TESTS = '''
+from pkg.limits import drain
+
+
+def test_drain():
+    assert drain(3) == 0
+'''
+HANGS = "pkg/limits.py :: drain :: count -= 1 → (deleted)"  # the loop never ends
+
+
+def test_a_mutant_that_hangs_is_rechecked_and_reported_as_a_timeout(project: Path) -> None:
+    (project / "pkg" / "limits.py").write_text(HANGING)
+    (project / "tests" / "test_limits.py").write_text(HANGING_TESTS)
+    done = _run(project, "--gate", "-v", "-j", "2")  # two baseline shards for one test: one runs nothing
+    assert done.returncode == 0, done.stdout + done.stderr  # a timeout is detected, not a survivor
+    first = [line for line in done.stdout.splitlines() if line.startswith("  [") and "run again" not in line]
+    assert {line.split(": ", 1)[1]: line.split("] ", 1)[1].split(" ", 1)[0] for line in first}[HANGS] == "timeout"
+    assert any(line.startswith("  [") and "run again with 3x the limits: timeout" in line and line.endswith(HANGS)
+               for line in done.stdout.splitlines()), done.stdout
+    assert "hung: tests/test_limits.py::test_drain" in done.stdout
+    assert f"- `{HANGS}`" in done.stdout.split("killed by timeout", 1)[1]
+    others = [line for line in first if not line.endswith(HANGS)]
+    assert others and all("] killed (" in line for line in others), done.stdout
+
+
+ONCE_FAILING = '''
+from pathlib import Path
+
+
+def test_fails_on_its_first_run_only():
+    marker = Path(__file__).with_name("ran-once")
+    if not marker.exists():
+        marker.write_text("")
+        raise AssertionError("a busy machine, say")
+'''
+
+
+def test_a_baseline_test_that_fails_once_is_run_again_alone_and_one_that_always_fails_stops_the_tool(
+        project: Path) -> None:
+    tests = project / "tests" / "test_limits.py"
+    tests.write_text(TESTS + ONCE_FAILING)
+    flaky = _run(project, "--gate", "-j", "2")
+    assert "run again alone: tests/test_limits.py::test_fails_on_its_first_run_only" in flaky.stdout, flaky.stdout
+    assert flaky.returncode == 1 and SURVIVOR in flaky.stdout  # the gate ran: the mutants were judged
+    tests.write_text(TESTS + ONCE_FAILING.replace("if not marker.exists():", "if True:"))
+    failing = _run(project, "--gate", "-j", "2")
+    assert failing.returncode == 1
+    assert "do not pass without mutations" in failing.stdout + failing.stderr
+    assert "Traceback" not in failing.stdout + failing.stderr
+    assert SURVIVOR not in failing.stdout  # no mutant was judged on a failing baseline
