@@ -52,6 +52,25 @@ def test_connect_hands_the_call_to_the_socket_with_the_voice_and_language() -> N
     assert block.get("hints") == "Friday"
 
 
+def test_only_speech_interrupts_keys_reach_the_socket_and_a_greeting_is_spoken_first() -> None:
+    """What Twilio is told beyond the voice: a key pressed while the assistant speaks does not
+    cut it (ConversationRelay's default would: `any`), keys are sent to the socket (default:
+    not), and the welcomeGreeting, when there is one, is cut by speech only."""
+    def block(greeting: str | None) -> ET.Element:
+        document = ET.fromstring(relay.connect(SPEECH, "wss://calls.example.com/relay/c/t", PUBLIC + "/h", greeting))
+        found = document.find("Connect/ConversationRelay")
+        assert found is not None
+        return found
+
+    greeted = block("Hi, this is Ada's assistant.")
+    assert (greeted.get("interruptible"), greeted.get("dtmfDetection")) == ("speech", "true")
+    assert greeted.get("welcomeGreeting") == "Hi, this is Ada's assistant."
+    assert greeted.get("welcomeGreetingInterruptible") == "speech"
+    plain = block(None)
+    assert (plain.get("interruptible"), plain.get("dtmfDetection")) == ("speech", "true")
+    assert "welcomeGreeting" not in plain.attrib and "welcomeGreetingInterruptible" not in plain.attrib
+
+
 def test_twilios_own_voice_names_leave_the_provider_to_twilio() -> None:
     assert relay.tts_voice("alice") == (None, None)
     assert relay.tts_voice("Google.en-US-Neural2-F") == ("Google", "en-US-Neural2-F")
@@ -184,6 +203,18 @@ def test_a_reply_over_the_socket_is_recorded_then_closed_with_end(line: Line_) -
                                  ("callee", "Yes, Friday works"), ("assistant", CLOSING)]
     assert [(o.kind, o.text) for o in line.session.outcomes] == [("reply", "Yes, Friday works")]
     assert line.session.hung_up_by_us
+
+
+@pytest.mark.parametrize("prompt", [{"voicePrompt": "Yes, Friday works"},  # no `last`: a final prompt
+                                    {"voicePrompt": "x" * 4096, "last": True}])  # the longest field taken
+def test_a_prompt_without_last_or_of_the_longest_length_is_the_reply(line: Line_, prompt: dict[str, Any]) -> None:
+    with line.connect() as ws:
+        ws.send_text(setup_message())
+        spoken(ws)
+        ws.send_text(json.dumps({"type": "prompt", **prompt}))
+        closing, _ = spoken(ws)
+        assert closing == CLOSING
+    assert [(o.kind, o.text) for o in line.session.outcomes] == [("reply", prompt["voicePrompt"])]
 
 
 def test_a_kept_open_call_says_the_agents_line_records_an_interruption_and_hangs_up(open_line: Line_) -> None:
