@@ -296,6 +296,20 @@ def test_a_flood_of_messages_closes_the_socket(runtime: Runtime) -> None:
     assert closed.value.code == 1008
 
 
+def test_the_message_rate_is_a_burst_then_the_rate_a_second() -> None:
+    """The flood limit's arithmetic on an injected clock: `burst` messages at once, then one per
+    1/rate seconds, and a long quiet gives back the burst only."""
+    from twilio_caller.transport.twilio.relay_socket import _Bucket
+
+    now = [0.0]
+    bucket = _Bucket(4.0, 2, lambda: now[0])
+    assert [bucket.take(), bucket.take(), bucket.take()] == [True, True, False]
+    now[0] = 0.25  # a quarter of a second at 4 a second: one more
+    assert [bucket.take(), bucket.take()] == [True, False]
+    now[0] = 100.0
+    assert [bucket.take(), bucket.take(), bucket.take()] == [True, True, False]
+
+
 # -- the simulator's reading of it ------------------------------------------------------------
 
 
