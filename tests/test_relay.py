@@ -217,6 +217,29 @@ def test_a_prompt_without_last_or_of_the_longest_length_is_the_reply(line: Line_
     assert [(o.kind, o.text) for o in line.session.outcomes] == [("reply", prompt["voicePrompt"])]
 
 
+def test_other_messages_while_listening_are_not_the_answer(line: Line_) -> None:
+    """Twilio's `info` and `error` messages, or anything unknown, may come while the callee is
+    listened to: the answer is still the next final prompt."""
+    with line.connect() as ws:
+        ws.send_text(setup_message())
+        spoken(ws)
+        for other in ({"type": "info", "timestamp": 1}, {"type": "error", "description": "tts slow"}, "not json"):
+            ws.send_text(other if isinstance(other, str) else json.dumps(other))
+        ws.send_text(json.dumps({"type": "prompt", "voicePrompt": "Yes, Friday works", "last": True}))
+        closing, _ = spoken(ws)
+        assert closing == CLOSING
+    assert [(o.kind, o.text) for o in line.session.outcomes] == [("reply", "Yes, Friday works")]
+
+
+def test_a_message_of_the_largest_size_is_read(line: Line_) -> None:
+    setup = json.loads(setup_message())
+    padding = 16_384 - len(json.dumps({**setup, "pad": ""}))
+    with line.connect() as ws:
+        ws.send_text(json.dumps({**setup, "pad": "x" * padding}))  # 16 KB exactly: the limit, not over it
+        said, _ = spoken(ws)
+    assert said == f"{OPENING} {MESSAGE}"
+
+
 def test_a_kept_open_call_says_the_agents_line_records_an_interruption_and_hangs_up(open_line: Line_) -> None:
     line = open_line
     with line.connect() as ws:
