@@ -231,6 +231,37 @@ def test_other_messages_while_listening_are_not_the_answer(line: Line_) -> None:
     assert [(o.kind, o.text) for o in line.session.outcomes] == [("reply", "Yes, Friday works")]
 
 
+def test_keys_up_to_the_hash_are_one_answer_without_it(line: Line_) -> None:
+    with line.connect() as ws:
+        ws.send_text(setup_message())
+        spoken(ws)
+        for key in "12#":
+            ws.send_text(json.dumps({"type": "dtmf", "digit": key}))
+        closing, _ = spoken(ws)
+        assert closing == CLOSING
+    assert ("callee", "12") in line.transcript()
+
+
+def test_speech_while_nobody_listens_is_not_the_next_answer(open_line: Line_) -> None:
+    """Between listening turns (the call held for the agent) a prompt is dropped: the answer to
+    the agent's next question is what the callee says after it."""
+    line = open_line
+    with line.connect() as ws:
+        ws.send_text(setup_message())
+        spoken(ws)
+        ws.send_text(json.dumps({"type": "prompt", "voicePrompt": "Yes, Friday works", "last": True}))
+        line.client.portal.call(line.session.wait_until, lambda: bool(line.session.outcomes), 30)
+        ws.send_text(json.dumps({"type": "prompt", "voicePrompt": "Hello? Still there?", "last": True}))
+        line.client.portal.call(line.session.submit, Speak("Shall I book ten?", expect_reply=True))
+        said, _ = spoken(ws)
+        assert said == "Shall I book ten?"
+        ws.send_text(json.dumps({"type": "prompt", "voicePrompt": "Yes please", "last": True}))
+        line.client.portal.call(line.session.wait_until, lambda: len(line.session.outcomes) == 2, 30)
+        line.client.portal.call(line.session.submit, HangUp("Bye now."))
+        spoken(ws)
+    assert [o.text for o in line.session.outcomes] == ["Yes, Friday works", "Yes please"]
+
+
 def test_a_message_of_the_largest_size_is_read(line: Line_) -> None:
     setup = json.loads(setup_message())
     padding = 16_384 - len(json.dumps({**setup, "pad": ""}))
