@@ -262,6 +262,21 @@ def test_speech_while_nobody_listens_is_not_the_next_answer(open_line: Line_) ->
     assert [o.text for o in line.session.outcomes] == ["Yes, Friday works", "Yes please"]
 
 
+def test_a_socket_twilio_leaves_open_after_end_is_closed_normally(runtime: Runtime) -> None:
+    """After `end` Twilio closes the socket; should it not, the server does once `end_seconds`
+    have passed, with a normal closure (the session ended as asked, not on an error)."""
+    built = Line_(runtime, keep_open=False, limits=Limits(setup_seconds=1, silence_seconds=5, end_seconds=0.2))
+    with built.client, built.connect() as ws:
+        ws.send_text(setup_message())
+        spoken(ws)
+        ws.send_text(json.dumps({"type": "prompt", "voicePrompt": "Yes, Friday works", "last": True}))
+        closing, _ = spoken(ws)
+        assert closing == CLOSING and ws.receive_json()["type"] == "end"
+        with pytest.raises(WebSocketDisconnect) as closed:
+            ws.receive_json()  # this side never closes
+    assert closed.value.code == 1000
+
+
 def test_a_message_of_the_largest_size_is_read(line: Line_) -> None:
     setup = json.loads(setup_message())
     padding = 16_384 - len(json.dumps({**setup, "pad": ""}))
