@@ -18,7 +18,10 @@ from twilio_caller.simulator.engine import HUMAN_DETECTION_SECONDS
 VOICEMAIL_LINE = "I'm calling with a message: Call Robert back about Friday"
 
 
-def serve(home: Path, extra: str = "", *, unsteered: float = 5) -> LiveServer:
+def serve(home: Path, extra: str = "", *, unsteered: float = 60) -> LiveServer:
+    """A live server; a call waits for asynchronous detection no longer than `unsteered`
+    seconds of real time, which must outlast the detection callback on a busy machine (else
+    the goodbye meant for a person is what the machine records)."""
     server = LiveServer(home, time_scale=50, hold=0.3, unsteered=unsteered, extra_config=extra)
     server.thread.start()
     return server

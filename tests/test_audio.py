@@ -9,7 +9,6 @@ import asyncio
 import json
 import os
 import struct
-import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -46,6 +45,13 @@ async def stand_in() -> AsyncIterator[StandIn]:
         fake.release.set()  # a request still held ("never") is let go before the server stops
 
 
+# The latency budget of a library the tests make: far beyond any answer of the stand-in, so
+# only the tests about the budget (which pass their own, or a stand-in that never answers) see
+# a timeout. With the 1.5 s default, a busy machine made "timeout" the answer to tests about
+# errors, bad audio and the cache.
+UNHURRIED_SECONDS = 60.0
+
+
 @pytest.fixture
 async def make_library(home: Path, stand_in: StandIn) -> AsyncIterator[Callable[..., AudioLibrary]]:
     made: list[AudioLibrary] = []
@@ -54,7 +60,7 @@ async def make_library(home: Path, stand_in: StandIn) -> AsyncIterator[Callable[
         options = {key: overrides.pop(key) for key in ("request_timeout",) if key in overrides}
         settings = ElevenLabsSettings(**{
             "api_base_url": stand_in.base_url, "api_key": API_KEY, "voice_id": VOICE_ID,
-            "model": "eleven_flash_v2_5", **overrides,
+            "model": "eleven_flash_v2_5", "budget_seconds": UNHURRIED_SECONDS, **overrides,
         })
         made.append(AudioLibrary(home, settings, **options))
         return made[-1]
@@ -99,7 +105,7 @@ async def test_voice_model_format_and_settings_each_key_the_cache(
     paths = set()
     for overrides in ({}, {"voice_id": "other"}, {"model": "eleven_multilingual_v2"},
                       {"voice_settings": {"stability": 0.4}}):
-        audio = await make_library(**overrides).get_or_generate(text, budget_seconds=5)
+        audio = await make_library(**overrides).get_or_generate(text)
         assert isinstance(audio, Audio)
         paths.add(audio.path)
     assert len(paths) == 4 and len(stand_in.requests) == 4
@@ -145,10 +151,8 @@ def test_mp3_frames_are_measured_from_their_headers() -> None:
 async def test_a_slow_api_falls_back_at_the_budget_and_fills_the_cache_for_next_time(
     library: AudioLibrary, stand_in: StandIn
 ) -> None:
-    stand_in.mode = "slow"
-    started = time.monotonic()
+    stand_in.mode = "slow"  # answers only once released, below: any answer before is the budget's
     answer = await library.get_or_generate("Thanks for calling.", budget_seconds=0.2)
-    assert time.monotonic() - started < 2
     assert answer == Fallback("timeout", answer.detail) and "0.2 s" in answer.detail
     stand_in.release.set()
     await library.wait_for_pending()
@@ -259,7 +263,7 @@ async def test_settings_come_from_config_and_the_key_from_the_environment(
     assert API_KEY not in repr(settings)
     library = AudioLibrary.from_config(config)
     try:
-        assert isinstance(await library.get_or_generate("Hello."), Audio)
+        assert isinstance(await library.generate("Hello."), Audio)  # no budget: the request itself
     finally:
         await library.aclose()
     assert stand_in.requests[0]["headers"]["xi-api-key"] == API_KEY

@@ -53,6 +53,25 @@ def test_connect_hands_the_call_to_the_socket_with_the_voice_and_language() -> N
     assert block.get("hints") == "Friday"
 
 
+def test_only_speech_interrupts_keys_reach_the_socket_and_a_greeting_is_spoken_first() -> None:
+    """What Twilio is told beyond the voice: a key pressed while the assistant speaks does not
+    cut it (ConversationRelay's default would: `any`), keys are sent to the socket (default:
+    not), and the welcomeGreeting, when there is one, is cut by speech only."""
+    def block(greeting: str | None) -> ET.Element:
+        document = ET.fromstring(relay.connect(SPEECH, "wss://calls.example.com/relay/c/t", PUBLIC + "/h", greeting))
+        found = document.find("Connect/ConversationRelay")
+        assert found is not None
+        return found
+
+    greeted = block("Hi, this is Ada's assistant.")
+    assert (greeted.get("interruptible"), greeted.get("dtmfDetection")) == ("speech", "true")
+    assert greeted.get("welcomeGreeting") == "Hi, this is Ada's assistant."
+    assert greeted.get("welcomeGreetingInterruptible") == "speech"
+    plain = block(None)
+    assert (plain.get("interruptible"), plain.get("dtmfDetection")) == ("speech", "true")
+    assert "welcomeGreeting" not in plain.attrib and "welcomeGreetingInterruptible" not in plain.attrib
+
+
 def test_twilios_own_voice_names_leave_the_provider_to_twilio() -> None:
     assert relay.tts_voice("alice") == (None, None)
     assert relay.tts_voice("Google.en-US-Neural2-F") == ("Google", "en-US-Neural2-F")
@@ -195,6 +214,87 @@ def test_a_reply_over_the_socket_is_recorded_then_closed_with_end(line: Line_) -
     assert line.session.hung_up_by_us
 
 
+@pytest.mark.parametrize("prompt", [{"voicePrompt": "Yes, Friday works"},  # no `last`: a final prompt
+                                    {"voicePrompt": "x" * 4096, "last": True}])  # the longest field taken
+def test_a_prompt_without_last_or_of_the_longest_length_is_the_reply(line: Line_, prompt: dict[str, Any]) -> None:
+    with line.connect() as ws:
+        ws.send_text(setup_message())
+        spoken(ws)
+        ws.send_text(json.dumps({"type": "prompt", **prompt}))
+        closing, _ = spoken(ws)
+        assert closing == CLOSING
+    assert [(o.kind, o.text) for o in line.session.outcomes] == [("reply", prompt["voicePrompt"])]
+
+
+def test_other_messages_while_listening_are_not_the_answer(line: Line_) -> None:
+    """Twilio's `info` and `error` messages, or anything unknown, may come while the callee is
+    listened to: the answer is still the next final prompt."""
+    with line.connect() as ws:
+        ws.send_text(setup_message())
+        spoken(ws)
+        for other in ({"type": "info", "timestamp": 1}, {"type": "error", "description": "tts slow"}, "not json"):
+            ws.send_text(other if isinstance(other, str) else json.dumps(other))
+        ws.send_text(json.dumps({"type": "prompt", "voicePrompt": "Yes, Friday works", "last": True}))
+        closing, _ = spoken(ws)
+        assert closing == CLOSING
+    assert [(o.kind, o.text) for o in line.session.outcomes] == [("reply", "Yes, Friday works")]
+
+
+def test_keys_up_to_the_hash_are_one_answer_without_it(line: Line_) -> None:
+    with line.connect() as ws:
+        ws.send_text(setup_message())
+        spoken(ws)
+        for key in "12#":
+            ws.send_text(json.dumps({"type": "dtmf", "digit": key}))
+        closing, _ = spoken(ws)
+        assert closing == CLOSING
+    assert ("callee", "12") in line.transcript()
+
+
+def test_speech_while_nobody_listens_is_not_the_next_answer(open_line: Line_) -> None:
+    """Between listening turns (the call held for the agent) a prompt is dropped: the answer to
+    the agent's next question is what the callee says after it."""
+    line = open_line
+    with line.connect() as ws:
+        ws.send_text(setup_message())
+        spoken(ws)
+        ws.send_text(json.dumps({"type": "prompt", "voicePrompt": "Yes, Friday works", "last": True}))
+        line.client.portal.call(line.session.wait_until, lambda: bool(line.session.outcomes), 30)
+        ws.send_text(json.dumps({"type": "prompt", "voicePrompt": "Hello? Still there?", "last": True}))
+        line.client.portal.call(line.session.submit, Speak("Shall I book ten?", expect_reply=True))
+        said, _ = spoken(ws)
+        assert said == "Shall I book ten?"
+        ws.send_text(json.dumps({"type": "prompt", "voicePrompt": "Yes please", "last": True}))
+        line.client.portal.call(line.session.wait_until, lambda: len(line.session.outcomes) == 2, 30)
+        line.client.portal.call(line.session.submit, HangUp("Bye now."))
+        spoken(ws)
+    assert [o.text for o in line.session.outcomes] == ["Yes, Friday works", "Yes please"]
+
+
+def test_a_socket_twilio_leaves_open_after_end_is_closed_normally(runtime: Runtime) -> None:
+    """After `end` Twilio closes the socket; should it not, the server does once `end_seconds`
+    have passed, with a normal closure (the session ended as asked, not on an error)."""
+    built = Line_(runtime, keep_open=False, limits=Limits(setup_seconds=1, silence_seconds=5, end_seconds=0.2))
+    with built.client, built.connect() as ws:
+        ws.send_text(setup_message())
+        spoken(ws)
+        ws.send_text(json.dumps({"type": "prompt", "voicePrompt": "Yes, Friday works", "last": True}))
+        closing, _ = spoken(ws)
+        assert closing == CLOSING and ws.receive_json()["type"] == "end"
+        with pytest.raises(WebSocketDisconnect) as closed:
+            ws.receive_json()  # this side never closes
+    assert closed.value.code == 1000
+
+
+def test_a_message_of_the_largest_size_is_read(line: Line_) -> None:
+    setup = json.loads(setup_message())
+    padding = 16_384 - len(json.dumps({**setup, "pad": ""}))
+    with line.connect() as ws:
+        ws.send_text(json.dumps({**setup, "pad": "x" * padding}))  # 16 KB exactly: the limit, not over it
+        said, _ = spoken(ws)
+    assert said == f"{OPENING} {MESSAGE}"
+
+
 def test_a_kept_open_call_says_the_agents_line_records_an_interruption_and_hangs_up(open_line: Line_) -> None:
     line = open_line
     with line.connect() as ws:
@@ -272,6 +372,20 @@ def test_a_flood_of_messages_closes_the_socket(runtime: Runtime) -> None:
             while True:
                 ws.receive_json()
     assert closed.value.code == 1008
+
+
+def test_the_message_rate_is_a_burst_then_the_rate_a_second() -> None:
+    """The flood limit's arithmetic on an injected clock: `burst` messages at once, then one per
+    1/rate seconds, and a long quiet gives back the burst only."""
+    from twilio_caller.transport.twilio.relay_socket import _Bucket
+
+    now = [0.0]
+    bucket = _Bucket(4.0, 2, lambda: now[0])
+    assert [bucket.take(), bucket.take(), bucket.take()] == [True, True, False]
+    now[0] = 0.25  # a quarter of a second at 4 a second: one more
+    assert [bucket.take(), bucket.take()] == [True, False]
+    now[0] = 100.0
+    assert [bucket.take(), bucket.take(), bucket.take()] == [True, True, False]
 
 
 # -- the simulator's reading of it ------------------------------------------------------------

@@ -27,6 +27,18 @@ def public_server(home: Path):
     server.runtime.close()
 
 
+@pytest.fixture
+def steady_server(home: Path):
+    """A server whose kept-open calls outlast the test: no agent steers them, and on a busy
+    machine the requests of a test may take longer than the usual 1.5 s unsteered limit, which
+    would end the call under the test (its closing `hangup` then finds it ended)."""
+    server = LiveServer(home, time_scale=50, hold=0.3, unsteered=600)
+    server.thread.start()
+    yield server
+    server.thread.stop()
+    server.runtime.close()
+
+
 class Hook:
     """A live keep_open call's webhook, reachable on loopback, signed as Twilio would."""
 
@@ -81,19 +93,19 @@ def test_signatures_are_checked_over_the_public_url(public_server) -> None:
     public_server.tool("hangup", call_id=hook.placed["call_id"])
 
 
-def test_unknown_calls_and_tokens_are_404_and_record_nothing(live_server) -> None:
-    hook = Hook(live_server, keep_open(live_server), None)
+def test_unknown_calls_and_tokens_are_404_and_record_nothing(steady_server) -> None:
+    hook = Hook(steady_server, keep_open(steady_server), None)
     before = hook.transcript()
     for path in (hook.path("gather", token="wrong-token") + "?n=1",
                  hook.path("status", call_id="call_unknown"),
                  hook.path("nope")):
         assert hook.post(path, hook.form(SpeechResult="injected")).status_code == 404
     assert hook.transcript() == before
-    live_server.tool("hangup", call_id=hook.placed["call_id"])
+    steady_server.tool("hangup", call_id=hook.placed["call_id"])
 
 
-def test_bad_bodies_get_4xx_never_500(live_server) -> None:
-    hook = Hook(live_server, keep_open(live_server), None)
+def test_bad_bodies_get_4xx_never_500(steady_server) -> None:
+    hook = Hook(steady_server, keep_open(steady_server), None)
     path = hook.path("hold") + "?n=1"
     assert hook.post(path, hook.form(Junk="x" * (70 * 1024))).status_code == 413
     assert hook.post(path, hook.form(SpeechResult="y" * (9 * 1024))).status_code == 413
@@ -108,7 +120,7 @@ def test_bad_bodies_get_4xx_never_500(live_server) -> None:
     assert hook.post(hook.path("gather") + "?n=abc").status_code == 400
     assert hook.post(hook.path("hold")).status_code == 400  # a hold URL carries its sequence
     assert hook.post(hook.path("status"), {"CallSid": hook.placed["twilio_sid"]}).status_code == 400
-    live_server.tool("hangup", call_id=hook.placed["call_id"])
+    steady_server.tool("hangup", call_id=hook.placed["call_id"])
 
 
 def test_a_replayed_gather_gets_the_same_twiml_and_one_turn(live_server) -> None:
@@ -125,13 +137,13 @@ def test_a_replayed_gather_gets_the_same_twiml_and_one_turn(live_server) -> None
     assert [t["text"] for t in callee_turns] == ["Okay, thanks"]
 
 
-def test_callee_markup_stays_text(live_server) -> None:
+def test_callee_markup_stays_text(steady_server) -> None:
     injected = '</Say><Dial>+15555550100</Dial><Say>'
-    placed = keep_open(live_server, "Contact3", [{"say": injected}, {"say": "ok"}])
+    placed = keep_open(steady_server, "Contact3", [{"say": injected}, {"say": "ok"}])
     assert placed["reply"] == {"text": injected, "confidence": 0.9, "untrusted": True}
-    spoken = live_server.tool("say", call_id=placed["call_id"], message=f"You said: {injected}")
+    spoken = steady_server.tool("say", call_id=placed["call_id"], message=f"You said: {injected}")
     assert spoken["reply"]["text"] == "ok"
-    record = live_server.simulator.call(placed["twilio_sid"])
+    record = steady_server.simulator.call(placed["twilio_sid"])
     assert f"You said: {injected}" in [u.text for u in record.heard]
     assert not record.error_codes
-    live_server.tool("hangup", call_id=placed["call_id"])
+    steady_server.tool("hangup", call_id=placed["call_id"])

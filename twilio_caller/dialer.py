@@ -150,10 +150,10 @@ class Dialer:
         session.digits_sent = bool(send_digits)
         detection = self._settings.voicemail.detection
         session.detecting = detection == "async" and not send_digits
+        ring_timeout = self._settings.twilio.ring_timeout_seconds
         try:
             placed = await asyncio.to_thread(
-                self.transport.initiate, approval, session,
-                ring_timeout=self._settings.twilio.ring_timeout_seconds,
+                self.transport.initiate, approval, session, ring_timeout=ring_timeout,
                 send_digits=send_digits or None, detection=detection,
             )
         except TelephonyError as exc:
@@ -163,7 +163,7 @@ class Dialer:
             raise
         session.twilio_sid = placed.sid
         await self._store.off_loop(self._writer.placed, call_id, placed.sid, placed.status)
-        self._guard_duration(session, approval.time_limit)
+        self._guard_duration(session, approval.time_limit, ring_timeout)
         if session.hung_up_by_us and not session.ended:  # a hangup came while dialing: cancel now
             if session.status == "pending":
                 session.status = placed.status
@@ -665,9 +665,15 @@ class Dialer:
         if session.twilio_sid:
             await asyncio.to_thread(self.transport.hang_up, session.twilio_sid, session.status, session, text)
 
-    def _guard_duration(self, session: CallSession, limit: int) -> None:
-        """Twilio's TimeLimit ends the call; should it not, the server does."""
+    def _guard_duration(self, session: CallSession, limit: int, ring_timeout: int) -> None:
+        """Twilio's TimeLimit ends the call `limit` seconds after the answer; should it not, the
+        server does, the grace later. The count starts when the answer is heard (ringing takes
+        nothing from the talk) or, none heard, when the ring time and the grace are over."""
         async def guard() -> None:
+            await session.wait_until(lambda: session.ended or session.status not in UNANSWERED,
+                                     ring_timeout + MAX_DURATION_GRACE_SECONDS)
+            if session.ended:
+                return
             await asyncio.sleep(limit + MAX_DURATION_GRACE_SECONDS)
             if not session.ended and session.twilio_sid:
                 await self._hang_up_quietly(session.twilio_sid)

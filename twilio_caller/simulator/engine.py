@@ -307,6 +307,7 @@ class CallEngine:
         if source.url is None:
             return parse(source.twiml or "")
         params = {**self._call_params(), **source.params}
+        began = self._timeline.elapsed
         try:
             sent, document = await self._timeline.run_real(
                 self._context.webhooks.fetch_twiml(source.method, source.url, params)
@@ -314,7 +315,7 @@ class CallEngine:
         except CallFailure:
             self._log_request(source.purpose, source.method, source.url, params, None)
             raise
-        self._log_sent(source.purpose, sent, params)
+        self._log_sent(source.purpose, sent, params, self._timeline.elapsed - began)
         return document
 
     async def _recover(self, failure: CallFailure, source: Source) -> Source | None:
@@ -380,12 +381,13 @@ class CallEngine:
 
     async def _fetch_audio(self, url: str) -> float:
         params = self._call_params()
+        began = self._timeline.elapsed
         try:
             sent, seconds = await self._timeline.run_real(self._context.webhooks.fetch_audio(url, params))
         except CallFailure:
             self._log_request("play", "GET", url, params, None)
             raise
-        self._log_sent("play", sent, params)
+        self._log_sent("play", sent, params, self._timeline.elapsed - began)
         return seconds
 
     async def _gather(self, gather: Gather, document_url: str | None) -> Source | None:
@@ -584,11 +586,12 @@ class CallEngine:
             message = f"{purpose} answered {sent.response.status_code}"
             self._record_error(CallFailure(CALLBACK_WARNING, message, url), fatal=False)
 
-    def _log_sent(self, purpose: str, sent: Sent, params: dict[str, str]) -> None:
-        self._log_request(purpose, sent.method, sent.url, params, sent.response.status_code)
+    def _log_sent(self, purpose: str, sent: Sent, params: dict[str, str], seconds: float = 0.0) -> None:
+        self._log_request(purpose, sent.method, sent.url, params, sent.response.status_code, seconds)
 
-    def _log_request(self, purpose: str, method: str, url: str, params: dict[str, str], status: int | None) -> None:
-        request = WebhookRequest(purpose, method.upper(), url, dict(params), status)
+    def _log_request(self, purpose: str, method: str, url: str, params: dict[str, str], status: int | None,
+                     seconds: float = 0.0) -> None:
+        request = WebhookRequest(purpose, method.upper(), url, dict(params), status, seconds)
         self.record.requests.append(request)
         self._context.observe(self.record, request)
 

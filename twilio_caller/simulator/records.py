@@ -83,6 +83,7 @@ class WebhookRequest:
     url: str
     params: dict[str, str]
     status_code: int | None
+    seconds: float = 0.0  # call time spent waiting for the answer (real time, counted one to one)
 
 
 class Finished:
