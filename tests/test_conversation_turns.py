@@ -103,3 +103,15 @@ def test_no_acknowledgement_follows_a_line_of_the_agents(runtime, clock: ManualC
     assert said == Say(("Let me check.",), resume=2)
     clock.advance(10)  # long past the acknowledgement's delay: the agent has spoken since the callee
     assert transport.command(loop.run_until_complete(core.answer(session, ReadyEvent(2)))) == Hold(3)
+
+
+def test_a_listening_turn_nobody_asked_for_records_nothing_and_takes_nothing(runtime, transport, loop) -> None:
+    core = make_core(runtime, transport)
+    session = replied(runtime, core, loop)
+    waiting = Speak("Hold on.", expect_reply=False)
+    session.submit(waiting)
+    stray = transport.command(loop.run_until_complete(core.answer(session, Heard(7, "Hello?", 0.9, "call_core1:gather:7"))))
+    assert stray == Hold(session.hold_number)  # steady: the call is pointed at the current resume number
+    assert [o.text for o in session.outcomes] == ["Go ahead"] and not waiting.delivered.is_set()
+    record = CallWriter(runtime.store, runtime.clock).get(session.call_id)
+    assert "Hello?" not in [turn["text"] for turn in record["transcript"]]
