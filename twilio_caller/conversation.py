@@ -187,8 +187,7 @@ class Conversation:
         unsteered = self._clock.monotonic() - session.idle_since > self._budgets.unsteered_seconds
         if (session.detecting or session.detected_as in MACHINES) and not unsteered:
             return Hold(self._next_resume(session))
-        session.goodbye_pending = False
-        return await self._goodbye(session, [NOTIFY_GOODBYE], self._deadline())
+        return await self._goodbye(session, [NOTIFY_GOODBYE], self._deadline())  # goodbye_pending stays: a retry says it too
 
     async def _said_while_waiting(self, session: CallSession, text: str, confidence: float | None,
                                   dedupe_key: str) -> Command | None:
