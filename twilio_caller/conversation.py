@@ -338,7 +338,7 @@ class Conversation:
                     session.call_id, key, document, lines,
                     gather_seq=session.gather_number, hold_seq=session.hold_number,
                     reprompts_left=session.reprompts_left, last_prompt=session.last_prompt,
-                    delivered=len(session.taken),
+                    delivered=len(session.taken), carried=session.carried(self._clock),
                 )
             except TwilioCallerError as exc:  # a write failed: end the call, nothing half-recorded
                 session.answers.pop(key, None)

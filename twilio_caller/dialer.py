@@ -21,7 +21,9 @@ from twilio_caller.errors import InvalidInputError, NotFoundError, TelephonyErro
 from twilio_caller.runtime import Runtime
 from twilio_caller.settings import Settings
 from twilio_caller.shared_calls import SharedCalls
-from twilio_caller.sessions import Action, CallSession, HangUp, Outcome, Press, Registry, Speak, action_to_dict
+from twilio_caller.sessions import (
+    UNKNOWN, Action, CallSession, HangUp, Outcome, Press, Registry, Speak, action_to_dict,
+)
 from twilio_caller.transport.port import CallTransport, Speech
 from twilio_caller.transport.twilio.calls import Telephony
 from twilio_caller.transport.twilio.relay import EngineRenderer
@@ -55,7 +57,7 @@ class Dialer:
         self.registry = Registry()
         self._timers: set[asyncio.Task[None]] = set()
         wakeups = runtime.store.wakeups
-        self.shared = SharedCalls(self._writer, self.states, wakeups) if wakeups.shared else None
+        self.shared = SharedCalls(self._writer, self.states, wakeups, runtime.clock) if wakeups.shared else None
         self._stop_listening: Callable[[], None] | None = None
         self._conversation_config = runtime.config
         self.conversation = self._conversation(runtime.config.settings)
@@ -133,17 +135,17 @@ class Dialer:
         if approval is None:
             raise decision.refusal()
         session = self._session(call_id, token, request)
+        send_digits = arguments.get("send_digits")
+        session.digits_sent = bool(send_digits)
+        detection = self._settings.voicemail.detection
+        session.detecting = detection == "async" and not send_digits
         self.registry.add(session)
-        self.states.start(call_id, self.owner, approval.time_limit)
+        self.states.start(call_id, self.owner, approval.time_limit, async_detection=session.detecting)
         self._prune()
         session.emit({"event": "dialing", "to": request.to_name or request.to_number, "call_id": call_id})
         if before_dial is not None:
             before_dial(request.to_number)
         await self._pregenerate(request)
-        send_digits = arguments.get("send_digits")
-        session.digits_sent = bool(send_digits)
-        detection = self._settings.voicemail.detection
-        session.detecting = detection == "async" and not send_digits
         try:
             placed = await asyncio.to_thread(
                 self.transport.initiate, approval, session,
@@ -157,7 +159,7 @@ class Dialer:
             raise
         session.twilio_sid = placed.sid
         self._writer.placed(call_id, placed.sid, placed.status)
-        self._guard_duration(session, approval.time_limit)
+        self._guard_duration(session, approval.time_limit + MAX_DURATION_GRACE_SECONDS)
         if session.hung_up_by_us and not session.ended:  # a hangup came while dialing: cancel now
             if session.status == "pending":
                 session.status = placed.status
@@ -211,6 +213,7 @@ class Dialer:
             raise InvalidInputError(f"call {call_id} is not known to Twilio yet: try again in a moment",
                                     field="call_id")
         else:
+            self._steered(session)
             self._writer.event(call_id, "digits", None, None, {"digits": digits})
             await asyncio.to_thread(self.transport.send_digits, session.twilio_sid, session, digits,
                                     self._api_resume(session))
@@ -220,7 +223,7 @@ class Dialer:
         session = await self.current(call_id)
         if isinstance(session, dict):
             return session
-        session.idle_since = self._rt.clock.monotonic()
+        self._steered(session)
         if until == "end":
             ready = await session.wait_until(lambda: session.ended, timeout)
             return self._waited(session, timed_out=not ready, this_turn=False)
@@ -395,8 +398,10 @@ class Dialer:
 
     async def _take_back(self, row: Any, status: str, answered_by: str | None) -> None:
         if self.shared is not None:  # every instance answers its requests already: only the lease moves
-            await self.adopt(row["id"])
+            adopted = await self.adopt(row["id"])
             self._writer.advance(row["id"], status)
+            if adopted is not None:
+                self._guard_rest_of_duration(row, adopted)
             return
         session = self._session_from(row, status)
         self.registry.add(session)
@@ -421,6 +426,16 @@ class Dialer:
             self.registry.discard(row["id"])  # not ours after all: the next reconciliation tries again
             raise
         self._writer.advance(row["id"], status)
+        self._guard_rest_of_duration(row, session)
+
+    def _guard_rest_of_duration(self, row: Any, session: CallSession) -> None:
+        """A call taken over: its maximum duration is guarded here now, to the moment it was
+        due where it was placed (placed + limit + grace), not restarted."""
+        from datetime import datetime
+
+        limit = self.states.max_seconds(row["id"]) or self._settings.safety.max_duration_seconds
+        since = (self._rt.clock.now() - datetime.fromisoformat(row["created_at"])).total_seconds()
+        self._guard_duration(session, max(0.0, limit + MAX_DURATION_GRACE_SECONDS - since))
 
     def _session_from(self, row: Any, status: str) -> CallSession:
         request = call_request.CallRequest(
@@ -499,6 +514,7 @@ class Dialer:
         session = self.registry.get(call_id)
         if session is None:
             session = self._session_from(row, row["status"])
+            session.idle_since = UNKNOWN  # the unsteered budget goes on from the store's (refresh)
             self.registry.add(session)
         await self.shared.refresh(session, row)
         return session
@@ -540,6 +556,13 @@ class Dialer:
         except TwilioCallerError as exc:
             log.warning("call %s: not refreshed from the store: %s", session.call_id, exc.message)
 
+    def _steered(self, session: CallSession) -> None:
+        """The agent steered the call: the unsteered budget starts again (on record when other
+        instances answer its requests too)."""
+        session.idle_since = self._rt.clock.monotonic()
+        if self.shared is not None:
+            self.shared.steered(session)
+
     def _submit(self, session: CallSession, action: Action) -> None:
         """The action is on record before the call can take it (a restart still delivers it).
         When it cannot be recorded, the call is ended politely and the agent gets the error."""
@@ -577,10 +600,10 @@ class Dialer:
         if session.twilio_sid:
             await asyncio.to_thread(self.transport.hang_up, session.twilio_sid, session.status, session, text)
 
-    def _guard_duration(self, session: CallSession, limit: int) -> None:
-        """Twilio's TimeLimit ends the call; should it not, the server does."""
+    def _guard_duration(self, session: CallSession, seconds: float) -> None:
+        """Twilio's TimeLimit ends the call; should it not, the server does, `seconds` from now."""
         async def guard() -> None:
-            await asyncio.sleep(limit + MAX_DURATION_GRACE_SECONDS)
+            await asyncio.sleep(seconds)
             if not session.ended and session.twilio_sid:
                 await self._hang_up_quietly(session.twilio_sid)
 

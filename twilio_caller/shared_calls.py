@@ -5,7 +5,9 @@ the callback URLs — is read back before a request is answered here, before a t
 and whenever another instance says the call changed (the store's wake-ups: LISTEN/NOTIFY).
 
 What only lived in memory and a waiting tool needs is written too: the outcomes of listening
-turns (events `outcome`, numbered) and how many of them the agent was handed (events `seen`)."""
+turns (events `outcome`, numbered) and how many of them the agent was handed (events `seen`);
+what the conversation carries from one answer to the next (the unsteered budget, the
+acknowledgement timing, a goodbye waiting for machine detection) is in the call's state."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from typing import Any
 from twilio_caller.call_state import CallStates
 from twilio_caller.call_status import TERMINAL
 from twilio_caller.calls import CallWriter
+from twilio_caller.clock import Clock
 from twilio_caller.errors import TwilioCallerError
 from twilio_caller.sessions import CallSession, Outcome, action_from_dict
 from twilio_caller.store.ports import Wakeups
@@ -27,8 +30,9 @@ SEEN = "seen"
 
 
 class SharedCalls:
-    def __init__(self, writer: CallWriter, states: CallStates, wakeups: Wakeups) -> None:
+    def __init__(self, writer: CallWriter, states: CallStates, wakeups: Wakeups, clock: Clock) -> None:
         self._writer = writer
+        self._clock = clock
         self._calls = writer.store.calls
         self._states = states
         self._wakeups = wakeups
@@ -41,6 +45,10 @@ class SharedCalls:
         """The agent was handed the outcomes up to `session.seen`, through this instance."""
         if session.seen:
             self._writer.event(session.call_id, SEEN, None, session.seen, {"seen": session.seen})
+
+    def steered(self, session: CallSession) -> None:
+        """The agent steered the call through this instance, outside any answer (a `wait`)."""
+        self._states.steer(session.call_id)
 
     def changed(self, call_id: str) -> None:
         """Tell the other instances (after the change was committed). A notification that
@@ -60,10 +68,13 @@ class SharedCalls:
             if state.reprompts_left is not None:
                 session.reprompts_left = state.reprompts_left
             session.last_prompt = state.last_prompt
+        session.carry_on(state.carried, self._clock, answering=session.answering.locked())
         session.replace_pending([action_from_dict(action) for action in state.pending_actions], session.taken)
         self._outcomes(session)
         record = row if row is not None else self._calls.get(call_id)
         if record is not None:
+            session.detected_as = record["answered_by"]  # the result, whichever instance it reached
+            session.detecting = state.async_detection and session.detected_as is None
             await self._status(session, record["status"])
         await session.notify()
 

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from twilio_caller.store.ports import Answer, CallStateRecord
+from twilio_caller.store.ports import Answer, CallStateRecord, Carried
 from twilio_caller.store.sql.calls import ADD_TURN
 from twilio_caller.store.sql.dialect import Lock, SqlDatabase, marks, stamp
 
@@ -28,6 +28,12 @@ class SqlCallStates:
             gather_seq=row["gather_seq"], hold_seq=row["hold_seq"], reprompts_left=row["reprompts_left"],
             last_prompt=json.loads(row["last_prompt"]), pending_actions=json.loads(row["pending_actions"]),
             owner=row["owner"], lease_until=_moment(row["lease_until"]), max_seconds=row["max_seconds"],
+            carried=Carried(
+                steered_at=_moment(row["steered_at"]), quiet_since=_moment(row["quiet_since"]),
+                acknowledged=bool(row["acknowledged"]), acknowledgements_said=row["acknowledgements_said"],
+                goodbye_pending=bool(row["goodbye_pending"]),
+            ),
+            async_detection=bool(row["async_detection"]),
         )
 
     def answer(self, call_id: str, key: str) -> str | None:
@@ -53,14 +59,15 @@ class SqlCallStates:
             pending = _pending(connection, call_id)[answer.delivered:]
             _upsert(connection, call_id, at, gather_seq=answer.gather_seq, hold_seq=answer.hold_seq,
                     reprompts_left=answer.reprompts_left, last_prompt=json.dumps(list(answer.last_prompt)),
-                    pending_actions=json.dumps(pending))
+                    pending_actions=json.dumps(pending), **_carried(answer.carried))
         return answer.twiml
 
-    def start(self, call_id: str, owner: str, max_seconds: int, lease_until: datetime, now: datetime) -> None:
+    def start(self, call_id: str, owner: str, max_seconds: int, lease_until: datetime, now: datetime, *,
+              async_detection: bool = False) -> None:
         with self._db.transaction() as connection:
             self._db.dialect.lock(connection, Lock.CALL, call_id)
             _upsert(connection, call_id, stamp(now), owner=owner, max_seconds=max_seconds,
-                    lease_until=stamp(lease_until))
+                    lease_until=stamp(lease_until), steered_at=_instant(now), async_detection=int(async_detection))
 
     def issue_hold(self, call_id: str, now: datetime) -> int:
         with self._db.transaction() as connection:
@@ -74,7 +81,11 @@ class SqlCallStates:
         with self._db.transaction() as connection:
             self._db.dialect.lock(connection, Lock.CALL, call_id)
             pending = [*_pending(connection, call_id), dict(action)]
-            _upsert(connection, call_id, stamp(now), pending_actions=json.dumps(pending))
+            _upsert(connection, call_id, stamp(now), pending_actions=json.dumps(pending), steered_at=_instant(now))
+
+    def steer(self, call_id: str, now: datetime) -> None:
+        with self._db.transaction() as connection:
+            _upsert(connection, call_id, stamp(now), steered_at=_instant(now))
 
     def drop_actions(self, call_id: str, now: datetime) -> None:
         with self._db.transaction() as connection:
@@ -103,6 +114,22 @@ class SqlCallStates:
 
 def _moment(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text) if text else None
+
+
+def _instant(moment: datetime | None) -> str | None:
+    """A moment a budget is measured from: to the millisecond (a hold lasts a few seconds)."""
+    return moment.isoformat(timespec="milliseconds") if moment else None
+
+
+def _carried(carried: Carried | None) -> dict[str, Any]:
+    """The columns of what an answer carries to the next instance (none when not given)."""
+    if carried is None:
+        return {}
+    return {
+        "steered_at": _instant(carried.steered_at), "quiet_since": _instant(carried.quiet_since),
+        "acknowledged": int(carried.acknowledged), "acknowledgements_said": carried.acknowledgements_said,
+        "goodbye_pending": int(carried.goodbye_pending),
+    }
 
 
 def _pending(connection: Any, call_id: str) -> list[dict[str, Any]]:
