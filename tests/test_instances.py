@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from instancekit import QUESTIONS, Deployment, answer, converse, number, person, question
+from instancekit import PUBLIC, QUESTIONS, Deployment, answer, converse, number, person, question
 from twilio_caller.errors import ServerUnavailableError, TwilioCallerError
 from twilio_caller.server.client import ensure_server
 from twilio_caller.server.runfile import read_run_file
@@ -141,6 +141,28 @@ def test_the_survivor_ends_a_taken_over_call_at_its_maximum_duration(tmp_path: P
         ended = deployment.simulator.wait_for_call(placed["twilio_sid"], 30)
         assert ended.end_reason == "api-hangup"
         assert survivor.tool("call_status", {"call_id": placed["call_id"]})["status"] == "completed"
+    finally:
+        deployment.stop()
+
+
+def test_a_streamed_call_shows_what_the_other_instance_saw(tmp_path: Path, postgres_url: str, twilio) -> None:
+    """Every webhook request of the call reaches the other instance (the balancer's choice):
+    the `call` streaming on the placing instance still shows each line said and heard, once,
+    as on one instance."""
+    deployment = deploy(tmp_path, postgres_url, twilio, 1)
+    placing, answering = deployment.instances
+    deployment.simulator.chaos.round_robin(PUBLIC, [answering.base_url])
+    shown: list[dict] = []
+    try:
+        assert placing.client is not None
+        result = placing.client.invoke("call", {"to": "Contact0", "message": question(1), "interactive": True,
+                                                "wait": True,
+                                                "timeout_seconds": 60}, wait_seconds=70, progress=shown.append)
+        assert result["reply"]["text"] == answer(1)
+        said = [t["text"] for t in result["transcript"] if t["speaker"] == "assistant"]
+        assert len(said) == 3 and said[1] == question(1)  # the opening, the message, the closing
+        lines = [(event["event"], event["text"]) for event in shown if event.get("event") in ("said", "heard")]
+        assert lines == [("said", said[0]), ("said", said[1]), ("heard", answer(1)), ("said", said[2])]
     finally:
         deployment.stop()
 

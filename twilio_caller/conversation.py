@@ -310,7 +310,7 @@ class Conversation:
 
     def _changed(self, session: CallSession) -> None:
         if self._shared is not None:
-            self._shared.changed(session.call_id)
+            self._shared.changed(session)
 
     async def _once(self, session: CallSession, key: str, answer: Callable[[], Awaitable[Command]]) -> str:
         """The first request computes the answer; a retry or replay gets the same answer —

@@ -57,7 +57,7 @@ class Dialer:
         self.registry = Registry()
         self._timers: set[asyncio.Task[None]] = set()
         wakeups = runtime.store.wakeups
-        self.shared = SharedCalls(self._writer, self.states, wakeups, runtime.clock) if wakeups.shared else None
+        self.shared = SharedCalls(self._writer, self.states, wakeups, runtime.clock, self.owner) if wakeups.shared else None
         self._stop_listening: Callable[[], None] | None = None
         self._conversation_config = runtime.config
         self.conversation = self._conversation(runtime.config.settings)
@@ -122,10 +122,12 @@ class Dialer:
         return request, safety.Rules.from_settings(config.settings)
 
     async def call(
-        self, arguments: Mapping[str, Any], before_dial: Callable[[str], None] | None = None
+        self, arguments: Mapping[str, Any], before_dial: Callable[[str], None] | None = None, *,
+        streamed: bool = False,
     ) -> CallSession:
-        """Place the call and return its session at once (progress can be followed on it);
-        `first_result` then waits for what the agent needs."""
+        """Place the call and return its session at once (progress can be followed on it;
+        `streamed`: it is, so other instances' progress is read in too); `first_result` then
+        waits for what the agent needs."""
         request, rules = self.check(arguments)
         call_id, token = "call_" + secrets.token_hex(8), secrets.token_urlsafe(24)
         decision, approval = safety.reserve(
@@ -135,6 +137,7 @@ class Dialer:
         if approval is None:
             raise decision.refusal()
         session = self._session(call_id, token, request)
+        session.streamed = streamed
         send_digits = arguments.get("send_digits")
         session.digits_sent = bool(send_digits)
         detection = self._settings.voicemail.detection
@@ -480,7 +483,7 @@ class Dialer:
             message=request.message, interactive=request.interactive, keep_open=request.keep_open,
             closing=request.closing or settings.conversation.closing,
             speech=speech, reprompts_left=gather.reprompts,
-            idle_since=self._rt.clock.monotonic(), engine=request.engine,
+            idle_since=self._rt.clock.monotonic(), engine=request.engine, shares_progress=self.shared is not None,
         )
 
     async def _live(self, call_id: str) -> CallSession:
@@ -575,7 +578,7 @@ class Dialer:
         self.conversation.mark(session, "agent_said", session.latency_turn)
         session.submit(action)
         if self.shared is not None:
-            self.shared.changed(session.call_id)  # the instance holding the call's request takes it
+            self.shared.changed(session)  # the instance holding the call's request takes it
 
     def _api_resume(self, session: CallSession) -> int:
         """A resume number (Twilio: a hold URL) for a command given through the provider's

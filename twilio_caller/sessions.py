@@ -118,6 +118,10 @@ class CallSession:
     acknowledgements_said: int = 0  # which acknowledgement comes next
     idle_since: float = 0.0
     events: list[dict[str, object]] = field(default_factory=list)  # progress, for the CLI
+    shares_progress: bool = False  # other instances answer this call too: its own progress goes on record
+    unpublished: list[dict[str, object]] = field(default_factory=list)  # own progress not on record yet
+    streamed: bool = False  # a `call` here streams its progress: the other instances' is read in too
+    progress_read: int = 0  # records of progress read in from the store
     failure: Exception | None = None  # a write that failed: the call was ended, tools get this error
     engine: str = "gather"  # gather (TwiML) or relay (a ConversationRelay socket), issue 17
 
@@ -150,8 +154,11 @@ class CallSession:
         self.acknowledged, self.acknowledgements_said = carried.acknowledged, carried.acknowledgements_said
         self.goodbye_pending = carried.goodbye_pending
 
-    def emit(self, event: dict[str, object]) -> None:
+    def emit(self, event: dict[str, object], *, own: bool = True) -> None:
+        """A progress event; `own`: this instance saw it happen (not read from the store)."""
         self.events.append(event)
+        if own and self.shares_progress:
+            self.unpublished.append(event)
         self.progressed.set()
 
     async def notify(self) -> None:

@@ -5,7 +5,8 @@ the callback URLs — is read back before a request is answered here, before a t
 and whenever another instance says the call changed (the store's wake-ups: LISTEN/NOTIFY).
 
 What only lived in memory and a waiting tool needs is written too: the outcomes of listening
-turns (events `outcome`, numbered) and how many of them the agent was handed (events `seen`);
+turns (events `outcome`, numbered), how many of them the agent was handed (events `seen`),
+each instance's progress events (events `progress`, for a `call` streaming on another);
 what the conversation carries from one answer to the next (the unsteered budget, the
 acknowledgement timing, a goodbye waiting for machine detection) is in the call's state."""
 
@@ -27,11 +28,14 @@ from twilio_caller.store.ports import Wakeups
 log = logging.getLogger("twilio_caller.shared_calls")
 OUTCOME = "outcome"
 SEEN = "seen"
+PROGRESS = "progress"
 
 
 class SharedCalls:
-    def __init__(self, writer: CallWriter, states: CallStates, wakeups: Wakeups, clock: Clock) -> None:
+    def __init__(self, writer: CallWriter, states: CallStates, wakeups: Wakeups, clock: Clock,
+                 owner: str) -> None:
         self._writer = writer
+        self._owner = owner
         self._clock = clock
         self._calls = writer.store.calls
         self._states = states
@@ -50,13 +54,26 @@ class SharedCalls:
         """The agent steered the call through this instance, outside any answer (a `wait`)."""
         self._states.steer(session.call_id)
 
-    def changed(self, call_id: str) -> None:
-        """Tell the other instances (after the change was committed). A notification that
-        cannot be sent is logged: the others still read the store before they answer."""
+    def changed(self, session: CallSession) -> None:
+        """Tell the other instances (after the change was committed; the progress so far on
+        record first, so a `call` streaming there shows it before its result). A notification
+        that cannot be sent is logged: the others still read the store before they answer."""
+        self.publish(session)
         try:
-            self._wakeups.notify(call_id)
+            self._wakeups.notify(session.call_id)
         except TwilioCallerError as exc:
-            log.warning("call %s: other instances not woken: %s", call_id, exc.message)
+            log.warning("call %s: other instances not woken: %s", session.call_id, exc.message)
+
+    def publish(self, session: CallSession) -> None:
+        """This instance's progress events not yet on record, as one record. Progress is not
+        the call: a write that fails is logged, and that progress is shown here only."""
+        events, session.unpublished = session.unpublished, []
+        if not events:
+            return
+        try:
+            self._writer.event(session.call_id, PROGRESS, None, None, {"by": self._owner, "events": events})
+        except TwilioCallerError as exc:
+            log.warning("call %s: progress not shared: %s", session.call_id, exc.message)
 
     async def refresh(self, session: CallSession, row: Mapping[str, Any] | None = None) -> None:
         """Bring the session up to the store (`row`: the call's, when just read). The callback sequences only when no answer is
@@ -71,6 +88,8 @@ class SharedCalls:
         session.carry_on(state.carried, self._clock, answering=session.answering.locked())
         session.replace_pending([action_from_dict(action) for action in state.pending_actions], session.taken)
         self._outcomes(session)
+        if session.streamed:
+            self._progress(session)
         record = row if row is not None else self._calls.get(call_id)
         if record is not None:
             session.detected_as = record["answered_by"]  # the result, whichever instance it reached
@@ -81,19 +100,30 @@ class SharedCalls:
     def _outcomes(self, session: CallSession) -> None:
         outcomes = [Outcome(**payload) for payload in self._calls.event_payloads(session.call_id, OUTCOME)]
         for outcome in outcomes[len(session.outcomes):]:
-            if outcome.kind == "reply":
-                session.emit({"event": "heard", "text": outcome.text, "confidence": outcome.confidence})
+            if outcome.kind == "reply" and not session.streamed:  # streamed: the progress records say it
+                session.emit({"event": "heard", "text": outcome.text, "confidence": outcome.confidence}, own=False)
             session.outcomes.append(outcome)
         seen = [int(payload["seen"]) for payload in self._calls.event_payloads(session.call_id, SEEN)]
         session.seen = max([session.seen, *seen])
+
+    def _progress(self, session: CallSession) -> None:
+        """The other instances' progress on this call, in the order it was recorded."""
+        records = self._calls.event_payloads(session.call_id, PROGRESS)
+        for record in records[session.progress_read:]:
+            if record["by"] != self._owner:
+                for event in record["events"]:
+                    session.emit(dict(event), own=False)
+        session.progress_read = len(records)
 
     @staticmethod
     async def _status(session: CallSession, status: str) -> None:
         if session.ended or status == session.status:
             return
         if status in TERMINAL:
-            session.emit({"event": status})
+            if not session.streamed:
+                session.emit({"event": status}, own=False)
             await session.end(status)
             return
         session.status = status
-        session.emit({"event": "answered" if status == "in-progress" else status})
+        if not session.streamed:
+            session.emit({"event": "answered" if status == "in-progress" else status}, own=False)
