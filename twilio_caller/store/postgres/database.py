@@ -58,7 +58,7 @@ def lock(connection: Connection, kind: Lock, subject: str | int | None = None) -
 class PgDatabase:
     """One connection, shared by the threads of one process under a lock."""
 
-    dialect = Dialect("postgresql", insertion_order="seq", for_update=" FOR UPDATE", lock=lock)
+    dialect = Dialect("postgresql", insertion_order="seq", for_update=" FOR UPDATE", lock=lock, one_machine=False)
 
     def __init__(self, url: str, migrations: Sequence[Migration] = MIGRATIONS) -> None:
         self.url = url

@@ -42,6 +42,10 @@ class Dialect:
     already excludes every other writer)."""
     lock: Locker
     """Takes a transaction-level lock on (kind, subject) inside a write transaction."""
+    one_machine: bool
+    """Every process on the database runs on this machine (SQLite's file in a home): a lease
+    holder's pid says whether it still runs. False (PostgreSQL, shared by machines): the lease
+    time alone decides."""
 
 
 class SqlDatabase(Protocol):

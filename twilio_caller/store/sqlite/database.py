@@ -24,7 +24,7 @@ READ_BUSY_TIMEOUT_MS = 2_000  # a read waits at most this long on a locked datab
 class Database:
     """One connection, shared by the threads of one process under a lock."""
 
-    dialect = Dialect("sqlite", insertion_order="rowid", for_update="", lock=no_lock)
+    dialect = Dialect("sqlite", insertion_order="rowid", for_update="", lock=no_lock, one_machine=True)
 
     def __init__(self, path: Path, migrations: Sequence[Migration] = MIGRATIONS) -> None:
         self.path = path
