@@ -135,7 +135,8 @@ class CallSession:
     def carried(self, clock: Clock) -> Carried:
         """What the next answer must go on from, whichever instance makes it (in wall-clock
         time: another machine's monotonic clock counts from elsewhere)."""
-        return Carried(steered_at=_wall(clock, self.idle_since), quiet_since=_wall(clock, self.quiet_since),
+        steered_at = None if self.idle_since == UNKNOWN else _wall(clock, self.idle_since)
+        return Carried(steered_at=steered_at, quiet_since=_wall(clock, self.quiet_since),
                        acknowledged=self.acknowledged, acknowledgements_said=self.acknowledgements_said,
                        goodbye_pending=self.goodbye_pending)
 

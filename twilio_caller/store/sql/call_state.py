@@ -171,14 +171,16 @@ def _instant(moment: datetime | None) -> str | None:
 
 
 def _carried(carried: Carried | None) -> dict[str, Any]:
-    """The columns of what an answer carries to the next instance (none when not given)."""
+    """The columns of what an answer carries to the next instance (none when not given; a
+    moment not known is left as it is)."""
     if carried is None:
         return {}
-    return {
+    columns = {
         "steered_at": _instant(carried.steered_at), "quiet_since": _instant(carried.quiet_since),
         "acknowledged": int(carried.acknowledged), "acknowledgements_said": carried.acknowledgements_said,
         "goodbye_pending": int(carried.goodbye_pending),
     }
+    return {column: value for column, value in columns.items() if value is not None}
 
 
 def _pending(connection: Any, call_id: str) -> list[dict[str, Any]]:
