@@ -26,15 +26,19 @@ PUBLIC = "https://calls.example.com"
 QUESTIONS = 5  # turns per call in the soak
 
 
-def config(simulator: Simulator, api: str, *, cap: int = 10, hold: float = 0.5, engine: str = "gather") -> str:
+RING_SECONDS = 20  # the ring time Twilio is given (a taken-over call is guarded to placed + ring + limit + grace)
+
+
+def config(simulator: Simulator, api: str, *, cap: int = 10, hold: float = 0.5, engine: str = "gather",
+           max_duration: int = 300) -> str:
     return (
         'safety: {calling_hours: "00:00-24:00", callee_hours: null, max_concurrent_calls: 400,'
         f" max_calls_per_day: 5000, max_calls_per_contact_per_day: {cap},"
-        " min_seconds_between_calls_to_contact: 0}\n"
+        f" min_seconds_between_calls_to_contact: 0, max_duration_seconds: {max_duration}}}\n"
         "identity: {assistant_name: Yamani, owner_name: Robert}\n"
         f"conversation: {{engine: {engine}, hold_budget_seconds: {hold}, unsteered_limit_seconds: 60}}\n"
         f"twilio: {{api_base_url: '{api}', account_sid: {simulator.account_sid},"
-        f" auth_token: {simulator.auth_token}, from_number: '+13125550100'}}\n"
+        f" auth_token: {simulator.auth_token}, from_number: '+13125550100', ring_timeout_seconds: {RING_SECONDS}}}\n"
     )
 
 

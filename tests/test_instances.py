@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from instancekit import QUESTIONS, Deployment, answer, converse, number, person, question
+from instancekit import PUBLIC, QUESTIONS, RING_SECONDS, Deployment, answer, converse, number, person, question
 from polling import eventually
 from twilio_caller.errors import ServerUnavailableError, TwilioCallerError
 from twilio_caller.server.client import ensure_server
@@ -164,6 +164,65 @@ def test_a_relay_call_goes_on_across_instances_and_past_the_death_of_its_sockets
         assert not [r for r in record.requests if "/gather" in r.url or "/hold" in r.url]  # relay throughout
     finally:
         deployment.stop()
+
+
+def test_the_survivor_ends_a_taken_over_call_at_its_maximum_duration(tmp_path: Path, postgres_url: str,
+                                                                     twilio) -> None:
+    """The placing instance's max-duration guard dies with it: the instance that takes the
+    call over guards it to the moment it was due (placed + limit + grace), here against a
+    Twilio that lets calls run past TimeLimit. Health names each instance."""
+    deployment = deploy(tmp_path, postgres_url, twilio, 1, max_duration=10)
+    deployment.simulator.chaos.ignore_time_limit = True  # only the servers' own guard ends the call
+    placing, survivor = deployment.instances
+    try:
+        assert [instance.client.health()["instance_id"] for instance in deployment.instances] == ["i0", "i1"]
+        placed = placing.tool("call", {"to": "Contact0", "message": question(1), "keep_open": True,
+                                       "wait": True, "timeout_seconds": 60})
+        assert placed["reply"]["text"] == answer(1)
+        placing.kill()
+        assert deployment.simulator.call(placed["twilio_sid"]).status == "in-progress"  # its guard did not fire
+        expire_leases_of(postgres_url, "i0")
+        placed_ago(postgres_url, placed["call_id"], 12 + RING_SECONDS)  # due (ring + 10 s + 5 s grace) in about 3 s
+        changed = survivor.tool("reconcile_calls", {})["changed"]
+        assert [(c["call_id"], c["action"]) for c in changed] == [(placed["call_id"], "taken-back")]
+        ended = deployment.simulator.wait_for_call(placed["twilio_sid"], 30)
+        assert ended.end_reason == "api-hangup"
+        assert survivor.tool("call_status", {"call_id": placed["call_id"]})["status"] == "completed"
+    finally:
+        deployment.stop()
+
+
+def test_a_streamed_call_shows_what_the_other_instance_saw(tmp_path: Path, postgres_url: str, twilio) -> None:
+    """Every webhook request of the call reaches the other instance (the balancer's choice):
+    the `call` streaming on the placing instance still shows each line said and heard, once,
+    as on one instance."""
+    deployment = deploy(tmp_path, postgres_url, twilio, 1)
+    placing, answering = deployment.instances
+    deployment.simulator.chaos.round_robin(PUBLIC, [answering.base_url])
+    shown: list[dict] = []
+    try:
+        assert placing.client is not None
+        result = placing.client.invoke("call", {"to": "Contact0", "message": question(1), "interactive": True,
+                                                "wait": True,
+                                                "timeout_seconds": 60}, wait_seconds=70, progress=shown.append)
+        assert result["reply"]["text"] == answer(1)
+        said = [t["text"] for t in result["transcript"] if t["speaker"] == "assistant"]
+        assert len(said) == 3 and said[1] == question(1)  # the opening, the message, the closing
+        lines = [(event["event"], event["text"]) for event in shown if event.get("event") in ("said", "heard")]
+        assert lines == [("said", said[0]), ("said", said[1]), ("heard", answer(1)), ("said", said[2])]
+    finally:
+        deployment.stop()
+
+
+def placed_ago(url: str, call_id: str, seconds: float) -> None:
+    """Move the call's placing time `seconds` into the past (as if placed that long ago)."""
+    from datetime import datetime, timedelta, timezone
+
+    import psycopg
+
+    moment = (datetime.now(timezone.utc) - timedelta(seconds=seconds)).isoformat(timespec="seconds")
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute("UPDATE calls SET created_at = %s WHERE id = %s", (moment, call_id))
 
 
 def expire_leases_of(url: str, instance_id: str) -> list[str]:

@@ -67,3 +67,34 @@ def test_calls_that_ended_while_no_server_ran_are_completed(home: Path, twilio) 
         assert status["ended"] is True and status["status"] == record.status
     finally:
         second.stop()
+
+
+def test_a_taken_back_call_still_ends_at_its_maximum_duration(home: Path, twilio) -> None:
+    """The killed server's max-duration guard died with it: the next server guards the call it
+    takes back to the moment it was due (placed + limit + grace), not from the take-back —
+    here against a Twilio that lets calls run past TimeLimit."""
+    from datetime import datetime, timedelta
+
+    simulator, api = twilio
+    runtime = live_home(home, simulator, api)
+    config = home / "config.yaml"
+    config.write_text(config.read_text().replace("callee_hours: null}", "callee_hours: null, max_duration_seconds: 10}"))
+    simulator.chaos.ignore_time_limit = True  # only the servers' own guard ends the call
+    person = Person({"Hello": "Hi"}, think_at="Hello")
+    simulator.set_callee("+13125550101", InteractiveCallee(person, ring_seconds=0.2))
+    first = background(home)
+    placed = invoke("call", {"to": "Contact1", "message": "Hello", "keep_open": True, "wait": False}, runtime)
+    assert person.thinking.wait(10)
+    kill(first.info["pid"])
+    assert simulator.call(placed["twilio_sid"]).status == "in-progress"  # its guard did not fire
+    earlier = datetime.fromisoformat(runtime.store.calls.get(placed["call_id"])["created_at"]) - timedelta(seconds=12)
+    with runtime.store.transaction() as connection:  # as if placed 12 s ago: due in about 3 s
+        connection.execute("UPDATE calls SET created_at = ? WHERE id = ?",
+                           (earlier.isoformat(timespec="seconds"), placed["call_id"]))
+    second = server(home)
+    person.release.set()
+    try:
+        ended = simulator.wait_for_call(placed["twilio_sid"], 20)
+        assert ended.end_reason == "api-hangup"
+    finally:
+        second.stop()

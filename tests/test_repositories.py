@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
 from twilio_caller.store.ports import (
-    Answer, CallFilter, CallStateRecord, ContactFields, LeaseHolder, NewCall, NewScheduled, Reservation, Store, Taken, Usage,
+    Answer, CallFilter, CallStateRecord, Carried, ContactFields, LeaseHolder, NewCall, NewScheduled, Reservation, Store, Taken, Usage,
 )
 from twilio_caller.store.sqlite import SqliteStore
 
@@ -294,6 +294,28 @@ def test_a_requests_answer_is_committed_once_with_its_lines_and_state(store: Sto
     assert [store.call_states.issue_hold("call_a", T0) for _ in range(2)] == [1, 2]
     store.call_states.drop_actions("call_a", T0)
     assert state_of(store, "call_a").pending_actions == []
+
+
+def test_what_an_answer_carries_to_the_next_instance_is_kept_and_read_back(store: Store) -> None:
+    store.calls.insert(call("call_a"), T0)
+    store.call_states.start("call_a", "me", 300, T0 + timedelta(seconds=20), T0, async_detection=True)
+    placed = state_of(store, "call_a")
+    assert placed.async_detection and placed.carried == Carried(steered_at=T0)
+    carried = Carried(steered_at=T0 + timedelta(seconds=1.25), quiet_since=T0 + timedelta(seconds=0.5),
+                      acknowledged=False, acknowledgements_said=2, goodbye_pending=True)
+    answer = Answer(key="hold:1", twiml="<Response/>", lines=[], gather_seq=0, hold_seq=1, reprompts_left=1,
+                    last_prompt=[], delivered=0, carried=carried)
+    store.call_states.commit("call_a", answer, T0)
+    assert state_of(store, "call_a").carried == carried  # to the millisecond
+    unknown = Answer(key="hold:2", twiml="<Response/>", lines=[], gather_seq=0, hold_seq=2, reprompts_left=1,
+                     last_prompt=[], delivered=0, carried=replace(carried, steered_at=None))
+    store.call_states.commit("call_a", unknown, T0)
+    assert state_of(store, "call_a").carried.steered_at == carried.steered_at  # not known: left as it was
+    store.call_states.queue_action("call_a", {"say": "one"}, T0 + timedelta(seconds=7))
+    assert state_of(store, "call_a").carried.steered_at == T0 + timedelta(seconds=7)
+    store.call_states.steer("call_a", T0 + timedelta(seconds=9.5))
+    assert state_of(store, "call_a").carried.steered_at == T0 + timedelta(seconds=9.5)
+    assert not state_of(store, "call_a").carried.acknowledged  # a steer changes nothing else
 
 
 def test_a_calls_lease_is_claimed_renewed_and_released(store: Store) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 from twilio_caller.clock import Clock, isoformat
 from twilio_caller.processes import pid_alive
 from twilio_caller.store import Store
-from twilio_caller.store.ports import Answer, CallStateRecord, LeaseHolder, Line
+from twilio_caller.store.ports import Answer, CallStateRecord, Carried, LeaseHolder, Line
 
 LEASE_SECONDS = 20
 PROMPT_LANGUAGE = "prompt-language"  # event: a listening turn asked in another language than the call's
@@ -35,6 +35,8 @@ class State:
     pending_actions: list[dict[str, Any]] = field(default_factory=list)
     owner: str | None = None
     lease_until: datetime | None = None
+    carried: Carried = field(default_factory=Carried)
+    async_detection: bool = False
 
 
 class CallStates:
@@ -54,7 +56,8 @@ class CallStates:
         return State(
             gather_seq=record.gather_seq, hold_seq=record.hold_seq, reprompts_left=record.reprompts_left,
             last_prompt=list(record.last_prompt or []), pending_actions=list(record.pending_actions or []),
-            owner=record.owner, lease_until=record.lease_until,
+            owner=record.owner, lease_until=record.lease_until, carried=record.carried,
+            async_detection=record.async_detection,
         )
 
     def answer(self, call_id: str, key: str) -> str | None:
@@ -78,18 +81,24 @@ class CallStates:
 
     def commit(self, call_id: str, key: str, twiml: str, lines: Sequence[Line], *,
                gather_seq: int, hold_seq: int, reprompts_left: int, last_prompt: Sequence[str],
-               delivered: int) -> str:
+               delivered: int, carried: Carried | None = None) -> str:
         """The answer to request `key`, the lines it speaks and the state it leaves, at once.
         `delivered` agent actions leave the queue. Returns the answer on record (a concurrent
         server's, should one have answered the same request first)."""
         answer = Answer(key=key, twiml=twiml, lines=lines, gather_seq=gather_seq, hold_seq=hold_seq,
-                        reprompts_left=reprompts_left, last_prompt=last_prompt, delivered=delivered)
+                        reprompts_left=reprompts_left, last_prompt=last_prompt, delivered=delivered,
+                        carried=carried)
         return self._states.commit(call_id, answer, self._clock.now())
 
-    def start(self, call_id: str, owner: str, max_seconds: int) -> None:
-        """A call this server places: its lease, and how long it may last."""
+    def start(self, call_id: str, owner: str, max_seconds: int, *, async_detection: bool = False) -> None:
+        """A call this server places: its lease, how long it may last, whether machine
+        detection reports while it goes on."""
         now = self._clock.now()
-        self._states.start(call_id, owner, max_seconds, _lease_end(now), now)
+        self._states.start(call_id, owner, max_seconds, _lease_end(now), now, async_detection=async_detection)
+
+    def steer(self, call_id: str) -> None:
+        """The agent steered the call now (a wait, digits sent through the API)."""
+        self._states.steer(call_id, self._clock.now())
 
     def max_seconds(self, call_id: str) -> int | None:
         record = self._states.load(call_id)

@@ -336,7 +336,7 @@ class Conversation:
 
     def _changed(self, session: CallSession) -> None:
         if self._shared is not None:
-            self._shared.changed(session.call_id)
+            self._shared.changed(session)
 
     async def _once(self, session: CallSession, key: str, answer: Callable[[], Awaitable[Command]]) -> str:
         """The first request computes the answer; a retry or replay gets the same answer —
@@ -366,7 +366,7 @@ class Conversation:
                     self._states.commit, session.call_id, key, document, lines,
                     gather_seq=session.gather_number, hold_seq=session.hold_number,
                     reprompts_left=session.reprompts_left, last_prompt=list(session.last_prompt),
-                    delivered=len(session.taken),
+                    delivered=len(session.taken), carried=session.carried(self._clock),
                 ))
                 session.revision += 1  # a refresh that read before this commit reads again
             except TwilioCallerError as exc:  # a write failed: end the call, nothing half-recorded

@@ -7,7 +7,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from datetime import datetime
 from dataclasses import replace
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -23,7 +24,9 @@ from twilio_caller.runtime import Runtime
 from twilio_caller.settings import Settings
 from twilio_caller.shared_calls import SharedCalls
 from twilio_caller.store.ports import CallSnapshot, CallStateRecord
-from twilio_caller.sessions import Action, CallSession, HangUp, Outcome, Press, Registry, Speak, action_to_dict
+from twilio_caller.sessions import (
+    UNKNOWN, Action, CallSession, HangUp, Outcome, Press, Registry, Speak, action_to_dict,
+)
 from twilio_caller.transport.port import CallTransport, Command, Reconnect, Speech
 from twilio_caller.transport.twilio.calls import Telephony
 from twilio_caller.transport.twilio.relay import EngineRenderer
@@ -60,8 +63,8 @@ class Dialer:
         self._timers: set[asyncio.Task[None]] = set()
         wakeups = runtime.store.wakeups
         self._store = runtime.store
-        self.shared = (SharedCalls(self._writer, self.states, wakeups, runtime.store.reader())
-                       if wakeups.shared else None)
+        self.shared = (SharedCalls(self._writer, self.states, wakeups, runtime.store.reader(), runtime.clock,
+                                   self.owner) if wakeups.shared else None)
         self._stop_listening: Callable[[], Awaitable[None]] | None = None
         self._conversation_config = runtime.config
         self.conversation = self._conversation(runtime.config.settings)
@@ -126,10 +129,12 @@ class Dialer:
         return request, safety.Rules.from_settings(config.settings)
 
     async def call(
-        self, arguments: Mapping[str, Any], before_dial: Callable[[str], None] | None = None
+        self, arguments: Mapping[str, Any], before_dial: Callable[[str], None] | None = None, *,
+        streamed: bool = False,
     ) -> CallSession:
-        """Place the call and return its session at once (progress can be followed on it);
-        `first_result` then waits for what the agent needs."""
+        """Place the call and return its session at once (progress can be followed on it;
+        `streamed`: it is, so other instances' progress is read in too); `first_result` then
+        waits for what the agent needs."""
         request, rules = await self._store.off_loop(self.check, arguments)
         call_id, token = "call_" + secrets.token_hex(8), secrets.token_urlsafe(24)
         decision, approval = await self._store.off_loop(partial(
@@ -139,17 +144,19 @@ class Dialer:
         if approval is None:
             raise decision.refusal()
         session = self._session(call_id, token, request)
+        session.streamed = streamed
+        send_digits = arguments.get("send_digits")
+        session.digits_sent = bool(send_digits)
+        detection = self._settings.voicemail.detection
+        session.detecting = detection == "async" and not send_digits
         self.registry.add(session)
-        await self._store.off_loop(self.states.start, call_id, self.owner, approval.time_limit)
+        await self._store.off_loop(partial(self.states.start, call_id, self.owner, approval.time_limit,
+                                           async_detection=session.detecting))
         self._prune()
         session.emit({"event": "dialing", "to": request.to_name or request.to_number, "call_id": call_id})
         if before_dial is not None:
             before_dial(request.to_number)
         await self._pregenerate(request)
-        send_digits = arguments.get("send_digits")
-        session.digits_sent = bool(send_digits)
-        detection = self._settings.voicemail.detection
-        session.detecting = detection == "async" and not send_digits
         ring_timeout = self._settings.twilio.ring_timeout_seconds
         try:
             placed = await asyncio.to_thread(
@@ -217,6 +224,7 @@ class Dialer:
             raise InvalidInputError(f"call {call_id} is not known to Twilio yet: try again in a moment",
                                     field="call_id")
         else:
+            self._steered(session)
             await self._store.off_loop(self._writer.event, call_id, "digits", None, None, {"digits": digits})
             await asyncio.to_thread(self.transport.send_digits, session.twilio_sid, session, digits,
                                     await self._api_resume(session))
@@ -226,7 +234,7 @@ class Dialer:
         session = await self.current(call_id)
         if isinstance(session, dict):
             return session
-        session.idle_since = self._rt.clock.monotonic()
+        self._steered(session)
         if until == "end":
             ready = await session.wait_until(lambda: session.ended, timeout)
             return await self._waited(session, timed_out=not ready, this_turn=False)
@@ -413,8 +421,10 @@ class Dialer:
 
     async def _take_back(self, row: Any, status: str, answered_by: str | None) -> None:
         if self.shared is not None:  # every instance answers its requests already: only the lease moves
-            await self.adopt(row["id"])
+            adopted = await self.adopt(row["id"])
             self._writer.advance(row["id"], status)
+            if adopted is not None:
+                self._guard_rest_of_duration(row, adopted)
             return
         taken = self.registry.get(row["id"])
         if taken is not None and not taken.ended:
@@ -442,6 +452,7 @@ class Dialer:
             self.registry.discard(row["id"])  # not ours after all: the next reconciliation tries again
             raise
         self._writer.advance(row["id"], status)
+        self._guard_rest_of_duration(row, session)
 
     def _session_from(self, row: Any, status: str, state: CallStateRecord | None = None) -> CallSession:
         request = call_request.CallRequest(
@@ -538,7 +549,7 @@ class Dialer:
             message=request.message, interactive=request.interactive, keep_open=request.keep_open,
             closing=request.closing or settings.conversation.closing,
             speech=speech, reprompts_left=gather.reprompts,
-            idle_since=self._rt.clock.monotonic(), engine=request.engine,
+            idle_since=self._rt.clock.monotonic(), engine=request.engine, shares_progress=self.shared is not None,
         )
 
     async def _live(self, call_id: str) -> CallSession:
@@ -581,6 +592,7 @@ class Dialer:
         session = self.registry.get(call_id)
         if session is None:
             session = self._session_from(snapshot.row, snapshot.row["status"], snapshot.state)
+            session.idle_since = UNKNOWN  # the unsteered budget goes on from the store's (refresh)
             self.registry.add(session)
             revision = session.revision  # made from this very snapshot
         await self.shared.refresh(session, snapshot, revision)
@@ -625,6 +637,13 @@ class Dialer:
         except TwilioCallerError as exc:
             log.warning("call %s: not refreshed from the store: %s", session.call_id, exc.message)
 
+    def _steered(self, session: CallSession) -> None:
+        """The agent steered the call: the unsteered budget starts again (on record when other
+        instances answer its requests too)."""
+        session.idle_since = self._rt.clock.monotonic()
+        if self.shared is not None:
+            self.shared.steered(session)
+
     async def _submit(self, session: CallSession, action: Action) -> None:
         """The action is on record before the call can take it (a restart still delivers it).
         When it cannot be recorded, the call is ended politely and the agent gets the error.
@@ -640,7 +659,7 @@ class Dialer:
             session.revision += 1
         self.conversation.mark(session, "agent_said", session.latency_turn)
         if self.shared is not None:
-            self.shared.changed(session.call_id)  # the instance holding the call's request takes it
+            self.shared.changed(session)  # the instance holding the call's request takes it
 
     async def _api_resume(self, session: CallSession) -> int:
         """A resume number (Twilio: a hold URL) for a command given through the provider's
@@ -674,11 +693,26 @@ class Dialer:
                                      ring_timeout + MAX_DURATION_GRACE_SECONDS)
             if session.ended:
                 return
-            await asyncio.sleep(limit + MAX_DURATION_GRACE_SECONDS)
-            if not session.ended and session.twilio_sid:
-                await self._hang_up_quietly(session.twilio_sid)
+            await self._hang_up_after(session, limit + MAX_DURATION_GRACE_SECONDS)
 
-        task = asyncio.create_task(guard())
+        self._timer(guard())
+
+    def _guard_rest_of_duration(self, row: Any, session: CallSession) -> None:
+        """A call taken over: its maximum duration is guarded here now, to the latest moment it
+        could be due where it was placed (placed + ring time + limit + grace; when it was
+        answered is not on record), not restarted."""
+        limit = self.states.max_seconds(row["id"]) or self._settings.safety.max_duration_seconds
+        since = (self._rt.clock.now() - datetime.fromisoformat(row["created_at"])).total_seconds()
+        due = limit + self._settings.twilio.ring_timeout_seconds + MAX_DURATION_GRACE_SECONDS - since
+        self._timer(self._hang_up_after(session, max(0.0, due)))
+
+    async def _hang_up_after(self, session: CallSession, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+        if not session.ended and session.twilio_sid:
+            await self._hang_up_quietly(session.twilio_sid)
+
+    def _timer(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
         self._timers.add(task)
         task.add_done_callback(self._timers.discard)
 

@@ -174,7 +174,8 @@ def show_progress(event: dict[str, Any]) -> None:
 
 
 def server_status_text(status: dict[str, Any]) -> str:
-    lines = [f"server {status['pid']} ({status['mode']} mode, version {status['version']}): "
+    instance = f"instance {status['instance_id']}, " if status.get("instance_id") else ""
+    lines = [f"server {status['pid']} ({instance}{status['mode']} mode, version {status['version']}): "
              f"webhook port {status['webhook_port']}, {status['live_calls']} live call(s)"]
     lines += [f"  {key}: {value}" for key, value in (status.get("settings") or {}).items() if key != "mode"]
     if status.get("current"):

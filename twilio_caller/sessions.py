@@ -5,12 +5,19 @@ condition and wakes the moment a reply, a silence or the end of the call is reco
 from __future__ import annotations
 
 import asyncio
+import math
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Literal
 
+from twilio_caller.clock import Clock
+from twilio_caller.store.ports import Carried
 from twilio_caller.transport.port import Speech
+
+
+UNKNOWN = -math.inf  # `idle_since` of a session made from the store, before the store says it
 
 
 @dataclass(frozen=True)
@@ -112,6 +119,10 @@ class CallSession:
     acknowledgements_said: int = 0  # which acknowledgement comes next
     idle_since: float = 0.0
     events: list[dict[str, object]] = field(default_factory=list)  # progress, for the CLI
+    shares_progress: bool = False  # other instances answer this call too: its own progress goes on record
+    unpublished: list[dict[str, object]] = field(default_factory=list)  # own progress not on record yet
+    streamed: bool = False  # a `call` here streams its progress: the other instances' is read in too
+    progress_read: int = 0  # records of progress read in from the store
     failure: Exception | None = None  # a write that failed: the call was ended, tools get this error
     engine: str = "gather"  # gather (TwiML) or relay (a ConversationRelay socket), issue 17
     revision: int = 0  # counts what changed the session here (an answer saved, an action queued, a refresh)
@@ -124,8 +135,34 @@ class CallSession:
         self._detour = asyncio.Event()  # set: a request held for the agent lets go now
         self.progressed = asyncio.Event()
 
-    def emit(self, event: dict[str, object]) -> None:
+    def carried(self, clock: Clock) -> Carried:
+        """What the next answer must go on from, whichever instance makes it (in wall-clock
+        time: another machine's monotonic clock counts from elsewhere)."""
+        steered_at = None if self.idle_since == UNKNOWN else _wall(clock, self.idle_since)
+        return Carried(steered_at=steered_at, quiet_since=_wall(clock, self.quiet_since),
+                       acknowledged=self.acknowledged, acknowledgements_said=self.acknowledgements_said,
+                       goodbye_pending=self.goodbye_pending)
+
+    def carry_on(self, carried: Carried, clock: Clock, *, answering: bool) -> None:
+        """Go on from what another instance's answer left. The unsteered budget's start only
+        moves later (a tool here may have steered since); the rest only when no answer is
+        being made here (that answer writes them)."""
+        if carried.steered_at is not None:
+            self.idle_since = max(self.idle_since, _monotonic(clock, carried.steered_at))
+        elif self.idle_since == UNKNOWN:  # a call on record from before the budget was kept
+            self.idle_since = clock.monotonic()
+        if answering:
+            return
+        if carried.quiet_since is not None:
+            self.quiet_since = _monotonic(clock, carried.quiet_since)
+        self.acknowledged, self.acknowledgements_said = carried.acknowledged, carried.acknowledgements_said
+        self.goodbye_pending = carried.goodbye_pending
+
+    def emit(self, event: dict[str, object], *, own: bool = True) -> None:
+        """A progress event; `own`: this instance saw it happen (not read from the store)."""
         self.events.append(event)
+        if own and self.shares_progress:
+            self.unpublished.append(event)
         self.progressed.set()
 
     async def notify(self) -> None:
@@ -206,6 +243,14 @@ class CallSession:
             self._detour.clear()
             for waiting in (getter, detour):
                 waiting.cancel()  # a get cancelled after an item arrived leaves the item queued
+
+
+def _wall(clock: Clock, monotonic: float) -> datetime:
+    return clock.now() - timedelta(seconds=clock.monotonic() - monotonic)
+
+
+def _monotonic(clock: Clock, moment: datetime) -> float:
+    return clock.monotonic() - (clock.now() - moment).total_seconds()
 
 
 class Registry:

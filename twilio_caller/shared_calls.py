@@ -10,7 +10,10 @@ the session here while it was being read (an answer saved, an action queued, ano
 `CallSession.revision`) makes it read again, so an older picture never overwrites a newer one.
 
 What only lived in memory and a waiting tool needs is written too: the outcomes of listening
-turns (events `outcome`, numbered) and how many of them the agent was handed (events `seen`)."""
+turns (events `outcome`, numbered), how many of them the agent was handed (events `seen`),
+each instance's progress events (events `progress`, for a `call` streaming on another);
+what the conversation carries from one answer to the next (the unsteered budget, the
+acknowledgement timing, a goodbye waiting for machine detection) is in the call's state."""
 
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ from dataclasses import asdict
 from twilio_caller.call_state import CallStates
 from twilio_caller.call_status import TERMINAL, status_rank
 from twilio_caller.calls import CallWriter
+from twilio_caller.clock import Clock
 from twilio_caller.errors import TwilioCallerError
 from twilio_caller.sessions import CallSession, Outcome, action_from_dict
 from twilio_caller.store.ports import OUTCOME_EVENT, SEEN_EVENT, CallReader, CallSnapshot, CallStateRecord, Wakeups
@@ -28,12 +32,17 @@ from twilio_caller.store.ports import OUTCOME_EVENT, SEEN_EVENT, CallReader, Cal
 log = logging.getLogger("twilio_caller.shared_calls")
 OUTCOME = OUTCOME_EVENT
 SEEN = SEEN_EVENT
+PROGRESS = "progress"
 
 
 class SharedCalls:
-    def __init__(self, writer: CallWriter, states: CallStates, wakeups: Wakeups, reader: CallReader) -> None:
+    def __init__(self, writer: CallWriter, states: CallStates, wakeups: Wakeups, reader: CallReader,
+                 clock: Clock, owner: str) -> None:
         self._writer = writer
         self._store = writer.store
+        self._calls = writer.store.calls
+        self._owner = owner
+        self._clock = clock
         self._states = states
         self._wakeups = wakeups
         self._reader = reader
@@ -63,11 +72,17 @@ class SharedCalls:
             await self._store.off_loop(self._writer.event, session.call_id, SEEN, None, session.seen,
                                        {"seen": session.seen})
 
-    def changed(self, call_id: str) -> None:
-        """Tell the other instances (after the change was committed), in a store thread: the
-        caller goes on at once. A notification that cannot be sent is logged: the others
-        still read the store before they answer."""
-        task = asyncio.ensure_future(self._notify(call_id))
+    def steered(self, session: CallSession) -> None:
+        """The agent steered the call through this instance, outside any answer (a `wait`)."""
+        self._states.steer(session.call_id)
+
+    def changed(self, session: CallSession) -> None:
+        """Tell the other instances (after the change was committed; the progress so far on
+        record first, so a `call` streaming there shows it before its result), in a store
+        thread: the caller goes on at once. A notification that cannot be sent is logged: the
+        others still read the store before they answer."""
+        self.publish(session)
+        task = asyncio.ensure_future(self._notify(session.call_id))
         self._notifying.add(task)
         task.add_done_callback(self._notifying.discard)
 
@@ -76,6 +91,17 @@ class SharedCalls:
             await self._store.off_loop(self._wakeups.notify, call_id)
         except TwilioCallerError as exc:
             log.warning("call %s: other instances not woken: %s", call_id, exc.message)
+
+    def publish(self, session: CallSession) -> None:
+        """This instance's progress events not yet on record, as one record. Progress is not
+        the call: a write that fails is logged, and that progress is shown here only."""
+        events, session.unpublished = session.unpublished, []
+        if not events:
+            return
+        try:
+            self._writer.event(session.call_id, PROGRESS, None, None, {"by": self._owner, "events": events})
+        except TwilioCallerError as exc:
+            log.warning("call %s: progress not shared: %s", session.call_id, exc.message)
 
     async def refresh(self, session: CallSession, snapshot: CallSnapshot | None = None,
                       revision: int | None = None) -> None:
@@ -109,13 +135,27 @@ class SharedCalls:
             if state.reprompts_left is not None:
                 session.reprompts_left = state.reprompts_left
             session.last_prompt = list(state.last_prompt or [])
+        session.carry_on(state.carried, self._clock, answering=session.answering.locked())
         session.replace_pending([action_from_dict(action) for action in state.pending_actions or []], session.taken)
+        session.detected_as = snapshot.row["answered_by"]  # the result, whichever instance it reached
+        session.detecting = state.async_detection and session.detected_as is None
         for outcome in [Outcome(**payload) for payload in snapshot.outcomes][len(session.outcomes):]:
-            if outcome.kind == "reply":
-                session.emit({"event": "heard", "text": outcome.text, "confidence": outcome.confidence})
+            if outcome.kind == "reply" and not session.streamed:  # streamed: the progress records say it
+                session.emit({"event": "heard", "text": outcome.text, "confidence": outcome.confidence}, own=False)
             session.outcomes.append(outcome)
         session.seen = max(session.seen, snapshot.seen)
+        if session.streamed:
+            self._progress(session)
         session.revision += 1
+
+    def _progress(self, session: CallSession) -> None:
+        """The other instances' progress on this call, in the order it was recorded."""
+        records = self._calls.event_payloads(session.call_id, PROGRESS)
+        for record in records[session.progress_read:]:
+            if record["by"] != self._owner:
+                for event in record["events"]:
+                    session.emit(dict(event), own=False)
+        session.progress_read = len(records)
 
     @staticmethod
     async def _status(session: CallSession, status: str) -> None:
@@ -123,8 +163,10 @@ class SharedCalls:
         if session.ended or status == session.status or status_rank(status) < status_rank(session.status):
             return
         if status in TERMINAL:
-            session.emit({"event": status})
+            if not session.streamed:
+                session.emit({"event": status}, own=False)
             await session.end(status)
             return
         session.status = status
-        session.emit({"event": "answered" if status == "in-progress" else status})
+        if not session.streamed:
+            session.emit({"event": "answered" if status == "in-progress" else status}, own=False)

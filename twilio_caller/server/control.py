@@ -49,6 +49,7 @@ def build_control_app(
     shutdown: asyncio.Event,
     before_dial: BeforeDial | None = None,
     scheduler: Scheduler | None = None,
+    instance_id: str | None = None,
 ) -> Starlette:
     def allowed(request: Request) -> bool:
         given = request.headers.get("Authorization", "").removeprefix("Bearer ")
@@ -57,7 +58,7 @@ def build_control_app(
     async def health(request: Request) -> Response:
         if not allowed(request):
             return error_response(ForbiddenError("wrong token"))
-        return JSONResponse({"version": __version__, "mode": mode, "pid": os.getpid(),
+        return JSONResponse({"version": __version__, "mode": mode, "pid": os.getpid(), "instance_id": instance_id,
                              "live_calls": len(dialer.registry.live()),
                              "live_call_ids": [session.call_id for session in dialer.registry.live()]})
 

@@ -41,7 +41,7 @@ async def call(served: Served, **arguments: Any) -> Response:
     before_dial = served.before_dial
     hook = (lambda number: before_dial(number, callee)) if before_dial else None
     dialer = served.dialer
-    session = await dialer.call(arguments, before_dial=hook)
+    session = await dialer.call(arguments, before_dial=hook, streamed=served.stream)
     outcome = asyncio.ensure_future(
         dialer.first_result(session, wait=arguments["wait"], timeout=arguments["timeout_seconds"])
     )

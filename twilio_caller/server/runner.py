@@ -114,7 +114,8 @@ class ServerRunner:
             stack.push_async_callback(self.scheduler.close)
             control = Listener(
                 build_control_app(self.dialer, token, self.mode, activity, self.shutdown,
-                                  self._call_callee if self._simulate else None, self.scheduler),
+                                  self._call_callee if self._simulate else None, self.scheduler,
+                                  self._deployment.instance_id if self._deployment else None),
                 control_socket,
             )
             for listener in (webhook, control):

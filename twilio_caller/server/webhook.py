@@ -103,13 +103,15 @@ class TwilioWebhook:
             self._dialer.fall_back_to_gather(session)  # the voicemail is left with TwiML (a Calls-API update ends the relay)
         return await self._answered(session, self._dialer.conversation.handle(session, event))
 
-    @staticmethod
-    async def _answered(session: CallSession, answering: Awaitable[str | None]) -> Response:
+    async def _answered(self, session: CallSession, answering: Awaitable[str | None]) -> Response:
         try:
             answer = await answering
         except TwilioCallerError as exc:  # not recorded (the store refused): the waiting tools were told
             log.error("call %s: %s", session.call_id, exc.message)
             return Response(status_code=500)
+        finally:
+            if self._dialer.shared is not None:  # what this request showed, for a `call` streaming elsewhere
+                self._dialer.shared.publish(session)
         return Response(status_code=204) if answer is None else Response(answer, media_type=TWIML)
 
     def _connect(self, session: CallSession, params: dict[str, str]) -> Response:

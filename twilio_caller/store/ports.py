@@ -12,7 +12,7 @@ so every implementation renders them the same way."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
@@ -206,6 +206,21 @@ class SafetyLedger(Protocol):
 # -- call state and leases ---------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Carried:
+    """What a live call's conversation keeps between requests besides the sequences, written
+    with each answer so that whichever instance answers next goes on from it (issue 18):
+    when the agent last steered the call (the unsteered budget runs from there), when the
+    callee last stopped speaking and whether that wait was acknowledged yet (and which
+    acknowledgement comes next), and a goodbye waiting for machine detection's result."""
+
+    steered_at: datetime | None = None
+    quiet_since: datetime | None = None
+    acknowledged: bool = True
+    acknowledgements_said: int = 0
+    goodbye_pending: bool = False
+
+
 @dataclass
 class CallStateRecord:
     gather_seq: int = 0
@@ -216,6 +231,8 @@ class CallStateRecord:
     owner: str | None = None
     lease_until: datetime | None = None
     max_seconds: int | None = None
+    carried: Carried = field(default_factory=Carried)
+    async_detection: bool = False  # asynchronous machine detection was asked for when it was placed
 
 
 @dataclass(frozen=True)
@@ -237,6 +254,7 @@ class Answer:
     reprompts_left: int
     last_prompt: Sequence[str]
     delivered: int
+    carried: Carried | None = None  # None: left as it is
 
 
 class CallStateRepository(Protocol):
@@ -244,9 +262,14 @@ class CallStateRepository(Protocol):
     def answer(self, call_id: str, key: str) -> str | None: ...
     def commit(self, call_id: str, answer: Answer, now: datetime) -> str:
         """Answer, lines and state at once; the answer on record (a concurrent one's first)."""
-    def start(self, call_id: str, owner: str, max_seconds: int, lease_until: datetime, now: datetime) -> None: ...
+    def start(self, call_id: str, owner: str, max_seconds: int, lease_until: datetime, now: datetime, *,
+              async_detection: bool = False) -> None:
+        """A call placed now (steered now): its lease, its limit, whether detection is asynchronous."""
     def issue_hold(self, call_id: str, now: datetime) -> int: ...
-    def queue_action(self, call_id: str, action: Mapping[str, Any], now: datetime) -> None: ...
+    def queue_action(self, call_id: str, action: Mapping[str, Any], now: datetime) -> None:
+        """An action of the agent's, to deliver: the call was steered `now`."""
+    def steer(self, call_id: str, now: datetime) -> None:
+        """The agent steered the call `now` (the unsteered budget starts again)."""
     def drop_actions(self, call_id: str, now: datetime) -> None: ...
     def claim(self, call_id: str, owner: str, lease_until: datetime, now: datetime,
               alive: Callable[[str], bool]) -> bool:

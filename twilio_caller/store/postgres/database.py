@@ -67,7 +67,7 @@ class PgDatabase:
     on each other's round trips. A pool with no free connection for `pool_timeout` seconds is
     a clear error, never a hang."""
 
-    dialect = Dialect("postgresql", insertion_order="seq", for_update=" FOR UPDATE", lock=lock,
+    dialect = Dialect("postgresql", insertion_order="seq", for_update=" FOR UPDATE", lock=lock, one_machine=False,
                       json_pairs="COALESCE(json_agg(json_build_array({}, {}))::text, '[]')")
 
     def __init__(self, url: str, migrations: Sequence[Migration] = MIGRATIONS, *,

@@ -153,4 +153,15 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE calls ADD COLUMN engine TEXT NOT NULL DEFAULT 'gather'",
         ),
     ),
+    Migration(
+        "0005_carried_call_state",
+        (
+            "ALTER TABLE call_state ADD COLUMN steered_at TEXT COLLATE \"C\"",
+            "ALTER TABLE call_state ADD COLUMN quiet_since TEXT COLLATE \"C\"",
+            "ALTER TABLE call_state ADD COLUMN acknowledged INTEGER NOT NULL DEFAULT 1",
+            "ALTER TABLE call_state ADD COLUMN acknowledgements_said INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE call_state ADD COLUMN goodbye_pending INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE call_state ADD COLUMN async_detection INTEGER NOT NULL DEFAULT 0",
+        ),
+    ),
 )

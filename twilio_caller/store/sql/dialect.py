@@ -45,6 +45,10 @@ class Dialect:
     json_pairs: str
     """An aggregate over the rows of a subquery: a JSON array (as text, '[]' for no rows) of
     `[first, second]` pairs; `.format(first, second)` gives the expression."""
+    one_machine: bool
+    """Every process on the database runs on this machine (SQLite's file in a home): a lease
+    holder's pid says whether it still runs. False (PostgreSQL, shared by machines): the lease
+    time alone decides."""
 
 
 class SqlDatabase(Protocol):

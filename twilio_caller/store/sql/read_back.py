@@ -12,11 +12,12 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from twilio_caller.store.ports import OUTCOME_EVENT, SEEN_EVENT, CallSnapshot, CallStateRecord
+from twilio_caller.store.ports import OUTCOME_EVENT, SEEN_EVENT, CallSnapshot, CallStateRecord, Carried
 from twilio_caller.store.sql.dialect import Dialect, SqlDatabase, plain
 
 STATE_COLUMNS = ("gather_seq", "hold_seq", "reprompts_left", "last_prompt", "pending_actions", "owner",
-                 "lease_until", "max_seconds")
+                 "lease_until", "max_seconds", "steered_at", "quiet_since", "acknowledged",
+                 "acknowledgements_said", "goodbye_pending", "async_detection")
 
 
 def read_back_sql(dialect: Dialect) -> str:
@@ -50,6 +51,12 @@ def state_record(row: Mapping[str, Any]) -> CallStateRecord:
         gather_seq=row["gather_seq"], hold_seq=row["hold_seq"], reprompts_left=row["reprompts_left"],
         last_prompt=json.loads(row["last_prompt"]), pending_actions=json.loads(row["pending_actions"]),
         owner=row["owner"], lease_until=_moment(row["lease_until"]), max_seconds=row["max_seconds"],
+        carried=Carried(
+            steered_at=_moment(row["steered_at"]), quiet_since=_moment(row["quiet_since"]),
+            acknowledged=bool(row["acknowledged"]), acknowledgements_said=row["acknowledgements_said"],
+            goodbye_pending=bool(row["goodbye_pending"]),
+        ),
+        async_detection=bool(row["async_detection"]),
     )
 
 

@@ -26,7 +26,7 @@ T = TypeVar("T")
 class Database:
     """One connection, shared by the threads of one process under a lock."""
 
-    dialect = Dialect("sqlite", insertion_order="rowid", for_update="", lock=no_lock,
+    dialect = Dialect("sqlite", insertion_order="rowid", for_update="", lock=no_lock, one_machine=True,
                       json_pairs="json_group_array(json_array({}, {}))")
 
     def __init__(self, path: Path, migrations: Sequence[Migration] = MIGRATIONS) -> None:

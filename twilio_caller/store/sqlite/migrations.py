@@ -161,4 +161,19 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE calls ADD COLUMN engine TEXT NOT NULL DEFAULT 'gather'",
         ),
     ),
+    Migration(
+        "0005_carried_call_state",
+        (
+            # What a call's conversation carries from one answer to the next, so that any
+            # instance of a shared deployment answers the next request as the last one would
+            # (issue 18): the unsteered budget's start, the acknowledgement timing, a goodbye
+            # waiting for asynchronous machine detection, and whether that was asked for.
+            "ALTER TABLE call_state ADD COLUMN steered_at TEXT",
+            "ALTER TABLE call_state ADD COLUMN quiet_since TEXT",
+            "ALTER TABLE call_state ADD COLUMN acknowledged INTEGER NOT NULL DEFAULT 1",
+            "ALTER TABLE call_state ADD COLUMN acknowledgements_said INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE call_state ADD COLUMN goodbye_pending INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE call_state ADD COLUMN async_detection INTEGER NOT NULL DEFAULT 0",
+        ),
+    ),
 )
