@@ -78,7 +78,8 @@ def loop() -> Iterator[asyncio.AbstractEventLoop]:
 
 
 @pytest.fixture
-def pair(tmp_path: Path, postgres_url: str, clock: ManualClock) -> Iterator[tuple[Instance, Instance]]:
+def pair(tmp_path: Path, postgres_url: str, clock: ManualClock,
+         loop: asyncio.AbstractEventLoop) -> Iterator[tuple[Instance, Instance]]:
     instances = []
     transport = FakeTransport()  # one numbering: an answer on record is read back by either instance
     for name in ("a", "b"):
@@ -96,6 +97,7 @@ def pair(tmp_path: Path, postgres_url: str, clock: ManualClock) -> Iterator[tupl
         instances.append(Instance(runtime, dialer, transport))
     yield instances[0], instances[1]
     for instance in instances:
+        loop.run_until_complete(instance.dialer.close())  # its read-back pool lives on this loop
         instance.runtime.close()
 
 
