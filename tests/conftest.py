@@ -3,14 +3,15 @@ writes the real ~/.twilio-caller, and no Twilio credential leaks in from the she
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
-from typing import Any
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
-
 from elevenlabs_standin import StandIn
+
 from twilio_caller.clock import ManualClock
 from twilio_caller.invocation import SIMULATE_ENV
 from twilio_caller.runtime import Runtime
@@ -176,3 +177,20 @@ def eleven() -> Iterator[StandIn]:
     with ThreadedServer(stand_in.app) as server:
         stand_in.base_url = server.base_url
         yield stand_in
+
+
+@pytest.fixture
+def loop() -> Iterator[asyncio.AbstractEventLoop]:
+    """An event loop of the test's own, for code driven with `run_until_complete`."""
+    loop = asyncio.new_event_loop()
+    yield loop
+    loop.close()
+
+
+@pytest.fixture
+def transport() -> Any:
+    """The conversation tests' fake transport (test_conversation_core.FakeTransport): each
+    command rendered as a numbered token and kept."""
+    from test_conversation_core import FakeTransport
+
+    return FakeTransport()

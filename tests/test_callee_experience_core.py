@@ -5,9 +5,8 @@ the agent; one acknowledgement per wait, due after the configured silence."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
-import pytest
+from test_conversation_core import CLOSING, MESSAGE, OPENING, FakeTransport, said, session_for
 
 from twilio_caller.call_status import CallStatus
 from twilio_caller.calls import CallWriter
@@ -16,20 +15,6 @@ from twilio_caller.runtime import Runtime
 from twilio_caller.sessions import CallSession
 from twilio_caller.transport.port import Answered, Detected, EndCall, Heard, Hold, Say, StatusChanged
 from twilio_caller.transport.port import Ready as ReadyEvent
-
-from test_conversation_core import CLOSING, MESSAGE, OPENING, FakeTransport, said, session_for
-
-@pytest.fixture
-def transport() -> FakeTransport:
-    return FakeTransport()
-
-
-@pytest.fixture
-def loop() -> Iterator[asyncio.AbstractEventLoop]:
-    loop = asyncio.new_event_loop()
-    yield loop
-    loop.close()
-
 
 ACKS = ("Mm-hm, one moment.", "Just a moment.")
 MACHINE = {"CallSid": "CA1", "AnsweredBy": "machine_end_beep", "MachineDetectionDuration": "4100"}

@@ -6,9 +6,7 @@ Twilio transport.)"""
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Iterator
 
 import pytest
 
@@ -19,8 +17,20 @@ from twilio_caller.runtime import Runtime
 from twilio_caller.sessions import CallSession, HangUp, Speak
 from twilio_caller.store.ports import NewCall
 from twilio_caller.transport.port import (
-    Answered, Ask, CallLine, Command, Digits, EndCall, Heard, Hold, Interrupted, Say, SendDigits, Silence,
-    Speech, StatusChanged,
+    Answered,
+    Ask,
+    CallLine,
+    Command,
+    Digits,
+    EndCall,
+    Heard,
+    Hold,
+    Interrupted,
+    Say,
+    SendDigits,
+    Silence,
+    Speech,
+    StatusChanged,
 )
 from twilio_caller.transport.port import Ready as ReadyEvent
 
@@ -47,22 +57,10 @@ class FakeTransport:
 
 
 @pytest.fixture
-def transport() -> FakeTransport:
-    return FakeTransport()
-
-
-@pytest.fixture
 def core(runtime: Runtime, transport: FakeTransport) -> Conversation:
     writer = CallWriter(runtime.store, runtime.clock)
     budgets = Budgets(hold_seconds=0.05, unsteered_seconds=600, reprompts=1)
     return Conversation(writer, runtime.contacts, runtime.clock, budgets, OPENING, transport)
-
-
-@pytest.fixture
-def loop() -> Iterator[asyncio.AbstractEventLoop]:
-    loop = asyncio.new_event_loop()
-    yield loop
-    loop.close()
 
 
 def session_for(runtime: Runtime, *, keep_open: bool = False, call_id: str = "call_core1") -> CallSession:

@@ -8,12 +8,11 @@ on record once, and a voicemail path planned before the restart is the one given
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
 import pytest
-
 from test_conversation_core import CLOSING, MESSAGE, OPENING, FakeTransport, session_for
 from test_conversation_events import FailingOnce, settle
+
 from twilio_caller.calls import CallWriter
 from twilio_caller.clock import ManualClock
 from twilio_caller.conversation import NOTIFY_GOODBYE, Budgets, Conversation
@@ -25,18 +24,6 @@ from twilio_caller.transport.port import Ready as ReadyEvent
 VOICEMAIL = EndCall((OPENING, f"I'm calling with a message: {MESSAGE}", NOTIFY_GOODBYE))
 HUMAN = {"AnsweredBy": "human"}
 MACHINE = {"AnsweredBy": "machine_end_beep"}
-
-
-@pytest.fixture
-def transport() -> FakeTransport:
-    return FakeTransport()
-
-
-@pytest.fixture
-def loop() -> Iterator[asyncio.AbstractEventLoop]:
-    loop = asyncio.new_event_loop()
-    yield loop
-    loop.close()
 
 
 def make_core(runtime: Runtime, transport: FakeTransport, steered: list[int], *, hold: float) -> Conversation:

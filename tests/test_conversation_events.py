@@ -7,19 +7,28 @@ and a restore after a restart (the reprompts left and the actions queued)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
 import pytest
-
 from test_conversation_core import CLOSING, MESSAGE, OPENING, FakeTransport, said, session_for
+
+from twilio_caller.audio import Fallback
 from twilio_caller.call_status import CallStatus
 from twilio_caller.calls import CallWriter
-from twilio_caller.audio import Fallback
-from twilio_caller.conversation import ANSWER_SECONDS, FAILURE_GOODBYE, OPT_OUT_GOODBYE, REPROMPT, SILENCE_GOODBYE, Budgets, Conversation, Voicing
+from twilio_caller.conversation import (
+    ANSWER_SECONDS,
+    FAILURE_GOODBYE,
+    OPT_OUT_GOODBYE,
+    REPROMPT,
+    SILENCE_GOODBYE,
+    Budgets,
+    Conversation,
+    Voicing,
+)
 from twilio_caller.runtime import Runtime
 from twilio_caller.sessions import CallSession, Press, Speak
 from twilio_caller.transport.port import Answered, Ask, EndCall, Heard, Hold, Say, Silence, StatusChanged
 from twilio_caller.transport.port import Ready as ReadyEvent
+
 
 def conversation(runtime: Runtime, transport: FakeTransport, *, unsteered: float = 600) -> Conversation:
     budgets = Budgets(hold_seconds=0.05, unsteered_seconds=unsteered, reprompts=1)
@@ -213,18 +222,6 @@ def test_a_restore_brings_back_the_reprompts_left_and_the_queued_actions(runtime
     assert isinstance(action, Speak) and action.text == "Still there?"
     ended = transport.command(loop.run_until_complete(core.answer(restarted, Silence(2))))
     assert ended == EndCall((SILENCE_GOODBYE,))  # no second reprompt after the restart
-
-
-@pytest.fixture
-def transport() -> FakeTransport:
-    return FakeTransport()
-
-
-@pytest.fixture
-def loop() -> Iterator[asyncio.AbstractEventLoop]:
-    loop = asyncio.new_event_loop()
-    yield loop
-    loop.close()
 
 
 class BudgetLibrary:

@@ -5,30 +5,14 @@ gets the very same one."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Iterator
-
-import pytest
-
-from test_conversation_core import CLOSING, MESSAGE, FakeTransport, said, session_for
+from test_conversation_core import CLOSING, MESSAGE, said, session_for
 from test_conversation_events import conversation
+
 from twilio_caller.call_state import CallStates
 from twilio_caller.sessions import CallSession
 from twilio_caller.transport.port import EndCall
 
 APOLOGY = "Sorry, the line dropped and I have to end this call. Goodbye."
-
-
-@pytest.fixture
-def transport() -> FakeTransport:
-    return FakeTransport()
-
-
-@pytest.fixture
-def loop() -> Iterator[asyncio.AbstractEventLoop]:
-    loop = asyncio.new_event_loop()
-    yield loop
-    loop.close()
 
 
 def test_after_our_end_the_hand_off_hangs_up_once(runtime, transport, loop) -> None:

@@ -6,12 +6,10 @@ next; and none after the agent has acted."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from datetime import timedelta
 
-import pytest
-
 from test_conversation_core import OPENING, FakeTransport, session_for
+
 from twilio_caller import latency
 from twilio_caller.calls import CallWriter
 from twilio_caller.clock import ManualClock
@@ -22,18 +20,6 @@ from twilio_caller.transport.port import Answered, Heard, Hold, Say
 from twilio_caller.transport.port import Ready as ReadyEvent
 
 ACKS = ("Mm-hm.", "One moment.", "Still with you.")
-
-
-@pytest.fixture
-def transport() -> FakeTransport:
-    return FakeTransport()
-
-
-@pytest.fixture
-def loop() -> Iterator[asyncio.AbstractEventLoop]:
-    loop = asyncio.new_event_loop()
-    yield loop
-    loop.close()
 
 
 def make_core(runtime: Runtime, transport: FakeTransport, *, acknowledge: float = 0) -> Conversation:
