@@ -71,13 +71,6 @@ class Instance:
 
 
 @pytest.fixture
-def loop() -> Iterator[asyncio.AbstractEventLoop]:
-    loop = asyncio.new_event_loop()
-    yield loop
-    loop.close()
-
-
-@pytest.fixture
 def pair(tmp_path: Path, postgres_url: str, clock: ManualClock,
          loop: asyncio.AbstractEventLoop) -> Iterator[tuple[Instance, Instance]]:
     instances = []
