@@ -71,8 +71,9 @@ def test_calls_that_ended_while_no_server_ran_are_completed(home: Path, twilio) 
 
 def test_a_taken_back_call_still_ends_at_its_maximum_duration(home: Path, twilio) -> None:
     """The killed server's max-duration guard died with it: the next server guards the call it
-    takes back to the moment it was due (placed + limit + grace), not from the take-back —
-    here against a Twilio that lets calls run past TimeLimit."""
+    takes back to the latest moment it was due (placed + ring time + limit + grace: when it was
+    answered is not on record), not from the take-back — here against a Twilio that lets calls
+    run past TimeLimit."""
     from datetime import datetime, timedelta
 
     simulator, api = twilio
@@ -87,8 +88,8 @@ def test_a_taken_back_call_still_ends_at_its_maximum_duration(home: Path, twilio
     assert person.thinking.wait(10)
     kill(first.info["pid"])
     assert simulator.call(placed["twilio_sid"]).status == "in-progress"  # its guard did not fire
-    earlier = datetime.fromisoformat(runtime.store.calls.get(placed["call_id"])["created_at"]) - timedelta(seconds=12)
-    with runtime.store.transaction() as connection:  # as if placed 12 s ago: due in about 3 s
+    earlier = datetime.fromisoformat(runtime.store.calls.get(placed["call_id"])["created_at"]) - timedelta(seconds=12 + 30)
+    with runtime.store.transaction() as connection:  # as if placed 42 s ago: due (30 s ring) in about 3 s
         connection.execute("UPDATE calls SET created_at = ? WHERE id = ?",
                            (earlier.isoformat(timespec="seconds"), placed["call_id"]))
     second = server(home)
