@@ -74,6 +74,9 @@ def test_keys_gathered_in_answer_are_the_turns_digits_and_anything_else_is_silen
     assert parse_event(CALL, "gather", {"n": "3"}, {"Digits": "42", "FinishedOnKey": "#"}) == Digits(3, "42", key)
     assert parse_event(CALL, "gather", {"n": "3"}, {"Digits": "4<2"}) == Silence(3)  # not keys: nothing heard
     assert parse_event(CALL, "gather", {"n": "3"}, {"Digits": "1" * 65}) == Silence(3)
+    assert parse_event(CALL, "gather", {"n": "3"}, {"Digits": "1" * 64}) == Digits(3, "1" * 64, key)  # the limit itself
+    every_key = "0123456789*#ABCD"  # all sixteen keys in one answer are still keys
+    assert parse_event(CALL, "gather", {"n": "3"}, {"Digits": every_key}) == Digits(3, every_key, key)
     spoken = parse_event(CALL, "gather", {"n": "3"}, {"SpeechResult": "Forty two", "Digits": "42"})
     assert isinstance(spoken, Heard)  # speech wins when both came
 
