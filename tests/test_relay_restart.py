@@ -41,6 +41,17 @@ def engine_on_record(runtime: Runtime, call_id: str) -> str:
     return str(runtime.store.query("SELECT engine FROM calls WHERE id = ?", (call_id,))[0]["engine"])
 
 
+def answered_again_then_hung_up(runtime: Runtime, call_id: str, second: dict) -> dict:
+    """After the restart: the cut question's reply came, the next question is answered, and
+    hanging up completes the call; what `hangup` returned."""
+    assert second["reply"]["text"] == "Second reply"
+    third = invoke("say", {"call_id": call_id, "message": "Anything else?"}, runtime)
+    assert third["reply"]["text"] == "Third reply"
+    ended = invoke("hangup", {"call_id": call_id}, runtime)
+    assert ended["status"] == "completed"
+    return ended
+
+
 def test_a_relay_call_killed_mid_question_goes_on_over_a_new_socket_and_the_tool_gets_the_reply(
         home: Path, twilio) -> None:
     simulator, api = twilio
@@ -70,11 +81,7 @@ def test_a_relay_call_killed_mid_question_goes_on_over_a_new_socket_and_the_tool
             person.release.set()
             assert came_back.wait(30)
             second = asking.result(timeout=90)
-        assert second["reply"]["text"] == "Second reply"
-        third = invoke("say", {"call_id": call_id, "message": "Anything else?"}, runtime)
-        assert third["reply"]["text"] == "Third reply"
-        ended = invoke("hangup", {"call_id": call_id}, runtime)
-        assert ended["status"] == "completed"
+        ended = answered_again_then_hung_up(runtime, call_id, second)
         record = simulator.call(sid)
         assert record.wait(10) and record.status == "completed"
         assert callee_lines(ended) == ["Hi", "Second reply", "Third reply"]
@@ -158,11 +165,7 @@ def test_a_killed_servers_handoff_reaching_the_restarted_server_first_carries_th
             reconciled.set()
             person.release.set()
             second = asking.result(timeout=90)
-        assert second["reply"]["text"] == "Second reply"
-        third = invoke("say", {"call_id": call_id, "message": "Anything else?"}, runtime)
-        assert third["reply"]["text"] == "Third reply"
-        ended = invoke("hangup", {"call_id": call_id}, runtime)
-        assert ended["status"] == "completed"
+        ended = answered_again_then_hung_up(runtime, call_id, second)
         assert record.wait(10) and record.status == "completed"
 
         dropped, *rest = [r for r in record.requests if r.url.endswith("/handoff")]
