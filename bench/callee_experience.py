@@ -30,7 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from benchhome import config_for
-from turn_overhead import contact_name, percentile, tool_client
+from benchstats import percentiles
+from turn_overhead import contact_name, hang_up, tool_client
 
 
 def agent(tool: Any, index: int, turns: int, think: tuple[float, float], errors: list[str]) -> None:
@@ -48,11 +49,7 @@ def agent(tool: Any, index: int, turns: int, think: tuple[float, float], errors:
     except Exception as exc:  # noqa: BLE001 - reported, the other calls go on
         errors.append(f"{contact_name(index)}: {type(exc).__name__}: {exc}")
     finally:
-        if call_id is not None:
-            try:
-                tool("hangup", call_id=call_id)
-            except Exception as exc:  # noqa: BLE001 - reported
-                errors.append(f"hangup {call_id}: {exc}")
+        hang_up(tool, call_id, errors)
 
 
 def callee(turns: int, holding_lines: int) -> Any:
@@ -97,8 +94,8 @@ def run(calls: int, turns: int, think: tuple[float, float], time_scale: float,
 
 def figure(name: str, values: list[float], **extra: Any) -> dict[str, Any]:
     line: dict[str, Any] = {"figure": name, "samples": len(values)}
+    line.update(percentiles(values, "s", (50, 95), 2))
     if values:
-        line.update({f"p{p}_s": round(percentile(values, p), 2) for p in (50, 95)})
         line["max_s"] = round(max(values), 2)
     line.update(extra)
     return line

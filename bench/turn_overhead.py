@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from benchhome import config_for
+from benchstats import percentiles
 
 WEBHOOK_PATH = re.compile(r"/twilio/(?P<call_id>[^/]+)/[^/]+/(?P<route>voice|gather|hold|status)")
 
@@ -175,6 +176,16 @@ def tool_client(runtime: Any) -> Callable[..., dict[str, Any]]:
     return lambda name, **arguments: invoke(name, arguments, runtime)
 
 
+def hang_up(tool: Callable[..., dict[str, Any]], call_id: str | None, errors: list[str]) -> None:
+    """Hang up a bench call that was placed; a failure goes to `errors`, never raised."""
+    if call_id is None:
+        return
+    try:
+        tool("hangup", call_id=call_id)
+    except Exception as exc:  # noqa: BLE001 - reported
+        errors.append(f"hangup {call_id}: {exc}")
+
+
 def http_client(runtime: Any) -> Callable[..., dict[str, Any]]:
     """The control API straight, with one keep-alive connection per thread: the server's share."""
     import httpx
@@ -301,18 +312,11 @@ def simulator_report(simulator: Any) -> dict[str, int]:
     return counts
 
 
-def percentile(values: list[float], p: float) -> float:
-    """Nearest-rank percentile."""
-    ordered = sorted(values)
-    rank = max(1, min(len(ordered), round(p / 100 * len(ordered) + 0.5)))
-    return ordered[rank - 1]
-
-
 def figure(name: str, calls: int, values: list[float], **extra: Any) -> dict[str, Any]:
     ms = [v * 1000 for v in values]
     line: dict[str, Any] = {"figure": name, "calls": calls}
+    line.update(percentiles(ms, "ms", (50, 95, 99), 2))
     if ms:
-        line.update({f"p{p}_ms": round(percentile(ms, p), 2) for p in (50, 95, 99)})
         line["max_ms"] = round(max(ms), 2)
     line["samples"] = len(ms)
     line.update(extra)
