@@ -11,13 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from crashkit import Person, background, callee_lines, kill, live_home, said_lines, server, stop_background
+from crashkit import (Person, background, callee_lines, kill, live_home, said_lines, server, stop_background,
+                      twilio_served)
 from instancekit import free_port
 from polling import eventually
 from twilio_caller.call_state import HomeLease, home_lease
 from twilio_caller.manifest import invoke
 from twilio_caller.runtime import Runtime
-from twilio_caller.simulator import InteractiveCallee, Simulator, SimulatorThread
+from twilio_caller.simulator import InteractiveCallee, Simulator
 from twilio_caller.transport.twilio import relay
 
 QUESTIONS = {"Hello": "Hi", "And then?": "Second reply", "Anything else?": "Third reply"}
@@ -25,9 +26,7 @@ QUESTIONS = {"Hello": "Hi", "And then?": "Second reply", "Anything else?": "Thir
 
 @pytest.fixture
 def twilio():
-    simulator = Simulator(time_scale=10.0)
-    with SimulatorThread(simulator) as running:
-        yield simulator, running.base_url
+    yield from twilio_served(10.0)
 
 
 def relay_home(home: Path, simulator: Simulator, api: str) -> Runtime:
