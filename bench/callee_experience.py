@@ -29,8 +29,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchhome import config_for
-from turn_overhead import contact_name, percentile, tool_client
+from benchstats import percentiles
+from turn_overhead import bench_client, contact_name, hang_up, tool_client
 
 
 def agent(tool: Any, index: int, turns: int, think: tuple[float, float], errors: list[str]) -> None:
@@ -48,11 +48,7 @@ def agent(tool: Any, index: int, turns: int, think: tuple[float, float], errors:
     except Exception as exc:  # noqa: BLE001 - reported, the other calls go on
         errors.append(f"{contact_name(index)}: {type(exc).__name__}: {exc}")
     finally:
-        if call_id is not None:
-            try:
-                tool("hangup", call_id=call_id)
-            except Exception as exc:  # noqa: BLE001 - reported
-                errors.append(f"hangup {call_id}: {exc}")
+        hang_up(tool, call_id, errors)
 
 
 def callee(turns: int, holding_lines: int) -> Any:
@@ -66,18 +62,13 @@ def callee(turns: int, holding_lines: int) -> Any:
 
 def run(calls: int, turns: int, think: tuple[float, float], time_scale: float,
         holding_lines: int) -> tuple[list[Any], list[str], dict[str, Any]]:
-    from twilio_caller.invocation import SIMULATE_ENV
     from twilio_caller.runtime import Runtime
     from twilio_caller.server.runner import ServerRunner, ServerThread
 
     errors: list[str] = []
     with tempfile.TemporaryDirectory(prefix="twilio-caller-bench-") as directory:
-        home = Path(directory) / "home"
-        home.mkdir()
-        (home / "config.yaml").write_text(config_for(max(calls, 3)))
-        client = Runtime(home, environ={SIMULATE_ENV: "1"})  # its tools run simulated
-        for index in range(1, calls + 1):
-            client.contacts.add(contact_name(index), f"+1312555{index:04d}", "America/Chicago")
+        client = bench_client(Path(directory) / "home", calls)
+        home = client.home
         runner = ServerRunner(Runtime(home, environ={}), simulate=True, idle_exit=False, time_scale=time_scale)
         tool = tool_client(client)
         with ServerThread(runner):
@@ -97,8 +88,8 @@ def run(calls: int, turns: int, think: tuple[float, float], time_scale: float,
 
 def figure(name: str, values: list[float], **extra: Any) -> dict[str, Any]:
     line: dict[str, Any] = {"figure": name, "samples": len(values)}
+    line.update(percentiles(values, "s", (50, 95), 2))
     if values:
-        line.update({f"p{p}_s": round(percentile(values, p), 2) for p in (50, 95)})
         line["max_s"] = round(max(values), 2)
     line.update(extra)
     return line

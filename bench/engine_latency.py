@@ -32,7 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from benchhome import config_for
-from turn_overhead import contact_name, percentile, tool_client
+from benchstats import percentiles
+from turn_overhead import contact_name, hang_up, tool_client
 
 
 class Probe:
@@ -98,11 +99,7 @@ def agent(tool: Any, probe: Probe, index: int, turns: int, samples: dict[str, li
     except Exception as exc:  # noqa: BLE001 - reported, the other calls go on
         errors.append(f"{contact_name(index)}: {type(exc).__name__}: {exc}")
     finally:
-        if call_id is not None:
-            try:
-                tool("hangup", call_id=call_id)
-            except Exception as exc:  # noqa: BLE001 - reported
-                errors.append(f"hangup {call_id}: {exc}")
+        hang_up(tool, call_id, errors)
 
 
 def run_level(engine: str, calls: int, turns: int, time_scale: float) -> tuple[dict[str, list[float]], list[str]]:
@@ -141,8 +138,7 @@ def run_level(engine: str, calls: int, turns: int, time_scale: float) -> tuple[d
 
 def figure(name: str, engine: str, calls: int, values: list[float]) -> dict[str, Any]:
     line: dict[str, Any] = {"figure": name, "engine": engine, "calls": calls, "samples": len(values)}
-    if values:
-        line.update({f"p{p}_ms": round(percentile(values, p), 1) for p in (50, 95, 99)})
+    line.update(percentiles(values, "ms", (50, 95, 99), 1))
     return line
 
 

@@ -26,6 +26,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from benchstats import percentiles
+
 CONFIG = """\
 safety:
   calling_hours: "00:00-24:00"
@@ -100,13 +102,6 @@ def call_to_create(command: list[str], home: Path, env: dict[str, str], runs: in
     return to_create, walls
 
 
-def percentile(values: list[float], p: float) -> float:
-    """Nearest-rank percentile."""
-    ordered = sorted(values)
-    rank = max(1, min(len(ordered), round(p / 100 * len(ordered) + 0.5)))
-    return ordered[rank - 1]
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=20, help="timed runs per command (default 20)")
@@ -130,8 +125,8 @@ def main(argv: list[str] | None = None) -> int:
             ms = [t * 1000 for t in seconds]
             print(json.dumps({
                 "figure": f"startup_{name}", "command": " ".join(["python", *commands[name][1:]]),
-                "min_ms": round(min(ms), 1), "p50_ms": round(percentile(ms, 50), 1),
-                "p95_ms": round(percentile(ms, 95), 1), "max_ms": round(max(ms), 1), "runs": len(ms),
+                "min_ms": round(min(ms), 1), **percentiles(ms, "ms", (50, 95), 1),
+                "max_ms": round(max(ms), 1), "runs": len(ms),
             }), flush=True)
     return 0
 

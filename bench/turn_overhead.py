@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from benchhome import config_for
+from benchstats import percentiles
 
 WEBHOOK_PATH = re.compile(r"/twilio/(?P<call_id>[^/]+)/[^/]+/(?P<route>voice|gather|hold|status)")
 
@@ -175,6 +176,30 @@ def tool_client(runtime: Any) -> Callable[..., dict[str, Any]]:
     return lambda name, **arguments: invoke(name, arguments, runtime)
 
 
+def bench_client(home: Path, calls: int) -> Any:
+    """A fresh benchmark home for `calls` calls, a contact for each; the runtime whose tools run
+    simulated (as an agent's would)."""
+    from twilio_caller.invocation import SIMULATE_ENV
+    from twilio_caller.runtime import Runtime
+
+    home.mkdir()
+    (home / "config.yaml").write_text(config_for(max(calls, 3)))
+    client = Runtime(home, environ={SIMULATE_ENV: "1"})
+    for index in range(1, calls + 1):
+        client.contacts.add(contact_name(index), f"+1312555{index:04d}", "America/Chicago")
+    return client
+
+
+def hang_up(tool: Callable[..., dict[str, Any]], call_id: str | None, errors: list[str]) -> None:
+    """Hang up a bench call that was placed; a failure goes to `errors`, never raised."""
+    if call_id is None:
+        return
+    try:
+        tool("hangup", call_id=call_id)
+    except Exception as exc:  # noqa: BLE001 - reported
+        errors.append(f"hangup {call_id}: {exc}")
+
+
 def http_client(runtime: Any) -> Callable[..., dict[str, Any]]:
     """The control API straight, with one keep-alive connection per thread: the server's share."""
     import httpx
@@ -204,19 +229,14 @@ CLIENTS = {"tool": tool_client, "http": http_client}
 def run_level(calls: int, turns: int, think_ms: float, time_scale: float, client_kind: str,
               fixes: frozenset[str], place_rate: float) -> tuple[Samples, int, float]:
     """One fresh home and server; `calls` calls at once. Returns the samples and the peak live calls."""
-    from twilio_caller.invocation import SIMULATE_ENV
     from twilio_caller.runtime import Runtime
     from twilio_caller.server.runner import ServerRunner, ServerThread
 
     probe, samples = Probe(), Samples()
     with (tempfile.TemporaryDirectory(prefix="twilio-caller-bench-") as directory,
           timed_simulator(probe), what_if(fixes)):
-        home = Path(directory) / "home"
-        home.mkdir()
-        (home / "config.yaml").write_text(config_for(max(calls, 3)))
-        client = Runtime(home, environ={SIMULATE_ENV: "1"})  # its tools run simulated
-        for index in range(1, calls + 1):
-            client.contacts.add(contact_name(index), f"+1312555{index:04d}", "America/Chicago")
+        client = bench_client(Path(directory) / "home", calls)
+        home = client.home
         runner = ServerRunner(Runtime(home, environ={}), simulate=True, idle_exit=False,
                               time_scale=time_scale)
         # The default callee (FriendlyCallee) answers every prompt with "Okay, thanks".
@@ -301,18 +321,11 @@ def simulator_report(simulator: Any) -> dict[str, int]:
     return counts
 
 
-def percentile(values: list[float], p: float) -> float:
-    """Nearest-rank percentile."""
-    ordered = sorted(values)
-    rank = max(1, min(len(ordered), round(p / 100 * len(ordered) + 0.5)))
-    return ordered[rank - 1]
-
-
 def figure(name: str, calls: int, values: list[float], **extra: Any) -> dict[str, Any]:
     ms = [v * 1000 for v in values]
     line: dict[str, Any] = {"figure": name, "calls": calls}
+    line.update(percentiles(ms, "ms", (50, 95, 99), 2))
     if ms:
-        line.update({f"p{p}_ms": round(percentile(ms, p), 2) for p in (50, 95, 99)})
         line["max_ms"] = round(max(ms), 2)
     line["samples"] = len(ms)
     line.update(extra)

@@ -94,6 +94,14 @@ class LiveServer:
                                    time_scale=time_scale)
         self.thread = ServerThread(self.runner)
 
+    def __enter__(self) -> LiveServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.thread.stop()
+        self.runtime.close()
+
     @property
     def simulator(self):
         return self.runner.simulator
@@ -114,11 +122,8 @@ class LiveServer:
 
 @pytest.fixture
 def live_server(home: Path) -> Iterator[LiveServer]:
-    server = LiveServer(home, time_scale=50, hold=0.3, unsteered=1.5)
-    server.thread.start()
-    yield server
-    server.thread.stop()
-    server.runtime.close()
+    with LiveServer(home, time_scale=50, hold=0.3, unsteered=1.5) as server:
+        yield server
 
 
 # -- PostgreSQL (issue 18) ---------------------------------------------------------------

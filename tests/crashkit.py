@@ -8,7 +8,7 @@ import os
 import re
 import signal
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,14 @@ from twilio_caller.calls import CallWriter
 from twilio_caller.runtime import Runtime
 from twilio_caller.server.client import ServerClient, ensure_server, find_server, start_lock
 from twilio_caller.server.runner import ServerRunner, ServerThread
-from twilio_caller.simulator import Simulator
+from twilio_caller.simulator import Simulator, SimulatorThread
+
+
+def twilio_served(time_scale: float) -> Iterator[tuple[Simulator, str]]:
+    """A `twilio` fixture's body: a simulator served from a thread, and its base URL."""
+    simulator = Simulator(time_scale=time_scale)
+    with SimulatorThread(simulator) as running:
+        yield simulator, running.base_url
 
 
 class Callee:

@@ -12,11 +12,11 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from polling import eventually
 from twilio_caller.runtime import Runtime
 from twilio_caller.server.client import ServerClient
 from twilio_caller.server.runfile import read_run_file
@@ -124,18 +124,23 @@ class Deployment:
 
 
 def _ready(instance: Instance, seconds: float = 60) -> ServerClient:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
+    """The instance's server once it answers /health. It is another OS process with no signal
+    to wait on (its run file and its health are all it shows), so this polls until a deadline."""
+    clients: list[ServerClient] = []
+
+    def answering() -> bool:
         if instance.process.poll() is not None:
             raise RuntimeError(f"instance {instance.instance_id} exited: "
                                + (instance.home / "serve.log").read_text()[-2000:])
         info = read_run_file(instance.home)
-        if info is not None and (info.get("instance_id") or "") == instance.instance_id:
-            client = ServerClient(info)
-            if client.health() is not None:
-                return client
-        time.sleep(0.1)
-    raise RuntimeError(f"instance {instance.instance_id} did not start")
+        if info is None or (info.get("instance_id") or "") != instance.instance_id:
+            return False
+        clients.append(ServerClient(info))
+        return clients[-1].health() is not None
+
+    if not eventually(answering, seconds):
+        raise RuntimeError(f"instance {instance.instance_id} did not start")
+    return clients[-1]
 
 
 def number(index: int) -> str:

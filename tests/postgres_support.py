@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import secrets
-import time
+import threading
 from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import quote
@@ -52,7 +52,8 @@ def race(target: Any, url: str, *arguments: Any) -> list[Any]:
 
     spawn = multiprocessing.get_context("spawn")
     barrier, results = spawn.Barrier(PROCESSES), spawn.Queue()
-    processes = [spawn.Process(target=target, args=(url, *arguments, n, barrier, results))
+    counted = spawn.Barrier(PROCESSES)  # reserve_in_process: where the racers meet inside the race window
+    processes = [spawn.Process(target=target, args=(url, *arguments, n, barrier, counted, results))
                  if arguments else spawn.Process(target=target, args=(url, barrier, results))
                  for n in range(PROCESSES)]
     for process in processes:
@@ -65,18 +66,32 @@ def race(target: Any, url: str, *arguments: Any) -> list[Any]:
     return outcomes
 
 
-def _verdict(rule: str, usage: Any) -> tuple[bool, str | None]:
+MEET_SECONDS = 1.0
+
+
+def _verdict(rule: str, usage: Any, counted: Any) -> tuple[bool, str | None]:
     if rule == "contact_cap":
         allowed = usage.contact_calls_today < 3
     elif rule == "concurrency":
         allowed = usage.live_calls < 2
     else:  # min_gap: nothing placed to this contact yet
         allowed = usage.last_contact_call_at is None
-    time.sleep(0.05)  # widens the window between counting and recording (what the locks close)
+    _meet_the_other_racers(counted)
     return allowed, None if allowed else rule
 
 
-def reserve_in_process(url: str, rule: str, n: int, barrier: Any, results: Any) -> None:
+def _meet_the_other_racers(counted: Any) -> None:
+    """Between counting and recording (the window the locks close), until every racer has
+    counted: without the locks all count before any records. With them, the one inside waits
+    MEET_SECONDS at most (the others wait on the lock); the barrier then breaks and nobody
+    waits again."""
+    try:
+        counted.wait(timeout=MEET_SECONDS)
+    except threading.BrokenBarrierError:
+        pass
+
+
+def reserve_in_process(url: str, rule: str, n: int, barrier: Any, counted: Any, results: Any) -> None:
     """Open the store, wait for every process at the barrier, then reserve one call."""
     from dataclasses import dataclass
 
@@ -101,7 +116,7 @@ def reserve_in_process(url: str, rule: str, n: int, barrier: Any, results: Any) 
         reservation = Reservation(tool="call", to_number=number, contact_id=None, message="Hi", now=RACE_NOW,
                                   day=RACE_DAY, call=NewCall(id=f"call_{n}", token="t", to_number=number,
                                                              mode="notify"))
-        _, reserved = store.ledger.reserve(reservation, lambda usage: Verdict(*_verdict(rule, usage)))
+        _, reserved = store.ledger.reserve(reservation, lambda usage: Verdict(*_verdict(rule, usage, counted)))
         results.put(reserved.call_id)
     except Exception as exc:  # reported to the test, which fails on it (no silent hang)
         results.put(f"error: {exc}")

@@ -22,17 +22,13 @@ def serve(home: Path, extra: str = "", *, unsteered: float = 60) -> LiveServer:
     """A live server; a call waits for asynchronous detection no longer than `unsteered`
     seconds of real time, which must outlast the detection callback on a busy machine (else
     the goodbye meant for a person is what the machine records)."""
-    server = LiveServer(home, time_scale=50, hold=0.3, unsteered=unsteered, extra_config=extra)
-    server.thread.start()
-    return server
+    return LiveServer(home, time_scale=50, hold=0.3, unsteered=unsteered, extra_config=extra)
 
 
 @pytest.fixture
 def server(home: Path) -> Iterator[LiveServer]:
-    running = serve(home)
-    yield running
-    running.thread.stop()
-    running.runtime.close()
+    with serve(home) as running:
+        yield running
 
 
 def amd_events(server: LiveServer, call_id: str) -> list[str]:
@@ -70,22 +66,17 @@ def test_async_a_machine_gets_the_message_after_the_beep(server: LiveServer) -> 
 
 
 def test_async_hang_up_mode_leaves_no_message(home: Path) -> None:
-    server = serve(home, "voicemail: {mode: hang-up}\n")
-    try:
+    with serve(home, "voicemail: {mode: hang-up}\n") as server:
         server.script("Contact3", answer="machine", greeting_seconds=6)
         result = server.tool("call", to="Contact3", message="Secret plans")
         assert result["answered_by"] == "machine" and result["voicemail_left"] is False
         record = server.simulator.call(result["twilio_sid"])
         assert not any("calling with a message" in u.text for u in record.heard)
         assert record.status == "completed"
-    finally:
-        server.thread.stop()
-        server.runtime.close()
 
 
 def test_sync_waits_for_the_decision_before_the_first_fetch(home: Path) -> None:
-    server = serve(home, "voicemail: {detection: sync}\n")
-    try:
+    with serve(home, "voicemail: {detection: sync}\n") as server:
         server.script("Contact4", answer="human")
         result = server.tool("call", to="Contact4", message="Hello")
         record = server.simulator.call(result["twilio_sid"])
@@ -98,23 +89,16 @@ def test_sync_waits_for_the_decision_before_the_first_fetch(home: Path) -> None:
         machine = server.tool("call", to="Contact5", message="Call Robert back about Friday")
         assert machine["answered_by"] == "machine" and machine["voicemail_left"] is True
         assert VOICEMAIL_LINE in [u.text for u in server.simulator.call(machine["twilio_sid"]).voicemail]
-    finally:
-        server.thread.stop()
-        server.runtime.close()
 
 
 def test_off_detects_nothing(home: Path) -> None:
-    server = serve(home, "voicemail: {detection: 'off'}\n")
-    try:
+    with serve(home, "voicemail: {detection: 'off'}\n") as server:
         server.script("Contact6", answer="machine", greeting_seconds=2)
         result = server.tool("call", to="Contact6", message="Hello")
         record = server.simulator.call(result["twilio_sid"])
         assert record.options.machine_detection is None and not record.options.async_amd
         assert result["answered_by"] is None and result["voicemail_left"] is False
         assert [t["text"] for t in result["transcript"]][1:] == ["Hello", "Goodbye."]  # spoken as to a person
-    finally:
-        server.thread.stop()
-        server.runtime.close()
 
 
 def test_a_bad_detection_value_is_refused_with_the_key(home: Path) -> None:
@@ -129,8 +113,7 @@ def test_a_bad_detection_value_is_refused_with_the_key(home: Path) -> None:
 
 
 def test_the_amd_callback_is_signed_replay_safe_and_late_results_change_nothing(home: Path) -> None:
-    server = serve(home, unsteered=30)
-    try:
+    with serve(home, unsteered=30) as server:
         server.script("Contact7", answer="human", replies=[{"say": "Hi"}])
         placed = server.tool("call", to="Contact7", message="Hello", keep_open=True)
         hook = Hook(server, placed, None)
@@ -153,9 +136,6 @@ def test_the_amd_callback_is_signed_replay_safe_and_late_results_change_nothing(
         after = server.tool("call_status", call_id=call_id)
         assert amd_events(server, call_id) == ["human", "machine"]
         assert after["transcript"] == ended["transcript"] and after["answered_by"] == ended["answered_by"]
-    finally:
-        server.thread.stop()
-        server.runtime.close()
 
 
 def _token(server: LiveServer, call_id: str) -> str:

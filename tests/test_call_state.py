@@ -19,11 +19,8 @@ PARALLEL = 50
 @pytest.fixture
 def server(home: Path):
     """A simulate-mode server whose calls wait for the agent (no unsteered close mid-test)."""
-    running = LiveServer(home, time_scale=50, hold=0.3, unsteered=60)
-    running.thread.start()
-    yield running
-    running.thread.stop()
-    running.runtime.close()
+    with LiveServer(home, time_scale=50, hold=0.3, unsteered=60) as running:
+        yield running
 
 
 def answers(server: LiveServer, call_id: str) -> dict[str, str]:

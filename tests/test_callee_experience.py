@@ -17,18 +17,14 @@ HOLDING_LINE = "oh and bring the receipts"
 
 
 def serve(home: Path, acknowledge: float = 0) -> LiveServer:
-    server = LiveServer(home, time_scale=50, hold=0.3, unsteered=30, acknowledge=acknowledge)
-    server.thread.start()
-    return server
+    return LiveServer(home, time_scale=50, hold=0.3, unsteered=30, acknowledge=acknowledge)
 
 
 @pytest.fixture
 def quiet(home: Path) -> Iterator[LiveServer]:
     """Acknowledgements off: only what the callee says matters here."""
-    server = serve(home)
-    yield server
-    server.thread.stop()
-    server.runtime.close()
+    with serve(home) as server:
+        yield server
 
 
 def test_words_said_while_held_reach_the_agent_marked_as_such(quiet: LiveServer) -> None:
@@ -67,8 +63,7 @@ def test_an_opt_out_said_while_held_ends_the_call(quiet: LiveServer) -> None:
 
 
 def test_one_acknowledgement_per_wait(home: Path) -> None:
-    server = serve(home, acknowledge=0.2)
-    try:
+    with serve(home, acknowledge=0.2) as server:
         server.script("Contact13", replies=[{"say": "Hi"}, {"say": "Friday works"}])
         placed = server.tool("call", to="Contact13", message="Hello", keep_open=True)
         record = server.simulator.call(placed["twilio_sid"])
@@ -89,9 +84,6 @@ def test_one_acknowledgement_per_wait(home: Path) -> None:
         assert acks() == [ACKS[0], ACKS[1]]
         ended = server.tool("hangup", call_id=placed["call_id"])
         assert [t["text"] for t in ended["transcript"]].count(ACKS[0]) == 1
-    finally:
-        server.thread.stop()
-        server.runtime.close()
 
 
 def test_latency_marks_reach_the_record_and_the_latency_command(quiet: LiveServer, capsys) -> None:

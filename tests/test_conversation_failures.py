@@ -15,11 +15,8 @@ from twilio_caller.errors import ConfigError
 
 @pytest.fixture
 def server(home: Path):
-    running = LiveServer(home, time_scale=50, hold=0.3, unsteered=60)
-    running.thread.start()
-    yield running
-    running.thread.stop()
-    running.runtime.close()
+    with LiveServer(home, time_scale=50, hold=0.3, unsteered=60) as running:
+        yield running
 
 
 def test_a_status_callback_the_store_refuses_reaches_the_waiting_agent(server) -> None:

@@ -15,23 +15,28 @@ from conftest import LiveServer
 from polling import eventually
 from crashkit import (Callee, Person, background, callee_lines, final_status_callback, gather_post,
                       hold_starts_until, kill, live_home, said_lines, server, stop_background,
-                      wait_for_turn)
+                      twilio_served, wait_for_turn)
 from twilio_caller.errors import ServerUnavailableError
 from twilio_caller.invocation import Invocation
 from twilio_caller.manifest import invoke
 from twilio_caller.runtime import Runtime
 from twilio_caller.server.client import ensure_server, find_server
 from twilio_caller.server.runfile import run_file
-from twilio_caller.simulator import InteractiveCallee, Simulator, SimulatorThread
+from twilio_caller.simulator import InteractiveCallee, Simulator
 
 GHOSTS = 3
 
 
 @pytest.fixture
 def twilio():
-    simulator = Simulator(time_scale=10.0)
-    with SimulatorThread(simulator) as running:
-        yield simulator, running.base_url
+    yield from twilio_served(10.0)
+
+
+def answering(simulator: Simulator, *replies: str, ring_seconds: float = 0.2) -> None:
+    """Contact1's callee gives `replies` in turn, each as soon as asked."""
+    responder = Callee(*replies)
+    responder.release.set()
+    simulator.set_callee("+13125550101", InteractiveCallee(responder, ring_seconds=ring_seconds))
 
 
 def test_a_restarted_server_continues_the_gather_sequence(home: Path, twilio) -> None:
@@ -113,9 +118,7 @@ def test_a_server_holding_the_home_is_never_doubled(home: Path, twilio) -> None:
     that would take the first one's calls: it says so (exit 7)."""
     simulator, api = twilio
     runtime = live_home(home, simulator, api)
-    responder = Callee("Hi", "Yes")
-    responder.release.set()
-    simulator.set_callee("+13125550101", InteractiveCallee(responder, ring_seconds=0.2))
+    answering(simulator, "Hi", "Yes")
     first = ensure_server(home, simulate=False)
     placed = invoke("call", {"to": "Contact1", "message": "Hello", "keep_open": True}, runtime)
     run_file(home).unlink()
@@ -167,9 +170,7 @@ def test_a_call_killed_while_ringing_is_answered_by_the_next_server(home: Path, 
     opening is said once, the reply recorded once, the call ends completed."""
     simulator, api = twilio
     runtime = live_home(home, simulator, api)
-    responder = Callee("Hi there")
-    responder.release.set()
-    simulator.set_callee("+13125550101", InteractiveCallee(responder, ring_seconds=25))  # 2.5 s here, under the ring timeout
+    answering(simulator, "Hi there", ring_seconds=25)  # 2.5 s here, under the ring timeout
     first = ensure_server(home, simulate=False)
     placed = invoke("call", {"to": "Contact1", "message": "Hello", "interactive": True, "wait": False}, runtime)
     record = simulator.call(placed["twilio_sid"])
@@ -218,9 +219,7 @@ def test_crash_matrix_a_keep_open_call_loses_and_doubles_no_turn(home: Path, twi
     the store."""
     simulator, api = twilio
     runtime = live_home(home, simulator, api)
-    responder = Callee("Hi", "Second reply", "Third reply")
-    responder.release.set()
-    simulator.set_callee("+13125550101", InteractiveCallee(responder, ring_seconds=25))  # 2.5 s here
+    answering(simulator, "Hi", "Second reply", "Third reply", ring_seconds=25)  # 2.5 s here
     first = ensure_server(home, simulate=False)
     placed = invoke("call", {"to": "Contact1", "message": "Hello", "keep_open": True, "wait": False}, runtime)
     call_id = placed["call_id"]
@@ -265,9 +264,7 @@ def test_replays_of_every_route_after_a_restart_get_the_answer_on_record(home: P
 
     simulator, api = twilio
     runtime = live_home(home, simulator, api)
-    responder = Callee("Hi", "Fine, thanks")
-    responder.release.set()
-    simulator.set_callee("+13125550101", InteractiveCallee(responder, ring_seconds=0.2))
+    answering(simulator, "Hi", "Fine, thanks")
     first = ensure_server(home, simulate=False)
     placed = invoke("call", {"to": "Contact1", "message": "Hello", "keep_open": True, "wait": False}, runtime)
     assert invoke("wait", {"call_id": placed["call_id"], "timeout_seconds": 30}, runtime)["reply"]["text"] == "Hi"

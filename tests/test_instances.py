@@ -10,12 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from crashkit import twilio_served
 from instancekit import PUBLIC, QUESTIONS, RING_SECONDS, Deployment, answer, converse, number, person, question
 from polling import eventually
 from twilio_caller.errors import ServerUnavailableError, TwilioCallerError
 from twilio_caller.server.client import ensure_server
 from twilio_caller.server.runfile import read_run_file
-from twilio_caller.simulator import InteractiveCallee, Simulator, SimulatorThread
+from twilio_caller.simulator import InteractiveCallee
 
 pytest.importorskip("psycopg")
 CALLS = 3  # the soak's size in the suite (bench/instances.py: 50 and 200)
@@ -23,9 +24,7 @@ CALLS = 3  # the soak's size in the suite (bench/instances.py: 50 and 200)
 
 @pytest.fixture
 def twilio():
-    simulator = Simulator(time_scale=10.0)
-    with SimulatorThread(simulator) as running:
-        yield simulator, running.base_url
+    yield from twilio_served(10.0)
 
 
 def deploy(root: Path, url: str, twilio, calls: int, **options) -> Deployment:

@@ -6,6 +6,7 @@ The repository contracts themselves run on both stores in test_repositories.py."
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ from twilio_caller.store.sqlite import SqliteStore
 
 psycopg = pytest.importorskip("psycopg")
 from twilio_caller.store.postgres import PostgresStore  # noqa: E402 - needs psycopg
+from twilio_caller.store.postgres.read_back import PgReader  # noqa: E402 - needs psycopg
 
 PROCESSES = pg.PROCESSES
 
@@ -221,6 +223,24 @@ def _waiting_on_a_lock(url: str) -> bool:
                                   " (SELECT oid FROM pg_database WHERE datname = current_database())").fetchone()[0])
 
 
+def _read_back_then_close(store: PostgresStore, scenario: Callable[[PgReader], Awaitable[None]]) -> None:
+    """`scenario` with the store's async reader (the server's), on an event loop of its own;
+    then the reader and the store are closed, whatever happened."""
+    import asyncio
+
+    async def with_reader() -> None:
+        reader = store.reader()
+        try:
+            await scenario(reader)
+        finally:
+            await reader.close()
+
+    try:
+        asyncio.run(with_reader())
+    finally:
+        store.close()
+
+
 def test_the_servers_read_back_reports_a_pool_with_no_free_connection_and_goes_on(postgres_url: str) -> None:
     """The async read-back (the server's event loop) on a pool of one: while that connection
     waits on a lock another session holds, a second read-back is a clear error after the pool's
@@ -233,29 +253,22 @@ def test_the_servers_read_back_reports_a_pool_with_no_free_connection_and_goes_o
     store = PostgresStore(postgres_url, pool_size=1, pool_timeout=0.3)
     store.calls.insert(NewCall(id="call_busy", token="t", to_number="+13125550101", mode="notify"), pg.RACE_NOW)
 
-    async def scenario() -> None:
-        reader = store.reader()
+    async def scenario(reader: PgReader) -> None:
+        await reader.read_back("call_busy")  # its one connection is open
+        locker = _calls_locked_by_another_session(postgres_url)
         try:
-            await reader.read_back("call_busy")  # its one connection is open
-            locker = _calls_locked_by_another_session(postgres_url)
-            try:
-                first = asyncio.ensure_future(reader.read_back("call_busy"))
-                assert await asyncio.to_thread(eventually, lambda: _waiting_on_a_lock(postgres_url))
-                with pytest.raises(ConfigError, match="all 1 of this process's connections stayed busy"):
-                    await reader.read_back("call_busy")
-                assert not first.done()
-            finally:
-                locker.execute("ROLLBACK")
-                locker.close()
-            found = await asyncio.wait_for(first, 30)
-            assert found is not None and found.row["id"] == "call_busy"
+            first = asyncio.ensure_future(reader.read_back("call_busy"))
+            assert await asyncio.to_thread(eventually, lambda: _waiting_on_a_lock(postgres_url))
+            with pytest.raises(ConfigError, match="all 1 of this process's connections stayed busy"):
+                await reader.read_back("call_busy")
+            assert not first.done()
         finally:
-            await reader.close()
+            locker.execute("ROLLBACK")
+            locker.close()
+        found = await asyncio.wait_for(first, 30)
+        assert found is not None and found.row["id"] == "call_busy"
 
-    try:
-        asyncio.run(scenario())
-    finally:
-        store.close()
+    _read_back_then_close(store, scenario)
 
 
 def test_the_servers_read_back_survives_lost_connections(postgres_url: str) -> None:
@@ -268,17 +281,10 @@ def test_the_servers_read_back_survives_lost_connections(postgres_url: str) -> N
     store = PostgresStore(postgres_url + "&application_name=store_under_test")
     store.calls.insert(NewCall(id="call_lost", token="t", to_number="+13125550101", mode="notify"), pg.RACE_NOW)
 
-    async def scenario() -> None:
-        reader = store.reader()
-        try:
-            assert await reader.read_back("call_lost") is not None
-            await asyncio.to_thread(_end_the_stores_session, postgres_url)
-            again = await reader.read_back("call_lost")
-            assert again is not None and again.row["id"] == "call_lost"
-        finally:
-            await reader.close()
+    async def scenario(reader: PgReader) -> None:
+        assert await reader.read_back("call_lost") is not None
+        await asyncio.to_thread(_end_the_stores_session, postgres_url)
+        again = await reader.read_back("call_lost")
+        assert again is not None and again.row["id"] == "call_lost"
 
-    try:
-        asyncio.run(scenario())
-    finally:
-        store.close()
+    _read_back_then_close(store, scenario)

@@ -8,16 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from crashkit import Callee, Person, background, kill, live_home, server
+from crashkit import Callee, Person, background, kill, live_home, server, twilio_served
 from twilio_caller.manifest import invoke
-from twilio_caller.simulator import InteractiveCallee, Simulator, SimulatorThread
+from twilio_caller.simulator import InteractiveCallee
 
 
 @pytest.fixture
 def twilio():
-    simulator = Simulator(time_scale=1.0)
-    with SimulatorThread(simulator) as running:
-        yield simulator, running.base_url
+    yield from twilio_served(1.0)
 
 
 def test_a_call_still_live_is_taken_back_by_the_next_server(home: Path, twilio) -> None:

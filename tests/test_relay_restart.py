@@ -11,13 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from crashkit import Person, background, callee_lines, kill, live_home, said_lines, server, stop_background
+from crashkit import (Person, background, callee_lines, kill, live_home, said_lines, server, stop_background,
+                      twilio_served)
 from instancekit import free_port
 from polling import eventually
 from twilio_caller.call_state import HomeLease, home_lease
 from twilio_caller.manifest import invoke
 from twilio_caller.runtime import Runtime
-from twilio_caller.simulator import InteractiveCallee, Simulator, SimulatorThread
+from twilio_caller.simulator import InteractiveCallee, Simulator
 from twilio_caller.transport.twilio import relay
 
 QUESTIONS = {"Hello": "Hi", "And then?": "Second reply", "Anything else?": "Third reply"}
@@ -25,9 +26,7 @@ QUESTIONS = {"Hello": "Hi", "And then?": "Second reply", "Anything else?": "Thir
 
 @pytest.fixture
 def twilio():
-    simulator = Simulator(time_scale=10.0)
-    with SimulatorThread(simulator) as running:
-        yield simulator, running.base_url
+    yield from twilio_served(10.0)
 
 
 def relay_home(home: Path, simulator: Simulator, api: str) -> Runtime:
@@ -39,6 +38,17 @@ def relay_home(home: Path, simulator: Simulator, api: str) -> Runtime:
 
 def engine_on_record(runtime: Runtime, call_id: str) -> str:
     return str(runtime.store.query("SELECT engine FROM calls WHERE id = ?", (call_id,))[0]["engine"])
+
+
+def answered_again_then_hung_up(runtime: Runtime, call_id: str, second: dict) -> dict:
+    """After the restart: the cut question's reply came, the next question is answered, and
+    hanging up completes the call; what `hangup` returned."""
+    assert second["reply"]["text"] == "Second reply"
+    third = invoke("say", {"call_id": call_id, "message": "Anything else?"}, runtime)
+    assert third["reply"]["text"] == "Third reply"
+    ended = invoke("hangup", {"call_id": call_id}, runtime)
+    assert ended["status"] == "completed"
+    return ended
 
 
 def test_a_relay_call_killed_mid_question_goes_on_over_a_new_socket_and_the_tool_gets_the_reply(
@@ -70,11 +80,7 @@ def test_a_relay_call_killed_mid_question_goes_on_over_a_new_socket_and_the_tool
             person.release.set()
             assert came_back.wait(30)
             second = asking.result(timeout=90)
-        assert second["reply"]["text"] == "Second reply"
-        third = invoke("say", {"call_id": call_id, "message": "Anything else?"}, runtime)
-        assert third["reply"]["text"] == "Third reply"
-        ended = invoke("hangup", {"call_id": call_id}, runtime)
-        assert ended["status"] == "completed"
+        ended = answered_again_then_hung_up(runtime, call_id, second)
         record = simulator.call(sid)
         assert record.wait(10) and record.status == "completed"
         assert callee_lines(ended) == ["Hi", "Second reply", "Third reply"]
@@ -158,11 +164,7 @@ def test_a_killed_servers_handoff_reaching_the_restarted_server_first_carries_th
             reconciled.set()
             person.release.set()
             second = asking.result(timeout=90)
-        assert second["reply"]["text"] == "Second reply"
-        third = invoke("say", {"call_id": call_id, "message": "Anything else?"}, runtime)
-        assert third["reply"]["text"] == "Third reply"
-        ended = invoke("hangup", {"call_id": call_id}, runtime)
-        assert ended["status"] == "completed"
+        ended = answered_again_then_hung_up(runtime, call_id, second)
         assert record.wait(10) and record.status == "completed"
 
         dropped, *rest = [r for r in record.requests if r.url.endswith("/handoff")]

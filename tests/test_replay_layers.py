@@ -36,11 +36,8 @@ DUPLICATES = 8
 def server(home: Path):
     """A server whose held answers wait 3 s for the agent: duplicates of a request can land
     while its answer is being made (inside the simulator's 15 s limit)."""
-    running = LiveServer(home, time_scale=50, hold=3, unsteered=60)
-    running.thread.start()
-    yield running
-    running.thread.stop()
-    running.runtime.close()
+    with LiveServer(home, time_scale=50, hold=3, unsteered=60) as running:
+        yield running
 
 
 def callee_lines(hook: Hook) -> list[str]:

@@ -13,9 +13,7 @@ OPENING = "Hi, this is Yamani, Robert's AI assistant."
 
 
 def serve(home: Path, extra: str = "") -> LiveServer:
-    server = LiveServer(home, time_scale=50, hold=0.3, unsteered=5, extra_config=extra)
-    server.thread.start()
-    return server
+    return LiveServer(home, time_scale=50, hold=0.3, unsteered=5, extra_config=extra)
 
 
 def elevenlabs_config(stand_in: StandIn) -> str:
@@ -24,8 +22,7 @@ def elevenlabs_config(stand_in: StandIn) -> str:
 
 
 def test_elevenlabs_audio_is_generated_before_dialing_and_played(home: Path, eleven: StandIn) -> None:
-    server = serve(home, elevenlabs_config(eleven))
-    try:
+    with serve(home, elevenlabs_config(eleven)) as server:
         result = server.tool("call", to="Contact1", message="Your table is ready")
         record = server.simulator.call(result["twilio_sid"])
         played = [u for u in record.heard if u.kind == "play"]
@@ -39,22 +36,17 @@ def test_elevenlabs_audio_is_generated_before_dialing_and_played(home: Path, ele
         asked = len(eleven.requests)
         server.tool("call", to="Contact2", message="Your table is ready")
         assert len(eleven.requests) == asked  # all three lines came from the cache
-    finally:
-        server.thread.stop()
 
 
 def test_elevenlabs_failures_fall_back_to_say_and_are_reported(home: Path, eleven: StandIn) -> None:
     eleven.mode = 500
-    server = serve(home, elevenlabs_config(eleven))
-    try:
+    with serve(home, elevenlabs_config(eleven)) as server:
         result = server.tool("call", to="Contact1", message="Hello there")
         assert result["status"] == "completed"
         record = server.simulator.call(result["twilio_sid"])
         assert [u.kind for u in record.heard] == ["say", "say", "say"]
         assert {f["reason"] for f in result["audio_fallbacks"]} == {"server-error"}
         assert API_KEY not in str(result)
-    finally:
-        server.thread.stop()
 
 
 def test_a_machine_gets_the_message_after_the_beep(live_server) -> None:
@@ -66,14 +58,11 @@ def test_a_machine_gets_the_message_after_the_beep(live_server) -> None:
 
 
 def test_voicemail_mode_hang_up_leaves_nothing(home: Path) -> None:
-    server = serve(home, "voicemail: {mode: hang-up}\n")
-    try:
+    with serve(home, "voicemail: {mode: hang-up}\n") as server:
         server.script("Contact4", answer="machine", greeting_seconds=2)
         result = server.tool("call", to="Contact4", message="Secret plans")
         assert result["answered_by"] == "machine" and result["voicemail_left"] is False
         assert server.simulator.call(result["twilio_sid"]).voicemail == []
-    finally:
-        server.thread.stop()
 
 
 def test_send_digits_navigates_a_menu_and_turns_detection_off(live_server) -> None:

@@ -210,12 +210,20 @@ def test_cli_rejects_bad_arguments(capsys: pytest.CaptureFixture[str]) -> None:
 EXIT_SECONDS = 60
 
 
-def test_cli_serves_prints_credentials_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+def _ignore_ctrl_c() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@pytest.mark.parametrize("inherited", ["default", "ignored"])
+def test_cli_serves_prints_credentials_and_stops_on_ctrl_c(tmp_path: Path, inherited: str) -> None:
+    """Ctrl-C stops it also when it starts with SIGINT ignored, as a script's background job
+    (`simulator &`) and every process it starts do: Python then leaves SIGINT ignored."""
     code = "import sys; from twilio_caller.simulator.cli import main; sys.exit(main(sys.argv[1:]))"
     process = subprocess.Popen(
         [sys.executable, "-c", code, "--port", "0", "--account-sid", ACCOUNT_SID, "--auth-token", AUTH_TOKEN],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+        preexec_fn=_ignore_ctrl_c if inherited == "ignored" else None,
     )
     try:
         assert process.stdout is not None
@@ -233,4 +241,4 @@ def test_cli_serves_prints_credentials_and_stops_on_ctrl_c(tmp_path: Path) -> No
             process.kill()
             process.communicate()
             raise
-    assert process.returncode == 0 and "Traceback" not in err
+    assert process.returncode == 0 and "Traceback" not in err and "simulator stopped" in err

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import sys
 from typing import TextIO
 
@@ -39,8 +40,9 @@ def main(argv: list[str]) -> int:
     except SimulatorError as error:
         print(f"twilio-caller simulator: {error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("simulator stopped", file=sys.stderr)
+    except KeyboardInterrupt:  # Ctrl-C before the event loop runs, or a second one while it stops
+        pass
+    print("simulator stopped", file=sys.stderr)
     return 0
 
 
@@ -64,9 +66,30 @@ def _is_account_sid(value: str) -> bool:
 
 
 async def _serve(simulator: Simulator, host: str, port: int, out: TextIO) -> None:
-    async with SimulatorServer(simulator, host, port) as server:
-        _announce(server.base_url, simulator, out)
-        await asyncio.Event().wait()
+    ctrl_c = _ctrl_c_event()
+    try:
+        async with SimulatorServer(simulator, host, port) as server:
+            _announce(server.base_url, simulator, out)
+            await ctrl_c.wait()
+    finally:
+        asyncio.get_running_loop().remove_signal_handler(signal.SIGINT)
+
+
+def _ctrl_c_event() -> asyncio.Event:
+    """An event the first Ctrl-C sets; a second one interrupts the shutdown (KeyboardInterrupt).
+
+    SIGINT gets a handler of its own: asyncio.run stops on it only while SIGINT has Python's
+    default handler, and a process started with SIGINT ignored (a script's background job, and
+    all it starts) keeps it ignored, so Ctrl-C would never stop the simulator."""
+    loop = asyncio.get_running_loop()
+    ctrl_c = asyncio.Event()
+
+    def first_ctrl_c() -> None:
+        loop.remove_signal_handler(signal.SIGINT)  # back to Python's default handler
+        ctrl_c.set()
+
+    loop.add_signal_handler(signal.SIGINT, first_ctrl_c)
+    return ctrl_c
 
 
 def _announce(base_url: str, simulator: Simulator, out: TextIO) -> None:
