@@ -1,7 +1,8 @@
 """A kept-open call's turns in the conversation core, without HTTP (a fake transport, the manual
 clock): what the agent's stream hears of words said while held; the latency marks of a turn, on
 record in their order and dated at the end of the callee's speech; which acknowledgement comes
-next; and none after the agent has acted."""
+next; and none after the agent has acted; a line of the agent's in another language than the
+call's reaches the transport in that language."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from twilio_caller.clock import ManualClock
 from twilio_caller.conversation import Budgets, Conversation
 from twilio_caller.runtime import Runtime
 from twilio_caller.sessions import CallSession, Speak
-from twilio_caller.transport.port import Answered, Heard, Hold, Say
+from twilio_caller.transport.port import Answered, Ask, Heard, Hold, Line, Say
 from twilio_caller.transport.port import Ready as ReadyEvent
 
 ACKS = ("Mm-hm.", "One moment.", "Still with you.")
@@ -101,3 +102,14 @@ def test_a_listening_turn_nobody_asked_for_records_nothing_and_takes_nothing(run
     assert [o.text for o in session.outcomes] == ["Go ahead"] and not waiting.delivered.is_set()
     record = CallWriter(runtime.store, runtime.clock).get(session.call_id)
     assert "Hello?" not in [turn["text"] for turn in record["transcript"]]
+
+
+def test_a_line_in_another_language_reaches_the_transport_in_it_said_or_asked(runtime, transport, loop) -> None:
+    core = make_core(runtime, transport)
+    session = replied(runtime, core, loop)
+    session.submit(Speak("Un momento, por favor.", expect_reply=False, language="es-MX"))
+    said = transport.command(loop.run_until_complete(core.answer(session, ReadyEvent(1))))
+    assert said == Say((Line("Un momento, por favor.", None, "es-MX"),), resume=2)
+    session.submit(Speak("¿Le va bien el viernes?", expect_reply=True, language="es-MX"))
+    asked = transport.command(loop.run_until_complete(core.answer(session, ReadyEvent(2))))
+    assert asked == Ask((Line("¿Le va bien el viernes?", None, "es-MX"),), turn=2)
