@@ -257,6 +257,14 @@ def test_the_check_for_a_call_a_failed_create_made_reads_one_page_of_twenty(dial
     assert [params["PageSize"] for params in listed] == [["20"]]
 
 
+def test_the_credentials_check_reads_one_call_only(dial, twilio: StandIn) -> None:
+    """doctor proves the credentials with recent_calls(limit=1): one call of one page, not
+    the account's whole history."""
+    twilio.calls = [call("CA" + digit * 32, NOW, status="completed") for digit in "789"]
+    assert telephony(twilio, dial.runtime).recent_calls(limit=1) == ["CA" + "7" * 32]
+    assert [params["PageSize"] for method, _path, params in twilio.requests if method == "GET"] == [["1"]]
+
+
 @pytest.mark.parametrize("behind", [0, 4, 5])
 def test_a_call_twilio_created_within_the_clock_tolerance_is_adopted(dial, twilio: StandIn, behind: int) -> None:
     """Twilio's clock may be a few seconds behind ours: a call it dates up to 5 s before the
