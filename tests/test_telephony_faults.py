@@ -325,6 +325,14 @@ def test_a_failed_listing_says_whether_trying_again_may_help(dial, twilio: Stand
     assert failed.value.retryable is retryable
 
 
+def test_the_sdk_gives_a_stalled_request_15_seconds(dial, twilio: StandIn) -> None:
+    """The limit the stall test below waits out, pinned without waiting (no test asserts a
+    duration): the SDK client whose request reached the stand-in gives each request 15 s."""
+    dialing = telephony(twilio, dial.runtime)
+    assert dialing.recent_calls(limit=1) == []
+    assert twilio.requests and dialing._sdk().http_client.timeout == 15
+
+
 def test_a_create_that_stalls_is_given_up_then_checked_and_retried(dial, twilio: StandIn) -> None:
     """Twilio accepts the connection and never answers: the request times out (15 s) instead
     of holding the call forever; the recent calls show no call, so it is created again."""
