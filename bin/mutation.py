@@ -292,9 +292,14 @@ TIMED_OUT = 124  # a worker's exit code when one test ran far longer than in the
 
 
 def _hung(test: str) -> None:
-    """The watchdog: name the test that hung (TC_FAILED_OUT + ".hung"), end the worker."""
-    if os.environ.get("TC_FAILED_OUT"):
-        Path(os.environ["TC_FAILED_OUT"] + ".hung").write_text(test)
+    """The watchdog: name the test that hung (TC_FAILED_OUT + ".hung"), end the worker. A test
+    that failed before hanging — its teardown waits for a call the mutant broke — has killed
+    the mutant: the worker ends as failed (a kill now, not a timeout and its recheck)."""
+    failed = os.environ.get("TC_FAILED_OUT")
+    if failed and Path(failed).exists():
+        os._exit(1)
+    if failed:
+        Path(failed + ".hung").write_text(test)
     os._exit(TIMED_OUT)
 
 

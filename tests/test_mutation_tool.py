@@ -204,3 +204,33 @@ def test_a_module_edited_during_the_run_stops_it_before_any_mutant_runs(project:
     assert "pkg/limits.py changed on disk since the run read it" in done.stderr, done.stdout + done.stderr
     assert "Traceback" not in done.stdout + done.stderr
     assert not [line for line in done.stdout.splitlines() if line.startswith("  [")], done.stdout  # none judged
+
+
+TEARDOWN_HANGS = '''
+import threading
+
+import pytest
+
+from pkg.limits import size
+
+
+@pytest.fixture
+def server():
+    yield
+    if size(11) != "big":  # the code is wrong: what the teardown waits for never comes
+        threading.Event().wait()
+
+
+def test_size(server):
+    assert size(11) == "big"
+'''
+
+
+def test_a_test_that_fails_then_hangs_in_its_teardown_kills_the_mutant(project: Path) -> None:
+    (project / "tests" / "test_limits.py").write_text(TEARDOWN_HANGS)
+    done = _run(project, MODULE, "-v")
+    outcomes = {line.split(": ", 1)[1]: line.split("] ", 1)[1].split(" ", 1)[0]
+                for line in done.stdout.splitlines() if line.startswith("  [")}
+    assert outcomes["pkg/limits.py :: size :: return 'big' → return None"] == "killed", done.stdout + done.stderr
+    assert outcomes["pkg/limits.py :: size :: 10 → 11"] == "killed", done.stdout
+    assert "killed by timeout" not in done.stdout and "run again" not in done.stdout
