@@ -97,7 +97,7 @@ class Mutation:
     description: str  # "original → mutated"
     key: str = ""  # stable identity: module :: function :: description [#n]
     in_function: bool = True  # False: module or class body, run at import
-    lines: tuple[int, ...] = ()  # the lines whose execution runs the mutated code (or reads it)
+    lines: tuple[int, ...] = ()  # the lines of the mutated code (run at import when not in_function)
 
 
 def _text(node: ast.AST) -> str:
@@ -212,7 +212,6 @@ def _describe(node: ast.AST, replacement: ast.AST | None) -> str:
 
 def mutations(module: str, source: str) -> list[Mutation]:
     tree = ast.parse(source)
-    constants = _constant_readers(module, tree)
     found: list[Mutation] = []
     seen: dict[str, int] = {}
     for node, _parent, _field, _index, function, in_function in _walk(tree):
@@ -222,34 +221,7 @@ def mutations(module: str, source: str) -> list[Mutation]:
             base = f"{module} :: {function} :: {description}"
             seen[base] = seen.get(base, 0) + 1
             key = base if seen[base] == 1 else f"{base} #{seen[base]}"
-            lines = _lines(node) if in_function else constants.get(getattr(node, "lineno", 0), ())
-            found.append(Mutation(len(found), function, description, key, in_function, lines))
-    return found
-
-
-def _constant_readers(module: str, tree: ast.Module) -> dict[int, tuple[int, ...]]:
-    """For each line of a module-level `NAME = value`: the lines in the module's functions
-    that read NAME, so that mutating the value runs only the tests that ran those lines.
-    A name another module of the package mentions gets no entry (every test is run)."""
-    others = "\n".join(path.read_text(encoding="utf-8") for path in (ROOT / "twilio_caller").rglob("*.py")
-                       if path.resolve() != (ROOT / module).resolve())
-    readers: dict[str, set[int]] = {}
-    for function in ast.walk(tree):
-        if isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
-            for node in ast.walk(function):
-                if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
-                    readers.setdefault(node.id, set()).add(node.lineno)
-    found: dict[int, tuple[int, ...]] = {}
-    for statement in tree.body:
-        if not isinstance(statement, ast.Assign | ast.AnnAssign):
-            continue
-        targets = statement.targets if isinstance(statement, ast.Assign) else [statement.target]
-        names = [t.id for t in targets if isinstance(t, ast.Name)]
-        if not names or len(names) != len(targets) or any(re.search(rf"\b{n}\b", others) for n in names):
-            continue
-        lines = tuple(sorted(set().union(*(readers.get(n, set()) for n in names))))
-        for line in range(statement.lineno, (statement.end_lineno or statement.lineno) + 1):
-            found[line] = lines
+            found.append(Mutation(len(found), function, description, key, in_function, _lines(node)))
     return found
 
 
@@ -320,9 +292,14 @@ TIMED_OUT = 124  # a worker's exit code when one test ran far longer than in the
 
 
 def _hung(test: str) -> None:
-    """The watchdog: name the test that hung (TC_FAILED_OUT + ".hung"), end the worker."""
-    if os.environ.get("TC_FAILED_OUT"):
-        Path(os.environ["TC_FAILED_OUT"] + ".hung").write_text(test)
+    """The watchdog: name the test that hung (TC_FAILED_OUT + ".hung"), end the worker. A test
+    that failed before hanging — its teardown waits for a call the mutant broke — has killed
+    the mutant: the worker ends as failed (a kill now, not a timeout and its recheck)."""
+    failed = os.environ.get("TC_FAILED_OUT")
+    if failed and Path(failed).exists():
+        os._exit(1)
+    if failed:
+        Path(failed + ".hung").write_text(test)
     os._exit(TIMED_OUT)
 
 
@@ -398,7 +375,8 @@ def _worker(args: list[str], env: dict[str, str], trace_out: str | None, duratio
     sys.dont_write_bytecode = True
     hook = _hook()
     if swap is None:
-        for name in [n for n in sys.modules if n.startswith(("twilio_caller", "tests", "conftest", "test_"))]:
+        package = os.environ.get("TC_MUTANT_MODULE", "twilio_caller").split(".", 1)[0]
+        for name in [n for n in sys.modules if n.startswith(("twilio_caller", package, "tests", "conftest", "test_"))]:
             del sys.modules[name]
         hook.install_mutant()
     else:
@@ -696,13 +674,14 @@ def _selection_summary(found: list[Mutation], base: Baseline, source: str) -> st
 
 
 def tests_for(mutation: Mutation, base: Baseline) -> list[str]:
-    """The tests that ran a line of the mutated code; a module-level constant, the tests that
-    ran the lines reading it; other code run at import (module and class bodies) is covered
-    by every test that ran any line of the module."""
-    if mutation.in_function or mutation.lines:
-        wanted = set().union(*(base.covering.get(line, set()) for line in mutation.lines))
-    else:
-        wanted = set().union(*base.covering.values()) if base.covering else set()
+    """The tests that ran a line of the mutated code; code run at import (module and class
+    bodies: a constant, a default, a decorator) runs every test of the module: what reads a
+    value made at import — a default argument, a class attribute, another constant, a test —
+    is not found by tracing its lines (they run before any test, and the readers of a name
+    missed those; issue 14)."""
+    if not mutation.in_function:
+        return list(base.order)
+    wanted = set().union(*(base.covering.get(line, set()) for line in mutation.lines))
     return [test for test in base.order if test in wanted]
 
 
@@ -753,6 +732,7 @@ def run_modules(modules: list[str], only: list[int] | None, verbose: bool, jobs:
     collected the tests (`cold`: each worker imports them afresh, the former method, kept to
     compare); the mutants that timed out are run again at the end, all modules' together."""
     tests = list(dict.fromkeys(test for module in modules for test in tests_of(module)))
+    sources = {module: _source_of(module) for module in modules}  # the mutants' source: see _ModuleRun.start
     with tempfile.TemporaryDirectory(prefix="mutation-") as temporary:
         started, cpu = time.monotonic(), _cpu()
         found = baselines(modules, tests, Path(temporary), deselected, jobs)
@@ -764,7 +744,7 @@ def run_modules(modules: list[str], only: list[int] | None, verbose: bool, jobs:
         print(f"warm-up (project imported, tests collected once): {time.monotonic() - started:.1f} s "
               f"(cpu {_cpu() - cpu:.1f} s)" + ("" if warmed else " FAILED: every mutant imports afresh"), flush=True)
     with tempfile.TemporaryDirectory(prefix="mutation-") as temporary:
-        runs = [_ModuleRun.of(module, found[module].restricted(tests_of(module)), only,
+        runs = [_ModuleRun.of(module, sources[module], found[module].restricted(tests_of(module)), only,
                               WarmModule(_dotted(module)) if warmed else None, Path(temporary) / str(number))
                 for number, module in enumerate(modules)]
         started, cpu = time.monotonic(), _cpu()
@@ -803,9 +783,8 @@ class _ModuleRun:
     running: int = 0
 
     @classmethod
-    def of(cls, module: str, base: Baseline, only: list[int] | None, warm: WarmModule | None,
+    def of(cls, module: str, source: str, base: Baseline, only: list[int] | None, warm: WarmModule | None,
            work: Path) -> _ModuleRun:
-        source = (ROOT / module).read_text(encoding="utf-8")
         found = mutations(module, source)
         work.mkdir(parents=True)
         print(f"{module}: {len(found)} mutants ({len(base.order)} tests)", flush=True)
@@ -815,6 +794,18 @@ class _ModuleRun:
     @property
     def dotted(self) -> str:
         return _dotted(self.module)
+
+    def start(self, mutation: Mutation, slack: float = 1.0) -> tuple[int, float, bool]:
+        """Fork the worker of a mutant built from the source read before the baseline (its
+        coverage map, keys and mutants all come from it), refusing when the file on disk no
+        longer holds that source: the warm process's functions, a fresh import's neighbours
+        and the lines traced would then belong to another text (issue 14)."""
+        if _source_of(self.module) != self.source:
+            raise SourceChanged(f"{self.module} changed on disk since the run read it (before the baseline): "
+                                "its mutants no longer match the file; run again on a frozen copy of the tree "
+                                "(no edits while bin/mutation runs)")
+        return _start_mutant(mutation, self.source, self.dotted, self.selections[mutation.index], self.base,
+                             self.work, self.warm, slack)
 
     def cost(self) -> float:
         """What its mutants' kills cost (a kill stops at the first failing test, most often the
@@ -856,7 +847,27 @@ class _ModuleRun:
             tests[:] = sorted((t for t in tests if t not in done), key=lambda test: test in self.hangers)
 
 
+class SourceChanged(SystemExit):
+    """A module under test changed on disk during its mutation run: the run stops."""
+
+
+def _source_of(module: str) -> str:
+    return (ROOT / module).read_text(encoding="utf-8")
+
+
 def _run_pool(runs: list[_ModuleRun], verbose: bool, jobs: int, skip: set[str] | None) -> None:
+    """_pool, ending the workers still running when it stops early (a module changed on disk)."""
+    running: dict[int, tuple[_ModuleRun, Mutation, float, float, Result | None]] = {}
+    try:
+        _pool(runs, verbose, jobs, skip, running)
+    finally:
+        for pid in running:
+            _kill_group(pid)
+            os.waitpid(pid, 0)
+
+
+def _pool(runs: list[_ModuleRun], verbose: bool, jobs: int, skip: set[str] | None,
+          running: dict[int, tuple[_ModuleRun, Mutation, float, float, Result | None]]) -> None:
     """Every module's mutants, `jobs` at a time, the costliest module's first (the next
     module's mutants fill the workers while a module's last ones run); mutants whose key is in
     `skip` (the equivalents docs/mutation.md lists, in gate mode) are reported as listed
@@ -867,7 +878,6 @@ def _run_pool(runs: list[_ModuleRun], verbose: bool, jobs: int, skip: set[str] |
     started = time.monotonic()
     pending = sorted(runs, key=_ModuleRun.cost, reverse=True)
     rechecks: list[tuple[_ModuleRun, Result]] = []
-    running: dict[int, tuple[_ModuleRun, Mutation, float, float, Result | None]] = {}
     while pending or rechecks or running:
         while len(running) < jobs and (rechecks or any(run.queue for run in pending)):
             if rechecks:
@@ -886,8 +896,7 @@ def _run_pool(runs: list[_ModuleRun], verbose: bool, jobs: int, skip: set[str] |
                 run.results.append(Result(mutation, "uncovered"))
                 continue
             run.selections[mutation.index] = selected
-            pid, deadline, warmed = _start_mutant(mutation, run.source, run.dotted, selected, run.base, run.work,
-                                                  run.warm)
+            pid, deadline, warmed = run.start(mutation)
             run.swapped.append(warmed)
             run.running += 1
             running[pid] = (run, mutation, deadline, time.monotonic(), None)
@@ -948,9 +957,7 @@ def _recheck_next(run: _ModuleRun, result: Result) -> tuple[int, float] | None:
     if not run.selections[result.mutation.index]:
         result.outcome = "survived"
         return None
-    pid, deadline, _warmed = _start_mutant(result.mutation, run.source, run.dotted,
-                                           run.selections[result.mutation.index], run.base, run.work,
-                                           run.warm, RECHECK_SLACK)
+    pid, deadline, _warmed = run.start(result.mutation, RECHECK_SLACK)
     return pid, deadline
 
 

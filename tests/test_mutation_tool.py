@@ -163,3 +163,74 @@ def test_a_baseline_test_that_fails_once_is_run_again_alone_and_one_that_always_
     assert "do not pass without mutations" in failing.stdout + failing.stderr
     assert "Traceback" not in failing.stdout + failing.stderr
     assert SURVIVOR not in failing.stdout  # no mutant was judged on a failing baseline
+
+
+DEFAULTED = '''
+LIMIT = 10
+
+
+def size(count, limit=LIMIT):
+    if count > limit:
+        return "big"
+    return "small"
+'''
+
+
+def test_a_constant_read_only_at_import_runs_the_tests_of_its_module(project: Path) -> None:
+    """A default argument reads LIMIT while the module is imported, before any test: no test's
+    trace shows the read (issue 14: the mutant was 'uncovered'); a module-level mutant runs
+    every test of its module."""
+    (project / "pkg" / "limits.py").write_text(DEFAULTED)
+    done = _run(project, MODULE, "-v")
+    outcomes = {line.split(": ", 1)[1]: line.split("] ", 1)[1].split(" ", 1)[0]
+                for line in done.stdout.splitlines() if line.startswith("  [")}
+    assert outcomes["pkg/limits.py :: <module> :: 10 → 11"] == "killed", done.stdout + done.stderr
+
+
+EDITING = '''
+
+
+def test_edits_the_module_under_test():
+    from pathlib import Path
+    source = Path(__file__).resolve().parent.parent / "pkg" / "limits.py"
+    source.write_text(source.read_text() + "# edited while bin/mutation runs\\n")
+'''
+
+
+def test_a_module_edited_during_the_run_stops_it_before_any_mutant_runs(project: Path) -> None:
+    (project / "tests" / "test_limits.py").write_text(TESTS + EDITING)  # the baseline's run edits it
+    done = _run(project, MODULE, "-v")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "pkg/limits.py changed on disk since the run read it" in done.stderr, done.stdout + done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+    assert not [line for line in done.stdout.splitlines() if line.startswith("  [")], done.stdout  # none judged
+
+
+TEARDOWN_HANGS = '''
+import threading
+
+import pytest
+
+from pkg.limits import size
+
+
+@pytest.fixture
+def server():
+    yield
+    if size(11) != "big":  # the code is wrong: what the teardown waits for never comes
+        threading.Event().wait()
+
+
+def test_size(server):
+    assert size(11) == "big"
+'''
+
+
+def test_a_test_that_fails_then_hangs_in_its_teardown_kills_the_mutant(project: Path) -> None:
+    (project / "tests" / "test_limits.py").write_text(TEARDOWN_HANGS)
+    done = _run(project, MODULE, "-v")
+    outcomes = {line.split(": ", 1)[1]: line.split("] ", 1)[1].split(" ", 1)[0]
+                for line in done.stdout.splitlines() if line.startswith("  [")}
+    assert outcomes["pkg/limits.py :: size :: return 'big' → return None"] == "killed", done.stdout + done.stderr
+    assert outcomes["pkg/limits.py :: size :: 10 → 11"] == "killed", done.stdout
+    assert "killed by timeout" not in done.stdout and "run again" not in done.stdout

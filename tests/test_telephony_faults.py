@@ -180,13 +180,17 @@ def test_the_create_asks_for_answering_machine_detection_or_sends_the_digits(dia
 
 
 @pytest.mark.parametrize("status", [429, 500, 503])
-def test_retryable_faults_back_off_then_give_up_after_three_creates(dial, twilio: StandIn, status: int) -> None:
+def test_retryable_faults_back_off_then_give_up_after_three_creates(dial, twilio: StandIn, status: int,
+                                                                    caplog) -> None:
     twilio.creates = [error(status, 20003 if status == 429 else 20500, "Try again later")] * 3
+    caplog.set_level(logging.WARNING, logger="twilio_caller.telephony")
     with pytest.raises(TelephonyError, match=f"HTTP {status}") as failed:
         dial()
     assert failed.value.retryable
     assert twilio.created() == 3
     assert dial.slept == [0.5, 1.0]  # backoff 0.5 s, doubled; none after the last attempt
+    retries = [r.getMessage() for r in caplog.records if r.name == "twilio_caller.telephony"]
+    assert [m.rsplit("; ", 1)[-1] for m in retries] == ["retry 1 of 2", "retry 2 of 2"]  # what the operator reads
 
 
 def test_a_retry_that_succeeds_dials_once_more_only(dial, twilio: StandIn) -> None:
@@ -233,6 +237,32 @@ def test_a_list_error_without_a_json_body_still_names_the_http_status(dial, twil
         dial()
     assert "(error unknown, HTTP 429): no details" in failed.value.message
     assert twilio.created() == 1
+
+
+def test_the_create_asks_twilio_to_post_to_both_webhooks(dial, twilio: StandIn) -> None:
+    """The webhook checks Twilio's signature over the POSTed form: the create names the
+    method of both callbacks instead of leaning on Twilio's default."""
+    dial()
+    sent = next(params for method, _path, params in twilio.requests if method == "POST")
+    assert sent["Method"] == ["POST"] and sent["StatusCallbackMethod"] == ["POST"]
+    assert sent["Url"][0].startswith("http://127.0.0.1:9/") and sent["StatusCallback"][0].startswith("http://127.0.0.1:9/")
+
+
+def test_the_check_for_a_call_a_failed_create_made_reads_one_page_of_twenty(dial, twilio: StandIn) -> None:
+    """Twilio lists the newest calls first: a call seconds old is on the first page; without a
+    limit the SDK would page through the account's whole history before retrying."""
+    twilio.creates = [error(500, 20500, "Internal error")]
+    assert dial() == "CA" + "1" * 32
+    listed = [params for method, _path, params in twilio.requests if method == "GET"]
+    assert [params["PageSize"] for params in listed] == [["20"]]
+
+
+def test_the_credentials_check_reads_one_call_only(dial, twilio: StandIn) -> None:
+    """doctor proves the credentials with recent_calls(limit=1): one call of one page, not
+    the account's whole history."""
+    twilio.calls = [call("CA" + digit * 32, NOW, status="completed") for digit in "789"]
+    assert telephony(twilio, dial.runtime).recent_calls(limit=1) == ["CA" + "7" * 32]
+    assert [params["PageSize"] for method, _path, params in twilio.requests if method == "GET"] == [["1"]]
 
 
 @pytest.mark.parametrize("behind", [0, 4, 5])
@@ -293,6 +323,14 @@ def test_a_failed_listing_says_whether_trying_again_may_help(dial, twilio: Stand
         telephony(twilio, dial.runtime).recent_calls()
     assert text in failed.value.message
     assert failed.value.retryable is retryable
+
+
+def test_the_sdk_gives_a_stalled_request_15_seconds(dial, twilio: StandIn) -> None:
+    """The limit the stall test below waits out, pinned without waiting (no test asserts a
+    duration): the SDK client whose request reached the stand-in gives each request 15 s."""
+    dialing = telephony(twilio, dial.runtime)
+    assert dialing.recent_calls(limit=1) == []
+    assert twilio.requests and dialing._sdk().http_client.timeout == 15
 
 
 def test_a_create_that_stalls_is_given_up_then_checked_and_retried(dial, twilio: StandIn) -> None:
