@@ -52,6 +52,7 @@ class StandIn:
     creates: list[Answer] = field(default_factory=list)
     lists: list[Answer] = field(default_factory=list)
     calls: list[dict[str, Any]] = field(default_factory=list)  # what an unscripted list holds
+    fetched: dict[str, dict[str, Any]] = field(default_factory=dict)  # GET …/Calls/{sid}.json by sid
     requests: list[tuple[str, str, dict[str, list[str]]]] = field(default_factory=list)
     base_url: str = ""
     placed: int = 0
@@ -73,6 +74,9 @@ class StandIn:
             wanted = [c for c in self.calls
                       if c["to"] == params.get("To", [c["to"]])[0] and c["from"] == params.get("From", [c["from"]])[0]]
             return Answer(200, {"calls": wanted, "next_page_uri": None, "page": 0, "page_size": 20})
+        sid = path.rsplit("/", 1)[-1].removesuffix(".json")
+        if method == "GET" and sid in self.fetched:
+            return Answer(200, self.fetched[sid])
         return Answer(404, {"code": 20404, "message": "The requested resource was not found", "status": 404})
 
 
@@ -331,6 +335,24 @@ def test_the_sdk_gives_a_stalled_request_15_seconds(dial, twilio: StandIn) -> No
     dialing = telephony(twilio, dial.runtime)
     assert dialing.recent_calls(limit=1) == []
     assert twilio.requests and dialing._sdk().http_client.timeout == 15
+
+
+@pytest.mark.parametrize(("raw", "reported"), [
+    ("human", "human"), ("machine_end_beep", "machine"), ("machine_start", "machine"), ("fax", "fax"),
+    ("unknown", "unknown"), (None, None), ("robot", None),  # an undecided or undocumented word: None
+])
+def test_a_fetched_call_reports_status_duration_and_who_answered(dial, twilio: StandIn, raw: str | None,
+                                                                 reported: str | None) -> None:
+    sid = "CA" + "8" * 32
+    twilio.fetched[sid] = {**call(sid, NOW, status="completed"), "duration": "42", "answered_by": raw}
+    fetched = telephony(twilio, dial.runtime).fetch_call(sid)
+    assert (fetched.status, fetched.duration, fetched.answered_by) == ("completed", "42", reported)
+    assert twilio.requests == [("GET", f"/2010-04-01/Accounts/{ACCOUNT}/Calls/{sid}.json", {})]
+
+
+def test_fetching_a_call_twilio_does_not_know_is_not_found(dial, twilio: StandIn) -> None:
+    with pytest.raises(NotFoundError, match="error 20404"):
+        telephony(twilio, dial.runtime).fetch_call("CA" + "9" * 32)
 
 
 def test_a_create_that_stalls_is_given_up_then_checked_and_retried(dial, twilio: StandIn) -> None:

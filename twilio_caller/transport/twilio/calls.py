@@ -58,10 +58,6 @@ class Telephony:
         self._now = now
 
     @property
-    def from_number(self) -> str:
-        return self._credentials.from_number
-
-    @property
     def auth_token(self) -> str:
         """What Twilio signs its webhook requests with."""
         return self._credentials.auth_token
@@ -110,9 +106,9 @@ class Telephony:
         return [call.sid for call in self._request(lambda client: client.calls.list(limit=limit))]
 
     def fetch_call(self, sid: str) -> ProviderCall:
-        call = self._request(lambda client: client.calls(sid).fetch())
         """The call as Twilio knows it now; `answered_by` in the result's words (machine, not
         machine_end_beep), None when detection has not decided or Twilio sent a word it does not document."""
+        call = self._request(lambda client: client.calls(sid).fetch())
         raw = call.answered_by
         return ProviderCall(status=call.status, duration=call.duration,
                             answered_by=answered_by(raw) if raw in ANSWERED_BY else None)
