@@ -27,7 +27,7 @@ from twilio_caller.store.ports import CallSnapshot, CallStateRecord
 from twilio_caller.sessions import (
     UNKNOWN, Action, CallSession, HangUp, Outcome, Press, Registry, Speak, action_to_dict,
 )
-from twilio_caller.transport.port import CallTransport, Command, Reconnect, Speech
+from twilio_caller.transport.port import CallTransport, Command, ProviderCall, Reconnect, Speech
 from twilio_caller.transport.twilio.calls import Telephony
 from twilio_caller.transport.twilio.relay import EngineRenderer
 from twilio_caller.transport.twilio.routes import WebhookUrls
@@ -377,11 +377,7 @@ class Dialer:
             status = "completed" if row["status"] == "in-progress" else "failed"
             return await self._close(row, status, "unknown")
         if state.status in TERMINAL:
-            duration = state.duration
-            return await self._close(
-                row, state.status, state.status, answered_by=state.answered_by,
-                duration_seconds=int(duration) if duration and str(duration).isdigit() else None,
-            )
+            return await self._close_as_reported(row, state, state.status)
         if self._overdue(row):
             await self._hang_up_quietly(row["twilio_sid"])
             return await self._close(row, "completed", "max-duration")
@@ -389,6 +385,33 @@ class Dialer:
             return None
         await self._take_back(row, state.status, state.answered_by)
         return {"call_id": row["id"], "action": "taken-back", "status": state.status, "reason": None}
+
+    async def look_up(self, call_id: str) -> bool:
+        """Whether a call this server runs is over, asked of Twilio when its own news may not
+        come (a refused request: `server/refusals.py`); a call Twilio reports over is closed
+        here as reconciliation closes it, with reason `webhook-refused`, and its waiting tools
+        wake. A lookup that fails is logged: the call is then taken as live."""
+        session = await self._store.off_loop(self._ours, call_id)
+        if session is None or session.ended:
+            return True
+        if not session.twilio_sid:
+            return False  # Twilio's answer to the create is not in yet
+        try:
+            state = await asyncio.to_thread(self.transport.fetch_status, session.twilio_sid)
+        except TwilioCallerError as exc:
+            log.warning("call %s: looking it up at Twilio: %s", call_id, exc.message)
+            return False
+        if state.status not in TERMINAL:
+            return False
+        if not session.ended:  # unless its status callback got through meanwhile
+            await self._close_as_reported(await self._store.off_loop(self.row, call_id), state, "webhook-refused")
+        return True
+
+    async def _close_as_reported(self, row: Any, state: ProviderCall, reason: str) -> dict[str, Any]:
+        """End the call's record as Twilio reports it ended (`state`)."""
+        duration = state.duration
+        return await self._close(row, state.status, reason, answered_by=state.answered_by,
+                                 duration_seconds=int(duration) if duration and str(duration).isdigit() else None)
 
     async def _close(self, row: Any, status: str, reason: str, **fields: Any) -> dict[str, Any]:
         """End the call's record with a final status and why; tools waiting on it wake."""
@@ -695,7 +718,7 @@ class Dialer:
                 return
             await self._hang_up_after(session, limit + MAX_DURATION_GRACE_SECONDS)
 
-        self._timer(guard())
+        self.background(guard())
 
     def _guard_rest_of_duration(self, row: Any, session: CallSession) -> None:
         """A call taken over: its maximum duration is guarded here now, to the latest moment it
@@ -704,14 +727,15 @@ class Dialer:
         limit = self.states.max_seconds(row["id"]) or self._settings.safety.max_duration_seconds
         since = (self._rt.clock.now() - datetime.fromisoformat(row["created_at"])).total_seconds()
         due = limit + self._settings.twilio.ring_timeout_seconds + MAX_DURATION_GRACE_SECONDS - since
-        self._timer(self._hang_up_after(session, max(0.0, due)))
+        self.background(self._hang_up_after(session, max(0.0, due)))
 
     async def _hang_up_after(self, session: CallSession, seconds: float) -> None:
         await asyncio.sleep(seconds)
         if not session.ended and session.twilio_sid:
             await self._hang_up_quietly(session.twilio_sid)
 
-    def _timer(self, work: Coroutine[Any, Any, None]) -> None:
+    def background(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run `work` on the server's loop until it ends or the dialer closes."""
         task = asyncio.create_task(work)
         self._timers.add(task)
         task.add_done_callback(self._timers.discard)

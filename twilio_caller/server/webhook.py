@@ -14,6 +14,7 @@ from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
@@ -21,6 +22,7 @@ from starlette.websockets import WebSocket
 from twilio_caller.audio import AudioLibrary, audio_routes
 from twilio_caller.errors import TwilioCallerError
 from twilio_caller.conversation import MACHINES
+from twilio_caller.server.refusals import RefusalWatch, WatchRefusals
 from twilio_caller.sessions import CallSession
 from twilio_caller.transport.port import CallTransport, Detected
 from twilio_caller.transport.twilio import relay
@@ -173,6 +175,8 @@ class TwilioWebhook:
 
 
 def build_webhook_app(dialer: Dialer, public_base_url: str, audio: AudioLibrary | None = None) -> Starlette:
-    app = Starlette(routes=[*ROUTES, *(audio_routes(audio) if audio is not None else [])])
+    watch = RefusalWatch(dialer.registry, dialer.look_up, dialer.background)
+    app = Starlette(routes=[*ROUTES, *(audio_routes(audio) if audio is not None else [])],
+                    middleware=[Middleware(WatchRefusals, watch=watch, routes=ROUTES)])
     app.state.endpoints = TwilioWebhook(dialer, dialer.transport, public_base_url)
     return app

@@ -87,7 +87,9 @@ class _CallsApi:
         gate = self._simulator.chaos.fetch_gate
         if gate is not None:
             await asyncio.to_thread(gate.wait, 30)
-        return JSONResponse(self._simulator.call(request.path_params["call_sid"]).to_json())
+        record = self._simulator.call(request.path_params["call_sid"])
+        record.fetches += 1
+        return JSONResponse(record.to_json())
 
     async def update(self, request: Request) -> Response:
         self._authenticate(request)

@@ -39,6 +39,10 @@ class Chaos:
         self.ignore_time_limit = False  # a Twilio that lets calls run past TimeLimit
         self._balanced: dict[str, tuple[list[str], int]] = {}  # public base → (instances, next turn)
         self.fetch_gate: threading.Event | None = None  # set: Calls API fetches answer again
+        # Webhooks signed with another auth token: the primary token changed in the Console
+        # while the application checks with the one it has (the secondary still works for the
+        # REST API, but Twilio signs requests with the primary): every request fails its check.
+        self.signing_token: str | None = None
 
     def fail_next_creates(self, count: int, status: int = 429) -> None:
         """The next `count` create requests answer `status` (429 or 500) and place no call."""
@@ -113,6 +117,7 @@ class Chaos:
             self.duplicate_status_callbacks = False
             self.reorder_status_callbacks = False
             self.ignore_time_limit = False
+            self.signing_token = None
 
     def take_create_failure(self) -> ApiError | None:
         with self._lock:

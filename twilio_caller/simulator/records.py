@@ -150,6 +150,7 @@ class CallRecord:
     requests: list[WebhookRequest] = field(default_factory=list)
     status_callbacks: list[dict[str, str]] = field(default_factory=list)
     updates: list[str] = field(default_factory=list)  # Calls API updates: "url", "twiml" or "status=…"
+    fetches: int = 0  # Calls API fetches (GET of this call)
     sent_digits: list[str] = field(default_factory=list)
     end_reason: str | None = None
     finished: Finished = field(default_factory=Finished)

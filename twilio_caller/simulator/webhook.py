@@ -166,17 +166,21 @@ class WebhookClient:
         timeout = httpx.Timeout(target.read, connect=target.connect)
         if method == "GET":
             full = _with_query(target.url, params)
-            headers["X-Twilio-Signature"] = self._validator.compute_signature(full, {})
+            headers["X-Twilio-Signature"] = self._signer().compute_signature(full, {})
             return self._client().build_request("GET", destination or self._through_tunnel(full), headers=headers,
                                                 timeout=timeout)
-        headers["X-Twilio-Signature"] = self._validator.compute_signature(target.url, params)
+        headers["X-Twilio-Signature"] = self._signer().compute_signature(target.url, params)
         return self._client().build_request(
             "POST", destination or self._through_tunnel(target.url), data=params, headers=headers, timeout=timeout
         )
 
+    def _signer(self) -> RequestValidator:
+        token = self._chaos.signing_token
+        return self._validator if token is None else RequestValidator(token)
+
     def sign(self, url: str, params: Mapping[str, str]) -> str:
         """The X-Twilio-Signature Twilio would send for `url` and `params`."""
-        return str(self._validator.compute_signature(url, dict(params)))
+        return str(self._signer().compute_signature(url, dict(params)))
 
     def socket_destinations(self, url: str) -> list[str]:
         """Where a ws(s) URL's connection goes: the balanced instances in turn (as for webhook
