@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from crashkit import twilio_served
-from instancekit import PUBLIC, QUESTIONS, RING_SECONDS, Deployment, answer, converse, number, person, question
+from instancekit import PUBLIC, QUESTIONS, RING_SECONDS, Deployment, Instance, answer, converse, number, person, question
 from polling import eventually
 from twilio_caller.errors import ServerUnavailableError, TwilioCallerError
 from twilio_caller.server.client import ensure_server
@@ -192,6 +192,19 @@ def test_the_survivor_ends_a_taken_over_call_at_its_maximum_duration(tmp_path: P
         deployment.stop()
 
 
+def streamed_call(placing: Instance) -> tuple[list[str], list[tuple[str, str]]]:
+    """An interactive `call` placed on `placing`, its progress streamed, answered: the lines
+    said on record, and the lines said and heard its stream showed."""
+    shown: list[dict] = []
+    assert placing.client is not None
+    result = placing.client.invoke("call", {"to": "Contact0", "message": question(1), "interactive": True,
+                                            "wait": True, "timeout_seconds": 60}, wait_seconds=70,
+                                   progress=shown.append)
+    assert result["reply"]["text"] == answer(1)
+    said = [t["text"] for t in result["transcript"] if t["speaker"] == "assistant"]
+    return said, [(event["event"], event["text"]) for event in shown if event.get("event") in ("said", "heard")]
+
+
 def test_a_streamed_call_shows_what_the_other_instance_saw(tmp_path: Path, postgres_url: str, twilio) -> None:
     """Every webhook request of the call reaches the other instance (the balancer's choice):
     the `call` streaming on the placing instance still shows each line said and heard, once,
@@ -199,16 +212,9 @@ def test_a_streamed_call_shows_what_the_other_instance_saw(tmp_path: Path, postg
     deployment = deploy(tmp_path, postgres_url, twilio, 1)
     placing, answering = deployment.instances
     deployment.simulator.chaos.round_robin(PUBLIC, [answering.base_url])
-    shown: list[dict] = []
     try:
-        assert placing.client is not None
-        result = placing.client.invoke("call", {"to": "Contact0", "message": question(1), "interactive": True,
-                                                "wait": True,
-                                                "timeout_seconds": 60}, wait_seconds=70, progress=shown.append)
-        assert result["reply"]["text"] == answer(1)
-        said = [t["text"] for t in result["transcript"] if t["speaker"] == "assistant"]
+        said, lines = streamed_call(placing)
         assert len(said) == 3 and said[1] == question(1)  # the opening, the message, the closing
-        lines = [(event["event"], event["text"]) for event in shown if event.get("event") in ("said", "heard")]
         assert lines == [("said", said[0]), ("said", said[1]), ("heard", answer(1)), ("said", said[2])]
     finally:
         deployment.stop()
@@ -242,16 +248,9 @@ def test_a_streamed_call_shows_what_a_request_that_changed_nothing_showed_elsewh
         lambda url, params: "/gather" in url and bool(params.get("SpeechResult")),
         lambda: simulator.chaos.round_robin(PUBLIC, [placing.base_url]), in_flight=False)
     simulator.set_callee(number(0), InteractiveCallee(SilentOnce(), ring_seconds=2))
-    shown: list[dict] = []
     try:
-        assert placing.client is not None
-        result = placing.client.invoke("call", {"to": "Contact0", "message": question(1), "interactive": True,
-                                                "wait": True,
-                                                "timeout_seconds": 60}, wait_seconds=70, progress=shown.append)
-        assert result["reply"]["text"] == answer(1)
-        said = [t["text"] for t in result["transcript"] if t["speaker"] == "assistant"]
+        said, lines = streamed_call(placing)
         assert said[1:4] == [question(1), REPROMPT, question(1)] and len(said) == 5
-        lines = [(event["event"], event["text"]) for event in shown if event.get("event") in ("said", "heard")]
         assert lines == [*[("said", text) for text in said[:4]], ("heard", answer(1)), ("said", said[4])]
     finally:
         deployment.stop()
