@@ -8,10 +8,11 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import httpx
 import pytest
 
 from crashkit import twilio_served
-from instancekit import PUBLIC, QUESTIONS, RING_SECONDS, Deployment, answer, converse, number, person, question
+from instancekit import PUBLIC, QUESTIONS, RING_SECONDS, Deployment, Instance, answer, converse, number, person, question
 from polling import eventually
 from twilio_caller.errors import ServerUnavailableError, TwilioCallerError
 from twilio_caller.server.client import ensure_server
@@ -27,10 +28,10 @@ def twilio():
     yield from twilio_served(10.0)
 
 
-def deploy(root: Path, url: str, twilio, calls: int, **options) -> Deployment:
+def deploy(root: Path, url: str, twilio, calls: int, *, instances: int = 2, **options) -> Deployment:
     simulator, api = twilio
     deployment = Deployment(url, simulator)
-    deployment.start(root, api, 2, **options)
+    deployment.start(root, api, instances, **options)
     runtime = deployment.runtime()
     try:
         for index in range(calls):
@@ -191,6 +192,19 @@ def test_the_survivor_ends_a_taken_over_call_at_its_maximum_duration(tmp_path: P
         deployment.stop()
 
 
+def streamed_call(placing: Instance) -> tuple[list[str], list[tuple[str, str]]]:
+    """An interactive `call` placed on `placing`, its progress streamed, answered: the lines
+    said on record, and the lines said and heard its stream showed."""
+    shown: list[dict] = []
+    assert placing.client is not None
+    result = placing.client.invoke("call", {"to": "Contact0", "message": question(1), "interactive": True,
+                                            "wait": True, "timeout_seconds": 60}, wait_seconds=70,
+                                   progress=shown.append)
+    assert result["reply"]["text"] == answer(1)
+    said = [t["text"] for t in result["transcript"] if t["speaker"] == "assistant"]
+    return said, [(event["event"], event["text"]) for event in shown if event.get("event") in ("said", "heard")]
+
+
 def test_a_streamed_call_shows_what_the_other_instance_saw(tmp_path: Path, postgres_url: str, twilio) -> None:
     """Every webhook request of the call reaches the other instance (the balancer's choice):
     the `call` streaming on the placing instance still shows each line said and heard, once,
@@ -198,18 +212,121 @@ def test_a_streamed_call_shows_what_the_other_instance_saw(tmp_path: Path, postg
     deployment = deploy(tmp_path, postgres_url, twilio, 1)
     placing, answering = deployment.instances
     deployment.simulator.chaos.round_robin(PUBLIC, [answering.base_url])
-    shown: list[dict] = []
     try:
-        assert placing.client is not None
-        result = placing.client.invoke("call", {"to": "Contact0", "message": question(1), "interactive": True,
-                                                "wait": True,
-                                                "timeout_seconds": 60}, wait_seconds=70, progress=shown.append)
-        assert result["reply"]["text"] == answer(1)
-        said = [t["text"] for t in result["transcript"] if t["speaker"] == "assistant"]
+        said, lines = streamed_call(placing)
         assert len(said) == 3 and said[1] == question(1)  # the opening, the message, the closing
-        lines = [(event["event"], event["text"]) for event in shown if event.get("event") in ("said", "heard")]
         assert lines == [("said", said[0]), ("said", said[1]), ("heard", answer(1)), ("said", said[2])]
     finally:
+        deployment.stop()
+
+
+class SilentOnce:
+    """Says nothing the first time it is asked (the question is asked again), then answers as
+    `person` does."""
+
+    def __init__(self) -> None:
+        self.asked = 0
+
+    def __call__(self, heard: str) -> str:
+        self.asked += 1
+        return "" if self.asked == 1 else person(heard)
+
+
+def test_a_streamed_call_shows_what_a_request_that_changed_nothing_showed_elsewhere(
+        tmp_path: Path, postgres_url: str, twilio) -> None:
+    """A request whose answer changes nothing the other instances are woken for — the question
+    asked again after silence — still puts what it showed on record: here the other instance
+    says the reprompt, then the reply reaches the placing instance, whose streaming `call`
+    shows the reprompt in its place, before the reply it then hears itself."""
+    from twilio_caller.conversation import REPROMPT
+
+    deployment = deploy(tmp_path, postgres_url, twilio, 1)
+    simulator = deployment.simulator
+    placing, answering = deployment.instances
+    simulator.chaos.round_robin(PUBLIC, [answering.base_url])
+    simulator.chaos.on_next_webhook(  # the reply, and what follows it, to the placing instance
+        lambda url, params: "/gather" in url and bool(params.get("SpeechResult")),
+        lambda: simulator.chaos.round_robin(PUBLIC, [placing.base_url]), in_flight=False)
+    simulator.set_callee(number(0), InteractiveCallee(SilentOnce(), ring_seconds=2))
+    try:
+        said, lines = streamed_call(placing)
+        assert said[1:4] == [question(1), REPROMPT, question(1)] and len(said) == 5
+        assert lines == [*[("said", text) for text in said[:4]], ("heard", answer(1)), ("said", said[4])]
+    finally:
+        deployment.stop()
+
+
+def on_record(deployment: Deployment, call_id: str) -> tuple[object, ...]:
+    """What the store holds of the call: its row, turns, events and state (the lease's time
+    aside: the instance renews it as time passes)."""
+    from dataclasses import replace
+
+    runtime = deployment.runtime()
+    try:
+        state = runtime.store.call_states.load(call_id)
+        assert state is not None
+        events = runtime.store.query("SELECT COUNT(*) AS n FROM events WHERE call_id = ?", (call_id,))[0]["n"]
+        return (dict(runtime.store.calls.get(call_id)), [dict(turn) for turn in runtime.store.calls.turns(call_id)],
+                events, replace(state, lease_until=None))
+    finally:
+        runtime.close()
+
+
+def cancel_waiting_read_backs(url: str) -> int:
+    """Cancel the call read-backs waiting on a lock (as a statement timeout would); how many."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as admin:
+        return len(admin.execute(
+            "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND wait_event_type = 'Lock' AND query LIKE %s", ("%AS read_seen%",)).fetchall())
+
+
+def test_a_request_whose_call_cannot_be_read_is_a_500_that_changes_nothing(
+        tmp_path: Path, postgres_url: str, twilio) -> None:
+    """The store cannot be read for one request: the call's read-back, waiting on a lock, is
+    canceled by the database. The instance answers exactly 500 (its answer, not a crash), with
+    nothing recorded and nothing sent to the Calls API; Twilio's next try, the store readable
+    again, is answered as ever, and the call goes on."""
+    import psycopg
+    from twilio.request_validator import RequestValidator
+
+    from crashkit import Person
+
+    deployment = deploy(tmp_path, postgres_url, twilio, 1, instances=1)
+    simulator = deployment.simulator
+    (instance,) = deployment.instances
+    callee = Person({question(1): answer(1)}, think_at=question(1))
+    simulator.set_callee(number(0), InteractiveCallee(callee, ring_seconds=0.5))
+    try:
+        placed = instance.tool("call", {"to": "Contact0", "message": question(1), "interactive": True,
+                                        "wait": False})
+        call_id, sid = placed["call_id"], placed["twilio_sid"]
+        assert callee.thinking.wait(30)  # in the call's first Gather: no request toward the instance open
+        token = on_record(deployment, call_id)[0]["token"]
+        path, form = f"/twilio/{call_id}/{token}/gather?n=1", {"CallSid": sid, "SpeechResult": answer(1)}
+        headers = {"X-Twilio-Signature": RequestValidator(simulator.auth_token).compute_signature(PUBLIC + path, form)}
+        before = on_record(deployment, call_id)
+        with ThreadPoolExecutor(1) as twilio_side, psycopg.connect(postgres_url) as other:
+            other.execute("LOCK TABLE calls IN ACCESS EXCLUSIVE MODE")  # held until the rollback
+            asking = twilio_side.submit(httpx.post, instance.base_url + path, data=form, headers=headers,
+                                        trust_env=False, timeout=30)
+            assert eventually(lambda: cancel_waiting_read_backs(postgres_url) == 1, 30)
+            refused = asking.result(timeout=30)
+            other.rollback()
+        assert (refused.status_code, refused.content) == (500, b"")  # not Starlette's page for a crash
+        assert on_record(deployment, call_id) == before
+        assert len(simulator.calls) == 1 and simulator.call(sid).updates == []
+        again = httpx.post(instance.base_url + path, data=form, headers=headers, trust_env=False, timeout=30)
+        assert again.status_code == 200 and "<Hangup" in again.text  # the reply, then the closing
+        callee.release.set()
+        assert simulator.wait_for_call(sid, 30).status == "completed"
+        record = instance.tool("call_status", {"call_id": call_id})
+        assert [t["text"] for t in record["transcript"] if t["speaker"] == "callee"] == [answer(1)]
+        log = (instance.home / "serve.log").read_text()
+        assert "Traceback" not in log and f"call {call_id}: the PostgreSQL database" in log
+    finally:
+        callee.release.set()
         deployment.stop()
 
 

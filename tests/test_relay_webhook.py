@@ -4,6 +4,7 @@ AnsweredBy, which a relay call's `<Connect>` answer must keep), on both engines.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from xml.etree import ElementTree as ET
@@ -95,6 +96,46 @@ def test_only_the_handoff_takes_back_a_call_this_server_does_not_run(relay_serve
     assert "?resume=" in reconnected_to(post_handoff(relay_server, call_id, sid, "VX07"))
     assert registry.get(call_id) is not None  # taken by the handoff
     relay_server.tool("hangup", call_id=call_id)
+
+
+def lease(server: LiveServer, call_id: str) -> tuple[object, object]:
+    row = server.runtime.store.query("SELECT owner, lease_until FROM call_state WHERE call_id = ?", (call_id,))[0]
+    return row["owner"], row["lease_until"]
+
+
+def test_a_handoff_for_a_call_that_ended_or_another_server_holds_takes_nothing(relay_server: LiveServer) -> None:
+    """A server that does not run a call (restarted) takes it at its handoff only when it is
+    live and no other running server holds its lease: for a call that ended, and for one whose
+    lease a live server holds, the handoff is 404 — the lease stays where it was, the call is
+    not taken here, nothing goes to the Calls API. Once that server lets go, the handoff takes it."""
+    from twilio_caller.call_state import CallStates
+
+    registry, states = relay_server.runner.dialer.registry, CallStates(relay_server.runtime.store,
+                                                                       relay_server.runtime.clock)
+    calls = []
+    for name in ("Contact9", "Contact10"):
+        relay_server.script(name, replies=[{"say": "Go ahead"}])
+        calls.append(relay_server.tool("call", to=name, message="I have news", keep_open=True))
+    ended, held = calls
+    assert relay_server.tool("hangup", call_id=ended["call_id"])["status"] == "completed"
+    another = f"{os.getpid()}:another-server"  # a server process that is running
+    states.release([held["call_id"]], relay_server.runner.dialer.owner)
+    assert states.claim(held["call_id"], another)
+    for placed in calls:
+        registry.discard(placed["call_id"])  # as a server that has not taken the calls back
+    before = [(lease(relay_server, c["call_id"]), list(relay_server.simulator.call(c["twilio_sid"]).updates))
+              for c in calls]
+    for n, placed in enumerate(calls):
+        assert post_handoff(relay_server, placed["call_id"], placed["twilio_sid"], f"VX2{n}").status_code == 404
+        assert registry.get(placed["call_id"]) is None
+    assert [(lease(relay_server, c["call_id"]), relay_server.simulator.call(c["twilio_sid"]).updates)
+            for c in calls] == before
+    assert len(relay_server.simulator.calls) == 2
+    assert lease(relay_server, held["call_id"])[0] == another
+    states.release([held["call_id"]], another)  # that server is gone: the handoff takes the call
+    assert "?resume=" in reconnected_to(post_handoff(relay_server, held["call_id"], held["twilio_sid"], "VX22"))
+    assert registry.get(held["call_id"]) is not None
+    relay_server.tool("hangup", call_id=held["call_id"])
 
 
 def dropped_warnings(caplog: pytest.LogCaptureFixture) -> int:
