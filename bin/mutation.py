@@ -71,6 +71,7 @@ TARGETS: dict[str, list[str]] = {
     "twilio_caller/transport/twilio/transport.py": ["tests/test_twilio_transport.py", "tests/test_calls.py", "tests/test_call_lifecycle.py",
                                                     "tests/test_recovery.py", "tests/test_webhook.py",
                                                     "tests/test_relay_takeback.py", "tests/test_amd.py"],
+    "twilio_caller/server/refusals.py": ["tests/test_refused_requests.py"],
     "twilio_caller/transport/twilio/relay.py": ["tests/test_relay*.py", "tests/test_engine_scenarios.py",
                                                 "tests/test_demo_relay.py"],
     "twilio_caller/transport/twilio/relay_socket.py": ["tests/test_relay*.py", "tests/test_engine_scenarios.py",

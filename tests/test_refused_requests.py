@@ -78,8 +78,8 @@ class Lookups:
         return self.over_at is not None and len(self.calls) >= self.over_at
 
 
-def session(call_id: str = "call-1") -> CallSession:
-    return CallSession(call_id=call_id, token=TOKEN, to_number="+13125550101", to_name="Bob", message="Hi",
+def session(call_id: str = "call-1", kind: type[CallSession] = CallSession) -> Any:
+    return kind(call_id=call_id, token=TOKEN, to_number="+13125550101", to_name="Bob", message="Hi",
                        interactive=False, keep_open=False, closing="Bye", speech=SPEECH,
                        reprompts_left=0)
 
@@ -112,6 +112,31 @@ def test_a_live_call_is_looked_up_on_the_schedule_until_twilio_says_it_is_over()
         watch.refused("call-1", TOKEN)
         await settled(tasks)
         assert len(always_live.calls) == 5  # the schedule's length, then the watch gives up
+
+    asyncio.run(go())
+
+
+class Timed(CallSession):
+    """A call whose waits are recorded and end at once (no news comes)."""
+
+    waits: list[float]
+
+    async def wait_until(self, ready, timeout: float) -> bool:  # type: ignore[no-untyped-def]
+        self.waits.append(timeout)
+        return ready()
+
+
+def test_the_lookups_come_after_1_2_4_8_and_16_seconds() -> None:
+    async def go() -> None:
+        timed = session(kind=Timed)
+        timed.waits = []
+        lookups = Lookups()
+        registry = Registry()
+        registry.add(timed)
+        tasks: list[asyncio.Task[None]] = []
+        RefusalWatch(registry, lookups, lambda work: tasks.append(asyncio.ensure_future(work))).refused("call-1", TOKEN)
+        await settled(tasks)
+        assert timed.waits == [1, 2, 4, 8, 16] and len(lookups.calls) == 5
 
     asyncio.run(go())
 
@@ -211,4 +236,7 @@ def test_answers_off_the_call_routes_are_not_refusals() -> None:
         assert client.get("/twilio/nowhere").status_code == 404
         assert client.get("/twilio/CALL-9/secret/unknown-route").status_code == 404
         assert client.get("/twilio/CALL-9/secret/status").status_code == 405  # the route, another method
+    assert app.state.refusals.seen == [("CALL-9", "secret")]
+    with TestClient(app) as client:  # the middleware itself never fails on a route without a call
+        assert client.post("/twilio/ping").status_code == 405
     assert app.state.refusals.seen == [("CALL-9", "secret")]
