@@ -311,7 +311,7 @@ def test_a_request_whose_call_cannot_be_read_is_a_500_that_changes_nothing(
             other.execute("LOCK TABLE calls IN ACCESS EXCLUSIVE MODE")  # held until the rollback
             asking = twilio_side.submit(httpx.post, instance.base_url + path, data=form, headers=headers,
                                         trust_env=False, timeout=30)
-            assert eventually(lambda: cancel_waiting_read_backs(postgres_url) == 1, 30)
+            assert eventually(lambda: cancel_waiting_read_backs(postgres_url) >= 1, 30)
             refused = asking.result(timeout=30)
             other.rollback()
         assert (refused.status_code, refused.content) == (500, b"")  # not Starlette's page for a crash
