@@ -240,3 +240,20 @@ def test_answers_off_the_call_routes_are_not_refusals() -> None:
     with TestClient(app) as client:  # the middleware itself never fails on a route without a call
         assert client.post("/twilio/ping").status_code == 405
     assert app.state.refusals.seen == [("CALL-9", "secret")]
+
+
+def test_the_webhook_app_with_its_watch_answers_a_request_for_no_call_404(runtime) -> None:
+    """The app the server serves, built in-process (build_webhook_app, the watch's middleware
+    in it): a request naming no call is 404 — at once, where a server whose app cannot be
+    built leaves every end-to-end test waiting for a call that never moves."""
+    from twilio_caller.dialer import Dialer
+    from twilio_caller.server.webhook import build_webhook_app
+    from twilio_caller.transport.twilio.calls import Credentials, Telephony
+
+    telephony = Telephony(Credentials("AC" + "0" * 32, "token", "+13125550100", "http://127.0.0.1:9"),
+                          runtime.store.ledger)
+    dialer = Dialer(runtime, telephony, "http://127.0.0.1:9")
+    with TestClient(build_webhook_app(dialer, "http://127.0.0.1:9")) as client:
+        answer = client.post("/twilio/call_nobody/n0-token/status", data={"CallSid": "CA1", "CallStatus": "completed"})
+    assert answer.status_code == 404
+
