@@ -96,3 +96,25 @@ def test_a_socket_on_a_server_that_never_saw_the_voice_request_starts_as_its_url
     assert ("assistant", OPENING) in line.transcript()  # … and still on record
     record = line.runtime.store.calls.get(line.session.call_id)
     assert record["answered_by"] == "human"
+
+
+def test_after_its_socket_dropped_the_calls_next_socket_is_admitted_on_the_same_server(open_line: Line_) -> None:
+    """A socket dropped on a live call: the handoff's new `<Connect>` (`?resume=N`) points at
+    the same public URL, so with one server the call's next socket comes back here. One socket
+    at a time per call — but the dropped one no longer counts: the next is admitted and goes on
+    with the line the agent queued."""
+    line = open_line
+    with line.connect() as ws:
+        ws.send_text(setup_message())
+        spoken(ws)  # the opening: the socket is up, then Twilio loses it
+    line.session.hold_number = 3
+    line.client.portal.call(line.session.submit, Speak("Sorry, we were cut off.", expect_reply=False))
+    path = line.path + "?resume=3"
+    signature = RequestValidator(AUTH).compute_signature("wss://calls.example.com" + path, {})
+    with line.client.websocket_connect(path, headers={"X-Twilio-Signature": signature}) as ws:
+        ws.send_text(setup_message())
+        said, _ = spoken(ws)
+        line.client.portal.call(line.session.submit, HangUp("Bye now."))
+        assert spoken(ws)[0] == "Bye now." and ws.receive_json()["type"] == "end"
+    assert said == "Sorry, we were cut off."
+
